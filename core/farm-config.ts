@@ -1,0 +1,64 @@
+// The farm's configuration as the kernel sees it: typed, complete, validated once, up front.
+// core/cli.ts builds it from flags, a config file and WIKIFARM_* variables.
+
+export interface WikiDomain {
+  /** Per-domain overrides, as in the reference farm's config file. */
+  admin?: string
+  cookieSecret?: string
+  [key: string]: unknown
+}
+
+export interface FarmConfig {
+  port: number
+  host: string
+  /** Data folder: the site's folder, or in a farm the parent of every site's folder. */
+  data: string
+  farm: boolean
+  /** Hosts served in a farm; ['*'] = the site folders that already exist. */
+  allowed: string[]
+  wikiDomains: Record<string, WikiDomain>
+  security_type: 'friends'
+  cookieSecret: string
+  /** True when no secret was configured and a random one was made: sessions end on restart. */
+  cookieSecretIsRandom: boolean
+  /** The friend secret of the farm administrator, or null for no administrator. */
+  admin: string | null
+  home: string
+  /** Let visitors edit unclaimed sites (the reference's security_legacy). */
+  security_legacy: boolean
+  secure_cookie: boolean
+  /** Session cookie lifetime in days. */
+  session_duration: number
+  /** Seconds a site may stay unused before it is closed. */
+  idleSeconds: number
+  /** Largest request body in bytes. */
+  uploadLimit: number
+  /** Bytes of page JSON kept in the hot-page cache. */
+  cacheBytes: number
+  /** Extra origins allowed to send state-changing requests (besides each site's own). */
+  origins: string[]
+  /** Trust X-Forwarded-* headers from a reverse proxy. */
+  trustProxy: boolean
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
+  port: 3000,
+  host: '0.0.0.0',
+  data: './data',
+  farm: false,
+  allowed: [],
+  wikiDomains: {},
+  security_type: 'friends',
+  admin: null,
+  home: 'welcome-visitors',
+  security_legacy: false,
+  secure_cookie: false,
+  session_duration: 7,
+  idleSeconds: 600,
+  uploadLimit: 5 * 1024 * 1024,
+  cacheBytes: 64 * 1024 * 1024,
+  origins: [],
+  trustProxy: false,
+  logLevel: 'info',
+}

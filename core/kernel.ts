@@ -1,0 +1,140 @@
+// The kernel: one Fastify instance for every virtual site. It wires the request context
+// (site, session, origin), the core routes and the error contract, and owns start and stop.
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifyFormbody from '@fastify/formbody'
+import { createRequire } from 'node:module'
+import type { FarmConfig } from './farm-config.js'
+import { FilePageStore, type PageStore } from './page-store.js'
+import { SiteRegistry } from './sites.js'
+import { EventBus } from './events.js'
+import { DefaultPages } from './default-pages.js'
+import { SessionKeeper } from './sessions.js'
+import { createGuards, registerRequestContext, type Guards } from './request-context.js'
+import { findClientPlugins } from './client-plugins.js'
+import { pageRoutes } from './page-routes.js'
+import { systemRoutes } from './system-routes.js'
+import { ownerRoutes } from './owner-routes.js'
+import { ERR_BAD_JSON, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_VALIDATION, isWikifarmError } from './errors.js'
+
+export interface KernelOptions {
+  /** A pino logger config or instance; false for silence (tests). */
+  logger?: FastifyServerOptions['logger']
+  store?: PageStore
+}
+
+export interface Kernel {
+  readonly app: FastifyInstance
+  readonly config: FarmConfig
+  readonly sites: SiteRegistry
+  readonly events: EventBus
+  readonly guards: Guards
+  /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
+  listen(): Promise<string>
+  /** Refuses new requests (503), lets pending writes finish, then closes. */
+  close(): Promise<void>
+}
+
+const require = createRequire(import.meta.url)
+const VERSION = (require('../package.json') as { version: string }).version
+
+function errorBody(error: FastifyError): { status: number; body: Record<string, unknown> } {
+  if (isWikifarmError(error)) {
+    const body: Record<string, unknown> = { error: error.message, code: error.code }
+    if (error.reason !== undefined) body.reason = error.reason
+    return { status: error.statusCode, body }
+  }
+  if (error.validation) {
+    return { status: 400, body: { error: `Invalid request: ${error.message}`, code: new ERR_VALIDATION('').code } }
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, body: { error: error.message, code: new ERR_PAYLOAD_TOO_LARGE(0).code } }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, body: { error: error.message, code: new ERR_UNSUPPORTED_MEDIA('').code } }
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, body: { error: error.message, code: new ERR_BAD_JSON('').code } }
+  }
+  const status = error.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    // Fastify's own client errors (bad JSON, prototype poisoning, bad headers) keep their status.
+    const code = error instanceof SyntaxError || /JSON|prototype|constructor/i.test(error.message) ? 'WIKIFARM_ERR_BAD_JSON' : 'WIKIFARM_ERR_BAD_REQUEST'
+    return { status, body: { error: error.message, code } }
+  }
+  return { status: 500, body: { error: 'Internal server error', code: 'WIKIFARM_ERR_INTERNAL' } }
+}
+
+export async function createKernel(config: FarmConfig, options: KernelOptions = {}): Promise<Kernel> {
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel },
+    // The kernel logs one line per request itself, after the site is known (onResponse).
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.uploadLimit,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    trustProxy: config.trustProxy,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    return503OnClosing: true,
+  })
+  const events = new EventBus(({ owner, event, error }) => {
+    app.log.error({ err: error, owner, event }, `event listener of ${owner} failed on ${event}`)
+  })
+  const defaults = await DefaultPages.load()
+  const sites = new SiteRegistry({
+    data: config.data,
+    farm: config.farm,
+    allowed: config.allowed,
+    wikiDomains: Object.keys(config.wikiDomains).map((d) => d.toLowerCase()),
+    idleMs: config.idleSeconds * 1000,
+  }, options.store ?? new FilePageStore({ cacheBytes: config.cacheBytes }), events, defaults)
+  const sessions = new SessionKeeper(config.cookieSecret, config.session_duration * 24 * 3600, config.secure_cookie)
+  const guards = createGuards(config, sessions)
+  const clientPlugins = await findClientPlugins()
+  let closing = false
+
+  await app.register(fastifyCookie, { secret: config.cookieSecret })
+  await app.register(fastifyFormbody, { bodyLimit: config.uploadLimit })
+  registerRequestContext(app, { config, sites, sessions, isClosing: () => closing })
+
+  // Reads are public and federated: other sites' clients fetch them cross-origin, without
+  // credentials, as they do from the reference server.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.method === 'GET' || request.method === 'HEAD') reply.header('access-control-allow-origin', '*')
+    return payload
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({
+      site: request.site?.name ?? null, method: request.method, url: request.url,
+      status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10,
+    }, 'request')
+  })
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const { status, body } = errorBody(error)
+    if (status >= 500 && status !== 503) request.log.error({ err: error, site: request.site?.name }, 'request failed')
+    return reply.code(status).type('application/json; charset=utf-8').send(body)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const error = new ERR_ROUTE_NOT_FOUND(`${request.method} ${request.url.slice(0, 200)}`)
+    return reply.code(404).send({ error: error.message, code: error.code })
+  })
+
+  const versions = { wikifarm: VERSION, node: process.version }
+  await app.register(pageRoutes, { guards })
+  await app.register(systemRoutes, { guards, clientPlugins, home: config.home, versions })
+  await app.register(ownerRoutes, { config, sessions, guards })
+
+  return {
+    app, config, sites, events, guards,
+    async listen() {
+      return app.listen({ port: config.port, host: config.host })
+    },
+    async close() {
+      closing = true
+      await app.close()
+      await sites.close()
+    },
+  }
+}

@@ -1,0 +1,83 @@
+// The reference wiki-server's /system routes, the sitemaps, favicon and the HTML entry points.
+import type { FastifyInstance } from 'fastify'
+import type { ClientPlugin } from './client-plugins.js'
+import type { Guards } from './request-context.js'
+import { checkSlug } from './request-context.js'
+import { decodeFlag, drawFlag } from './favicon.js'
+import { renderPageHtml } from './page-html.js'
+import { ERR_PAGE_NOT_FOUND, ERR_VALIDATION } from './errors.js'
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function xmlEscape(text: string): string {
+  return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+export async function systemRoutes(app: FastifyInstance, opts: {
+  guards: Guards
+  clientPlugins: ClientPlugin[]
+  home: string
+  versions: Record<string, string>
+}): Promise<void> {
+  const { guards, clientPlugins, home } = opts
+  const pluginsJson = JSON.stringify(clientPlugins.map((p) => p.name))
+  const factoriesJson = JSON.stringify(clientPlugins.flatMap((p) => (p.factory ? [p.factory] : [])))
+
+  app.get('/system/slugs.json', async (request, reply) =>
+    reply.type(JSON_TYPE).send(JSON.stringify(await request.site.store.listSlugs())))
+
+  app.get('/system/sitemap.json', async (request, reply) =>
+    reply.type(JSON_TYPE).send((await request.site.sitemap()).toJSON()))
+
+  app.get('/sitemap.xml', async (request, reply) => {
+    const base = `${request.protocol}://${request.headers.host ?? request.site.name}`
+    const urls = (await request.site.sitemap()).entries().map((entry) => {
+      const lastmod = entry.date !== undefined ? `<lastmod>${new Date(entry.date).toISOString().slice(0, 10)}</lastmod>` : ''
+      return `  <url><loc>${xmlEscape(`${base}/${entry.slug}.html`)}</loc>${lastmod}</url>`
+    })
+    const body = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' +
+      '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls.join('\n') + (urls.length ? '\n' : '') + '</urlset>\n'
+    return reply.type('application/xml; charset=utf-8').send(body)
+  })
+
+  app.get('/system/plugins.json', async (_request, reply) => reply.type(JSON_TYPE).send(pluginsJson))
+  app.get('/system/factories.json', async (_request, reply) => reply.type(JSON_TYPE).send(factoriesJson))
+
+  app.get('/system/export.json', async (request, reply) => {
+    const store = request.site.store
+    const pages: Record<string, unknown> = {}
+    for (const slug of await store.listSlugs()) {
+      const stored = await store.getPage(slug).catch(() => null)
+      if (stored) pages[slug] = stored.page
+    }
+    return reply.type(JSON_TYPE).send(JSON.stringify(pages))
+  })
+
+  app.get('/system/version.json', async (request, reply) => {
+    guards.requireAdmin(request)
+    return reply.type(JSON_TYPE).send(JSON.stringify(opts.versions))
+  })
+
+  app.get('/favicon.png', async (request, reply) => {
+    const png = await request.site.store.readStatus('favicon.png') ?? drawFlag(request.site.name)
+    return reply.type('image/png').header('cache-control', 'public, max-age=3600').send(png)
+  })
+
+  app.post<{ Body: unknown }>('/favicon.png', async (request, reply) => {
+    await guards.requireOwner(request)
+    const image = (request.body as { image?: unknown } | null)?.image
+    const png = decodeFlag(image)
+    if (!png) throw new ERR_VALIDATION('field "image" must be a PNG data URL')
+    await request.site.store.writeStatus('favicon.png', png)
+    return reply.type('text/plain; charset=utf-8').send('Favicon Saved')
+  })
+
+  app.get('/', async (_request, reply) => reply.redirect(`${home}.html`))
+
+  app.get<{ Params: { slug: string } }>('/:slug.html', async (request, reply) => {
+    const slug = checkSlug(request.params.slug)
+    const stored = await request.site.getPage(slug)
+    if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
+    return reply.type('text/html; charset=utf-8').send(renderPageHtml(slug, stored.page))
+  })
+}
