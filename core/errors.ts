@@ -16,6 +16,8 @@ function coded<A extends unknown[] = [string?]>(code: string, message: string, s
 
 export const ERR_BAD_HOST = coded<[string]>('WIKIFARM_ERR_BAD_HOST', 'Invalid Host header: %s', 400)
 export const ERR_UNKNOWN_SITE = coded<[string]>('WIKIFARM_ERR_UNKNOWN_SITE', 'No wiki is served for host %s', 404)
+export const ERR_BAD_URL = coded<[string]>('WIKIFARM_ERR_BAD_URL', 'Malformed URL: %s', 400)
+export const ERR_URL_TOO_LONG = coded<[string]>('WIKIFARM_ERR_URL_TOO_LONG', 'A path segment of the URL is too long: %s', 414)
 export const ERR_BAD_SLUG = coded<[string]>('WIKIFARM_ERR_BAD_SLUG', 'Invalid page slug: %s', 400)
 export const ERR_BAD_ITEM_ID = coded<[string]>('WIKIFARM_ERR_BAD_ITEM_ID', 'Invalid item id: %s', 400)
 export const ERR_PAGE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_PAGE_NOT_FOUND', 'Page not found: %s', 404)
@@ -38,6 +40,13 @@ export const ERR_ROUTE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_ROUTE_NOT_FOUND
 export const ERR_CLOSING = coded<[]>('WIKIFARM_ERR_CLOSING', 'The farm is shutting down', 503)
 export const ERR_STORE = coded<[string]>('WIKIFARM_ERR_STORE', 'Storage failure: %s', 500)
 export const ERR_CONFIG = coded<[string]>('WIKIFARM_ERR_CONFIG', '%s', 2)
+
+export const ERR_PLUGIN_CONFIG = coded<[string]>('WIKIFARM_ERR_PLUGIN_CONFIG', 'Plugin configuration: %s', 500)
+export const ERR_PLUGIN_NOT_ENABLED = coded<[string]>('WIKIFARM_ERR_PLUGIN_NOT_ENABLED', 'Plugin not enabled here: %s', 404)
+export const ERR_PLUGIN_UNAVAILABLE = coded<[string]>('WIKIFARM_ERR_PLUGIN_UNAVAILABLE', 'Plugin %s is unavailable', 503)
+export const ERR_PLUGIN_FAILED = coded<[string]>('WIKIFARM_ERR_PLUGIN_FAILED', 'Plugin %s failed to handle the request', 500)
+export const ERR_PLUGIN_TIMEOUT = coded<[string]>('WIKIFARM_ERR_PLUGIN_TIMEOUT', 'Plugin %s did not answer in time', 504)
+export const ERR_PLUGIN_ROUTE = coded<[string]>('WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND', 'No plugin route for %s', 404)
 
 export function isWikifarmError(err: unknown): err is WikifarmError {
   return err instanceof Error && typeof (err as WikifarmError).code === 'string' &&

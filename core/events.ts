@@ -26,8 +26,8 @@ export interface ListenerFailure {
 
 interface Registration {
   owner: string
-  /** When set, only events of this site reach the listener (site-trust plugins). */
-  site: string | null
+  /** When set, only events of sites it accepts reach the listener (site-trust plugins). */
+  accepts: ((site: string) => boolean) | null
   fn: (event: never) => void | Promise<void>
 }
 
@@ -40,8 +40,8 @@ export class EventBus {
   }
 
   /** Returns a function that removes the listener. */
-  on<E extends EventName>(event: E, fn: Listener<E>, owner = 'kernel', site: string | null = null): () => void {
-    const registration: Registration = { owner, site, fn: fn as Registration['fn'] }
+  on<E extends EventName>(event: E, fn: Listener<E>, owner = 'kernel', accepts: ((site: string) => boolean) | null = null): () => void {
+    const registration: Registration = { owner, accepts, fn: fn as Registration['fn'] }
     const list = this.#listeners.get(event) ?? []
     this.#listeners.set(event, [...list, registration])
     return () => {
@@ -52,9 +52,9 @@ export class EventBus {
   emit<E extends EventName>(event: E, payload: FarmEvents[E]): void {
     const list = this.#listeners.get(event)
     if (!list) return
-    const site = (payload as { site?: string }).site
+    const site = (payload as { site: string }).site
     for (const registration of list) {
-      if (registration.site !== null && registration.site !== site) continue
+      if (registration.accepts !== null && !registration.accepts(site)) continue
       try {
         const result = (registration.fn as Listener<E>)(payload)
         if (result && typeof result.then === 'function') {

@@ -1,6 +1,6 @@
 // The kernel: one Fastify instance for every virtual site. It wires the request context
 // (site, session, origin), the core routes and the error contract, and owns start and stop.
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifyFormbody from '@fastify/formbody'
 import { createRequire } from 'node:module'
@@ -15,7 +15,10 @@ import { findClientPlugins } from './client-plugins.js'
 import { pageRoutes } from './page-routes.js'
 import { systemRoutes } from './system-routes.js'
 import { ownerRoutes } from './owner-routes.js'
-import { ERR_BAD_JSON, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_VALIDATION, isWikifarmError } from './errors.js'
+import {
+  ERR_BAD_JSON, ERR_BAD_URL, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_URL_TOO_LONG, ERR_VALIDATION,
+  isWikifarmError,
+} from './errors.js'
 
 export interface KernelOptions {
   /** A pino logger config or instance; false for silence (tests). */
@@ -55,6 +58,15 @@ function errorBody(error: FastifyError): { status: number; body: Record<string, 
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, body: { error: error.message, code: new ERR_BAD_JSON('').code } }
+    // The router's own errors (see frameworkErrors below): a bad %-escape, an overlong parameter.
+    case 'FST_ERR_BAD_URL': {
+      const coded = new ERR_BAD_URL('not a valid URL component')
+      return { status: coded.statusCode, body: { error: coded.message, code: coded.code } }
+    }
+    case 'FST_ERR_MAX_PARAM_LENGTH': {
+      const coded = new ERR_URL_TOO_LONG('over 500 characters')
+      return { status: coded.statusCode, body: { error: coded.message, code: coded.code } }
+    }
   }
   const status = error.statusCode ?? 500
   if (status >= 400 && status < 500) {
@@ -76,6 +88,11 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     trustProxy: config.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     return503OnClosing: true,
+    // Errors the router raises before any hook runs answer in the kernel's shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const { status, body } = errorBody(error)
+      void (reply as FastifyReply).code(status).type('application/json; charset=utf-8').send(body)
+    },
   })
   const events = new EventBus(({ owner, event, error }) => {
     app.log.error({ err: error, owner, event }, `event listener of ${owner} failed on ${event}`)

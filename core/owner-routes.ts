@@ -5,7 +5,8 @@ import { randomInt } from 'node:crypto'
 import type { FarmConfig } from './farm-config.js'
 import { SessionKeeper } from './sessions.js'
 import { replaceSession, type Guards } from './request-context.js'
-import { ERR_BAD_SECRET, ERR_NOT_CLAIMED, ERR_VALIDATION } from './errors.js'
+import { ERR_BAD_SECRET, ERR_NOT_CLAIMED, ERR_VALIDATION, isWikifarmError } from './errors.js'
+import type { Owner } from '../schemas/owner.js'
 
 const CONSONANTS = 'bcdfghjklmnprstvwy'
 const VOWELS = 'aeiou'
@@ -35,13 +36,22 @@ export async function ownerRoutes(app: FastifyInstance, opts: { config: FarmConf
 
   app.post('/login', async (request, reply) => {
     const site = request.site
+    // A claimed site: the reference answers 501 and its client then asks for the secret.
+    const claimed = (owner: Owner) => reply.code(501).send({
+      error: 'This wiki is claimed: log in with its secret at /auth/reclaim/', code: 'WIKIFARM_ERR_ALREADY_CLAIMED', ownerName: owner.name,
+    })
     const owner = await site.owner()
-    if (owner) {
-      // A claimed site: the reference answers 501 and its client then asks for the secret.
-      return reply.code(501).send({ error: 'This wiki is claimed: log in with its secret at /auth/reclaim/', code: 'WIKIFARM_ERR_ALREADY_CLAIMED', ownerName: owner.name })
-    }
+    if (owner) return claimed(owner)
     const name = nickname()
-    const secret = await site.claim(name)
+    let secret: string
+    try {
+      secret = await site.claim(name)
+    } catch (err) {
+      // Someone else's claim got there first while this one waited.
+      const winner = isWikifarmError(err) && err.code === 'WIKIFARM_ERR_ALREADY_CLAIMED' ? await site.owner() : null
+      if (winner) return claimed(winner)
+      throw err
+    }
     replaceSession(request, reply, sessions, sessions.loggedIn(request.session, site.name, secret))
     // The secret is shown this once; the owner keeps it to log in again.
     return { ownerName: name, secret }

@@ -2,12 +2,26 @@
 // inside its one-writer-per-page section and tests can run them alone.
 import secureJson from 'secure-json-parse'
 import { ACTION_TYPES, actionValidators, type Action, type ActionType } from '../schemas/action.js'
-import type { JournalEntry, Page, StoryItem } from '../schemas/page.js'
+import { ITEM_ID_PATTERN, type JournalEntry, type Page, type StoryItem } from '../schemas/page.js'
 import {
-  ERR_BAD_ACTION, ERR_BAD_JSON, ERR_ITEM_NOT_FOUND, ERR_PAGE_EXISTS, ERR_PAGE_NOT_FOUND, ERR_UNKNOWN_ACTION,
+  ERR_BAD_ACTION, ERR_BAD_ITEM_ID, ERR_BAD_JSON, ERR_ITEM_NOT_FOUND, ERR_PAGE_EXISTS, ERR_PAGE_NOT_FOUND, ERR_UNKNOWN_ACTION,
 } from './errors.js'
 
 const MAX_ERRORS_SHOWN = 3
+const MAX_DEPTH = 100
+
+/** Is any value inside `root` more than `max` objects or arrays deep? Iterative, so it cannot overflow. */
+function deeperThan(root: object, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]]
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [value, depth] = next
+    if (depth > max) return true
+    for (const child of Object.values(value as object)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1])
+    }
+  }
+  return false
+}
 
 /** Parses the `action` form field (or a JSON body) with prototype-poisoning protection, then validates it. */
 export function parseAction(raw: unknown): Action {
@@ -26,9 +40,16 @@ export function validateAction(value: unknown): Action {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ERR_BAD_ACTION('expected a JSON object')
   }
+  // JSON.parse takes any depth, but cloning and writing the page recurse: thousands of
+  // nested arrays would overflow the stack there (a 500) instead of being refused here.
+  if (deeperThan(value, MAX_DEPTH)) throw new ERR_BAD_ACTION(`nested more than ${MAX_DEPTH} levels deep`)
   const type = (value as { type?: unknown }).type
   if (typeof type !== 'string') throw new ERR_BAD_ACTION('missing "type"')
   if (!(ACTION_TYPES as string[]).includes(type)) throw new ERR_UNKNOWN_ACTION(type.slice(0, 40))
+  // Item ids get their own code: a client generating bad ids wants to know it is the ids.
+  for (const [field, id] of itemIdsOf(value as Record<string, unknown>)) {
+    if (typeof id === 'string' && !ITEM_ID.test(id)) throw new ERR_BAD_ITEM_ID(`${field} ${JSON.stringify(id.slice(0, 40))}`)
+  }
   const validator = actionValidators[type as ActionType]
   if (!validator.Check(value)) {
     const detail = validator.Errors(value).slice(0, MAX_ERRORS_SHOWN)
@@ -36,6 +57,17 @@ export function validateAction(value: unknown): Action {
     throw new ERR_BAD_ACTION(`${type}: ${detail}`)
   }
   return value as Action
+}
+
+const ITEM_ID = new RegExp(ITEM_ID_PATTERN)
+
+/** The item ids an action names: its own, its item's, `after` and the move order. */
+function itemIdsOf(action: Record<string, unknown>): Array<[string, unknown]> {
+  const ids: Array<[string, unknown]> = [['id', action.id], ['after', action.after]]
+  const item = action.item
+  if (action.type !== 'create' && item !== null && typeof item === 'object') ids.push(['item.id', (item as { id?: unknown }).id])
+  if (Array.isArray(action.order)) action.order.forEach((id, i) => ids.push([`order[${i}]`, id]))
+  return ids
 }
 
 function indexOfItem(story: StoryItem[], id: string): number {

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { parseAction } from './page-actions.js'
 import { checkSlug, type Guards } from './request-context.js'
-import { ERR_BAD_ACTION, ERR_PAGE_NOT_FOUND } from './errors.js'
+import { ERR_BAD_ACTION, ERR_PAGE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA } from './errors.js'
 
 interface SlugParams { slug: string }
 
@@ -28,6 +28,8 @@ export async function pageRoutes(app: FastifyInstance, opts: { guards: Guards })
     const slug = checkSlug(request.params.slug)
     await guards.requireOwner(request)
     const body = request.body
+    // A text/plain body parses to a string: neither a form nor JSON.
+    if (typeof body === 'string') throw new ERR_UNSUPPORTED_MEDIA(`${request.headers['content-type'] ?? 'none'}: send a form or JSON`)
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ERR_BAD_ACTION('missing form field "action"')
     const raw = 'action' in body ? (body as { action: unknown }).action : body
     if (raw === undefined || raw === '') throw new ERR_BAD_ACTION('missing form field "action"')

@@ -40,6 +40,7 @@ export interface SiteStore {
   deleteRecycled(slug: string): Promise<boolean>
   readStatus(name: string): Promise<Buffer | null>
   writeStatus(name: string, data: string | Uint8Array): Promise<void>
+  removeStatus(name: string): Promise<void>
   statStatus(name: string): Promise<number | null>
   /** Resolves when every write started so far is on disk. */
   flush(): Promise<void>
@@ -201,6 +202,14 @@ class FileSiteStore implements SiteStore {
 
   writeStatus(name: string, data: string | Uint8Array): Promise<void> {
     return this.#lock.run(`status/${name}`, () => writeFileAtomic(join(this.#status, name), data))
+  }
+
+  removeStatus(name: string): Promise<void> {
+    return this.#lock.run(`status/${name}`, async () => {
+      await unlink(join(this.#status, name)).catch((err: unknown) => {
+        if (!isMissing(err)) throw new ERR_STORE((err as Error).message)
+      })
+    })
   }
 
   async statStatus(name: string): Promise<number | null> {

@@ -66,9 +66,18 @@ export function createGuards(config: FarmConfig, sessions: SessionKeeper): Guard
   }
 }
 
-/** The origin a browser on this request's host would send: scheme and Host as received. */
-function ownOrigins(request: FastifyRequest): string[] {
-  const host = (request.headers.host ?? '').toLowerCase()
+function hostLines(rawHeaders: string[]): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name !== undefined && name.length === 4 && name.toLowerCase() === 'host') count++
+  }
+  return count
+}
+
+/** The origins a browser on this site sends: either scheme, and the host the site was resolved from. */
+function ownOrigins(rawHost: string): string[] {
+  const host = rawHost.toLowerCase()
   return [`http://${host}`, `https://${host}`]
 }
 
@@ -93,8 +102,12 @@ export function registerRequestContext(app: FastifyInstance, deps: {
       reply.header('connection', 'close')
       throw new ERR_CLOSING()
     }
+    // Node keeps the first of several Host lines; which site was meant is then ambiguous.
+    if (hostLines(request.raw.rawHeaders) > 1) throw new ERR_BAD_HOST('more than one Host header')
+    // Behind a trusted proxy the public host is the one the nearest proxy names: the last
+    // entry, as Fastify's request.host reads it (earlier entries come from the client).
     const forwarded = config.trustProxy ? request.headers['x-forwarded-host'] : undefined
-    const rawHost = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : request.headers.host
+    const rawHost = typeof forwarded === 'string' ? forwarded.split(',').at(-1)?.trim() : request.headers.host
     const host = normalizeHost(rawHost)
     const name = await sites.resolveName(host)
     if (name === null) throw new ERR_UNKNOWN_SITE(host)
@@ -105,7 +118,8 @@ export function registerRequestContext(app: FastifyInstance, deps: {
       const origin = request.headers.origin
       if (origin !== undefined) {
         const normalized = origin.toLowerCase()
-        if (!ownOrigins(request).includes(normalized) && !extraOrigins.has(normalized)) {
+        // The origin a browser on this site sends: the host the site was resolved from.
+        if (!ownOrigins(rawHost ?? '').includes(normalized) && !extraOrigins.has(normalized)) {
           throw new ERR_FOREIGN_ORIGIN(origin.slice(0, 200))
         }
       } else if (request.headers['sec-fetch-site'] === 'cross-site') {

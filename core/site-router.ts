@@ -14,6 +14,21 @@ function describe(raw: string): string {
   return JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw)
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Node reads header bytes as latin1, so a Host sent as UTF-8 (an IDN not yet in punycode)
+ * arrives as mojibake and would name another site. Reads such bytes as UTF-8 when they are.
+ */
+function headerText(raw: string): string {
+  if (!/[\x80-\xff]/.test(raw) || /[^\x00-\xff]/.test(raw)) return raw
+  try {
+    return UTF8.decode(Buffer.from(raw, 'latin1'))
+  } catch {
+    return raw
+  }
+}
+
 /**
  * Normalises a Host header: lowercase, port and trailing dot stripped, IDN to punycode,
  * then checked label by label. Throws WIKIFARM_ERR_BAD_HOST (400) for anything else.
@@ -22,7 +37,7 @@ function describe(raw: string): string {
 export function normalizeHost(raw: string | undefined): string {
   if (raw === undefined || raw === '') throw new ERR_BAD_HOST('missing')
   if (raw.length > MAX_HOST + 7 || !RAW_ALLOWED.test(raw)) throw new ERR_BAD_HOST(describe(raw))
-  let host = raw
+  let host = headerText(raw)
   if (host.startsWith('[')) {
     const close = host.indexOf(']')
     const rest = close < 0 ? '' : host.slice(close + 1)

@@ -7,6 +7,9 @@ import type { SitemapEntry } from '../schemas/sitemap.js'
 import type { SiteStore } from './page-store.js'
 
 const SITEMAP_FILE = 'sitemap.json'
+// Present on disk from before a page write until the sitemap that includes it is saved: a
+// crash in between leaves it behind, and the next open rebuilds instead of trusting the file.
+const DIRTY_FILE = 'sitemap.dirty'
 const SYNOPSIS_MAX = 560
 const LINK = /\[\[([^\]\n]{1,300})\]\]/g
 
@@ -41,11 +44,12 @@ export function synopsis(page: Page): string {
 export function pageLinks(page: Page): Record<string, string> {
   const links: Record<string, string> = {}
   for (const item of page.story) {
-    if (item.type === 'reference' && typeof item.slug === 'string' && !(item.slug in links)) links[item.slug] = item.id
+    // Object.hasOwn, not `in`: a page linking [[Constructor]] must not find Object.prototype's.
+    if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug)) links[item.slug] = item.id
     if (typeof item.text !== 'string') continue
     for (const match of item.text.matchAll(LINK)) {
       const slug = asSlug(match[1] as string)
-      if (slug && !(slug in links)) links[slug] = item.id
+      if (slug && !Object.hasOwn(links, slug)) links[slug] = item.id
     }
   }
   return links
@@ -81,6 +85,11 @@ export class SiteMap {
   #json: string | null = null
   #flushing: Promise<void> | null = null
   #dirty = false
+  /** Page writes begun and not yet reflected in the entries. */
+  #pending = 0
+  /** Whether the dirty marker is (or is about to be) on disk. */
+  #marker = false
+  #markerOps: Promise<void> = Promise.resolve()
 
   private constructor(store: SiteStore) {
     this.#store = store
@@ -89,11 +98,12 @@ export class SiteMap {
   /** Loads the stored sitemap, rebuilding it from the pages when it cannot be trusted. */
   static async open(store: SiteStore): Promise<SiteMap> {
     const map = new SiteMap(store)
-    const [data, savedAt, pages] = await Promise.all([
-      store.readStatus(SITEMAP_FILE), store.statStatus(SITEMAP_FILE), store.statPages(),
+    const [data, savedAt, dirty, pages] = await Promise.all([
+      store.readStatus(SITEMAP_FILE), store.statStatus(SITEMAP_FILE), store.statStatus(DIRTY_FILE), store.statPages(),
     ])
     const stored = parseStoredSitemap(data)
-    const stale = !stored || savedAt === null || pages.length !== stored.size ||
+    map.#marker = dirty !== null
+    const stale = !stored || savedAt === null || dirty !== null || pages.length !== stored.size ||
       pages.some((p) => !stored.has(p.slug) || p.mtimeMs > savedAt)
     if (!stale) {
       map.#entries = stored
@@ -125,20 +135,41 @@ export class SiteMap {
     return this.#json
   }
 
-  update(slug: string, page: Page): void {
-    this.#entries.set(slug, sitemapEntry(slug, page))
-    this.#schedule()
+  /** Call before writing a page; resolves once a crash can no longer leave a trusted stale sitemap. */
+  async beginWrite(): Promise<void> {
+    this.#pending++
+    if (!this.#marker) {
+      this.#marker = true
+      this.#markerOps = this.#markerOps.then(() => this.#store.writeStatus(DIRTY_FILE, ''))
+    }
+    try {
+      await this.#markerOps
+    } catch (err) {
+      this.#pending--
+      this.#marker = false
+      this.#markerOps = Promise.resolve()
+      throw err
+    }
   }
 
-  remove(slug: string): void {
-    if (this.#entries.delete(slug)) this.#schedule()
+  /** Ends a write begun with beginWrite: the page's new state (null: gone, undefined: unchanged). */
+  endWrite(slug: string, page: Page | null | undefined): void {
+    this.#pending--
+    if (page) this.#entries.set(slug, sitemapEntry(slug, page))
+    else if (page === null) this.#entries.delete(slug)
+    this.#schedule()
   }
 
   /** Coalesces bursts of writes into one file write, at most one in flight. */
   #schedule(): void {
     this.#json = null
     this.#dirty = true
-    this.#flushing ??= this.#writeLoop()
+    // Nobody awaits a save, so a failed one must not become an unhandled rejection (which
+    // ends the process). The entries stay dirty and the next change retries; meanwhile the
+    // file is older than the pages, and the next open rebuilds it.
+    this.#flushing ??= this.#writeLoop().catch(() => {
+      this.#dirty = true
+    })
   }
 
   async #writeLoop(): Promise<void> {
@@ -147,6 +178,11 @@ export class SiteMap {
         this.#dirty = false
         await this.#store.writeStatus(SITEMAP_FILE, JSON.stringify(this.entries(), null, 2))
       }
+      if (this.#pending === 0 && this.#marker) {
+        this.#marker = false
+        this.#markerOps = this.#markerOps.then(() => this.#store.removeStatus(DIRTY_FILE))
+        await this.#markerOps
+      }
     } finally {
       this.#flushing = null
     }
@@ -154,5 +190,6 @@ export class SiteMap {
 
   async flush(): Promise<void> {
     while (this.#flushing) await this.#flushing
+    await this.#markerOps
   }
 }

@@ -36,6 +36,7 @@ export class Site {
   lastUsed = Date.now()
   #sitemap: Promise<SiteMap> | null = null
   #owner: Promise<Owner | null> | null = null
+  #claims: Promise<unknown> = Promise.resolve()
   readonly #events: EventBus
   readonly #defaults: DefaultPages
 
@@ -66,14 +67,19 @@ export class Site {
     // A fork's page comes from the other site; fetched before taking the page's write lock.
     const forked = source ? action.forkPage ?? await fetchRemotePage(source, slug) : null
     let created = false
-    const stored = await this.store.updatePage(slug, (current) => {
-      created = current === null
-      // Editing a default page copies it into the site, as the reference does on first write.
-      const base = forked ?? current ?? this.#defaults.get(slug)?.page ?? null
-      return applyAction(base, action, slug, Date.now())
-    }, { backup: forked !== null })
+    await sitemap.beginWrite()
+    let stored: StoredPage | null = null
+    try {
+      stored = await this.store.updatePage(slug, (current) => {
+        created = current === null
+        // Editing a default page copies it into the site, as the reference does on first write.
+        const base = forked ?? current ?? this.#defaults.get(slug)?.page ?? null
+        return applyAction(base, action, slug, Date.now())
+      }, { backup: forked !== null })
+    } finally {
+      sitemap.endWrite(slug, stored?.page)
+    }
     if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
-    sitemap.update(slug, stored.page)
     if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
     this.#events.emit('page.changed', { site: this.name, slug, action, page: stored.page })
     return stored.page
@@ -81,9 +87,14 @@ export class Site {
 
   async recyclePage(slug: string): Promise<Page | null> {
     const sitemap = await this.sitemap()
-    const page = await this.store.recyclePage(slug)
+    await sitemap.beginWrite()
+    let page: Page | null = null
+    try {
+      page = await this.store.recyclePage(slug)
+    } finally {
+      sitemap.endWrite(slug, page ? null : undefined)
+    }
     if (page) {
-      sitemap.remove(slug)
       this.#events.emit('page.deleted', { site: this.name, slug })
     }
     return page
@@ -103,13 +114,27 @@ export class Site {
   }
 
   /** Claims an unclaimed site for `name`; returns the new secret, shown to the claimant once. */
-  async claim(name: string): Promise<string> {
+  claim(name: string): Promise<string> {
+    // One claim at a time, so a second claimant sees the first one's owner and is refused
+    // instead of overwriting owner.json with a secret the first claimant never learns.
+    const result = this.#claims.then(() => this.#claimNow(name))
+    this.#claims = result.catch(() => undefined)
+    return result
+  }
+
+  async #claimNow(name: string): Promise<string> {
     if (await this.owner()) throw new ERR_ALREADY_CLAIMED()
     const secret = randomBytes(32).toString('hex')
     const owner: Owner = { name, friend: { secret } }
     const claimed = this.store.writeStatus('owner.json', JSON.stringify(owner, null, 2)).then(() => owner)
     this.#owner = claimed
-    await claimed
+    try {
+      await claimed
+    } catch (err) {
+      // A failed write leaves the site unclaimed, not stuck on the rejected promise.
+      if (this.#owner === claimed) this.#owner = null
+      throw err
+    }
     this.#events.emit('site.claimed', { site: this.name, owner: name })
     return secret
   }
@@ -174,11 +199,12 @@ export class SiteRegistry {
     const name = stripWww(host)
     if (this.#open.has(name)) return name
     const { allowed, wikiDomains } = this.rules
-    if (allowed.length === 0 && wikiDomains.length === 0) return this.folderFor(name) ? name : null
-    if (allowed.includes(name) || matchDomain(name, wikiDomains)) return this.folderFor(name) ? name : null
+    const folder = this.folderFor(name)
+    if (!folder) return null
+    // As in the reference farm: with both rules set, a host must pass both.
+    if (wikiDomains.length > 0 && !matchDomain(name, wikiDomains)) return null
+    if (allowed.length === 0 || allowed.includes(name)) return name
     if (allowed.includes('*')) {
-      const folder = this.folderFor(name)
-      if (!folder) return null
       const found = await stat(folder).catch(() => null)
       return found?.isDirectory() ? name : null
     }

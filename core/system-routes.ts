@@ -5,7 +5,7 @@ import type { Guards } from './request-context.js'
 import { checkSlug } from './request-context.js'
 import { decodeFlag, drawFlag } from './favicon.js'
 import { renderPageHtml } from './page-html.js'
-import { ERR_PAGE_NOT_FOUND, ERR_VALIDATION } from './errors.js'
+import { ERR_PAGE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_VALIDATION } from './errors.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
@@ -30,9 +30,12 @@ export async function systemRoutes(app: FastifyInstance, opts: {
     reply.type(JSON_TYPE).send((await request.site.sitemap()).toJSON()))
 
   app.get('/sitemap.xml', async (request, reply) => {
-    const base = `${request.protocol}://${request.headers.host ?? request.site.name}`
+    // request.host is the Host header, or behind a trusted proxy the host it forwarded.
+    const base = `${request.protocol}://${request.host}`
     const urls = (await request.site.sitemap()).entries().map((entry) => {
-      const lastmod = entry.date !== undefined ? `<lastmod>${new Date(entry.date).toISOString().slice(0, 10)}</lastmod>` : ''
+      // As the reference: a lastmod only for a valid date (toISOString throws on others).
+      const when = entry.date !== undefined ? new Date(entry.date) : null
+      const lastmod = when && Number.isFinite(when.getTime()) ? `<lastmod>${when.toISOString().slice(0, 10)}</lastmod>` : ''
       return `  <url><loc>${xmlEscape(`${base}/${entry.slug}.html`)}</loc>${lastmod}</url>`
     })
     const body = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' +
@@ -65,6 +68,7 @@ export async function systemRoutes(app: FastifyInstance, opts: {
 
   app.post<{ Body: unknown }>('/favicon.png', async (request, reply) => {
     await guards.requireOwner(request)
+    if (typeof request.body === 'string') throw new ERR_UNSUPPORTED_MEDIA(`${request.headers['content-type'] ?? 'none'}: send a form or JSON`)
     const image = (request.body as { image?: unknown } | null)?.image
     const png = decodeFlag(image)
     if (!png) throw new ERR_VALIDATION('field "image" must be a PNG data URL')
