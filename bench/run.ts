@@ -1,10 +1,11 @@
 // npm run bench [-- part ...]: each part measures wikifarm beside a baseline run in the same
-// process tree, on 127.0.0.1, bounded in time, and prints ratios. Parts: reads.
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
-import { tmpdir, cpus } from 'node:os'
+// process tree, on 127.0.0.1, bounded in time, and prints ratios. Parts: reads, dispatch.
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs'
+import { tmpdir, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serve, stop, load, type LoadResult } from './load.js'
+import { echoLoad, type EchoResult } from './ws-load.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const SITES = Number(process.env.BENCH_SITES ?? 1000)
@@ -43,16 +44,69 @@ async function reads(): Promise<string> {
   ].join('\n')
 }
 
-const parts: Record<string, () => Promise<string>> = { reads }
+async function dispatch(): Promise<string> {
+  const data = mkdtempSync(join(tmpdir(), 'wikifarm-bench-'))
+  const hosts = Array.from({ length: 100 }, (_, i) => `site${i}.example`)
+  const rest: Record<string, LoadResult> = {}
+  const ws: Record<string, EchoResult> = {}
+  try {
+    for (const [name, script] of [['direct on Fastify', 'direct-server.ts'], ['through the kernel', 'kernel-plugin-server.ts']] as const) {
+      const served = await serve(join(here, script), { BENCH_DATA: data, BENCH_SITES: '100' })
+      try {
+        await load(served.port, '/plugin/bench-echo/echo', hosts, 2)
+        rest[name] = await load(served.port, '/plugin/bench-echo/echo', hosts, SECONDS)
+        await echoLoad(served.port, '/plugin/bench-echo', hosts, 50, 1)
+        ws[name] = await echoLoad(served.port, '/plugin/bench-echo', hosts, 50, SECONDS)
+      } finally {
+        await stop(served)
+      }
+    }
+  } finally {
+    rmSync(data, { recursive: true, force: true })
+  }
+  const restBase = rest['direct on Fastify'] as LoadResult
+  const wsBase = ws['direct on Fastify'] as EchoResult
+  return [
+    `### Plugin dispatch: GET /plugin/bench-echo/echo (100 connections) and a websocket text echo (50 clients), 100 sites, ${SECONDS} s each`,
+    '',
+    '| handler | REST req/s | p50 ms | p99 ms | ratio | echo msg/s | echo p50 ms | echo p99 ms | ratio |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...Object.keys(rest).map((name) => {
+      const r = rest[name] as LoadResult
+      const w = ws[name] as EchoResult
+      return `| ${name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${(r.rps / restBase.rps).toFixed(2)} | ` +
+        `${Math.round(w.messagesPerSecond)} | ${w.p50} | ${w.p99} | ${(w.messagesPerSecond / wsBase.messagesPerSecond).toFixed(2)} |`
+    }),
+  ].join('\n')
+}
+
+const parts: Record<string, () => Promise<string>> = { reads, dispatch }
 const wanted = process.argv.slice(2).filter((a) => a !== '--')
 const chosen = wanted.length ? wanted : Object.keys(parts)
-console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${new Date().toISOString()}\n`)
+const header = `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
+  `Node ${process.version}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`
+const sections: string[] = []
+console.log(header + '\n')
 for (const name of chosen) {
   const part = parts[name]
   if (!part) {
     console.error(`unknown part ${name}; parts: ${Object.keys(parts).join(', ')}`)
     process.exit(2)
   }
-  console.log(await part())
-  console.log()
+  const section = await part()
+  sections.push(section)
+  console.log(section + '\n')
 }
+const doc = `# Benchmarks
+
+Written by \`npm run bench${wanted.length ? ` -- ${chosen.join(' ')}` : ''}\`. Every figure is measured on 127.0.0.1 beside a
+baseline run in the same process tree, in the same run; ratios are wikifarm ÷ baseline (higher is
+better for throughput). Numbers on a shared 2-core machine are noisy: compare ratios, not
+absolute values.
+
+${header}
+
+${sections.join('\n\n')}
+`
+writeFileSync(join(here, '..', 'docs', 'benchmarks.md'), doc)
+console.log('wrote docs/benchmarks.md')

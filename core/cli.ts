@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import secureJson from 'secure-json-parse'
 import { DEFAULTS, type FarmConfig, type WikiDomain } from './farm-config.js'
+import type { PluginGrant } from './plugin-registry.js'
 import { normalizeHost, stripWww } from './site-router.js'
 import { ERR_CONFIG } from './errors.js'
 
@@ -15,8 +16,12 @@ export type CliResult =
   | { help: string }
   | { version: string }
 
-/** What one layer (flags, file or environment) says; later layers fill what earlier ones left. */
-type Settings = Partial<Omit<FarmConfig, 'cookieSecretIsRandom'>>
+/**
+ * What one layer (flags, file or environment) says; later layers fill what earlier ones left.
+ * The plugin shortcuts (--plugins_disable, --plugins_farm) are kept apart and merged into
+ * `plugins` at the end.
+ */
+type Settings = Partial<Omit<FarmConfig, 'cookieSecretIsRandom'> & { pluginsDisabled: string[]; pluginsFarm: string[] }>
 
 type LogLevel = FarmConfig['logLevel']
 
@@ -24,6 +29,14 @@ const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debu
 const SLUG = /^[a-z0-9-]{1,100}$/
 const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
+/** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
+const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
+const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package']
+/** Node's timers fire at once beyond this many milliseconds. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+const MAX_PAYLOAD = 16 * MIB
+const MAX_SEND_BUFFER = 1024 * MIB
+const MAX_PING_SECONDS = 3600
 
 const require = createRequire(import.meta.url)
 const VERSION = (require('../package.json') as { version: string }).version
@@ -101,6 +114,28 @@ function bytes(value: unknown, where: string): number {
   return n
 }
 
+/** bytes(), with an upper bound given as a size like "16mb". */
+function bytesAtMost(value: unknown, where: string, max: number, maxShown: string): number {
+  const n = bytes(value, where)
+  if (n > max) fail(where, `must be at most ${maxShown} (${max} bytes), got ${show(value)}`)
+  return n
+}
+
+/** A whole number of milliseconds a timer can wait: 1 to 2147483647. */
+function millis(value: unknown, where: string): number {
+  const what = `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`
+  const n = whole(value, where, what)
+  if (n < 1 || n > MAX_TIMER_MS) fail(where, `must be ${what}, got ${show(value)}`)
+  return n
+}
+
+function pingSeconds(value: unknown, where: string): number {
+  const what = `a whole number of seconds from 1 to ${MAX_PING_SECONDS}`
+  const n = whole(value, where, what)
+  if (n < 1 || n > MAX_PING_SECONDS) fail(where, `must be ${what}, got ${show(value)}`)
+  return n
+}
+
 /** A comma-separated string, or (in the config file) an array of strings. Blank entries are dropped. */
 function list(value: unknown, where: string): string[] {
   let items: unknown[]
@@ -146,6 +181,96 @@ function origins(value: unknown, where: string): string[] {
   }))]
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/**
+ * Where a value inside an object-valued setting came from, naming its key path:
+ * `farm.json key "plugins"` ─▶ `farm.json key "plugins.echo.trust"`;
+ * `WIKIFARM_PLUGINS` ─▶ `WIKIFARM_PLUGINS key "plugins.echo.trust"`.
+ */
+function keyPath(where: string, key: string, path: string): string {
+  const top = `key "${key}"`
+  return where.endsWith(top) ? `${where.slice(0, -1)}.${path}"` : `${where} key "${key}.${path}"`
+}
+
+function pluginName(name: unknown, where: string): string {
+  if (typeof name !== 'string' || !PLUGIN_NAME.test(name)) {
+    fail(where, `${show(name)} is not a plugin name (a lowercase letter, then up to 39 of a-z, 0-9 and -)`)
+  }
+  return name
+}
+
+/** A comma list (or, in the file, an array) of plugin names: the shortcut flags. */
+function pluginNames(value: unknown, where: string): string[] {
+  const names = list(value, where)
+  if (names.length === 0) fail(where, 'must list at least one plugin name')
+  return [...new Set(names.map((name) => pluginName(name, where)))]
+}
+
+function pluginSites(value: unknown, where: string): string[] | '*' {
+  if (value === '*') return '*'
+  if (!Array.isArray(value)) return fail(where, `must be "*" or an array of host names, got ${show(value)}`)
+  if (value.length === 0) fail(where, 'must list at least one host name, or be "*" (to serve no site, set "enabled": false)')
+  const hosts = value.map((item: unknown) => {
+    if (typeof item !== 'string') return fail(where, `list entries must be host names, got ${show(item)}`)
+    if (item.trim() === '*') return fail(where, '"*" stands alone: write "sites": "*"')
+    return stripWww(hostName(item.trim(), where))
+  })
+  return [...new Set(hosts)]
+}
+
+/** The config key `plugins`: {"<plugin>": {enabled?, trust?, sites?, options?, package?}}, checked strictly. */
+function pluginGrants(value: unknown, where: string): Record<string, PluginGrant> {
+  if (!isObject(value)) fail(where, `must be an object {"<plugin>": {${GRANT_KEYS.join(', ')}}}, got ${show(value)}`)
+  const out: Record<string, PluginGrant> = {}
+  for (const [name, raw] of Object.entries(value)) {
+    const at = keyPath(where, 'plugins', name)
+    pluginName(name, at)
+    if (!isObject(raw)) fail(at, `must be an object with any of ${GRANT_KEYS.join(', ')}, got ${show(raw)}`)
+    const grant: PluginGrant = {}
+    for (const [key, v] of Object.entries(raw)) {
+      const field = keyPath(where, 'plugins', `${name}.${key}`)
+      switch (key) {
+        case 'enabled':
+          if (typeof v !== 'boolean') fail(field, `must be true or false, got ${show(v)}`)
+          grant.enabled = v
+          break
+        case 'trust':
+          if (v !== 'farm' && v !== 'site') fail(field, `must be "farm" or "site", got ${show(v)}`)
+          grant.trust = v
+          break
+        case 'sites':
+          grant.sites = pluginSites(v, field)
+          break
+        case 'options':
+          if (!isObject(v)) fail(field, `must be a JSON object of the plugin's options, got ${show(v)}`)
+          grant.options = v
+          break
+        case 'package':
+          grant.package = text(v, field).trim()
+          break
+        default: {
+          const hint = suggestion(key, GRANT_KEYS, '')
+          fail(field, hint ? `unknown key; did you mean "${hint}"?` : `unknown key (a plugin's grant has ${GRANT_KEYS.join(', ')})`)
+        }
+      }
+    }
+    out[name] = grant
+  }
+  return out
+}
+
+/** `plugins`, with the shortcut lists applied on top: a shortcut adds to or overrides a grant. */
+function mergeGrants(grants: Record<string, PluginGrant>, disabled: string[] = [], farm: string[] = []): Record<string, PluginGrant> {
+  const out: Record<string, PluginGrant> = {}
+  for (const [name, grant] of Object.entries(grants)) out[name] = { ...grant }
+  for (const name of disabled) out[name] = { ...out[name], enabled: false }
+  for (const name of farm) out[name] = { ...out[name], trust: 'farm' }
+  return out
+}
+
 function logLevel(value: unknown, where: string): LogLevel {
   const level = typeof value === 'string' ? value.trim().toLowerCase() : value
   const found = LOG_LEVELS.find((l) => l === level)
@@ -177,6 +302,8 @@ interface Setting {
   shown: string
   /** May a wikiDomains entry override it for its domain? */
   perDomain?: boolean
+  /** Its environment variable holds JSON (an object-valued key). */
+  json?: boolean
   assign(into: Settings, value: unknown, where: string): void
 }
 
@@ -207,7 +334,7 @@ const SETTINGS: Record<string, Setting> = {
     assign: (s, v, w) => { s.allowed = allowedHosts(v, w) },
   },
   wikiDomains: {
-    flag: null, shown: '{}',
+    flag: null, json: true, shown: '{}',
     help: 'farm: {"<domain>": {per-domain settings}}; the domain and its subdomains are served',
     assign: (s, v, w) => { s.wikiDomains = wikiDomains(v, w) },
   },
@@ -275,6 +402,51 @@ const SETTINGS: Record<string, Setting> = {
     flag: 'string', arg: 'LEVEL', shown: DEFAULTS.logLevel,
     help: `log level: ${LOG_LEVELS.join(', ')}`,
     assign: (s, v, w) => { s.logLevel = logLevel(v, w) },
+  },
+  plugins: {
+    flag: null, json: true, shown: '{}',
+    help: `{"<plugin>": {${GRANT_KEYS.join(', ')}}}: the operator's grant for each server-side plugin`,
+    assign: (s, v, w) => { s.plugins = pluginGrants(v, w) },
+  },
+  plugins_disable: {
+    flag: 'string', arg: 'LIST', shown: 'none',
+    help: 'comma list of server-side plugins not to launch (sets "enabled": false in their grant)',
+    assign: (s, v, w) => { s.pluginsDisabled = pluginNames(v, w) },
+  },
+  plugins_farm: {
+    flag: 'string', arg: 'LIST', shown: 'none',
+    help: 'comma list of plugins granted farm trust: every site\'s pages and events (sets "trust": "farm" in their grant)',
+    assign: (s, v, w) => { s.pluginsFarm = pluginNames(v, w) },
+  },
+  plugin_timeout: {
+    flag: 'string', arg: 'MS', shown: String(DEFAULTS.pluginLaunchTimeoutMs),
+    help: 'milliseconds a plugin\'s launch may take before it is marked failed',
+    assign: (s, v, w) => { s.pluginLaunchTimeoutMs = millis(v, w) },
+  },
+  plugin_handler_timeout: {
+    flag: null, shown: String(DEFAULTS.pluginHandlerTimeoutMs),
+    help: 'milliseconds a plugin\'s REST handler may take before the request answers 504',
+    assign: (s, v, w) => { s.pluginHandlerTimeoutMs = millis(v, w) },
+  },
+  plugin_close_timeout: {
+    flag: null, shown: String(DEFAULTS.pluginCloseTimeoutMs),
+    help: 'milliseconds a plugin\'s close may take at shutdown or relaunch',
+    assign: (s, v, w) => { s.pluginCloseTimeoutMs = millis(v, w) },
+  },
+  maxPayload: {
+    flag: 'string', arg: 'SIZE', shown: '1mb',
+    help: 'largest incoming websocket message: bytes, or with a unit (kb, mb), at most 16mb; a bigger one closes the socket (1009)',
+    assign: (s, v, w) => { s.maxPayload = bytesAtMost(v, w, MAX_PAYLOAD, '16mb') },
+  },
+  sendBuffer: {
+    flag: 'string', arg: 'SIZE', shown: '4mb',
+    help: 'bytes queued for one websocket client before it is dropped as a slow reader (1013), at most 1gb',
+    assign: (s, v, w) => { s.sendBufferBytes = bytesAtMost(v, w, MAX_SEND_BUFFER, '1gb') },
+  },
+  pingSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.pingIntervalSeconds),
+    help: `websocket heartbeat: ping every N seconds (1 to ${MAX_PING_SECONDS}); a peer that misses a pong is cut off`,
+    assign: (s, v, w) => { s.pingIntervalSeconds = pingSeconds(v, w) },
   },
 }
 
@@ -418,7 +590,8 @@ function flagError(err: unknown): never {
   switch (e.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
       const name = long.replace(/^-+/, '').replace(/=.*$/, '')
-      if (name === 'wikiDomains') fail(long, 'wikiDomains is set in the config file (--config FILE)')
+      const fileOnly = Object.hasOwn(SETTINGS, name) ? SETTINGS[name] : undefined
+      if (fileOnly && !fileOnly.flag) fail(long, `${name} is set in the config file (--config FILE) or ${envNames(name)[0] ?? ''}`)
       if (Object.hasOwn(REFUSED, name)) fail(long, REFUSED[name] as string)
       const hint = suggestion(name, FLAG_NAMES, '--')
       return fail(long || 'flags', hint ? `unknown flag; did you mean ${hint}?` : 'unknown flag (wikifarm --help lists them)')
@@ -519,7 +692,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Settings {
     const found = envValue(env, key)
     if (!found) continue
     let value: unknown = found.value
-    if (key === 'wikiDomains') {
+    if (setting.json) {
       try {
         value = secureJson.parse(found.value, undefined, { protoAction: 'error', constructorAction: 'error' })
       } catch (err) {
@@ -596,6 +769,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     origins: pick('origins', ...layers) ?? [...DEFAULTS.origins],
     trustProxy: pick('trustProxy', ...layers) ?? DEFAULTS.trustProxy,
     logLevel: pick('logLevel', ...layers) ?? DEFAULTS.logLevel,
+    plugins: mergeGrants(pick('plugins', ...layers) ?? DEFAULTS.plugins, pick('pluginsDisabled', ...layers), pick('pluginsFarm', ...layers)),
+    pluginLaunchTimeoutMs: pick('pluginLaunchTimeoutMs', ...layers) ?? DEFAULTS.pluginLaunchTimeoutMs,
+    pluginHandlerTimeoutMs: pick('pluginHandlerTimeoutMs', ...layers) ?? DEFAULTS.pluginHandlerTimeoutMs,
+    pluginCloseTimeoutMs: pick('pluginCloseTimeoutMs', ...layers) ?? DEFAULTS.pluginCloseTimeoutMs,
+    maxPayload: pick('maxPayload', ...layers) ?? DEFAULTS.maxPayload,
+    sendBufferBytes: pick('sendBufferBytes', ...layers) ?? DEFAULTS.sendBufferBytes,
+    pingIntervalSeconds: pick('pingIntervalSeconds', ...layers) ?? DEFAULTS.pingIntervalSeconds,
   }
   return { config, warnings: [...warnings, ...bootWarnings(config)] }
 }
@@ -618,6 +798,14 @@ export function bootWarnings(config: FarmConfig): string[] {
     warnings.push('security_legacy is on: any visitor may edit a site that nobody has claimed')
   }
   warnings.push(...domainWarnings(config.wikiDomains))
+  if (!config.farm) {
+    for (const [name, grant] of Object.entries(config.plugins)) {
+      if (grant.sites !== undefined && grant.sites !== '*' && !grant.sites.includes('default') && grant.enabled !== false) {
+        warnings.push(`plugins.${name}.sites names hosts, but without --farm the one site is named "default": ` +
+          'the plugin is reachable on no site (use "sites": "*")')
+      }
+    }
+  }
   return warnings
 }
 
@@ -654,6 +842,12 @@ export function usage(): string {
     return wrap(`${help}${shown ? ` (default:\u00a0${shown})` : ''}`, 98 - head.length)
       .join(`\n${' '.repeat(head.length)}`).replace(/^/, head).replace(/\u00a0/g, ' ')
   }
+  const fileKeys = Object.entries(SETTINGS).filter(([, s]) => !s.flag)
+  const fileNotes: Record<string, string> = {
+    wikiDomains: `. Per-domain settings are checked (${Object.keys(SETTINGS).filter((k) => SETTINGS[k]?.perDomain).join(', ')}); ` +
+      'the farm-wide values are the ones used',
+    plugins: '. --plugins_disable and --plugins_farm add to these grants',
+  }
   const envExamples = ['port', 'cookieSecret', 'cacheMB'].map((k) => envNames(k).join(' or ')).join(', ')
   return [
     'Usage: wikifarm [flags]',
@@ -665,13 +859,12 @@ export function usage(): string {
     '',
     'Boolean flags take no value; --no-<flag> turns one off (e.g. --no-farm).',
     '',
-    'Config file: a JSON object whose keys are the flag names above (without --), plus',
-    ...wrap(`wikiDomains: ${SETTINGS.wikiDomains?.help ?? ''} (default: {}). Per-domain settings are checked ` +
-      `(${Object.keys(SETTINGS).filter((k) => SETTINGS[k]?.perDomain).join(', ')}); the farm-wide values are the ones used.`, 94)
-      .map((l) => `  ${l}`),
+    'Config file: a JSON object whose keys are the flag names above (without --), plus these keys:',
+    ...fileKeys.map(([key, s]) => line([key, `${s.help}${fileNotes[key] ?? ''}`, s.shown])),
     '',
     ...wrap('Environment: WIKIFARM_ and the key in upper snake case, or the key uppercased, e.g. ' +
-      `${envExamples}. WIKIFARM_WIKI_DOMAINS holds JSON; WIKIFARM_CONFIG names the config file. Empty values count as unset.`, 96),
+      `${envExamples}. WIKIFARM_WIKI_DOMAINS and WIKIFARM_PLUGINS hold JSON; WIKIFARM_CONFIG names the config file. ` +
+      'Empty values count as unset.', 96),
     '',
     'Precedence: flags, then the config file, then WIKIFARM_* variables, then the defaults.',
     '',

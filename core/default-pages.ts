@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { SitemapEntry } from '../schemas/sitemap.js'
-import { readPageFile, type StoredPage } from './page-store.js'
+import { readPageFile, storedPage, type StoredPage } from './page-store.js'
 import { sitemapEntry } from './sitemap.js'
 
 export const DEFAULT_PAGES_DIR = fileURLToPath(new URL('./default-pages/', import.meta.url))
@@ -23,7 +23,7 @@ export class DefaultPages {
     const pages = new Map<string, StoredPage>()
     for (const slug of (await readdir(dir)).filter((name) => SLUG.test(name)).sort()) {
       const page = await readPageFile(join(dir, slug))
-      pages.set(slug, { page, json: JSON.stringify(page) })
+      pages.set(slug, storedPage(page))
     }
     return new DefaultPages(pages)
   }

@@ -1,5 +1,6 @@
 // The farm's configuration as the kernel sees it: typed, complete, validated once, up front.
 // core/cli.ts builds it from flags, a config file and WIKIFARM_* variables.
+import type { PluginGrant } from './plugin-registry.js'
 
 export interface WikiDomain {
   /** Per-domain overrides, as in the reference farm's config file. */
@@ -40,6 +41,20 @@ export interface FarmConfig {
   /** Trust X-Forwarded-* headers from a reverse proxy. */
   trustProxy: boolean
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** The operator's grants for server-side plugins, by plugin name. */
+  plugins: Record<string, PluginGrant>
+  /** How long a plugin's launch may take before it is marked failed. */
+  pluginLaunchTimeoutMs: number
+  /** How long a plugin's REST handler may take before the request answers 504. */
+  pluginHandlerTimeoutMs: number
+  /** How long a plugin's close may take at shutdown or relaunch. */
+  pluginCloseTimeoutMs: number
+  /** Largest incoming websocket frame, bytes (closed with 1009 beyond it). */
+  maxPayload: number
+  /** Bytes queued for one websocket client before it is dropped with 1013. */
+  sendBufferBytes: number
+  /** Websocket heartbeat period; a peer missing one pong is terminated. */
+  pingIntervalSeconds: number
 }
 
 export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
@@ -61,4 +76,11 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   origins: [],
   trustProxy: false,
   logLevel: 'info',
+  plugins: {},
+  pluginLaunchTimeoutMs: 10_000,
+  pluginHandlerTimeoutMs: 30_000,
+  pluginCloseTimeoutMs: 5_000,
+  maxPayload: 1024 * 1024,
+  sendBufferBytes: 4 * 1024 * 1024,
+  pingIntervalSeconds: 30,
 }

@@ -3,6 +3,8 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifyFormbody from '@fastify/formbody'
+import fastifyWebsocket from '@fastify/websocket'
+import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { FarmConfig } from './farm-config.js'
 import { FilePageStore, type PageStore } from './page-store.js'
@@ -15,15 +17,24 @@ import { findClientPlugins } from './client-plugins.js'
 import { pageRoutes } from './page-routes.js'
 import { systemRoutes } from './system-routes.js'
 import { ownerRoutes } from './owner-routes.js'
+import { statusRoutes } from './status-routes.js'
+import { escapeHtml } from './page-html.js'
+import { PluginRegistry } from './plugin-registry.js'
+import { pluginScope } from './plugin-dispatch.js'
+import { pluginLogger } from './plugin-context.js'
+import { CLOSE, SocketHub, negotiateProtocol } from './socket-hub.js'
 import {
   ERR_BAD_JSON, ERR_BAD_URL, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_URL_TOO_LONG, ERR_VALIDATION,
   isWikifarmError,
+  ERR_PLUGIN_NOT_ENABLED,
 } from './errors.js'
 
 export interface KernelOptions {
   /** A pino logger config or instance; false for silence (tests). */
   logger?: FastifyServerOptions['logger']
   store?: PageStore
+  /** Where built-in plugins are found (tests point it at fixtures); default plugins/. */
+  builtinPluginsDir?: string
 }
 
 export interface Kernel {
@@ -32,6 +43,8 @@ export interface Kernel {
   readonly sites: SiteRegistry
   readonly events: EventBus
   readonly guards: Guards
+  readonly plugins: PluginRegistry
+  readonly sockets: SocketHub
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
   listen(): Promise<string>
   /** Refuses new requests (503), lets pending writes finish, then closes. */
@@ -77,6 +90,16 @@ function errorBody(error: FastifyError): { status: number; body: Record<string, 
   return { status: 500, body: { error: 'Internal server error', code: 'WIKIFARM_ERR_INTERNAL' } }
 }
 
+function unknownSitePage(message: string): string {
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>No such wiki</title></head>
+<body style="font-family:sans-serif;margin:3em auto;max-width:36em">
+<h1>No such wiki</h1><p>${escapeHtml(message)}.</p>
+<p>This farm serves only the wikis its operator has allowed. Check the address.</p>
+<p><code>WIKIFARM_ERR_UNKNOWN_SITE</code></p></body></html>
+`
+}
+
 export async function createKernel(config: FarmConfig, options: KernelOptions = {}): Promise<Kernel> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
@@ -109,9 +132,36 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const guards = createGuards(config, sessions)
   const clientPlugins = await findClientPlugins()
   let closing = false
+  const hub = new SocketHub({
+    maxPayload: config.maxPayload,
+    sendBufferBytes: config.sendBufferBytes,
+    pingIntervalMs: config.pingIntervalSeconds * 1000,
+    maxInvalidFrames: 10,
+  })
+  const plugins = new PluginRegistry({
+    grants: config.plugins,
+    launchTimeoutMs: config.pluginLaunchTimeoutMs,
+    closeTimeoutMs: config.pluginCloseTimeoutMs,
+    builtinDir: options.builtinPluginsDir,
+    log: pluginLogger(app.log),
+    loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
+  }, sites, events)
+  plugins.onStop = (name, code, reason) => hub.closeAll(code, reason, name, config.pluginCloseTimeoutMs)
+  // Every plugin is found, validated and launched once, now: before the farm listens and
+  // before any site is visited.
+  await plugins.discover()
+  await plugins.launchAll()
 
   await app.register(fastifyCookie, { secret: config.cookieSecret })
   await app.register(fastifyFormbody, { bodyLimit: config.uploadLimit })
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: config.maxPayload, handleProtocols: negotiateProtocol },
+    // Shutdown closes every socket with 1001 (going away), and waits for their close
+    // handlers, before plugins are closed.
+    preClose: (done) => {
+      void hub.closeAll(CLOSE.GOING_AWAY, 'server shutting down', undefined, config.pluginCloseTimeoutMs).then(() => done())
+    },
+  })
   registerRequestContext(app, { config, sites, sessions, isClosing: () => closing })
 
   // Reads are public and federated: other sites' clients fetch them cross-origin, without
@@ -131,10 +181,17 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body } = errorBody(error)
     if (status >= 500 && status !== 503) request.log.error({ err: error, site: request.site?.name }, 'request failed')
+    // A person who typed the name of a wiki this farm does not serve gets a page, not JSON.
+    if (body.code === 'WIKIFARM_ERR_UNKNOWN_SITE' && request.method === 'GET' && (request.headers.accept ?? '').includes('text/html')) {
+      return reply.code(status).type('text/html; charset=utf-8').send(unknownSitePage(String(body.error)))
+    }
     return reply.code(status).type('application/json; charset=utf-8').send(body)
   })
   app.setNotFoundHandler((request, reply) => {
-    const error = new ERR_ROUTE_NOT_FOUND(`${request.method} ${request.url.slice(0, 200)}`)
+    const plugin = /^\/plugin\/([^/?]*)/.exec(request.url)?.[1]
+    const error = plugin !== undefined
+      ? new ERR_PLUGIN_NOT_ENABLED(`no plugin named ${JSON.stringify(plugin.slice(0, 60))}`)
+      : new ERR_ROUTE_NOT_FOUND(`${request.method} ${request.url.slice(0, 200)}`)
     return reply.code(404).send({ error: error.message, code: error.code })
   })
 
@@ -142,15 +199,23 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   await app.register(pageRoutes, { guards })
   await app.register(systemRoutes, { guards, clientPlugins, home: config.home, versions })
   await app.register(ownerRoutes, { config, sessions, guards })
+  await app.register(statusRoutes, { guards, plugins, sites, hub })
+  const labelKey = randomBytes(32)
+  for (const record of plugins.records()) {
+    await app.register(pluginScope, {
+      prefix: `/plugin/${record.name}`, record, guards, hub, events, labelKey, handlerTimeoutMs: config.pluginHandlerTimeoutMs,
+    })
+  }
 
   return {
-    app, config, sites, events, guards,
+    app, config, sites, events, guards, plugins, sockets: hub,
     async listen() {
       return app.listen({ port: config.port, host: config.host })
     },
     async close() {
       closing = true
       await app.close()
+      await plugins.close()
       await sites.close()
     },
   }

@@ -62,6 +62,23 @@ function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT'
 }
 
+/** A cache entry meaning "no such page file", kept for MISSING_TTL_MS. */
+const MISSING: StoredPage = Object.freeze({ page: Object.freeze({ title: '', story: [] }), json: '' })
+const MISSING_TTL_MS = 2000
+
+/** Frozen all the way down: cached pages are shared by every reader, plugins included. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return value
+}
+
+export function storedPage(page: Page): StoredPage {
+  return Object.freeze({ page: deepFreeze(page), json: JSON.stringify(page) })
+}
+
 export function serializePage(page: Page): string {
   // The reference writes pretty JSON; matching it keeps diffs and other tools happy.
   return JSON.stringify(page, null, 2)
@@ -98,17 +115,21 @@ class FileSiteStore implements SiteStore {
 
   async getPage(slug: string): Promise<StoredPage | null> {
     const cached = this.#cache.get(this.#key(slug))
-    if (cached) return cached
+    if (cached) return cached === MISSING ? null : cached
     const path = join(this.#pages, slug)
     let text: string
     try {
       text = await readFile(path, 'utf8')
     } catch (err) {
-      if (isMissing(err)) return null
+      if (isMissing(err)) {
+        // Default pages are read on every visit to a new site: remember the miss briefly, so
+        // they cost no file-system call, yet a page copied in by hand shows up within seconds.
+        this.#cache.set(this.#key(slug), MISSING, { ttl: MISSING_TTL_MS })
+        return null
+      }
       throw new ERR_STORE(`${slug}: ${(err as Error).message}`)
     }
-    const page = parsePage(text, `page ${slug}`)
-    const stored = { page, json: JSON.stringify(page) }
+    const stored = storedPage(parsePage(text, `page ${slug}`))
     this.#cache.set(this.#key(slug), stored)
     return stored
   }
@@ -146,7 +167,7 @@ class FileSiteStore implements SiteStore {
       if (next === null) return null
       if (options.backup && current) await writeFileAtomic(join(this.#recycle, slug), serializePage(current.page))
       await writeFileAtomic(join(this.#pages, slug), serializePage(next))
-      const stored = { page: next, json: JSON.stringify(next) }
+      const stored = storedPage(next)
       this.#cache.set(this.#key(slug), stored)
       return stored
     })
@@ -157,7 +178,7 @@ class FileSiteStore implements SiteStore {
       const current = await this.getPage(slug)
       if (!current) return null
       await mkdir(this.#recycle, { recursive: true })
-      this.#cache.delete(this.#key(slug))
+      this.#cache.set(this.#key(slug), MISSING, { ttl: MISSING_TTL_MS })
       try {
         await rename(join(this.#pages, slug), join(this.#recycle, slug))
       } catch (err) {

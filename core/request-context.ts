@@ -2,7 +2,7 @@
 // routes use on it: site, session, ownership, origin.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { FarmConfig } from './farm-config.js'
-import type { Session, SessionKeeper } from './sessions.js'
+import { FreshSession, type Session, type SessionKeeper } from './sessions.js'
 import type { Site, SiteRegistry } from './sites.js'
 import { normalizeHost } from './site-router.js'
 import {
@@ -114,7 +114,10 @@ export function registerRequestContext(app: FastifyInstance, deps: {
     request.site = sites.open(name)
     request.session = sessions.fromRequest(request)
 
-    if (!SAFE_METHODS.has(request.method)) {
+    // A websocket upgrade is a GET that changes state (a live channel with the visitor's
+    // session): a foreign Origin is refused before any plugin sees it (cross-site hijacking).
+    const upgrade = (request.headers.upgrade ?? '').toLowerCase() === 'websocket'
+    if (!SAFE_METHODS.has(request.method) || upgrade) {
       const origin = request.headers.origin
       if (origin !== undefined) {
         const normalized = origin.toLowerCase()
@@ -128,9 +131,14 @@ export function registerRequestContext(app: FastifyInstance, deps: {
     }
   })
 
-  // Every visitor gets a session cookie; it is only sent when the session is new or changed.
+  // A visitor gets a session cookie with the first page they open, or as soon as their
+  // session is used (login, a plugin's session label); afterwards only when it changes.
   app.addHook('onSend', async (request, reply, payload) => {
-    if (request.session?.fresh && !reply.hasHeader('set-cookie')) sessions.write(reply, request.session)
+    const session = request.session
+    if (session instanceof FreshSession && !reply.hasHeader('set-cookie') &&
+      (session.used || String(reply.getHeader('content-type') ?? '').startsWith('text/html'))) {
+      sessions.write(reply, session)
+    }
     return payload
   })
 }

@@ -25,6 +25,27 @@ interface CookieBody {
   s?: string
 }
 
+/**
+ * A session that came without a cookie. Its id is drawn only when something asks for it, and
+ * the cookie is only sent when the id was used or the reply is a page a person opens: a
+ * federated read from another site's client costs no randomness, no signature, no cookie.
+ */
+export class FreshSession implements Session {
+  readonly friend = null
+  readonly site = null
+  readonly fresh = true
+  #id: string | null = null
+
+  get id(): string {
+    this.#id ??= randomBytes(16).toString('base64url')
+    return this.#id
+  }
+
+  get used(): boolean {
+    return this.#id !== null
+  }
+}
+
 export class SessionKeeper {
   readonly #key: Buffer
   readonly maxAgeSeconds: number
@@ -68,7 +89,7 @@ export class SessionKeeper {
         // A cookie we signed but cannot read is treated like no cookie.
       }
     }
-    return { id: randomBytes(16).toString('base64url'), friend: null, site: null, fresh: true }
+    return new FreshSession()
   }
 
   encode(session: Session): string {

@@ -155,8 +155,13 @@ export class SiteMap {
   /** Ends a write begun with beginWrite: the page's new state (null: gone, undefined: unchanged). */
   endWrite(slug: string, page: Page | null | undefined): void {
     this.#pending--
+    if (page === undefined) {
+      // Nothing changed (a refused action): no sitemap to save, only the marker to clear.
+      this.#flushing ??= this.#writeLoop().catch(() => {})
+      return
+    }
     if (page) this.#entries.set(slug, sitemapEntry(slug, page))
-    else if (page === null) this.#entries.delete(slug)
+    else this.#entries.delete(slug)
     this.#schedule()
   }
 

@@ -18,8 +18,12 @@ const FLAGS = [
   '--port', '-p', '--host', '-o', '--data', '-d', '--farm', '-f', '--allowed', '--security_type', '--cookieSecret',
   '--admin', '--home', '--config', '--conf', '--security_legacy', '--secure_cookie', '--session_duration',
   '--uploadLimit', '--idleSeconds', '--cacheMB', '--origins', '--trustProxy', '--logLevel', '--help', '-h',
-  '--version', '-v',
+  '--version', '-v', '--plugins_disable', '--plugins_farm', '--plugin_timeout', '--maxPayload', '--sendBuffer',
+  '--pingSeconds',
 ]
+
+/** Config keys that have no flag: the file and the environment only. */
+const FILE_KEYS = ['wikiDomains', 'plugins', 'plugin_handler_timeout', 'plugin_close_timeout']
 
 function configOf(argv: string[], env: NodeJS.ProcessEnv = {}): { config: FarmConfig; warnings: string[] } {
   const result = parseCli(argv, env)
@@ -89,6 +93,21 @@ t.test('every flag', async (t) => {
     [['--trustProxy'], { trustProxy: true }],
     [['--logLevel', 'debug'], { logLevel: 'debug' }],
     [['--logLevel', 'SILENT'], { logLevel: 'silent' }],
+    [['--plugins_disable', 'txtzyme'], { plugins: { txtzyme: { enabled: false } } }],
+    [['--plugins_disable', 'a, b-2,a'], { plugins: { a: { enabled: false }, 'b-2': { enabled: false } } }],
+    [['--plugins_farm', 'txtzyme,linkmap'], { plugins: { txtzyme: { trust: 'farm' }, linkmap: { trust: 'farm' } } }],
+    [['--plugins_farm', 'x', '--plugins_disable', 'x'], { plugins: { x: { enabled: false, trust: 'farm' } } }],
+    [['--plugin_timeout', '2500'], { pluginLaunchTimeoutMs: 2500 }],
+    [['--plugin_timeout', '2147483647'], { pluginLaunchTimeoutMs: 2147483647 }],
+    [['--maxPayload', '65536'], { maxPayload: 65536 }],
+    [['--maxPayload', '2mb'], { maxPayload: 2 * MIB }],
+    [['--maxPayload', '16MB'], { maxPayload: 16 * MIB }],
+    [['--maxPayload', '64kb'], { maxPayload: 65536 }],
+    [['--sendBuffer', '8mb'], { sendBufferBytes: 8 * MIB }],
+    [['--sendBuffer', '1gb'], { sendBufferBytes: 1024 * MIB }],
+    [['--sendBuffer', '100000'], { sendBufferBytes: 100000 }],
+    [['--pingSeconds', '5'], { pingIntervalSeconds: 5 }],
+    [['--pingSeconds=3600'], { pingIntervalSeconds: 3600 }],
   ]
   for (const [argv, expected] of cases) {
     t.match(configOf(argv).config, expected, argv.join(' '))
@@ -106,7 +125,8 @@ t.test('--help and --version', async (t) => {
   }
   const help = usage()
   for (const flag of FLAGS) t.match(help, new RegExp(`(^|[\\s,])${flag}\\b`), `usage documents ${flag}`)
-  t.match(help, /wikiDomains/)
+  for (const key of FILE_KEYS) t.match(help, new RegExp(`^  ${key} `, 'm'), `usage documents the config key ${key}`)
+  t.match(help, /WIKIFARM_PLUGINS hold JSON/)
   t.match(help, /WIKIFARM_PORT/)
   t.match(help, /Precedence: flags, then the config file, then WIKIFARM_\* variables, then the defaults/)
 })
@@ -118,10 +138,19 @@ t.test('usage gives every flag its default', async (t) => {
     if (/^ {2}(-\w, | {4})--\w/.test(line)) entries.push(line.trim())
     else if (/^ {20,}\S/.test(line) && entries.length > 0) entries[entries.length - 1] += ` ${line.trim()}`
   }
-  t.ok(entries.length >= 20, 'every flag has an entry')
+  t.ok(entries.length >= 26, 'every flag has an entry')
   for (const entry of entries.filter((e) => !/--(help|version)\b/.test(e))) {
     t.match(entry, /\(default: [^)]+\)$/, entry.split(/\s+/).slice(0, 2).join(' '))
   }
+  // The keys that have no flag, listed under "Config file", have theirs too.
+  const fileSection = usage().split('Config file:')[1]?.split('\n\n')[0] ?? ''
+  const keys: string[] = []
+  for (const line of fileSection.split('\n').slice(1)) {
+    if (/^ {2}\w/.test(line)) keys.push(line.trim())
+    else if (keys.length > 0) keys[keys.length - 1] += ` ${line.trim()}`
+  }
+  t.same(keys.map((k) => k.split(/\s+/)[0]), FILE_KEYS, 'the file-only keys, in order')
+  for (const entry of keys) t.match(entry, /\(default: [^)]+\)$/, entry.split(/\s+/)[0] ?? '')
 })
 
 t.test('precedence: flag > config file > environment > default', async (t) => {
@@ -169,13 +198,33 @@ t.test('environment variables', async (t) => {
     WIKIFARM_SESSION_DURATION: '3', WIKIFARM_UPLOAD_LIMIT: '2mb', WIKIFARM_IDLE_SECONDS: '9', WIKIFARM_CACHE_MB: '4',
     WIKIFARM_ORIGINS: 'https://x.org', WIKIFARM_TRUST_PROXY: 'true', WIKIFARM_LOG_LEVEL: 'trace',
     WIKIFARM_WIKI_DOMAINS: '{"Example.COM": {}}',
+    WIKIFARM_PLUGINS: '{"echo": {"sites": ["A.com"], "options": {"greeting": "hi"}}}',
+    WIKIFARM_PLUGINS_DISABLE: 'txtzyme', WIKIFARM_PLUGINS_FARM: 'linkmap', WIKIFARM_PLUGIN_TIMEOUT: '1500',
+    WIKIFARM_PLUGIN_HANDLER_TIMEOUT: '2500', WIKIFARM_PLUGIN_CLOSE_TIMEOUT: '3500', WIKIFARM_MAX_PAYLOAD: '64kb',
+    WIKIFARM_SEND_BUFFER: '2mb', WIKIFARM_PING_SECONDS: '15',
   })
   t.same(config, {
     port: 5000, host: '127.0.0.1', data: '/d', farm: true, allowed: ['a.com', 'b.com'], wikiDomains: { 'example.com': {} },
     security_type: 'friends', cookieSecret: 'cs', cookieSecretIsRandom: false, admin: 'ad', home: 'start',
     security_legacy: true, secure_cookie: true, session_duration: 3, idleSeconds: 9, uploadLimit: 2 * MIB,
     cacheBytes: 4 * MIB, origins: ['https://x.org'], trustProxy: true, logLevel: 'trace',
+    plugins: {
+      echo: { sites: ['a.com'], options: { greeting: 'hi' } },
+      txtzyme: { enabled: false },
+      linkmap: { trust: 'farm' },
+    },
+    pluginLaunchTimeoutMs: 1500, pluginHandlerTimeoutMs: 2500, pluginCloseTimeoutMs: 3500,
+    maxPayload: 65536, sendBufferBytes: 2 * MIB, pingIntervalSeconds: 15,
   })
+  t.same(envNames('maxPayload'), ['WIKIFARM_MAX_PAYLOAD', 'WIKIFARM_MAXPAYLOAD'])
+  t.same(envNames('plugins_disable'), ['WIKIFARM_PLUGINS_DISABLE'])
+  t.equal(configOf([], { WIKIFARM_MAXPAYLOAD: '2kb' }).config.maxPayload, 2048, 'the key uppercased')
+  t.equal(configOf([], { WIKIFARM_PINGSECONDS: '9' }).config.pingIntervalSeconds, 9)
+  t.match(refusal(t, [], { WIKIFARM_PLUGINS: '{nope' }), /^WIKIFARM_PLUGINS: must be a JSON object/)
+  t.match(refusal(t, [], { WIKIFARM_PLUGINS: '{"echo": {"trust": "all"}}' }),
+    /^WIKIFARM_PLUGINS key "plugins\.echo\.trust": must be "farm" or "site", got "all"$/)
+  t.match(refusal(t, [], { WIKIFARM_PLUGINS_FARM: 'Echo' }), /^WIKIFARM_PLUGINS_FARM: "Echo" is not a plugin name/)
+  t.match(refusal(t, [], { WIKIFARM_MAX_PAYLOAD: '17mb' }), /^WIKIFARM_MAX_PAYLOAD: must be at most 16mb/)
 
   t.equal(configOf([], { WIKIFARM_COOKIESECRET: 'upper' }).config.cookieSecret, 'upper', 'the key uppercased works too')
   t.equal(configOf([], { WIKIFARM_IDLESECONDS: '7' }).config.idleSeconds, 7)
@@ -203,6 +252,14 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       security_type: 'friends', cookieSecret: 'file-secret', admin: null, home: 'welcome-visitors',
       security_legacy: false, secure_cookie: true, session_duration: 14, uploadLimit: '1mb', idleSeconds: 60,
       cacheMB: 16, origins: 'https://a.example, https://b.example', trustProxy: true, logLevel: 'warn',
+      plugins: {
+        txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },
+        linkmap: { enabled: false },
+        'my-plugin': { package: ' @example/wikifarm-plugin ', trust: 'site', sites: ['One.Example.org', 'www.two.example.org.'] },
+      },
+      plugins_disable: ['old-thing'], plugins_farm: 'my-plugin',
+      plugin_timeout: 20000, plugin_handler_timeout: '45000', plugin_close_timeout: 1000,
+      maxPayload: '512kb', sendBuffer: 8388608, pingSeconds: '20',
     }),
     'reference.json': JSON.stringify({
       farm: true, port: 3000, data: '/home/wiki/.wiki', security_type: 'friends', cookieSecret: 'x',
@@ -221,6 +278,14 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     security_type: 'friends', cookieSecret: 'file-secret', cookieSecretIsRandom: false, admin: null, home: 'welcome-visitors',
     security_legacy: false, secure_cookie: true, session_duration: 14, uploadLimit: MIB, idleSeconds: 60, cacheBytes: 16 * MIB,
     origins: ['https://a.example', 'https://b.example'], trustProxy: true, logLevel: 'warn',
+    plugins: {
+      txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },
+      linkmap: { enabled: false },
+      'my-plugin': { package: '@example/wikifarm-plugin', trust: 'farm', sites: ['one.example.org', 'two.example.org'] },
+      'old-thing': { enabled: false },
+    },
+    pluginLaunchTimeoutMs: 20000, pluginHandlerTimeoutMs: 45000, pluginCloseTimeoutMs: 1000,
+    maxPayload: 512 * 1024, sendBufferBytes: 8 * MIB, pingIntervalSeconds: 20,
   })
   t.match(warnings, [/wikiDomains "example.org": per-domain .*"admin".* not applied yet/], 'per-domain overrides are reported as not applied')
   t.notOk(warnings.some((w) => /promiscuous/.test(w)))
@@ -234,6 +299,70 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
   }
   t.ok(ref.warnings.some((w) => /"github_clientID" ignored/.test(w)))
   t.ok(configOf(['--url', 'http://x', '-r', '/y', '--autoseed']).warnings.some((w) => /--url .*ignores/.test(w)), 'reference flags too')
+})
+
+t.test('plugins: grants from the file, the shortcut flags merged into them', async (t) => {
+  const dir = t.testdir({
+    'grants.json': JSON.stringify({
+      plugins: {
+        echo: { enabled: true, trust: 'site', sites: ['A.example.com', 'a.example.com', 'B.example.com:8080'], options: { greeting: 'hi' } },
+        txtzyme: { trust: 'site', options: {} },
+        extra: { package: './local/plugin.js' },
+        empty: {},
+      },
+    }),
+    'shortcuts.json': JSON.stringify({ plugins_disable: 'from-file', plugins_farm: ['echo'] }),
+  })
+  const file = join(dir, 'grants.json')
+
+  const { config } = configOf(['--config', file])
+  t.same(config.plugins, {
+    echo: { enabled: true, trust: 'site', sites: ['a.example.com', 'b.example.com'], options: { greeting: 'hi' } },
+    txtzyme: { trust: 'site', options: {} },
+    extra: { package: './local/plugin.js' },
+    empty: {},
+  }, 'grants are kept as written, host names normalised and deduplicated like allowed')
+
+  const merged = configOf(['--config', file, '--plugins_farm', 'txtzyme,new-one', '--plugins_disable', 'echo']).config.plugins
+  t.same(merged, {
+    echo: { enabled: false, trust: 'site', sites: ['a.example.com', 'b.example.com'], options: { greeting: 'hi' } },
+    txtzyme: { trust: 'farm', options: {} },
+    extra: { package: './local/plugin.js' },
+    empty: {},
+    'new-one': { trust: 'farm' },
+  }, 'a flag overrides enabled or trust of a grant, or adds one, and keeps the rest')
+  t.same(configOf(['--config', file]).config.plugins.echo?.enabled, true, 'parsing twice does not leak one merge into the next')
+
+  // The shortcut keys follow the usual precedence among themselves; each applies on top of `plugins`.
+  const shortcuts = join(dir, 'shortcuts.json')
+  t.same(configOf(['--config', shortcuts]).config.plugins, { 'from-file': { enabled: false }, echo: { trust: 'farm' } })
+  t.same(configOf(['--config', shortcuts, '--plugins_disable', 'from-flag']).config.plugins,
+    { 'from-flag': { enabled: false }, echo: { trust: 'farm' } }, 'the flag replaces the file\'s list')
+  t.same(configOf([], { WIKIFARM_PLUGINS_DISABLE: 'from-env', WIKIFARM_PLUGINS: '{"echo": {"trust": "site"}}' }).config.plugins,
+    { echo: { trust: 'site' }, 'from-env': { enabled: false } })
+  t.same(configOf(['--config', file], { WIKIFARM_PLUGINS: '{"other": {}}' }).config.plugins.other, undefined,
+    'the file\'s plugins replace the environment\'s as a whole, like every other key')
+
+  t.same(configOf(['--plugins_disable', 'a', '--plugins_disable', 'b']).config.plugins, { b: { enabled: false } },
+    'a repeated flag: the last one counts (use a comma list)')
+  t.same(configOf([]).config.plugins, {}, 'no grants by default')
+  t.not(configOf([]).config.plugins, DEFAULTS.plugins, 'the defaults object is never handed out')
+})
+
+t.test('timeouts and websocket limits from the file', async (t) => {
+  const dir = t.testdir({
+    'limits.json': JSON.stringify({ plugin_handler_timeout: 100, plugin_close_timeout: '200', maxPayload: 1, sendBuffer: '1kb', pingSeconds: 1 }),
+  })
+  const { config } = configOf(['--config', join(dir, 'limits.json'), '--plugin_timeout', '300'])
+  t.match(config, {
+    pluginLaunchTimeoutMs: 300, pluginHandlerTimeoutMs: 100, pluginCloseTimeoutMs: 200,
+    maxPayload: 1, sendBufferBytes: 1024, pingIntervalSeconds: 1,
+  })
+  const { config: defaults } = configOf([])
+  t.match(defaults, {
+    pluginLaunchTimeoutMs: 10_000, pluginHandlerTimeoutMs: 30_000, pluginCloseTimeoutMs: 5_000,
+    maxPayload: MIB, sendBufferBytes: 4 * MIB, pingIntervalSeconds: 30,
+  }, 'the defaults the docs state')
 })
 
 t.test('warnings at boot', async (t) => {
@@ -252,6 +381,17 @@ t.test('warnings at boot', async (t) => {
   t.notOk(warned([], /security_legacy/))
   t.ok(warned(['--allowed', 'a.com'], /only apply with --farm/), 'allowed without --farm')
   t.same(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings, [], 'a tidy farm boots silently')
+
+  const grants = t.testdir({
+    'single.json': JSON.stringify({ cookieSecret: 'x', plugins: { echo: { sites: ['a.com'] }, off: { sites: ['a.com'], enabled: false } } }),
+    'default.json': JSON.stringify({ cookieSecret: 'x', plugins: { echo: { sites: ['default'] }, all: { sites: '*' } } }),
+  })
+  const single = configOf(['--config', join(grants, 'single.json')]).warnings
+  t.match(single, [/^plugins\.echo\.sites names hosts, but without --farm the one site is named "default"/],
+    'a site list in a single-site server reaches nothing')
+  t.equal(single.length, 1, 'not for a disabled plugin')
+  t.same(configOf(['--config', join(grants, 'single.json'), '--farm', '--allowed', 'a.com']).warnings, [], 'fine in a farm')
+  t.same(configOf(['--config', join(grants, 'default.json')]).warnings, [], 'not for "default" or "*"')
 })
 
 t.test('flag errors: one line, naming the flag', async (t) => {
@@ -297,6 +437,33 @@ t.test('flag errors: one line, naming the flag', async (t) => {
     [['--data', ''], /^--data: must not be empty$/],
     [['--config', 'a.json', '--conf', 'b.json'], /^--config and --conf: name the same setting/],
     [['--config', ''], /^--config: must not be empty$/],
+    [['--plugins', '{}'], /^--plugins: plugins is set in the config file \(--config FILE\) or WIKIFARM_PLUGINS$/],
+    [['--plugin_handler_timeout', '5'], /^--plugin_handler_timeout: plugin_handler_timeout is set in the config file .* or WIKIFARM_PLUGIN_HANDLER_TIMEOUT$/],
+    [['--plugin_close_timeout=5'], /^--plugin_close_timeout: plugin_close_timeout is set in the config file/],
+    [['--plugins_disable', ''], /^--plugins_disable: must list at least one plugin name$/],
+    [['--plugins_disable', ' , '], /^--plugins_disable: must list at least one plugin name$/],
+    [['--plugins_disable', 'Txtzyme'], /^--plugins_disable: "Txtzyme" is not a plugin name \(a lowercase letter, then up to 39 of a-z, 0-9 and -\)$/],
+    [['--plugins_disable', 'ok,no_underscore'], /^--plugins_disable: "no_underscore" is not a plugin name/],
+    [['--plugins_farm', '9lives'], /^--plugins_farm: "9lives" is not a plugin name/],
+    [['--plugins_farm', 'a'.repeat(41)], /^--plugins_farm: "a{41}" is not a plugin name/],
+    [['--plugins_farm', '__proto__'], /^--plugins_farm: "__proto__" is not a plugin name/],
+    [['--plugins_farm'], /^--plugins_farm: needs a value$/],
+    [['--plugin_timeout', '0'], /^--plugin_timeout: must be a whole number of milliseconds from 1 to 2147483647, got "0"$/],
+    [['--plugin_timeout', '2147483648'], /^--plugin_timeout: must be a whole number of milliseconds from 1 to 2147483647/],
+    [['--plugin_timeout', '1.5'], /^--plugin_timeout: must be a whole number of milliseconds/],
+    [['--plugin_timeout', '10s'], /^--plugin_timeout: must be a whole number of milliseconds/],
+    [['--maxPayload', '17mb'], /^--maxPayload: must be at most 16mb \(16777216 bytes\), got "17mb"$/],
+    [['--maxPayload', '16777217'], /^--maxPayload: must be at most 16mb/],
+    [['--maxPayload', '1gb'], /^--maxPayload: must be at most 16mb/],
+    [['--maxPayload', '0'], /^--maxPayload: must be a byte count like 5242880 or "5mb", got "0"$/],
+    [['--maxPayload', 'big'], /^--maxPayload: must be a byte count/],
+    [['--sendBuffer', '2gb'], /^--sendBuffer: must be at most 1gb \(1073741824 bytes\), got "2gb"$/],
+    [['--sendBuffer', '-1'], /^--sendBuffer: needs a value \(write --sendBuffer=VALUE/],
+    [['--sendBuffer=-1'], /^--sendBuffer: must be a byte count/],
+    [['--pingSeconds', '0'], /^--pingSeconds: must be a whole number of seconds from 1 to 3600, got "0"$/],
+    [['--pingSeconds', '3601'], /^--pingSeconds: must be a whole number of seconds from 1 to 3600/],
+    [['--pingSeconds', '0.5'], /^--pingSeconds: must be a whole number of seconds/],
+    [['--pingSeconds', 'often'], /^--pingSeconds: must be a whole number of seconds/],
   ]
   for (const [argv, pattern] of cases) t.match(refusal(t, argv), pattern, argv.join(' '))
 })
@@ -324,6 +491,36 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     'test.json': '{"test": true}',
     'allowedtype.json': '{"allowed": 5}',
     'admin.json': '{"admin": 42}',
+    'plugins-array.json': '{"plugins": ["txtzyme"]}',
+    'plugins-null.json': '{"plugins": null}',
+    'plugin-name.json': '{"plugins": {"Txtzyme": {}}}',
+    'plugin-name-path.json': '{"plugins": {"../evil": {}}}',
+    'plugin-grant.json': '{"plugins": {"txtzyme": true}}',
+    'plugin-key.json': '{"plugins": {"txtzyme": {"trusted": "farm"}}}',
+    'plugin-key-far.json': '{"plugins": {"txtzyme": {"device": "/dev/ttyACM0"}}}',
+    'plugin-proto.json': '{"plugins": {"txtzyme": {"__proto__": {"enabled": false}}}}',
+    'plugin-enabled.json': '{"plugins": {"txtzyme": {"enabled": "yes"}}}',
+    'plugin-trust.json': '{"plugins": {"txtzyme": {"trust": "all"}}}',
+    'plugin-trust-case.json': '{"plugins": {"txtzyme": {"trust": "Farm"}}}',
+    'plugin-sites.json': '{"plugins": {"txtzyme": {"sites": "a.com"}}}',
+    'plugin-sites-empty.json': '{"plugins": {"txtzyme": {"sites": []}}}',
+    'plugin-sites-host.json': '{"plugins": {"txtzyme": {"sites": ["ok.com", "not a host"]}}}',
+    'plugin-sites-dots.json': '{"plugins": {"txtzyme": {"sites": [".."]}}}',
+    'plugin-sites-type.json': '{"plugins": {"txtzyme": {"sites": [42]}}}',
+    'plugin-sites-star.json': '{"plugins": {"txtzyme": {"sites": ["*", "a.com"]}}}',
+    'plugin-options.json': '{"plugins": {"txtzyme": {"options": "/dev/ttyACM0"}}}',
+    'plugin-options-array.json': '{"plugins": {"txtzyme": {"options": [1]}}}',
+    'plugin-package.json': '{"plugins": {"txtzyme": {"package": ""}}}',
+    'plugin-package-type.json': '{"plugins": {"txtzyme": {"package": 7}}}',
+    'plugin-typo.json': '{"plugin": {}}',
+    'disable-type.json': '{"plugins_disable": 3}',
+    'disable-name.json': '{"plugins_disable": ["ok", 5]}',
+    'handler-timeout.json': '{"plugin_handler_timeout": 0}',
+    'close-timeout.json': '{"plugin_close_timeout": "soon"}',
+    'max-payload.json': '{"maxPayload": "32mb"}',
+    'send-buffer.json': '{"sendBuffer": true}',
+    'ping.json': '{"pingSeconds": -5}',
+    'domain-plugins.json': '{"wikiDomains": {"a.com": {"plugins": {}}}}',
     folder: {},
   })
   const f = (name: string): string => join(dir, name)
@@ -351,6 +548,36 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['test.json', /test\.json key "test": .*not supported/],
     ['allowedtype.json', /allowedtype\.json key "allowed": must be a comma-separated list, got 5$/],
     ['admin.json', /admin\.json key "admin": must be a string, got 42$/],
+    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package\}\}, got \["txtzyme"\]$/],
+    ['plugins-null.json', /key "plugins": must be an object/],
+    ['plugin-name.json', /key "plugins\.Txtzyme": "Txtzyme" is not a plugin name/],
+    ['plugin-name-path.json', /key "plugins\.\.\.\/evil": "\.\.\/evil" is not a plugin name/],
+    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, got true$/],
+    ['plugin-key.json', /key "plugins\.txtzyme\.trusted": unknown key; did you mean "trust"\?$/],
+    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package\)$/],
+    ['plugin-proto.json', /plugin-proto\.json: the config file is not valid JSON: .*prototype/i],
+    ['plugin-enabled.json', /key "plugins\.txtzyme\.enabled": must be true or false, got "yes"$/],
+    ['plugin-trust.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "all"$/],
+    ['plugin-trust-case.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "Farm"$/],
+    ['plugin-sites.json', /key "plugins\.txtzyme\.sites": must be "\*" or an array of host names, got "a\.com"$/],
+    ['plugin-sites-empty.json', /key "plugins\.txtzyme\.sites": must list at least one host name, or be "\*" \(to serve no site, set "enabled": false\)$/],
+    ['plugin-sites-host.json', /key "plugins\.txtzyme\.sites": "not a host" is not a host name$/],
+    ['plugin-sites-dots.json', /key "plugins\.txtzyme\.sites": "\.\." is not a host name$/],
+    ['plugin-sites-type.json', /key "plugins\.txtzyme\.sites": list entries must be host names, got 42$/],
+    ['plugin-sites-star.json', /key "plugins\.txtzyme\.sites": "\*" stands alone: write "sites": "\*"$/],
+    ['plugin-options.json', /key "plugins\.txtzyme\.options": must be a JSON object of the plugin's options, got "\/dev\/ttyACM0"$/],
+    ['plugin-options-array.json', /key "plugins\.txtzyme\.options": must be a JSON object/],
+    ['plugin-package.json', /key "plugins\.txtzyme\.package": must not be empty$/],
+    ['plugin-package-type.json', /key "plugins\.txtzyme\.package": must be a string, got 7$/],
+    ['plugin-typo.json', /key "plugin": unknown key; did you mean "plugins"\?$/],
+    ['disable-type.json', /key "plugins_disable": must be a comma-separated list, got 3$/],
+    ['disable-name.json', /key "plugins_disable": list entries must be strings, got 5$/],
+    ['handler-timeout.json', /key "plugin_handler_timeout": must be a whole number of milliseconds from 1 to 2147483647, got 0$/],
+    ['close-timeout.json', /key "plugin_close_timeout": must be a whole number of milliseconds/],
+    ['max-payload.json', /key "maxPayload": must be at most 16mb \(16777216 bytes\), got "32mb"$/],
+    ['send-buffer.json', /key "sendBuffer": must be a byte count like 5242880 or "5mb", got true$/],
+    ['ping.json', /key "pingSeconds": must be a whole number of seconds from 1 to 3600, got -5$/],
+    ['domain-plugins.json', /key "wikiDomains" "a\.com" key "plugins": is farm-wide/],
   ]
   for (const [name, pattern] of cases) t.match(refusal(t, ['--config', f(name)]), pattern, name)
   t.match(refusal(t, [], { WIKIFARM_CONFIG: f('missing.json') }), /^WIKIFARM_CONFIG .*missing\.json: cannot read/)

@@ -26,10 +26,12 @@ function reclaim(farm: TestFarm, host: string, body: string, type: string, cooki
 
 t.test('claim: the first visitor becomes the owner and gets the secret once', async (t) => {
   const farm = await startFarm(t, { farm: true })
-  const visit = await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })
+  const read = await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })
+  t.equal(read.headers['set-cookie'], undefined, 'a federated JSON read without a cookie gets none')
+  const visit = await farm.app.inject({ url: '/welcome-visitors.html', headers: { host: HOST } })
   const visitor = sessionCookie(visit)
-  t.ok(visitor, 'every visitor gets a session cookie')
-  const again = await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST, cookie: visitor ?? '' } })
+  t.ok(visitor, 'every visitor gets a session cookie with the first page they open')
+  const again = await farm.app.inject({ url: '/welcome-visitors.html', headers: { host: HOST, cookie: visitor ?? '' } })
   t.equal(again.headers['set-cookie'], undefined, 'and it is sent only when new or changed')
 
   const login = await farm.app.inject({ method: 'POST', url: '/login', headers: { host: HOST, cookie: visitor ?? '' } })

@@ -1,0 +1,432 @@
+// Server-side plugins: discovery (built-ins in plugins/, packages named in the config),
+// validation, launch once per process at kernel start (with a timeout), state and reasons,
+// retries for hot-plugged hardware, admin relaunch, and shutdown in reverse order.
+import { readdir, stat } from 'node:fs/promises'
+import { isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import FindMyWay from 'find-my-way'
+import { Compile } from 'typebox/compile'
+import {
+  API_VERSION, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
+  type AnyRouteDeclaration, type DefinedPlugin, type KernelHandle, type PluginInstance, type PluginLogger,
+  type SiteHandle, type SocketDeclaration, type Trust,
+} from './plugin-api.js'
+import type { EventBus, EventName, Listener } from './events.js'
+import type { SiteRegistry } from './sites.js'
+import { siteHandle } from './plugin-context.js'
+import { normalizeHost } from './site-router.js'
+import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from './errors.js'
+
+export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../plugins/', import.meta.url))
+const NAME = /^[a-z][a-z0-9-]{0,39}$/
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
+const MAX_RETRY_MS = 5 * 60_000
+
+/** The operator's grant for one plugin (config file `plugins.<name>`). */
+export interface PluginGrant {
+  enabled?: boolean
+  /** The trust granted; a plugin requesting more is refused. */
+  trust?: Trust
+  /** Sites the plugin serves: host names, or '*' for every site of the farm. */
+  sites?: string[] | '*'
+  options?: unknown
+  /** For third-party plugins: an npm package name or a path to the module. */
+  package?: string
+}
+
+export type PluginState = 'disabled' | 'launching' | 'running' | 'unavailable' | 'failed' | 'stopped'
+
+export interface PluginStatus {
+  name: string
+  source: string
+  state: PluginState
+  reason: string | null
+  requestedTrust: Trust | null
+  trust: Trust | null
+  sites: string[] | '*'
+  apiVersion: number | null
+  launchedAt: string | null
+  launches: number
+  nextRetryAt: string | null
+}
+
+export interface RegistryOptions {
+  grants: Record<string, PluginGrant>
+  launchTimeoutMs: number
+  closeTimeoutMs: number
+  builtinDir?: string
+  log: PluginLogger
+  loggerFor(plugin: string): PluginLogger
+}
+
+type RouteStore = { route: AnyRouteDeclaration; validators: RouteValidators }
+type SocketStore = { socket: SocketDeclaration; validator: ReturnType<typeof Compile> | null }
+
+export interface RouteValidators {
+  params: ReturnType<typeof Compile> | null
+  querystring: ReturnType<typeof Compile> | null
+  body: ReturnType<typeof Compile> | null
+  response: ReturnType<typeof Compile> | null
+}
+
+export interface LiveInstance {
+  instance: PluginInstance
+  routes: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>
+  sockets: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>
+}
+
+export class PluginRecord {
+  readonly name: string
+  readonly source: string
+  readonly definition: DefinedPlugin | null
+  readonly grant: PluginGrant
+  state: PluginState
+  reason: string | null = null
+  launchedAt: Date | null = null
+  launches = 0
+  live: LiveInstance | null = null
+  retryTimer: NodeJS.Timeout | null = null
+  nextRetryAt: Date | null = null
+  retryDelayMs = 0
+  unsubscribe: (() => void)[] = []
+  /** Serialises launch, relaunch and close of this plugin. */
+  busy: Promise<void> = Promise.resolve()
+
+  constructor(name: string, source: string, definition: DefinedPlugin | null, grant: PluginGrant, state: PluginState, reason: string | null) {
+    this.name = name
+    this.source = source
+    this.definition = definition
+    this.grant = grant
+    this.state = state
+    this.reason = reason
+  }
+
+  get trust(): Trust | null {
+    return this.definition?.trust ?? null
+  }
+
+  /** Is the plugin reachable on this site? */
+  servesSite(site: string): boolean {
+    const sites = this.grant.sites ?? '*'
+    return sites === '*' || sites.includes(site)
+  }
+
+  status(): PluginStatus {
+    return {
+      name: this.name,
+      source: this.source,
+      state: this.state,
+      reason: this.reason,
+      requestedTrust: this.definition?.trust ?? null,
+      trust: this.grant.trust ?? null,
+      sites: this.grant.sites ?? '*',
+      apiVersion: this.definition?.apiVersion ?? null,
+      launchedAt: this.launchedAt?.toISOString() ?? null,
+      launches: this.launches,
+      nextRetryAt: this.nextRetryAt?.toISOString() ?? null,
+    }
+  }
+}
+
+function compileOrNull(schema: unknown): ReturnType<typeof Compile> | null {
+  return schema ? Compile(schema as Parameters<typeof Compile>[0]) : null
+}
+
+function describeErrors(validator: ReturnType<typeof Compile>, value: unknown): string {
+  return validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
+}
+
+function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms) }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+async function importPlugin(specifier: string): Promise<unknown> {
+  const target = isAbsolute(specifier) || specifier.startsWith('.') ? pathToFileURL(resolve(specifier)).href : specifier
+  const module = await import(target) as { default?: unknown }
+  return module.default
+}
+
+/** Builds the routers of a launched instance; throws a reason when a declaration is invalid. */
+function buildLive(name: string, instance: PluginInstance): LiveInstance {
+  if (instance === null || typeof instance !== 'object') throw new Error('launch must resolve to an object')
+  const routes = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
+  const sockets = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
+  for (const route of instance.routes ?? []) {
+    if (!METHODS.has(route.method)) throw new Error(`route ${String(route.method)} ${route.url}: unsupported method`)
+    if (typeof route.url !== 'string' || !route.url.startsWith('/')) throw new Error(`route ${route.url}: url must start with /`)
+    if (typeof route.handler !== 'function') throw new Error(`route ${route.method} ${route.url}: no handler`)
+    const validators: RouteValidators = {
+      params: compileOrNull(route.schema?.params),
+      querystring: compileOrNull(route.schema?.querystring),
+      body: compileOrNull(route.schema?.body),
+      response: compileOrNull(route.schema?.response),
+    }
+    try {
+      routes.on(route.method, route.url, () => {}, { route, validators } satisfies RouteStore)
+    } catch (err) {
+      throw new Error(`route ${route.method} ${route.url}: ${(err as Error).message}`)
+    }
+  }
+  for (const socket of instance.sockets ?? []) {
+    if (typeof socket.url !== 'string' || !socket.url.startsWith('/')) throw new Error(`socket ${socket.url}: url must start with /`)
+    if (socket.codec !== 'text' && socket.codec !== 'json') throw new Error(`socket ${String((socket as { url: unknown }).url)}: codec must be 'text' or 'json'`)
+    if (socket.codec === 'json' && !socket.message) throw new Error(`socket ${socket.url}: a json socket declares its message schema`)
+    const validator = socket.codec === 'json' ? compileOrNull(socket.message) : null
+    try {
+      sockets.on('GET', socket.url, () => {}, { socket, validator } satisfies SocketStore)
+    } catch (err) {
+      throw new Error(`socket ${socket.url}: ${(err as Error).message}`)
+    }
+  }
+  void name
+  return { instance, routes, sockets }
+}
+
+export function findRoute(live: LiveInstance, method: string, path: string): { store: RouteStore; params: Record<string, string | undefined> } | null {
+  const found = live.routes.find(method as FindMyWay.HTTPMethod, path)
+  return found ? { store: found.store as RouteStore, params: found.params } : null
+}
+
+export function findSocket(live: LiveInstance, path: string): { store: SocketStore; params: Record<string, string | undefined> } | null {
+  const found = live.sockets.find('GET', path)
+  return found ? { store: found.store as SocketStore, params: found.params } : null
+}
+
+export class PluginRegistry {
+  readonly #records: PluginRecord[] = []
+  readonly #options: RegistryOptions
+  readonly #sites: SiteRegistry
+  readonly #events: EventBus
+  /**
+   * Called when a plugin stops serving (relaunch, shutdown): closes its sockets, and resolves
+   * once they have closed, before the plugin's own close runs.
+   */
+  onStop: (plugin: string, code: number, reason: string) => void | Promise<void> = () => {}
+  #closed = false
+
+  constructor(options: RegistryOptions, sites: SiteRegistry, events: EventBus) {
+    this.#options = options
+    this.#sites = sites
+    this.#events = events
+  }
+
+  records(): readonly PluginRecord[] {
+    return this.#records
+  }
+
+  get(name: string): PluginRecord | undefined {
+    return this.#records.find((r) => r.name === name)
+  }
+
+  statuses(): PluginStatus[] {
+    return this.#records.map((r) => r.status())
+  }
+
+  /**
+   * Finds and validates every plugin. Operator mistakes that would make routes ambiguous
+   * (bad or duplicate names, unknown plugins) throw; a plugin that cannot run is recorded
+   * as failed with its reason, and the farm serves without it.
+   */
+  async discover(): Promise<void> {
+    const grants = this.#options.grants
+    const found: { name: string; source: string; load: () => Promise<unknown> }[] = []
+    const builtinDir = this.#options.builtinDir ?? BUILTIN_PLUGINS_DIR
+    for (const entry of (await readdir(builtinDir).catch(() => [] as string[])).sort()) {
+      for (const file of ['index.ts', 'index.js']) {
+        const path = join(builtinDir, entry, file)
+        if (await stat(path).then((s) => s.isFile(), () => false)) {
+          found.push({ name: entry, source: `built-in plugins/${entry}`, load: () => importPlugin(path) })
+          break
+        }
+      }
+    }
+    for (const [name, grant] of Object.entries(grants)) {
+      if (grant.package) {
+        const specifier = grant.package
+        found.push({ name, source: `package ${specifier}`, load: () => importPlugin(specifier) })
+      } else if (!found.some((f) => f.name === name)) {
+        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`)
+      }
+    }
+    for (const { name, source, load } of found) {
+      if (!NAME.test(name)) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
+      if (this.get(name)) throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${this.get(name)?.source} and ${source}`)
+      const builtin = source.startsWith('built-in')
+      const grant: PluginGrant = { ...grants[name] }
+      let definition: DefinedPlugin | null = null
+      let reason: string | null = null
+      try {
+        const loaded = await load()
+        if (!isDefinedPlugin(loaded)) throw new Error('its default export is not a definePlugin() result')
+        definition = loaded
+      } catch (err) {
+        reason = `could not load: ${(err as Error).message}`
+      }
+      if (definition && definition.name !== name) {
+        throw new ERR_PLUGIN_CONFIG(`${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
+      }
+      // Built-ins get the trust they request unless the operator says otherwise;
+      // third-party plugins get `site` unless the operator grants `farm`.
+      grant.trust ??= builtin && definition ? definition.trust : 'site'
+      const record = new PluginRecord(name, source, definition, grant, 'stopped', null)
+      if (grant.enabled === false) {
+        record.state = 'disabled'
+        record.reason = 'disabled by the operator'
+      } else if (reason ?? (definition && this.#refusal(definition, grant))) {
+        record.state = 'failed'
+        record.reason = reason ?? this.#refusal(definition as DefinedPlugin, grant)
+      }
+      this.#records.push(record)
+    }
+  }
+
+  #refusal(definition: DefinedPlugin, grant: PluginGrant): string | null {
+    if (!SUPPORTED_API_VERSIONS.includes(definition.apiVersion)) {
+      return `it speaks plugin API v${String(definition.apiVersion)}; this kernel supports v${SUPPORTED_API_VERSIONS.join(', v')} (current v${API_VERSION})`
+    }
+    if (definition.trust !== 'farm' && definition.trust !== 'site') return `it requests unknown trust ${JSON.stringify(definition.trust)}`
+    if (definition.trust === 'farm' && grant.trust !== 'farm') {
+      return `it requests farm trust and the operator granted site trust: grant it with plugins.${definition.name}.trust = "farm"`
+    }
+    if (definition.options) {
+      const validator = Compile(definition.options)
+      const value = validator.Default(structuredClone(grant.options ?? {}))
+      if (!validator.Check(value)) return `invalid options: ${describeErrors(validator, value)}`
+    }
+    return null
+  }
+
+  /** Launches every enabled plugin, concurrently, each once. Resolves when all have settled. */
+  async launchAll(): Promise<void> {
+    await Promise.all(this.#records.filter((r) => r.state === 'stopped').map((r) => this.#serialise(r, () => this.#launch(r))))
+  }
+
+  /** Stops and launches a plugin again (admin route, or a retry). */
+  relaunch(name: string): Promise<PluginStatus> {
+    const record = this.get(name)
+    if (!record) return Promise.reject(new ERR_PLUGIN_NOT_ENABLED(name))
+    return this.#serialise(record, async () => {
+      if (record.state === 'disabled' || !record.definition) return
+      if (this.#refusal(record.definition, record.grant)) return
+      await this.#stop(record, 1012, 'plugin restarting')
+      await this.#launch(record)
+    }).then(() => record.status())
+  }
+
+  #serialise(record: PluginRecord, task: () => Promise<void>): Promise<void> {
+    const run = record.busy.then(task)
+    record.busy = run.catch(() => {})
+    return run
+  }
+
+  #handle(record: PluginRecord): KernelHandle {
+    const trust = record.definition?.trust ?? 'site'
+    const sites = this.#sites
+    return {
+      apiVersion: API_VERSION,
+      trust,
+      log: this.#options.loggerFor(record.name),
+      async sites() {
+        const open = sites.openSites()
+        return trust === 'farm' ? open : open.filter((s) => record.servesSite(s))
+      },
+      async site(name: string): Promise<SiteHandle> {
+        // Named as a Host is: 'B.Example' and 'b.example' are one site, '../x' none.
+        let host: string
+        try {
+          host = normalizeHost(String(name))
+        } catch {
+          throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${JSON.stringify(String(name).slice(0, 60))}`)
+        }
+        const resolved = await sites.resolveName(host)
+        if (resolved === null || (trust === 'site' && !record.servesSite(resolved))) throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
+        return siteHandle(sites.open(resolved))
+      },
+    }
+  }
+
+  async #launch(record: PluginRecord): Promise<void> {
+    if (this.#closed || !record.definition) return
+    const definition = record.definition
+    record.state = 'launching'
+    record.reason = null
+    record.nextRetryAt = null
+    const log = this.#options.loggerFor(record.name)
+    const options = definition.options ? Compile(definition.options).Default(structuredClone(record.grant.options ?? {})) : (record.grant.options ?? {})
+    const launching = Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
+    try {
+      const instance = await timeout(launching, this.#options.launchTimeoutMs, 'launch')
+      record.live = buildLive(record.name, instance)
+      record.state = 'running'
+      record.launchedAt = new Date()
+      record.launches++
+      record.retryDelayMs = 0
+      this.#subscribe(record, instance)
+      log.info('plugin launched', { trust: definition.trust })
+    } catch (err) {
+      // A launch that finishes after its timeout still gets closed, so it releases what it holds.
+      void launching.then((late) => late?.close?.()).catch(() => {})
+      record.live = null
+      const unavailable = isPluginUnavailable(err)
+      record.state = unavailable ? 'unavailable' : 'failed'
+      record.reason = unavailable ? err.reason : (err as Error)?.message ?? String(err)
+      log.warn(`plugin ${record.state}`, { reason: record.reason })
+      const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
+      if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
+    }
+  }
+
+  #scheduleRetry(record: PluginRecord, baseMs: number): void {
+    if (this.#closed) return
+    record.retryDelayMs = Math.min(MAX_RETRY_MS, record.retryDelayMs ? record.retryDelayMs * 2 : baseMs)
+    record.nextRetryAt = new Date(Date.now() + record.retryDelayMs)
+    record.retryTimer = setTimeout(() => {
+      record.retryTimer = null
+      void this.#serialise(record, () => (record.state === 'unavailable' ? this.#launch(record) : Promise.resolve()))
+    }, record.retryDelayMs)
+    record.retryTimer.unref()
+  }
+
+  #subscribe(record: PluginRecord, instance: PluginInstance): void {
+    const accepts = record.definition?.trust === 'farm' ? null : (site: string) => record.servesSite(site)
+    for (const [event, listener] of Object.entries(instance.events ?? {})) {
+      if (typeof listener !== 'function') continue
+      record.unsubscribe.push(this.#events.on(event as EventName, listener as Listener<EventName>, record.name, accepts))
+    }
+  }
+
+  async #stop(record: PluginRecord, code: number, reason: string): Promise<void> {
+    if (record.retryTimer) clearTimeout(record.retryTimer)
+    record.retryTimer = null
+    record.nextRetryAt = null
+    for (const unsubscribe of record.unsubscribe.splice(0)) unsubscribe()
+    const live = record.live
+    record.live = null
+    if (record.state === 'running') record.state = 'stopped'
+    try {
+      await this.onStop(record.name, code, reason)
+    } catch (err) {
+      this.#options.loggerFor(record.name).error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
+    }
+    if (live?.instance.close) {
+      try {
+        await timeout(Promise.resolve().then(() => live.instance.close?.()), this.#options.closeTimeoutMs, 'close')
+      } catch (err) {
+        this.#options.loggerFor(record.name).error('plugin close failed', { reason: (err as Error).message })
+      }
+    }
+  }
+
+  /** Closes every plugin in reverse order of registration, each with a timeout. */
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const record of [...this.#records].reverse()) {
+      await this.#serialise(record, () => this.#stop(record, 1001, 'server shutting down'))
+      if (record.state !== 'disabled' && record.state !== 'failed') record.state = 'stopped'
+    }
+  }
+}
