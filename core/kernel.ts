@@ -146,6 +146,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
   }, sites, events)
+  // A site with live connections is in use even when no request has come for a while.
+  sites.inUse = (name) => hub.servesSite(name)
   plugins.onStop = (name, code, reason) => hub.closeAll(code, reason, name, config.pluginCloseTimeoutMs)
   // Every plugin is found, validated and launched once, now: before the farm listens and
   // before any site is visited.
@@ -203,7 +205,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const labelKey = randomBytes(32)
   for (const record of plugins.records()) {
     await app.register(pluginScope, {
-      prefix: `/plugin/${record.name}`, record, guards, hub, events, labelKey, handlerTimeoutMs: config.pluginHandlerTimeoutMs,
+      prefix: `/plugin/${record.name}`, record, guards, hub, events, sites, labelKey, handlerTimeoutMs: config.pluginHandlerTimeoutMs,
     })
   }
 

@@ -68,7 +68,8 @@ export async function main(io: MainIO = {
     kernel = await createKernel(config, { logger: loggerFor(config, io.stdout.isTTY === true) })
   } catch (err) {
     io.stderr.write(`wikifarm: cannot start: ${oneLine(err)}\n`)
-    process.exitCode = 1
+    // A plugin configuration the kernel refuses is the operator's to fix, like a bad flag.
+    process.exitCode = (err as { code?: string }).code === 'WIKIFARM_ERR_PLUGIN_CONFIG' ? 2 : 1
     return null
   }
   const log = kernel.app.log

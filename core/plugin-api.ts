@@ -209,7 +209,12 @@ export function socket(declaration: SocketDeclaration): SocketDeclaration {
   return declaration
 }
 
-export type EventListeners = { [E in keyof FarmEvents]?: (event: FarmEvents[E]) => void | Promise<void> }
+/** What an event listener gets beside the event: a handle on the site the event is about. */
+export interface EventContext {
+  readonly site: SiteHandle
+}
+
+export type EventListeners = { [E in keyof FarmEvents]?: (event: FarmEvents[E], ctx: EventContext) => void | Promise<void> }
 
 /**
  * A route with its schema types erased, as the kernel stores it. Declare routes with route()

@@ -3,7 +3,8 @@
 // and a logger that names the plugin and the site.
 import { createHmac } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Site } from './sites.js'
+import type { Site, SiteRegistry } from './sites.js'
+import type { Action } from '../schemas/action.js'
 import type { Identity, PluginLogger, SiteHandle } from './plugin-api.js'
 import { validateAction } from './page-actions.js'
 import { ERR_BAD_SLUG, ERR_VALIDATION } from './errors.js'
@@ -12,24 +13,29 @@ const SLUG = /^[a-z0-9-]{1,100}$/
 const ITEM_ID = /^[0-9a-f]{16}$/
 const MAX_LINEUP = 50
 
-/** A handle on one site: async, returning data. Pages come frozen from the store's cache. */
-export function siteHandle(site: Site): SiteHandle {
-  return {
-    name: site.name,
-    async getPage(slug) {
-      return SLUG.test(slug) ? (await site.getPage(slug))?.page ?? null : null
+/**
+ * A handle on one site: async, returning data. Pages come frozen from the store's cache.
+ * It names the site rather than holding it, so a site closed when idle and opened again is
+ * the same site to the plugin, and every write goes through the one open Site.
+ */
+export function siteHandle(sites: SiteRegistry, name: string): SiteHandle {
+  const site = (): Site => sites.open(name)
+  return Object.freeze({
+    name,
+    async getPage(slug: string) {
+      return SLUG.test(slug) ? (await site().getPage(slug))?.page ?? null : null
     },
-    listSlugs: () => site.store.listSlugs(),
+    listSlugs: () => site().store.listSlugs(),
     async sitemap() {
-      return (await site.sitemap()).entries()
+      return (await site().sitemap()).entries()
     },
     // The plugin's slug and action are checked as a client's are: a slug is a file name in
     // this site's folder, and must never climb out of it.
-    async applyAction(slug, action) {
+    async applyAction(slug: string, action: Action) {
       if (typeof slug !== 'string' || !SLUG.test(slug)) throw new ERR_BAD_SLUG(JSON.stringify(String(slug).slice(0, 120)))
-      return site.applyAction(slug, validateAction(action))
+      return site().applyAction(slug, validateAction(action))
     },
-  }
+  })
 }
 
 /** An opaque label for a visitor on one site: stable, unlinkable across sites and plugins. */

@@ -9,13 +9,14 @@ import type {} from '@fastify/websocket'
 import { randomBytes } from 'node:crypto'
 import {
   isPluginHttpError, isPluginReply, isPluginUnavailable, type HttpMethod, type Identity, type PluginRequest,
-  type RequestContext, type RouteSchemas, type SessionInfo,
+  type PluginLogger, type RequestContext, type RouteSchemas, type SessionInfo,
 } from './plugin-api.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './plugin-registry.js'
 import { pluginLogger, pluginQuery, readIdentity, sessionLabel, siteHandle } from './plugin-context.js'
 import { CLOSE, SocketConnection, closeReason, type SocketHub } from './socket-hub.js'
 import type { Guards } from './request-context.js'
 import type { EventBus } from './events.js'
+import type { SiteRegistry } from './sites.js'
 import {
   ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT, ERR_PLUGIN_UNAVAILABLE, ERR_VALIDATION,
   type WikifarmError,
@@ -35,6 +36,7 @@ export interface DispatchOptions {
   guards: Guards
   hub: SocketHub
   events: EventBus
+  sites: SiteRegistry
   /** Key for the opaque per-plugin session labels. */
   labelKey: Buffer
   handlerTimeoutMs: number
@@ -69,13 +71,19 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
 }
 
 export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions): Promise<void> {
-  const { record, guards, hub, events, labelKey } = opts
+  const { record, guards, hub, events, labelKey, sites } = opts
   scope.decorateRequest('pluginIdentity', null)
   scope.decorateRequest('pluginSession', null)
 
+  // The label and the logger are made when first read: a handler that uses neither costs no
+  // HMAC, no session id (so no cookie) and no child logger.
   async function session(request: FastifyRequest): Promise<SessionInfo> {
+    let label: string | undefined
     return Object.freeze({
-      id: sessionLabel(labelKey, request.session.id, request.site.name, record.name),
+      get id() {
+        label ??= sessionLabel(labelKey, request.session.id, request.site.name, record.name)
+        return label
+      },
       isOwner: await guards.isOwner(request),
       isAdmin: guards.isAdmin(request),
     })
@@ -83,11 +91,15 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
 
   // Synchronous: a websocket handler must wire its listeners before the first frame can arrive.
   function context(request: FastifyRequest): RequestContext {
+    let log: PluginLogger | undefined
     return Object.freeze({
-      site: siteHandle(request.site),
+      site: siteHandle(sites, request.site.name),
       session: request.pluginSession as SessionInfo,
       identity: request.pluginIdentity as Identity,
-      log: pluginLogger(request.log.child({ plugin: record.name, site: request.site.name })),
+      get log() {
+        log ??= pluginLogger(request.log.child({ plugin: record.name, site: request.site.name }))
+        return log
+      },
     })
   }
 
@@ -114,15 +126,19 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
     check(validators.params, found.params, 'params')
     check(validators.querystring, query, 'querystring')
     check(validators.body, request.body, 'body')
+    let headers: Readonly<Record<string, string>> | undefined
     const pluginRequest: PluginRequest<RouteSchemas> = Object.freeze({
       method: request.method as HttpMethod,
       path,
       params: found.params as Record<string, string>,
       query: query as Record<string, string>,
       body: request.body,
-      headers: Object.freeze(Object.fromEntries(Object.entries(request.headers)
-        .filter(([name]) => name !== 'cookie' && name !== 'authorization')
-        .map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : String(value ?? '')]))),
+      get headers() {
+        headers ??= Object.freeze(Object.fromEntries(Object.entries(request.headers)
+          .filter(([name]) => name !== 'cookie' && name !== 'authorization')
+          .map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : String(value ?? '')])))
+        return headers
+      },
     })
     let result: unknown
     try {

@@ -8,7 +8,7 @@ import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
 import {
   API_VERSION, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
-  type AnyRouteDeclaration, type DefinedPlugin, type KernelHandle, type PluginInstance, type PluginLogger,
+  type AnyRouteDeclaration, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
   type SiteHandle, type SocketDeclaration, type Trust,
 } from './plugin-api.js'
 import type { EventBus, EventName, Listener } from './events.js'
@@ -264,7 +264,7 @@ export class PluginRegistry {
         if (!isDefinedPlugin(loaded)) throw new Error('its default export is not a definePlugin() result')
         definition = loaded
       } catch (err) {
-        reason = `could not load: ${(err as Error).message}`
+        reason = `could not load: ${String((err as Error).message).split(/\r?\n/, 1)[0]}`
       }
       if (definition && definition.name !== name) {
         throw new ERR_PLUGIN_CONFIG(`${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
@@ -280,6 +280,7 @@ export class PluginRegistry {
         record.state = 'failed'
         record.reason = reason ?? this.#refusal(definition as DefinedPlugin, grant)
       }
+      if (record.state === 'failed') this.#options.loggerFor(name).error(`plugin refused: ${record.reason}`, { source })
       this.#records.push(record)
     }
   }
@@ -313,6 +314,8 @@ export class PluginRegistry {
       if (record.state === 'disabled' || !record.definition) return
       if (this.#refusal(record.definition, record.grant)) return
       await this.#stop(record, 1012, 'plugin restarting')
+      // An operator's relaunch starts the backoff afresh.
+      record.retryDelayMs = 0
       await this.#launch(record)
     }).then(() => record.status())
   }
@@ -330,9 +333,12 @@ export class PluginRegistry {
       apiVersion: API_VERSION,
       trust,
       log: this.#options.loggerFor(record.name),
+      // A site plugin reaches sites through a request's, a connection's or an event's context;
+      // by name only those the operator listed for it (never with the '*' grant).
       async sites() {
-        const open = sites.openSites()
-        return trust === 'farm' ? open : open.filter((s) => record.servesSite(s))
+        if (trust === 'farm') return sites.openSites()
+        const granted = record.grant.sites
+        return Array.isArray(granted) ? [...granted] : []
       },
       async site(name: string): Promise<SiteHandle> {
         // Named as a Host is: 'B.Example' and 'b.example' are one site, '../x' none.
@@ -343,8 +349,9 @@ export class PluginRegistry {
           throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${JSON.stringify(String(name).slice(0, 60))}`)
         }
         const resolved = await sites.resolveName(host)
-        if (resolved === null || (trust === 'site' && !record.servesSite(resolved))) throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
-        return siteHandle(sites.open(resolved))
+        const listed = Array.isArray(record.grant.sites) && record.grant.sites.includes(resolved ?? '')
+        if (resolved === null || (trust === 'site' && !listed)) throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
+        return siteHandle(sites, resolved)
       },
     }
   }
@@ -393,9 +400,13 @@ export class PluginRegistry {
 
   #subscribe(record: PluginRecord, instance: PluginInstance): void {
     const accepts = record.definition?.trust === 'farm' ? null : (site: string) => record.servesSite(site)
+    const sites = this.#sites
     for (const [event, listener] of Object.entries(instance.events ?? {})) {
       if (typeof listener !== 'function') continue
-      record.unsubscribe.push(this.#events.on(event as EventName, listener as Listener<EventName>, record.name, accepts))
+      // Each event comes with its own site's handle: the one site a site plugin may act on.
+      const deliver: Listener<EventName> = (payload) =>
+        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, { site: siteHandle(sites, payload.site) })
+      record.unsubscribe.push(this.#events.on(event as EventName, deliver, record.name, accepts))
     }
   }
 

@@ -162,6 +162,8 @@ export class SiteRegistry {
   readonly #open = new Map<string, Site>()
   readonly #dataRoot: string
   #sweeper: NodeJS.Timeout | null = null
+  /** Whether something other than requests keeps a site busy (open websocket connections). */
+  inUse: (site: string) => boolean = () => false
 
   constructor(rules: SiteRules, store: PageStore, events: EventBus, defaults: DefaultPages) {
     this.rules = rules
@@ -228,7 +230,7 @@ export class SiteRegistry {
   async evictIdle(now = Date.now()): Promise<number> {
     let evicted = 0
     for (const [name, site] of this.#open) {
-      if (now - site.lastUsed < this.rules.idleMs) continue
+      if (now - site.lastUsed < this.rules.idleMs || this.inUse(name)) continue
       await site.flush()
       // A request may have touched it while we flushed.
       if (now - site.lastUsed < this.rules.idleMs) continue

@@ -129,6 +129,11 @@ export class SocketConnection implements Connection<unknown> {
   }
 
   close(code: number = CLOSE.NORMAL, reason = ''): void {
+    // Checked before any state changes: ws throws on codes a peer may not receive, and a
+    // connection marked closed but left open would never be dropped by the heartbeat.
+    if (!isSendableCloseCode(code)) {
+      throw new RangeError(`close code ${code} cannot be sent: use 1000, 1001, 1003, 1007-1014 or 3000-4999`)
+    }
     if (this.#closed) return
     this.#closed = true
     if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) {
@@ -156,13 +161,16 @@ export class SocketConnection implements Connection<unknown> {
     this.#ws.on('pong', () => { this.alive = true })
     this.#ws.on('message', (data: RawData, isBinary: boolean) => {
       // Decoding waits its turn too, so a bad frame closes only after the frames before it are handled.
+      let id: string | undefined
       this.#queue = this.#queue.then(() => {
         if (this.#closed) return undefined
         const message = this.#decode(data, isBinary)
-        return message === undefined ? undefined : hooks.onMessage(message)
+        if (message === undefined) return undefined
+        id = this.codec === 'json' ? (message as Envelope).id : undefined
+        return hooks.onMessage(message)
       }).catch((err: unknown) => {
         this.log.error('message handler failed', { err: String(err) })
-        this.#sendError(undefined, 'WIKIFARM_ERR_PLUGIN_FAILED', 'the plugin failed to handle this message')
+        this.#sendError(id, 'WIKIFARM_ERR_PLUGIN_FAILED', 'the plugin failed to handle this message')
       })
     })
     this.#ws.on('close', (code: number, reason: Buffer) => {
@@ -193,9 +201,10 @@ export class SocketConnection implements Connection<unknown> {
       this.close(CLOSE.INVALID_PAYLOAD, 'frame is not valid JSON')
       return undefined
     }
-    const id = value && typeof value === 'object' && typeof (value as Envelope).id === 'string' ? (value as Envelope).id : undefined
+    const rawId = value && typeof value === 'object' ? (value as Envelope).id : undefined
+    const id = typeof rawId === 'string' && rawId.length <= 200 ? rawId : undefined
     const envelopeOk = value !== null && typeof value === 'object' && !Array.isArray(value) &&
-      typeof (value as Envelope).type === 'string' && (id === undefined || id.length <= 200)
+      typeof (value as Envelope).type === 'string' && (rawId === undefined || id !== undefined)
     if (!envelopeOk || (this.#validator && !this.#validator.Check(value))) {
       const detail = !envelopeOk
         ? 'expected an envelope {type, id?, data?}'
@@ -213,10 +222,21 @@ export class SocketConnection implements Connection<unknown> {
   }
 
   #sendError(id: string | undefined, code: string, error: string): void {
+    // A text socket has no envelope: its clients get one line they can tell apart.
+    if (this.codec === 'text') {
+      this.send(`error ${code}: ${error}`)
+      return
+    }
     const envelope: Envelope = { type: 'error', data: { code, error } }
     if (id !== undefined) envelope.id = id
     this.send(envelope)
   }
+}
+
+/** Close codes an endpoint may send (RFC 6455 §7.4, and the 3000-4999 range for applications). */
+export function isSendableCloseCode(code: number): boolean {
+  return Number.isInteger(code) && (code === 1000 || code === 1001 || code === 1003 ||
+    (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
 }
 
 /** True when `promise` settles within `ms`. */
@@ -262,6 +282,12 @@ export class SocketHub {
 
   connections(): SocketConnection[] {
     return [...this.#connections]
+  }
+
+  /** Does any open connection belong to this site? */
+  servesSite(site: string): boolean {
+    for (const conn of this.#connections) if (conn.site.name === site) return true
+    return false
   }
 
   /** Counts of open connections by plugin and site, for the operator view. */

@@ -403,7 +403,7 @@ t.test('a plugin is plain async functions: launch and call it without a kernel',
   await t.rejects(pageRoute.handler({ ...request, method: 'GET', path: '/pages/nope', params: { slug: 'nope' }, body: undefined }, ctx),
     { statusCode: 404, code: 'TYPES_NO_PAGE' })
 
-  await instance.events?.['page.changed']?.({ site: 'a.example', slug: 'hello', action: { type: 'create', item: { title: 'Hello' } } as never, page: { title: 'Hello', story: [] } })
+  await instance.events?.['page.changed']?.({ site: 'a.example', slug: 'hello', action: { type: 'create', item: { title: 'Hello' } } as never, page: { title: 'Hello', story: [] } }, { site })
   t.same(heard, ['a.example/hello'])
   await instance.close?.()
   t.same(heard, [], 'close ran')

@@ -3,7 +3,9 @@
 import t from 'tap'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { startFarm, claim, putAction } from './fixtures/test-farm.js'
+import { fileURLToPath } from 'node:url'
+import { startFarm, claim, putAction, listenLocal } from './fixtures/test-farm.js'
+import { openWs } from './fixtures/ws-client.js'
 
 t.test('no site is open before its first request, and reads open exactly one', async (t) => {
   const farm = await startFarm(t, { farm: true, idleSeconds: 60 })
@@ -59,4 +61,35 @@ t.test('with idleSeconds 0 sites are never closed', async (t) => {
   const farm = await startFarm(t, { farm: true, idleSeconds: 0 })
   await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: 'n.example' } })
   t.equal(farm.kernel.sites.openCount, 1)
+})
+
+t.test('a site with open websocket connections stays open, however long since its last request', async (t) => {
+  const farm = await startFarm(t, { farm: true, idleSeconds: 60 }, undefined,
+    { builtinPluginsDir: fileURLToPath(new URL('./fixtures/plugins/', import.meta.url)) })
+  const port = await listenLocal(farm)
+  const client = await openWs(port, '/plugin/echo', 'live.example')
+  t.equal((await client.nextJson()).type, 'hello')
+  await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: 'quiet.example' } })
+  t.equal(await farm.kernel.sites.evictIdle(Date.now() + 61_000), 1, 'only the site without connections closes')
+  t.same(farm.kernel.sites.openSites(), ['live.example'])
+  client.ws.close()
+  await client.closed
+  t.equal(await farm.kernel.sites.evictIdle(Date.now() + 61_000), 1, 'once its last connection closes, it can close too')
+})
+
+t.test("a plugin's site handle follows the site through eviction and reopening", async (t) => {
+  const farm = await startFarm(t, { farm: true, idleSeconds: 60 }, undefined,
+    { builtinPluginsDir: fileURLToPath(new URL('./fixtures/plugins/', import.meta.url)) })
+  const { cookie } = await claim(t, farm.app, 'h.example')
+  const before = await farm.app.inject({ url: '/plugin/echo/page/welcome-visitors', headers: { host: 'h.example' } })
+  t.equal(before.statusCode, 200)
+  await farm.kernel.sites.evictIdle(Date.now() + 61_000)
+  t.equal(farm.kernel.sites.openCount, 0)
+  const create = await putAction(farm.app, 'h.example', cookie, 'after', {
+    type: 'create', id: '0123456789abcdef', item: { title: 'After', story: [] }, date: 1,
+  })
+  t.equal(create.statusCode, 200)
+  const seen = await farm.app.inject({ url: '/plugin/echo/page/after', headers: { host: 'h.example' } })
+  t.same(seen.json(), { title: 'After' }, 'the plugin reads the page written after the site reopened')
+  t.equal(farm.kernel.sites.openCount, 1, 'one open Site for the folder, not two')
 })
