@@ -639,8 +639,11 @@ function get(url: string, host?: string): Promise<{ status: number; body: string
   })
 }
 
+/** The farm's own log lines; a plugin's lines (e.g. "no device attached") carry `plugin`. */
 function logLines(stdout: string): { level: number; msg: string }[] {
-  return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string })
+  return stdout.split('\n').filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string; plugin?: string })
+    .filter((l) => l.plugin === undefined)
 }
 
 t.test('bin: an unknown flag exits 2 with one line on stderr', async (t) => {
