@@ -1,11 +1,12 @@
 // npm run bench [-- part ...]: each part measures wikifarm beside a baseline run in the same
-// process tree, on 127.0.0.1, bounded in time, and prints ratios. Parts: reads, dispatch.
+// process tree, on 127.0.0.1, bounded in time, and prints ratios. Parts: reads, dispatch, txtzyme.
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serve, stop, load, type LoadResult } from './load.js'
 import { echoLoad, type EchoResult } from './ws-load.js'
+import { txtzyme } from './txtzyme.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const SITES = Number(process.env.BENCH_SITES ?? 1000)
@@ -80,7 +81,7 @@ async function dispatch(): Promise<string> {
   ].join('\n')
 }
 
-const parts: Record<string, () => Promise<string>> = { reads, dispatch }
+const parts: Record<string, () => Promise<string>> = { reads, dispatch, txtzyme: () => txtzyme(SECONDS) }
 const wanted = process.argv.slice(2).filter((a) => a !== '--')
 const chosen = wanted.length ? wanted : Object.keys(parts)
 const header = `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +

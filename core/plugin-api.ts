@@ -185,6 +185,12 @@ export interface Connection<Out = unknown> extends RequestContext {
 export interface TextSocketDeclaration {
   url: string
   codec: 'text'
+  /**
+   * Serve only connections that negotiated this subprotocol. A url may have one declaration
+   * with it and one without: clients offering wikifarm.v1 get the first, plain clients the
+   * second (how a legacy text path and the JSON envelope share one url).
+   */
+  protocol?: typeof SUBPROTOCOL_V1
   onConnect?(conn: Connection<string>): void | Promise<void>
   onMessage?(conn: Connection<string>, message: string): void | Promise<void>
   onClose?(conn: Connection<string>, code: number, reason: string): void | Promise<void>
@@ -193,6 +199,12 @@ export interface TextSocketDeclaration {
 export interface JsonSocketDeclaration<M extends TSchema = TSchema> {
   url: string
   codec: 'json'
+  /**
+   * Serve only connections that negotiated this subprotocol. A url may have one declaration
+   * with it and one without: clients offering wikifarm.v1 get the first, plain clients the
+   * second (how a legacy text path and the JSON envelope share one url).
+   */
+  protocol?: typeof SUBPROTOCOL_V1
   /** Schema of an incoming envelope; frames that fail it get an error message, never the handler. */
   message: M
   onConnect?(conn: Connection<Envelope>): void | Promise<void>

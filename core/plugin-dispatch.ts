@@ -8,7 +8,7 @@ import type { WebSocket } from 'ws'
 import type {} from '@fastify/websocket'
 import { randomBytes } from 'node:crypto'
 import {
-  isPluginHttpError, isPluginReply, isPluginUnavailable, type HttpMethod, type Identity, type PluginRequest,
+  SUBPROTOCOL_V1, isPluginHttpError, isPluginReply, isPluginUnavailable, type HttpMethod, type Identity, type PluginRequest,
   type PluginLogger, type RequestContext, type RouteSchemas, type SessionInfo,
 } from './plugin-api.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './plugin-registry.js'
@@ -48,6 +48,12 @@ function unavailable(record: PluginRecord): WikifarmError {
   const error = new ERR_PLUGIN_UNAVAILABLE(record.name)
   error.reason = record.reason ?? `the plugin is ${record.state}`
   return error
+}
+
+/** Did the client offer wikifarm.v1? The kernel selects it whenever it is offered. */
+function offersV1(request: FastifyRequest): boolean {
+  const offered = request.headers['sec-websocket-protocol']
+  return typeof offered === 'string' && offered.split(',').some((p) => p.trim() === SUBPROTOCOL_V1)
 }
 
 function pathOf(request: FastifyRequest): string {
@@ -109,7 +115,7 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
       throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${request.site.name}`)
     }
     request.pluginIdentity = readIdentity(request.query as Record<string, unknown>, request.headers)
-    if (request.ws && record.live && !findSocket(record.live, pathOf(request))) {
+    if (request.ws && record.live && !findSocket(record.live, pathOf(request), offersV1(request))) {
       throw new ERR_PLUGIN_ROUTE(`websocket ${pathOf(request)} of plugin ${record.name}`)
     }
     request.pluginSession = await session(request)
@@ -181,7 +187,7 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
       ws.close(CLOSE.TRY_AGAIN_LATER, closeReason(`${record.name} unavailable: ${record.reason ?? record.state}`))
       return
     }
-    const found = findSocket(live, pathOf(request))
+    const found = findSocket(live, pathOf(request), ws.protocol === SUBPROTOCOL_V1)
     if (!found) {
       ws.close(CLOSE.POLICY, 'no such websocket route')
       return

@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
 import {
-  API_VERSION, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
+  API_VERSION, SUBPROTOCOL_V1, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
   type AnyRouteDeclaration, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
   type SiteHandle, type SocketDeclaration, type Trust,
 } from './plugin-api.js'
@@ -61,6 +61,7 @@ export interface RegistryOptions {
 
 type RouteStore = { route: AnyRouteDeclaration; validators: RouteValidators }
 type SocketStore = { socket: SocketDeclaration; validator: ReturnType<typeof Compile> | null }
+type SocketEntry = { plain?: SocketStore; v1?: SocketStore }
 
 export interface RouteValidators {
   params: ReturnType<typeof Compile> | null
@@ -171,15 +172,24 @@ function buildLive(name: string, instance: PluginInstance): LiveInstance {
       throw new Error(`route ${route.method} ${route.url}: ${(err as Error).message}`)
     }
   }
+  const byUrl = new Map<string, SocketEntry>()
   for (const socket of instance.sockets ?? []) {
     if (typeof socket.url !== 'string' || !socket.url.startsWith('/')) throw new Error(`socket ${socket.url}: url must start with /`)
     if (socket.codec !== 'text' && socket.codec !== 'json') throw new Error(`socket ${String((socket as { url: unknown }).url)}: codec must be 'text' or 'json'`)
     if (socket.codec === 'json' && !socket.message) throw new Error(`socket ${socket.url}: a json socket declares its message schema`)
+    if (socket.protocol !== undefined && socket.protocol !== SUBPROTOCOL_V1) throw new Error(`socket ${socket.url}: unknown protocol ${String(socket.protocol)}`)
     const validator = socket.codec === 'json' ? compileOrNull(socket.message) : null
+    const entry = byUrl.get(socket.url) ?? {}
+    const slot = socket.protocol === SUBPROTOCOL_V1 ? 'v1' : 'plain'
+    if (entry[slot]) throw new Error(`socket ${socket.url}: declared twice${slot === 'v1' ? ` for ${SUBPROTOCOL_V1}` : ''}`)
+    entry[slot] = { socket, validator }
+    byUrl.set(socket.url, entry)
+  }
+  for (const [url, entry] of byUrl) {
     try {
-      sockets.on('GET', socket.url, () => {}, { socket, validator } satisfies SocketStore)
+      sockets.on('GET', url, () => {}, entry)
     } catch (err) {
-      throw new Error(`socket ${socket.url}: ${(err as Error).message}`)
+      throw new Error(`socket ${url}: ${(err as Error).message}`)
     }
   }
   void name
@@ -191,9 +201,16 @@ export function findRoute(live: LiveInstance, method: string, path: string): { s
   return found ? { store: found.store as RouteStore, params: found.params } : null
 }
 
-export function findSocket(live: LiveInstance, path: string): { store: SocketStore; params: Record<string, string | undefined> } | null {
+/**
+ * The declaration serving a connection to `path`: the one for wikifarm.v1 when the client
+ * offered it (the kernel always selects it then), else the plain one.
+ */
+export function findSocket(live: LiveInstance, path: string, offersV1: boolean): { store: SocketStore; params: Record<string, string | undefined> } | null {
   const found = live.sockets.find('GET', path)
-  return found ? { store: found.store as SocketStore, params: found.params } : null
+  if (!found) return null
+  const entry = found.store as SocketEntry
+  const store = offersV1 ? entry.v1 ?? entry.plain : entry.plain
+  return store ? { store, params: found.params } : null
 }
 
 export class PluginRegistry {

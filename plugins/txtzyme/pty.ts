@@ -1,0 +1,105 @@
+// A real pseudo-terminal pair made with socat, and the Txtzyme simulator served on one end of it:
+// the plugin opens the other end through the real serialport binding, as it would a Teensy.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { lstat } from 'node:fs/promises'
+import { SerialPort } from 'serialport'
+import { TxtzymeSimulator } from './simulator.js'
+
+export interface PtyPair {
+  /** The end the plugin opens (a symlink to /dev/pts/N). */
+  devicePath: string
+  /** The end the simulator serves. */
+  simulatorPath: string
+  socat: ChildProcess
+  /** Kills socat (both links go away) and waits for it to exit. */
+  close(): Promise<void>
+}
+
+/** Is socat on the PATH? */
+export async function haveSocat(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = spawn('socat', ['-V'], { stdio: 'ignore' })
+    probe.on('error', () => resolve(false))
+    probe.on('exit', (code) => resolve(code === 0))
+  })
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function waitExit(child: ChildProcess, ms = 3000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve() }, ms)
+    child.once('exit', () => { clearTimeout(timer); resolve() })
+  })
+}
+
+/**
+ * Starts `socat -d -d pty,raw,echo=0,link=<devicePath> pty,raw,echo=0,link=<simulatorPath>` and
+ * resolves once socat is moving data between them.
+ */
+export async function openPtyPair(devicePath: string, simulatorPath: string, timeoutMs = 5000): Promise<PtyPair> {
+  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${simulatorPath}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let log = ''
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`socat did not start within ${timeoutMs} ms: ${log}`)), timeoutMs)
+    socat.stderr?.on('data', (chunk: Buffer) => {
+      log += chunk.toString()
+      if (log.includes('starting data transfer loop')) { clearTimeout(timer); resolve() }
+    })
+    socat.once('error', (err) => { clearTimeout(timer); reject(err) })
+    socat.once('exit', (code) => { clearTimeout(timer); reject(new Error(`socat exited with ${code}: ${log}`)) })
+  })
+  try {
+    await ready
+    while (!(await exists(devicePath)) || !(await exists(simulatorPath))) await new Promise((r) => setTimeout(r, 5))
+  } catch (err) {
+    socat.kill('SIGKILL')
+    throw err
+  }
+  socat.stderr?.resume()
+  return {
+    devicePath,
+    simulatorPath,
+    socat,
+    async close() {
+      if (socat.exitCode === null && socat.signalCode === null) socat.kill('SIGTERM')
+      await waitExit(socat)
+    },
+  }
+}
+
+export interface ServedSimulator {
+  simulator: TxtzymeSimulator
+  port: SerialPort
+  close(): Promise<void>
+}
+
+/** Opens `path` with serialport and runs a simulator on it: what the host writes, it runs. */
+export async function serveSimulator(path: string, options: { speed?: number } = {}): Promise<ServedSimulator> {
+  const port = new SerialPort({ path, baudRate: 9600, autoOpen: false })
+  await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())))
+  const simulator = new TxtzymeSimulator({
+    speed: options.speed ?? 1,
+    output: (text) => { if (port.isOpen) port.write(text) },
+  })
+  port.on('data', (chunk: Buffer) => simulator.input(chunk))
+  port.on('error', () => {})
+  return {
+    simulator,
+    port,
+    async close() {
+      simulator.stop()
+      if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()))
+    },
+  }
+}
