@@ -1,5 +1,5 @@
 // npm run bench [-- part ...]: each part measures wikifarm beside a baseline run in the same
-// process tree, on 127.0.0.1, bounded in time, and prints ratios. Parts: reads, dispatch, txtzyme.
+// process tree, on 127.0.0.1, bounded in time, and prints ratios. Parts: reads, dispatch, txtzyme, push (fan-out latency, no baseline).
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { serve, stop, load, type LoadResult, type Served } from './load.js'
 import { echoLoad, type EchoResult } from './ws-load.js'
 import { txtzyme } from './txtzyme.js'
+import { push } from './push.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const SITES = Number(process.env.BENCH_SITES ?? 1000)
@@ -103,7 +104,7 @@ async function dispatch(): Promise<string> {
   ].join('\n')
 }
 
-const parts: Record<string, () => Promise<string>> = { reads, dispatch, txtzyme: () => txtzyme(SECONDS) }
+const parts: Record<string, () => Promise<string>> = { reads, dispatch, txtzyme: () => txtzyme(SECONDS), push: () => push() }
 const wanted = process.argv.slice(2).filter((a) => a !== '--')
 const chosen = wanted.length ? wanted : Object.keys(parts)
 const header = `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +

@@ -23,6 +23,7 @@ import { PluginRegistry } from './plugin-registry.js'
 import { pluginScope } from './plugin-dispatch.js'
 import { pluginLogger } from './plugin-context.js'
 import { CLOSE, SocketHub, negotiateProtocol } from './socket-hub.js'
+import { PushHub, pushRoutes } from './push-hub.js'
 import {
   ERR_BAD_JSON, ERR_BAD_URL, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_URL_TOO_LONG, ERR_VALIDATION,
   isWikifarmError,
@@ -45,6 +46,8 @@ export interface Kernel {
   readonly guards: Guards
   readonly plugins: PluginRegistry
   readonly sockets: SocketHub
+  /** Push subscriptions (GET /system/push) and what plugins publish to them. */
+  readonly push: PushHub
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
   listen(): Promise<string>
   /** Refuses new requests (503), lets pending writes finish, then closes. */
@@ -138,6 +141,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     pingIntervalMs: config.pingIntervalSeconds * 1000,
     maxInvalidFrames: 10,
   })
+  // A published message may be as big as a frame a client may send.
+  const push = new PushHub({ maxFrameBytes: config.maxPayload })
   const plugins = new PluginRegistry({
     grants: config.plugins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
@@ -145,6 +150,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     builtinDir: options.builtinPluginsDir,
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
+    push,
   }, sites, events)
   // A site with live connections is in use even when no request has come for a while.
   sites.inUse = (name) => hub.servesSite(name)
@@ -203,14 +209,15 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   await app.register(ownerRoutes, { config, sessions, guards })
   await app.register(statusRoutes, { guards, plugins, sites, hub })
   const labelKey = randomBytes(32)
+  await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
   for (const record of plugins.records()) {
     await app.register(pluginScope, {
-      prefix: `/plugin/${record.name}`, record, guards, hub, events, sites, labelKey, handlerTimeoutMs: config.pluginHandlerTimeoutMs,
+      prefix: `/plugin/${record.name}`, record, guards, hub, events, sites, push, labelKey, handlerTimeoutMs: config.pluginHandlerTimeoutMs,
     })
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub,
+    app, config, sites, events, guards, plugins, sockets: hub, push,
     async listen() {
       return app.listen({ port: config.port, host: config.host })
     },

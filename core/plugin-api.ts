@@ -80,6 +80,12 @@ export interface SiteHandle {
   sitemap(): Promise<SitemapEntry[]>
   /** Applies a journal action as the kernel would for the owner; resolves to the new page. */
   applyAction(slug: string, action: Action): Promise<Page>
+  /**
+   * Sends `value` to every client subscribed to `key` on this site over GET /system/push, as
+   * `{type:'published', data:{key, plugin, value}}`; resolves to how many it was sent to.
+   * `key` is `<slug>` or `<slug>/<item-id>`; the site is this handle's, never another.
+   */
+  publish(key: string, value: JsonValue): Promise<number>
 }
 
 /** Who is asking, as resolved by the kernel: trusted. */

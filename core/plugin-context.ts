@@ -5,8 +5,9 @@ import { createHmac } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Site, SiteRegistry } from './sites.js'
 import type { Action } from '../schemas/action.js'
-import type { Identity, PluginLogger, SiteHandle } from './plugin-api.js'
+import type { Identity, JsonValue, PluginLogger, SiteHandle } from './plugin-api.js'
 import { validateAction } from './page-actions.js'
+import type { PushHub } from './push-hub.js'
 import { ERR_BAD_SLUG, ERR_VALIDATION } from './errors.js'
 
 const SLUG = /^[a-z0-9-]{1,100}$/
@@ -16,9 +17,10 @@ const MAX_LINEUP = 50
 /**
  * A handle on one site: async, returning data. Pages come frozen from the store's cache.
  * It names the site rather than holding it, so a site closed when idle and opened again is
- * the same site to the plugin, and every write goes through the one open Site.
+ * the same site to the plugin, and every write goes through the one open Site. It publishes
+ * to this site's push subscribers only, as `plugin` (named in each message when given).
  */
-export function siteHandle(sites: SiteRegistry, name: string): SiteHandle {
+export function siteHandle(sites: SiteRegistry, name: string, push: PushHub, plugin?: string): SiteHandle {
   const site = (): Site => sites.open(name)
   return Object.freeze({
     name,
@@ -34,6 +36,9 @@ export function siteHandle(sites: SiteRegistry, name: string): SiteHandle {
     async applyAction(slug: string, action: Action) {
       if (typeof slug !== 'string' || !SLUG.test(slug)) throw new ERR_BAD_SLUG(JSON.stringify(String(slug).slice(0, 120)))
       return site().applyAction(slug, validateAction(action))
+    },
+    async publish(key: string, value: JsonValue) {
+      return push.publish(name, key, value, plugin)
     },
   })
 }

@@ -17,6 +17,7 @@ import { CLOSE, SocketConnection, closeReason, type SocketHub } from './socket-h
 import type { Guards } from './request-context.js'
 import type { EventBus } from './events.js'
 import type { SiteRegistry } from './sites.js'
+import type { PushHub } from './push-hub.js'
 import {
   ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT, ERR_PLUGIN_UNAVAILABLE, ERR_VALIDATION,
   type WikifarmError,
@@ -37,6 +38,7 @@ export interface DispatchOptions {
   hub: SocketHub
   events: EventBus
   sites: SiteRegistry
+  push: PushHub
   /** Key for the opaque per-plugin session labels. */
   labelKey: Buffer
   handlerTimeoutMs: number
@@ -77,7 +79,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
 }
 
 export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions): Promise<void> {
-  const { record, guards, hub, events, labelKey, sites } = opts
+  const { record, guards, hub, events, labelKey, sites, push } = opts
   scope.decorateRequest('pluginIdentity', null)
   scope.decorateRequest('pluginSession', null)
 
@@ -99,7 +101,7 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
   function context(request: FastifyRequest): RequestContext {
     let log: PluginLogger | undefined
     return Object.freeze({
-      site: siteHandle(sites, request.site.name),
+      site: siteHandle(sites, request.site.name, push, record.name),
       session: request.pluginSession as SessionInfo,
       identity: request.pluginIdentity as Identity,
       get log() {

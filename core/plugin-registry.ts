@@ -14,6 +14,7 @@ import {
 import type { EventBus, EventName, Listener } from './events.js'
 import type { SiteRegistry } from './sites.js'
 import { siteHandle } from './plugin-context.js'
+import { PUSH_CONNECTION_PLUGIN, type PushHub } from './push-hub.js'
 import { normalizeHost } from './site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from './errors.js'
 
@@ -57,6 +58,8 @@ export interface RegistryOptions {
   builtinDir?: string
   log: PluginLogger
   loggerFor(plugin: string): PluginLogger
+  /** Where site handles publish (ctx.site.publish). */
+  push: PushHub
 }
 
 type RouteStore = { route: AnyRouteDeclaration; validators: RouteValidators }
@@ -271,6 +274,8 @@ export class PluginRegistry {
     }
     for (const { name, source, load } of found) {
       if (!NAME.test(name)) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
+      // The kernel's own push connections carry this name in the socket hub.
+      if (name === PUSH_CONNECTION_PLUGIN) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
       if (this.get(name)) throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${this.get(name)?.source} and ${source}`)
       const builtin = source.startsWith('built-in')
       const grant: PluginGrant = { ...grants[name] }
@@ -345,6 +350,7 @@ export class PluginRegistry {
 
   #handle(record: PluginRecord): KernelHandle {
     const trust = record.definition?.trust ?? 'site'
+    const push = this.#options.push
     const sites = this.#sites
     return {
       apiVersion: API_VERSION,
@@ -368,7 +374,7 @@ export class PluginRegistry {
         const resolved = await sites.resolveName(host)
         const listed = Array.isArray(record.grant.sites) && record.grant.sites.includes(resolved ?? '')
         if (resolved === null || (trust === 'site' && !listed)) throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
-        return siteHandle(sites, resolved)
+        return siteHandle(sites, resolved, push, record.name)
       },
     }
   }
@@ -418,11 +424,12 @@ export class PluginRegistry {
   #subscribe(record: PluginRecord, instance: PluginInstance): void {
     const accepts = record.definition?.trust === 'farm' ? null : (site: string) => record.servesSite(site)
     const sites = this.#sites
+    const push = this.#options.push
     for (const [event, listener] of Object.entries(instance.events ?? {})) {
       if (typeof listener !== 'function') continue
       // Each event comes with its own site's handle: the one site a site plugin may act on.
       const deliver: Listener<EventName> = (payload) =>
-        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, { site: siteHandle(sites, payload.site) })
+        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, { site: siteHandle(sites, payload.site, push, record.name) })
       record.unsubscribe.push(this.#events.on(event as EventName, deliver, record.name, accepts))
     }
   }

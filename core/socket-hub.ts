@@ -118,13 +118,22 @@ export class SocketConnection implements Connection<unknown> {
 
   send(message: unknown): boolean {
     if (this.closed) return false
-    const frame = this.codec === 'json' ? JSON.stringify(message) : String(message)
+    return this.sendFrame(this.codec === 'json' ? JSON.stringify(message) : String(message))
+  }
+
+  /**
+   * Sends a text frame already serialised: a publish to many connections is serialised (and
+   * encoded, as a Buffer) once. The frame is not checked against the codec.
+   */
+  sendFrame(frame: string | Buffer): boolean {
+    if (this.closed) return false
     if (this.#ws.bufferedAmount + Buffer.byteLength(frame) > this.#limits.sendBufferBytes) {
       this.dropped++
       this.close(CLOSE.TRY_AGAIN_LATER, 'send buffer full: the client is not reading')
       return false
     }
-    this.#ws.send(frame)
+    if (typeof frame === 'string') this.#ws.send(frame)
+    else this.#ws.send(frame, { binary: false })
     return true
   }
 

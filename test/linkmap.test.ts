@@ -156,6 +156,7 @@ t.test('built once, lazily; events cost no site reads; changes during a build ar
     async getPage(slug) { reads.get++; if (hold) await hold; return pages.get(slug) ?? null },
     async sitemap() { return [] },
     async applyAction() { throw new Error('not used') },
+    async publish() { return 0 },
   }
   const log = { debug() {}, info() {}, warn() {}, error() {} }
   const kernel: KernelHandle = { apiVersion: 1, trust: 'site', log, async sites() { return [A] }, async site() { return site } }

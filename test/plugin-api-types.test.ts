@@ -112,6 +112,9 @@ function readOnlyContext(ctx: RequestContext, request: PluginRequest<typeof Sum>
   assertType<Equals<typeof ctx.identity, Identity>>()
   assertType<Equals<typeof ctx.site, SiteHandle>>()
   assertType<Equals<ReturnType<SiteHandle['getPage']>, Promise<Page | null>>>()
+  assertType<Equals<ReturnType<SiteHandle['publish']>, Promise<number>>>()
+  // @ts-expect-error: what is published is JSON, not a function
+  void ctx.site.publish('page', () => 1)
   assertType<Equals<Connection['protocol'], 'wikifarm.v1' | null>>()
   // @ts-expect-error: the session is the kernel's, not the plugin's
   ctx.session.isOwner = true
@@ -391,6 +394,7 @@ t.test('a plugin is plain async functions: launch and call it without a kernel',
     listSlugs: async () => ['hello'],
     sitemap: async () => [],
     applyAction: async () => { throw new Error('read-only here') },
+    publish: async () => 0,
   }
   const ctx: RequestContext = {
     site, session: { id: 'label', isOwner: false, isAdmin: false }, identity: { page: null, item: null, lineup: [] }, log: silent,

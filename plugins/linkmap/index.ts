@@ -3,7 +3,8 @@
 // edit costs work proportional to that page). Served as GET /plugin/linkmap/map.json and over
 // a websocket at /plugin/linkmap: wikifarm.v1 clients get envelopes ({type:'map'} then
 // {type:'update'}), plain (legacy) clients the whole map as one JSON text frame on connect and
-// after every change. See docs/linkmap.md.
+// after every change. Each change is also published to the kernel's push key `<slug>` (the
+// changed page's) as {slug, links}. See docs/linkmap.md.
 import { Type } from 'typebox'
 import {
   SUBPROTOCOL_V1, definePlugin, route, socket,
@@ -91,20 +92,23 @@ export default definePlugin({
       return JSON.stringify(asJson(map))
     }
 
-    /** A page's links changed (links) or it was deleted (null): update the map and tell the site's clients. */
-    function change(name: string, slug: string, links: string[] | null): void {
+    /**
+     * A page's links changed (links) or it was deleted (null): update the map and tell the
+     * site's clients. False when it is known not to be news (the map already says so).
+     */
+    function change(name: string, slug: string, links: string[] | null): boolean {
       const state = sites.get(name)
-      if (!state) return                        // not built yet: the lazy build will read the page
+      if (!state) return true                   // not built yet: the lazy build will read the page
       if (!state.map) {                         // building: apply when the build finishes
         state.pending.set(slug, links)
-        return
+        return true
       }
       const before = state.map.get(slug)
       if (links === null) {
-        if (before === undefined) return
+        if (before === undefined) return false
         state.map.delete(slug)
       } else {
-        if (sameLinks(before, links)) return    // an edit that changed no link is not news
+        if (sameLinks(before, links)) return false // an edit that changed no link is not news
         state.map.set(slug, links)
       }
       state.text = null
@@ -116,6 +120,14 @@ export default definePlugin({
       for (const conn of plainClients) {
         if (conn.site.name === name) conn.send(frame ??= plainFrame(name, state.map))
       }
+      return true
+    }
+
+    /** The same news to the kernel's push subscribers of the page's key, `<slug>`, on its site only. */
+    function publish(site: SiteHandle, slug: string, links: string[] | null): void {
+      site.publish(slug, { slug, links }).catch((err: unknown) => {
+        kernel.log.warn('linkmap publish failed', { site: site.name, slug, err: String(err) })
+      })
     }
 
     async function connectV1(conn: Connection<Envelope>): Promise<void> {
@@ -164,8 +176,13 @@ export default definePlugin({
         v1Socket('/:host'), plainSocket('/:host'),
       ],
       events: {
-        'page.changed': (event) => { change(event.site, event.slug, linksOf(event.page)) },
-        'page.deleted': (event) => { change(event.site, event.slug, null) },
+        'page.changed': (event, ctx) => {
+          const links = linksOf(event.page)
+          if (change(event.site, event.slug, links)) publish(ctx.site, event.slug, links)
+        },
+        'page.deleted': (event, ctx) => {
+          if (change(event.site, event.slug, null)) publish(ctx.site, event.slug, null)
+        },
         'site.closed': (event) => { sites.delete(event.site) },
       },
       async close() {
