@@ -12,9 +12,10 @@ import {
   type Connection, type Envelope, type JsonValue, type PluginInstance, type RequestContext,
 } from '../../core/plugin-api.js'
 import { TxtzymeDevice, discover, type DeviceStatus } from './device.js'
-import { LineError, MAX_LINE, validateLine } from './line.js'
+import { MAX_LINE, validateLine } from './line.js'
+import { CodedError } from './coded-error.js'
 import { haveSocat, openPtyPair, serveSimulator } from './pty.js'
-import { LineQueue, TxtzymeError, type LineRecord, type Origin } from './queue.js'
+import { LineQueue, type LineRecord, type Origin } from './queue.js'
 
 const Options = Type.Object({
   /** The tty to open; discovery (16C0:047A, then /dev/ttyACM*) when absent. */
@@ -70,7 +71,7 @@ function statusOf(code: string): number {
 }
 
 function errorData(err: unknown): { code: string; error: string } {
-  if (err instanceof LineError || err instanceof TxtzymeError) return { code: err.code, error: err.message }
+  if (err instanceof CodedError) return { code: err.code, error: err.message }
   return { code: 'TXTZYME_FAILED', error: 'the line could not be run' }
 }
 

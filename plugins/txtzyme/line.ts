@@ -1,5 +1,6 @@
 // Validation of one Txtzyme line: the atomic packet. A line the firmware would misread (a lost
 // `_` swallowing the sentinel, a `{` without `}` running off the buffer) is refused here.
+import { CodedError } from './coded-error.js'
 import { LINE_BUFFER } from './simulator.js'
 
 /** Room kept at the end of the device buffer for the sentinel `_<nonce>_`. */
@@ -16,14 +17,7 @@ export type LineErrorCode =
   | 'TXTZYME_LINE_NESTED_LOOP'
   | 'TXTZYME_LINE_BRACE_IN_TEXT'
 
-export class LineError extends Error {
-  readonly code: LineErrorCode
-  constructor(code: LineErrorCode, message: string) {
-    super(message)
-    this.name = 'LineError'
-    this.code = code
-  }
-}
+export class LineError extends CodedError<LineErrorCode> {}
 
 /**
  * Checks one line and returns it without its line ending; throws a LineError saying what is wrong.

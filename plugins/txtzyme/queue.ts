@@ -3,6 +3,7 @@
 // appended; what the device prints up to the line `<nonce>` is that line's output, answered to
 // its requester only (observers get every line, labelled). A timeout answers the requester but
 // the device stays blocked until the sentinel comes back, so later replies stay in step.
+import { CodedError } from './coded-error.js'
 import { randomBytes } from 'node:crypto'
 
 export type TxtzymeErrorCode =
@@ -14,14 +15,7 @@ export type TxtzymeErrorCode =
   | 'TXTZYME_CLOSED'
   | 'TXTZYME_NOT_READY'
 
-export class TxtzymeError extends Error {
-  readonly code: TxtzymeErrorCode
-  constructor(code: TxtzymeErrorCode, message: string) {
-    super(message)
-    this.name = 'TxtzymeError'
-    this.code = code
-  }
-}
+export class TxtzymeError extends CodedError<TxtzymeErrorCode> {}
 
 /** Where a line came from, as observers see it: a site and an opaque session label. */
 export interface Origin {
