@@ -55,6 +55,7 @@ export interface Kernel {
 }
 
 const require = createRequire(import.meta.url)
+const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
 const VERSION = (require('../package.json') as { version: string }).version
 
 function errorBody(error: FastifyError): { status: number; body: Record<string, unknown> } {
@@ -180,6 +181,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   })
 
   app.addHook('onResponse', async (request, reply) => {
+    // The request line is built only when it will be written: the read path stays lean when quiet.
+    if (!LOGS_REQUESTS.has(request.log.level)) return
     request.log.info({
       site: request.site?.name ?? null, method: request.method, url: request.url,
       status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10,
