@@ -358,6 +358,11 @@ const SETTINGS: Record<string, Setting> = {
     help: 'page that / redirects to',
     assign: (s, v, w) => { s.home = home(v, w) },
   },
+  neighbors: {
+    flag: 'string', arg: 'SITES', shown: 'none', perDomain: true,
+    help: 'comma-separated sites every page starts with in its neighborhood',
+    assign: (s, v, w) => { s.neighbors = text(v, w).split(',').map((n) => n.trim()).filter((n) => n !== '').join(',') },
+  },
   security_legacy: {
     flag: 'boolean', shown: String(DEFAULTS.security_legacy), perDomain: true,
     help: 'let any visitor edit sites that nobody has claimed',
@@ -465,7 +470,6 @@ const IGNORED: Record<string, { flag: 'string' | 'boolean'; short?: string }> = 
   recycler: { flag: 'string' },
   commons: { flag: 'string' },
   id: { flag: 'string' },
-  neighbors: { flag: 'string' },
   autoseed: { flag: 'boolean' },
   debug: { flag: 'boolean' },
 }
@@ -760,6 +764,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     cookieSecretIsRandom: configuredSecret === undefined,
     admin: pick('admin', ...layers) ?? DEFAULTS.admin,
     home: pick('home', ...layers) ?? DEFAULTS.home,
+    neighbors: pick('neighbors', ...layers) ?? DEFAULTS.neighbors,
     security_legacy: pick('security_legacy', ...layers) ?? DEFAULTS.security_legacy,
     secure_cookie: pick('secure_cookie', ...layers) ?? DEFAULTS.secure_cookie,
     session_duration: pick('session_duration', ...layers) ?? DEFAULTS.session_duration,

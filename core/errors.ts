@@ -36,6 +36,7 @@ export const ERR_FOREIGN_ORIGIN = coded<[string]>('WIKIFARM_ERR_FOREIGN_ORIGIN',
 export const ERR_ALREADY_CLAIMED = coded<[]>('WIKIFARM_ERR_ALREADY_CLAIMED', 'This wiki has already been claimed', 409)
 export const ERR_BAD_SECRET = coded<[]>('WIKIFARM_ERR_BAD_SECRET', 'That secret does not match the owner of this wiki', 401)
 export const ERR_NOT_CLAIMED = coded<[]>('WIKIFARM_ERR_NOT_CLAIMED', 'This wiki has no owner yet', 409)
+export const ERR_CLIENT_FILE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_CLIENT_FILE_NOT_FOUND', 'No such client file: %s', 404)
 export const ERR_ROUTE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_ROUTE_NOT_FOUND', 'No route for %s', 404)
 export const ERR_CLOSING = coded<[]>('WIKIFARM_ERR_CLOSING', 'The farm is shutting down', 503)
 export const ERR_STORE = coded<[string]>('WIKIFARM_ERR_STORE', 'Storage failure: %s', 500)

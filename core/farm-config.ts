@@ -25,6 +25,8 @@ export interface FarmConfig {
   /** The friend secret of the farm administrator, or null for no administrator. */
   admin: string | null
   home: string
+  /** Sites the client adds to every visitor's neighborhood (the reference's seedNeighbors). */
+  neighbors: string
   /** Let visitors edit unclaimed sites (the reference's security_legacy). */
   security_legacy: boolean
   secure_cookie: boolean
@@ -67,6 +69,7 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   security_type: 'friends',
   admin: null,
   home: 'welcome-visitors',
+  neighbors: '',
   security_legacy: false,
   secure_cookie: false,
   session_duration: 7,

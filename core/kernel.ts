@@ -14,6 +14,10 @@ import { DefaultPages } from './default-pages.js'
 import { SessionKeeper } from './sessions.js'
 import { createGuards, registerRequestContext, type Guards } from './request-context.js'
 import { findClientPlugins } from './client-plugins.js'
+import { clientFileRoutes, packageFolder } from './client-files.js'
+import { readClientAssets } from './client-shell.js'
+import { lineupHandler, shellRoutes } from './shell-routes.js'
+import { parseLineup } from './lineup.js'
 import { pageRoutes } from './page-routes.js'
 import { systemRoutes } from './system-routes.js'
 import { ownerRoutes } from './owner-routes.js'
@@ -124,7 +128,11 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const events = new EventBus(({ owner, event, error }) => {
     app.log.error({ err: error, owner, event }, `event listener of ${owner} failed on ${event}`)
   })
-  const defaults = await DefaultPages.load()
+  const clientScan = await findClientPlugins()
+  for (const problem of clientScan.problems) app.log.warn({ code: 'WIKIFARM_CLIENT_PLUGIN' }, problem)
+  const clientPlugins = clientScan.plugins
+  const defaults = await DefaultPages.load(undefined, clientPlugins.flatMap((p) => (p.pagesDir ? [p.pagesDir] : [])),
+    (problem) => app.log.warn({ code: 'WIKIFARM_CLIENT_PLUGIN' }, problem))
   const sites = new SiteRegistry({
     data: config.data,
     farm: config.farm,
@@ -134,7 +142,10 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   }, options.store ?? new FilePageStore({ cacheBytes: config.cacheBytes }), events, defaults)
   const sessions = new SessionKeeper(config.cookieSecret, config.session_duration * 24 * 3600, config.secure_cookie)
   const guards = createGuards(config, sessions)
-  const clientPlugins = await findClientPlugins()
+  const wikiClientDir = packageFolder('wiki-client')
+  const securityDir = packageFolder('wiki-security-friends')
+  if (!wikiClientDir) app.log.warn('wiki-client is not installed: pages are served as JSON and plain HTML only')
+  const shell = { guards, assets: await readClientAssets(wikiClientDir), neighbors: config.neighbors }
   let closing = false
   const hub = new SocketHub({
     maxPayload: config.maxPayload,
@@ -198,7 +209,11 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     }
     return reply.code(status).type('application/json; charset=utf-8').send(body)
   })
-  app.setNotFoundHandler((request, reply) => {
+  app.setNotFoundHandler(async (request, reply) => {
+    // A lineup that starts on another site (/fed.wiki.org/a-page/view/b-page) has no fixed
+    // prefix to route on, so it is recognised here, after every route has failed.
+    const path = request.url.split('?')[0] ?? ''
+    if (request.method === 'GET' && request.site && parseLineup(path)) return serveLineup(request, reply, path)
     const plugin = /^\/plugin\/([^/?]*)/.exec(request.url)?.[1]
     const error = plugin !== undefined
       ? new ERR_PLUGIN_NOT_ENABLED(`no plugin named ${JSON.stringify(plugin.slice(0, 60))}`)
@@ -206,9 +221,12 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     return reply.code(404).send({ error: error.message, code: error.code })
   })
 
+  const serveLineup = lineupHandler(shell)
   const versions = { wikifarm: VERSION, node: process.version }
   await app.register(pageRoutes, { guards })
   await app.register(systemRoutes, { guards, clientPlugins, home: config.home, versions })
+  await app.register(shellRoutes, shell)
+  await app.register(clientFileRoutes, { clientPlugins, clientDir: wikiClientDir === null ? null : `${wikiClientDir}/client`, securityDir: securityDir === null ? null : `${securityDir}/client` })
   await app.register(ownerRoutes, { config, sessions, guards })
   await app.register(statusRoutes, { guards, plugins, sites, hub })
   const labelKey = randomBytes(32)

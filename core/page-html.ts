@@ -1,5 +1,6 @@
-// A server-rendered, script-free view of one page (/<slug>.html): readable without the
-// client, and what search engines following sitemap.xml see.
+// A server-rendered, script-free rendering of one page's story: what a reader without the
+// client, and a search engine following sitemap.xml, see inside the client shell of
+// /<slug>.html (the client replaces it with its own rendering when it starts).
 import type { Page } from '../schemas/page.js'
 
 export function escapeHtml(text: string): string {
@@ -13,23 +14,10 @@ function linkify(escaped: string): string {
   })
 }
 
-export function renderPageHtml(slug: string, page: Page): string {
-  const items = page.story.map((item) => {
+/** The story items as HTML, every text escaped before links are made. */
+export function renderStory(page: Page): string {
+  return page.story.map((item) => {
     const text = typeof item.text === 'string' ? item.text : ''
     return `<div class="item ${escapeHtml(item.type)}" data-id="${escapeHtml(item.id)}"><p>${linkify(escapeHtml(text))}</p></div>`
-  })
-  return `<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(page.title)}</title><link rel="icon" href="/favicon.png"></head>
-<body>
-<div class="page" id="${escapeHtml(slug)}" data-server-generated="true">
-<h1><a href="/"><img height="32" src="/favicon.png" alt=""></a> ${escapeHtml(page.title)}</h1>
-<div class="story">
-${items.join('\n')}
-</div>
-</div>
-</body>
-</html>
-`
+  }).join('\n')
 }

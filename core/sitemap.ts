@@ -90,6 +90,8 @@ export class SiteMap {
   /** Whether the dirty marker is (or is about to be) on disk. */
   #marker = false
   #markerOps: Promise<void> = Promise.resolve()
+  /** When the entries last changed (ms): the Last-Modified the client compares to decide whether to reload. */
+  #modifiedAt = Date.now()
 
   private constructor(store: SiteStore) {
     this.#store = store
@@ -107,6 +109,7 @@ export class SiteMap {
       pages.some((p) => !stored.has(p.slug) || p.mtimeMs > savedAt)
     if (!stale) {
       map.#entries = stored
+      map.#modifiedAt = savedAt
       return map
     }
     for (const { slug } of pages) {
@@ -116,6 +119,10 @@ export class SiteMap {
     // A site with no pages and no sitemap stays without one: reading must not create folders.
     if (stored || pages.length > 0) map.#schedule()
     return map
+  }
+
+  get modifiedAt(): number {
+    return this.#modifiedAt
   }
 
   get size(): number {
@@ -168,6 +175,7 @@ export class SiteMap {
   /** Coalesces bursts of writes into one file write, at most one in flight. */
   #schedule(): void {
     this.#json = null
+    this.#modifiedAt = Date.now()
     this.#dirty = true
     // Nobody awaits a save, so a failed one must not become an unhandled rejection (which
     // ends the process). The entries stay dirty and the next change retries; meanwhile the

@@ -1,11 +1,10 @@
-// The reference wiki-server's /system routes, the sitemaps, favicon and the HTML entry points.
+// The reference wiki-server's /system routes, the sitemaps, the favicon and the home redirect.
 import type { FastifyInstance } from 'fastify'
 import type { ClientPlugin } from './client-plugins.js'
 import type { Guards } from './request-context.js'
-import { checkSlug } from './request-context.js'
 import { decodeFlag, drawFlag } from './favicon.js'
-import { renderPageHtml } from './page-html.js'
-import { ERR_PAGE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_VALIDATION } from './errors.js'
+import { siteIndexJson } from './site-index.js'
+import { ERR_UNSUPPORTED_MEDIA, ERR_VALIDATION } from './errors.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
@@ -26,8 +25,16 @@ export async function systemRoutes(app: FastifyInstance, opts: {
   app.get('/system/slugs.json', async (request, reply) =>
     reply.type(JSON_TYPE).send(JSON.stringify(await request.site.store.listSlugs())))
 
-  app.get('/system/sitemap.json', async (request, reply) =>
-    reply.type(JSON_TYPE).send((await request.site.sitemap()).toJSON()))
+  // The client reloads a neighbour's sitemap only when its Last-Modified is newer than the
+  // copy it holds, so the header is part of the protocol, not a cache hint.
+  app.get('/system/sitemap.json', async (request, reply) => {
+    const sitemap = await request.site.sitemap()
+    return reply.type(JSON_TYPE).header('last-modified', new Date(sitemap.modifiedAt).toUTCString())
+      .header('cache-control', 'public, max-age=0').send(sitemap.toJSON())
+  })
+
+  app.get('/system/site-index.json', async (request, reply) =>
+    reply.type(JSON_TYPE).header('cache-control', 'public, max-age=0').send(await siteIndexJson(request.site)))
 
   app.get('/sitemap.xml', async (request, reply) => {
     // request.host is the Host header, or behind a trusted proxy the host it forwarded.
@@ -78,10 +85,4 @@ export async function systemRoutes(app: FastifyInstance, opts: {
 
   app.get('/', async (_request, reply) => reply.redirect(`${home}.html`))
 
-  app.get<{ Params: { slug: string } }>('/:slug.html', async (request, reply) => {
-    const slug = checkSlug(request.params.slug)
-    const stored = await request.site.getPage(slug)
-    if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
-    return reply.type('text/html; charset=utf-8').send(renderPageHtml(slug, stored.page))
-  })
 }

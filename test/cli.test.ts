@@ -194,7 +194,7 @@ t.test('environment variables', async (t) => {
   const { config } = configOf([], {
     WIKIFARM_PORT: '5000', WIKIFARM_HOST: '127.0.0.1', WIKIFARM_DATA: '/d', WIKIFARM_FARM: 'true',
     WIKIFARM_ALLOWED: 'a.com,b.com', WIKIFARM_SECURITY_TYPE: 'friends', WIKIFARM_COOKIE_SECRET: 'cs',
-    WIKIFARM_ADMIN: 'ad', WIKIFARM_HOME: 'start', WIKIFARM_SECURITY_LEGACY: 'on', WIKIFARM_SECURE_COOKIE: 'true',
+    WIKIFARM_ADMIN: 'ad', WIKIFARM_HOME: 'start', WIKIFARM_NEIGHBORS: 'a.org, b.org', WIKIFARM_SECURITY_LEGACY: 'on', WIKIFARM_SECURE_COOKIE: 'true',
     WIKIFARM_SESSION_DURATION: '3', WIKIFARM_UPLOAD_LIMIT: '2mb', WIKIFARM_IDLE_SECONDS: '9', WIKIFARM_CACHE_MB: '4',
     WIKIFARM_ORIGINS: 'https://x.org', WIKIFARM_TRUST_PROXY: 'true', WIKIFARM_LOG_LEVEL: 'trace',
     WIKIFARM_WIKI_DOMAINS: '{"Example.COM": {}}',
@@ -205,7 +205,7 @@ t.test('environment variables', async (t) => {
   })
   t.same(config, {
     port: 5000, host: '127.0.0.1', data: '/d', farm: true, allowed: ['a.com', 'b.com'], wikiDomains: { 'example.com': {} },
-    security_type: 'friends', cookieSecret: 'cs', cookieSecretIsRandom: false, admin: 'ad', home: 'start',
+    security_type: 'friends', cookieSecret: 'cs', cookieSecretIsRandom: false, admin: 'ad', home: 'start', neighbors: 'a.org,b.org',
     security_legacy: true, secure_cookie: true, session_duration: 3, idleSeconds: 9, uploadLimit: 2 * MIB,
     cacheBytes: 4 * MIB, origins: ['https://x.org'], trustProxy: true, logLevel: 'trace',
     plugins: {
@@ -249,7 +249,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
         'Example.org': { security_type: 'friends', admin: 'domain-admin', cookieSecret: 'dcs', home: 'hello', session_duration: 1 },
         'wiki.test': {},
       },
-      security_type: 'friends', cookieSecret: 'file-secret', admin: null, home: 'welcome-visitors',
+      security_type: 'friends', cookieSecret: 'file-secret', admin: null, home: 'welcome-visitors', neighbors: 'fed.wiki.org',
       security_legacy: false, secure_cookie: true, session_duration: 14, uploadLimit: '1mb', idleSeconds: 60,
       cacheMB: 16, origins: 'https://a.example, https://b.example', trustProxy: true, logLevel: 'warn',
       plugins: {
@@ -275,7 +275,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       'example.org': { security_type: 'friends', admin: 'domain-admin', cookieSecret: 'dcs', home: 'hello', session_duration: 1 },
       'wiki.test': {},
     },
-    security_type: 'friends', cookieSecret: 'file-secret', cookieSecretIsRandom: false, admin: null, home: 'welcome-visitors',
+    security_type: 'friends', cookieSecret: 'file-secret', cookieSecretIsRandom: false, admin: null, home: 'welcome-visitors', neighbors: 'fed.wiki.org',
     security_legacy: false, secure_cookie: true, session_duration: 14, uploadLimit: MIB, idleSeconds: 60, cacheBytes: 16 * MIB,
     origins: ['https://a.example', 'https://b.example'], trustProxy: true, logLevel: 'warn',
     plugins: {

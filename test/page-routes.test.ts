@@ -5,7 +5,6 @@ import t from 'tap'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { drawFlag } from '../core/favicon.js'
-import { findClientPlugins } from '../core/client-plugins.js'
 import { claim, FORM, itemId, listDir, putAction, readJson, snapshot, startFarm, testData } from './fixtures/test-farm.js'
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
@@ -263,20 +262,6 @@ t.test('HEAD is served by the GET routes', async (t) => {
   t.equal(head.statusCode, 200)
   t.equal(head.body, '')
   t.equal(head.headers['content-type'], 'application/json; charset=utf-8')
-})
-
-t.test('client plugins: /system/plugins.json and /system/factories.json list wiki-plugin-* packages', async (t) => {
-  const dir = testData(t, {
-    'wiki-plugin-paragraph': { 'factory.json': JSON.stringify({ name: 'Paragraph', title: 'Text paragraph', category: 'format' }) },
-    'wiki-plugin-code': { 'package.json': '{}' },
-    'wiki-plugin-broken': { 'factory.json': 'not json' },
-    'wiki-security-friends': { 'factory.json': '{}' },
-    'not-a-plugin': {},
-  })
-  const plugins = await findClientPlugins(dir)
-  t.same(plugins.map((p) => p.name), ['broken', 'code', 'paragraph'])
-  t.same(plugins.map((p) => p.factory), [null, null, { name: 'Paragraph', title: 'Text paragraph', category: 'format' }])
-  t.same(await findClientPlugins(join(dir, 'missing')), [], 'no node_modules: no plugins')
 })
 
 t.test('a page that is not JSON is a 500 with a code, and the others still read', async (t) => {
