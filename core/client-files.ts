@@ -1,7 +1,7 @@
 // The browser's files, the same for every site of the farm: the federated-wiki client
 // (wiki-client's client/ folder at the paths its HTML and scripts ask for), each client
 // plugin's folder at /plugins/<name>/, the security plugin's at /security/, and a site's
-// optional theme. Every path is checked before a file is opened: nothing outside the folder
+// optional theme and assets. Every path is checked before a file is opened: nothing outside the folder
 // it names is ever served, whatever the encoding of the request.
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import fastifyStatic from '@fastify/static'
@@ -102,6 +102,10 @@ export async function clientFileRoutes(app: FastifyInstance, opts: {
     if (!securityDir) throw new ERR_CLIENT_FILE_NOT_FOUND('no security client installed')
     return sendInside(reply, securityDir, request.params['*'], '/security')
   })
+
+  // A site's own files (images, uploads the owner put in <site>/assets/), as the reference serves them.
+  app.get<{ Params: { '*': string } }>('/assets/*', async (request, reply) =>
+    sendInside(reply, join(request.site.root, 'assets'), request.params['*'], '/assets'))
 
   // A site's own look: status/theme/style.css when its owner put one there, else empty.
   app.get('/theme/style.css', async (request, reply) => {

@@ -3,7 +3,7 @@
 // their folders whatever the encoding, the HTML shell and its security globals, lineups,
 // the theme, the sitemap's Last-Modified and the search index.
 import t from 'tap'
-import { symlinkSync } from 'node:fs'
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import MiniSearch from 'minisearch'
@@ -192,6 +192,20 @@ t.test('theme, sitemap Last-Modified, and the search index', async (t) => {
   t.equal(theme.body, '', 'no theme: an empty stylesheet')
   t.match(theme.headers['content-type'], /^text\/css/)
   t.equal((await get('/theme/other.css')).statusCode, 404)
+
+  // A site's assets folder, read-only, nothing outside it.
+  t.equal((await get('/assets/logo.txt')).statusCode, 404, 'no assets folder: 404, and nothing is created')
+  t.notOk(existsSync(join(farm.data, HOST)), 'reading assets made no site folder')
+  mkdirSync(join(farm.data, HOST, 'assets', 'pics'), { recursive: true })
+  writeFileSync(join(farm.data, HOST, 'assets', 'pics', 'logo.txt'), 'the logo')
+  writeFileSync(join(farm.data, HOST, 'secret.txt'), 'not an asset')
+  const asset = await get('/assets/pics/logo.txt')
+  t.equal(asset.statusCode, 200)
+  t.equal(asset.body, 'the logo')
+  for (const bad of ['/assets/../secret.txt', '/assets/%2e%2e/secret.txt', '/assets/pics/..%2f..%2fsecret.txt', '/assets/.hidden', '/assets/pics']) {
+    t.equal((await get(bad)).statusCode, 404, `404: ${bad}`)
+  }
+  t.equal((await farm.app.inject({ url: '/assets/pics/logo.txt', headers: { host: 'b.example' } })).statusCode, 404, "another site's assets are its own")
 
   const first = await get('/system/sitemap.json')
   const firstModified = Date.parse(String(first.headers['last-modified']))
