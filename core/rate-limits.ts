@@ -11,6 +11,14 @@ import { ERR_RATE_LIMITED, ERR_TOO_MANY_CONNECTIONS } from './errors.js'
 
 export type RateLimitSettings = Pick<FarmConfig, 'loginRate' | 'claimRate' | 'editRate' | 'upgradeRate' | 'socketsPerIp' | 'socketsPerSite'>
 
+/**
+ * Every limit and cap off: for load generators and tests that send thousands of requests from
+ * one address (spread over DEFAULTS).
+ */
+export const RATE_LIMITS_OFF: RateLimitSettings = Object.freeze({
+  loginRate: 0, claimRate: 0, editRate: 0, upgradeRate: 0, socketsPerIp: 0, socketsPerSite: 0,
+})
+
 /** What is counted, and under which setting. */
 export type Limited = 'login' | 'claim' | 'edit' | 'upgrade'
 
