@@ -6,9 +6,9 @@ import t from 'tap'
 import fc from 'fast-check'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { actionForm, claim, FORM, listenLocal, putAction, startFarm } from './fixtures/test-farm.js'
+import { actionForm, claim, FORM, listenLocal, putAction, startFarm, testData } from './fixtures/test-farm.js'
 import { refusedUpgrade } from './fixtures/ws-client.js'
-import { fuzz, RUNS } from './fixtures/fuzz.js'
+import { dataIn, fuzz, memoryParent, RUNS } from './fixtures/fuzz.js'
 
 const HOST = 'a.example'
 const EXTRA = 'https://editor.example'
@@ -34,7 +34,9 @@ function allowed(value: string): boolean {
 }
 
 t.test(`${RUNS} fuzzed Origins on every state-changing REST route`, async (t) => {
-  const farm = await startFarm(t, { farm: true, origins: [EXTRA] })
+  const { parent, remove } = memoryParent(() => testData(t, { data: {} }))
+  const farm = await startFarm(t, { farm: true, origins: [EXTRA] }, dataIn(parent))
+  t.teardown(remove)
   const owner = await claim(t, farm.app, HOST)
   t.equal((await putAction(farm.app, HOST, owner.cookie, 'victim', { type: 'create', item: { title: 'Victim' }, date: 1 })).statusCode, 200)
   const created = new Set(['victim'])
