@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { openPtyPair, serveSimulator, type PtyPair, type ServedSimulator } from '../plugins/txtzyme/pty.js'
-import { claim, listenLocal, startFarm } from './fixtures/test-farm.js'
+import { listenLocal, startFarm } from './fixtures/test-farm.js'
 import { eventually, openWs, type WsClient } from './fixtures/ws-client.js'
 import { needSocat } from './fixtures/txtzyme-device.js'
 
@@ -176,7 +176,7 @@ t.test('garbage, an endless line and huge outputs: bounded memory, answers stay 
   if (!(await needSocat(t))) return
   const dev = pluggable(t, 1e6)
   await dev.plug()
-  const { port, device } = await txtzymeFarm(t, dev.devicePath, { timeoutMs: 5000 })
+  const { farm, port, device } = await txtzymeFarm(t, dev.devicePath, { timeoutMs: 5000 })
   const client = await openWs(port, '/plugin/txtzyme/v1', 'a.example')
   t.teardown(() => client.ws.terminate())
   t.same((await ask(client, 'warm', '_warm_')).data?.lines, ['warm'])
@@ -207,5 +207,12 @@ t.test('garbage, an endless line and huge outputs: bounded memory, answers stay 
   const heapAfterHuge = heapMiB()
   t.ok(heapAfterHuge - heapBefore < 16, `memory after the huge output: +${(heapAfterHuge - heapBefore).toFixed(1)} MiB`)
   t.same((await ask(client, 'in-step', '_in step_', 10_000)).data?.lines, ['in step'], 'the device is still in step')
+  const rest = await farm.app.inject({
+    method: 'POST', url: '/plugin/txtzyme/run', headers: { host: 'a.example', 'content-type': 'application/json' },
+    payload: { line: `5000{_${text}_}` },
+  })
+  t.equal(rest.statusCode, 502, 'over REST the same refusal is a 502')
+  t.match(rest.json(), { code: 'TXTZYME_OUTPUT_TOO_LARGE', error: /more than 1048576 bytes/ })
+  t.same((await ask(client, 'in-step-2', '_in step_', 10_000)).data?.lines, ['in step'], 'and still in step')
   t.equal((await device()).state, 'ready')
 })
