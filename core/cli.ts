@@ -453,6 +453,36 @@ const SETTINGS: Record<string, Setting> = {
     help: `websocket heartbeat: ping every N seconds (1 to ${MAX_PING_SECONDS}); a peer that misses a pong is cut off`,
     assign: (s, v, w) => { s.pingIntervalSeconds = pingSeconds(v, w) },
   },
+  loginRate: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.loginRate),
+    help: 'login attempts (POST /auth/reclaim/) a minute per client address, then 429 (0: no limit)',
+    assign: (s, v, w) => { s.loginRate = whole(v, w, 'a whole number a minute (0: no limit)') },
+  },
+  claimRate: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.claimRate),
+    help: 'claims (POST /login) a minute per client address, then 429 (0: no limit)',
+    assign: (s, v, w) => { s.claimRate = whole(v, w, 'a whole number a minute (0: no limit)') },
+  },
+  editRate: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.editRate),
+    help: 'edits (PUT /page/:slug/action) a minute per client address, then 429 (0: no limit)',
+    assign: (s, v, w) => { s.editRate = whole(v, w, 'a whole number a minute (0: no limit)') },
+  },
+  upgradeRate: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.upgradeRate),
+    help: 'websocket connections opened a minute per client address, then 429 (0: no limit)',
+    assign: (s, v, w) => { s.upgradeRate = whole(v, w, 'a whole number a minute (0: no limit)') },
+  },
+  socketsPerIp: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.socketsPerIp),
+    help: 'open websockets per client address; more are refused with 429 (0: no cap)',
+    assign: (s, v, w) => { s.socketsPerIp = whole(v, w, 'a whole number of connections (0: no cap)') },
+  },
+  socketsPerSite: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.socketsPerSite),
+    help: 'open websockets per site; more are refused with 429 (0: no cap)',
+    assign: (s, v, w) => { s.socketsPerSite = whole(v, w, 'a whole number of connections (0: no cap)') },
+  },
 }
 
 /**
@@ -781,6 +811,12 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     maxPayload: pick('maxPayload', ...layers) ?? DEFAULTS.maxPayload,
     sendBufferBytes: pick('sendBufferBytes', ...layers) ?? DEFAULTS.sendBufferBytes,
     pingIntervalSeconds: pick('pingIntervalSeconds', ...layers) ?? DEFAULTS.pingIntervalSeconds,
+    loginRate: pick('loginRate', ...layers) ?? DEFAULTS.loginRate,
+    claimRate: pick('claimRate', ...layers) ?? DEFAULTS.claimRate,
+    editRate: pick('editRate', ...layers) ?? DEFAULTS.editRate,
+    upgradeRate: pick('upgradeRate', ...layers) ?? DEFAULTS.upgradeRate,
+    socketsPerIp: pick('socketsPerIp', ...layers) ?? DEFAULTS.socketsPerIp,
+    socketsPerSite: pick('socketsPerSite', ...layers) ?? DEFAULTS.socketsPerSite,
   }
   return { config, warnings: [...warnings, ...bootWarnings(config)] }
 }

@@ -57,6 +57,18 @@ export interface FarmConfig {
   sendBufferBytes: number
   /** Websocket heartbeat period; a peer missing one pong is terminated. */
   pingIntervalSeconds: number
+  /** Logins (POST /auth/reclaim/) a minute per client address; 0: no limit. */
+  loginRate: number
+  /** Claims (POST /login) a minute per client address; 0: no limit. */
+  claimRate: number
+  /** Edits (PUT /page/:slug/action) a minute per client address; 0: no limit. */
+  editRate: number
+  /** Websocket upgrades a minute per client address; 0: no limit. */
+  upgradeRate: number
+  /** Open websockets per client address; 0: no cap. */
+  socketsPerIp: number
+  /** Open websockets per site; 0: no cap. */
+  socketsPerSite: number
 }
 
 export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
@@ -86,4 +98,10 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   maxPayload: 1024 * 1024,
   sendBufferBytes: 4 * 1024 * 1024,
   pingIntervalSeconds: 30,
+  loginRate: 10,
+  claimRate: 10,
+  editRate: 600,
+  upgradeRate: 120,
+  socketsPerIp: 100,
+  socketsPerSite: 2000,
 }

@@ -28,6 +28,8 @@ import { pluginScope } from './plugin-dispatch.js'
 import { pluginLogger } from './plugin-context.js'
 import { CLOSE, SocketHub, negotiateProtocol } from './socket-hub.js'
 import { PushHub, pushRoutes } from './push-hub.js'
+import { registerRateLimits } from './rate-limits.js'
+import { registerUpgradeGuard } from './upgrade-guard.js'
 import {
   ERR_BAD_JSON, ERR_BAD_URL, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_URL_TOO_LONG, ERR_VALIDATION,
   isWikifarmError,
@@ -183,6 +185,10 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     },
   })
   registerRequestContext(app, { config, sites, sessions, isClosing: () => closing })
+  // After the request context: upgrades to plain routes are refused, and limits count only
+  // requests for a served site from an allowed origin.
+  registerUpgradeGuard(app)
+  registerRateLimits(app, config)
 
   // Reads are public and federated: other sites' clients fetch them cross-origin, without
   // credentials, as they do from the reference server.

@@ -6,6 +6,7 @@ import type { FastifyServerOptions } from 'fastify'
 import { parseCli, type CliResult } from './cli.js'
 import { createKernel, type Kernel } from './kernel.js'
 import type { FarmConfig } from './farm-config.js'
+import { describeFault, keepServingOnRejection, pluginSources } from './process-faults.js'
 
 /** How long a graceful close may take before the process exits anyway. */
 export const CLOSE_DELAY_MS = 10_000
@@ -74,6 +75,9 @@ export async function main(io: MainIO = {
   }
   const log = kernel.app.log
   for (const warning of warnings) log.warn(warning)
+  // Errors nobody caught (a plugin's timer, a promise not awaited): see core/process-faults.ts.
+  const sources = () => pluginSources(kernel.plugins.records())
+  keepServingOnRejection(log, sources)
 
   try {
     await kernel.listen()
@@ -91,10 +95,15 @@ export async function main(io: MainIO = {
   // Installed once listening: a signal before that just ends a process that holds nothing.
   closeWithGrace({
     delay: CLOSE_DELAY_MS,
+    // Rejections are logged and served through (keepServingOnRejection); exceptions close the farm.
+    skip: ['unhandledRejection'],
     logger: { error: (message: unknown) => log.error(message) },
     onTimeout: (delay) => log.error(`still closing after ${delay} ms: exiting anyway`),
   }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'unexpected error: closing the farm')
+    if (err) {
+      const { fields, msg } = describeFault('exception', err, sources())
+      log.fatal(fields, msg)
+    }
     else log.info(`${signal ?? 'exit'}: closing the farm`)
     await kernel.close()
     log.info('farm closed')

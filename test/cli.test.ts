@@ -201,7 +201,8 @@ t.test('environment variables', async (t) => {
     WIKIFARM_PLUGINS: '{"echo": {"sites": ["A.com"], "options": {"greeting": "hi"}}}',
     WIKIFARM_PLUGINS_DISABLE: 'txtzyme', WIKIFARM_PLUGINS_FARM: 'linkmap', WIKIFARM_PLUGIN_TIMEOUT: '1500',
     WIKIFARM_PLUGIN_HANDLER_TIMEOUT: '2500', WIKIFARM_PLUGIN_CLOSE_TIMEOUT: '3500', WIKIFARM_MAX_PAYLOAD: '64kb',
-    WIKIFARM_SEND_BUFFER: '2mb', WIKIFARM_PING_SECONDS: '15',
+    WIKIFARM_SEND_BUFFER: '2mb', WIKIFARM_PING_SECONDS: '15', WIKIFARM_LOGIN_RATE: '5', WIKIFARM_CLAIM_RATE: '6',
+    WIKIFARM_EDIT_RATE: '70', WIKIFARM_UPGRADE_RATE: '0', WIKIFARM_SOCKETS_PER_IP: '8', WIKIFARM_SOCKETS_PER_SITE: '90',
   })
   t.same(config, {
     port: 5000, host: '127.0.0.1', data: '/d', farm: true, allowed: ['a.com', 'b.com'], wikiDomains: { 'example.com': {} },
@@ -215,6 +216,7 @@ t.test('environment variables', async (t) => {
     },
     pluginLaunchTimeoutMs: 1500, pluginHandlerTimeoutMs: 2500, pluginCloseTimeoutMs: 3500,
     maxPayload: 65536, sendBufferBytes: 2 * MIB, pingIntervalSeconds: 15,
+    loginRate: 5, claimRate: 6, editRate: 70, upgradeRate: 0, socketsPerIp: 8, socketsPerSite: 90,
   })
   t.same(envNames('maxPayload'), ['WIKIFARM_MAX_PAYLOAD', 'WIKIFARM_MAXPAYLOAD'])
   t.same(envNames('plugins_disable'), ['WIKIFARM_PLUGINS_DISABLE'])
@@ -260,6 +262,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       plugins_disable: ['old-thing'], plugins_farm: 'my-plugin',
       plugin_timeout: 20000, plugin_handler_timeout: '45000', plugin_close_timeout: 1000,
       maxPayload: '512kb', sendBuffer: 8388608, pingSeconds: '20',
+      loginRate: 3, claimRate: '4', editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: '500',
     }),
     'reference.json': JSON.stringify({
       farm: true, port: 3000, data: '/home/wiki/.wiki', security_type: 'friends', cookieSecret: 'x',
@@ -286,6 +289,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     },
     pluginLaunchTimeoutMs: 20000, pluginHandlerTimeoutMs: 45000, pluginCloseTimeoutMs: 1000,
     maxPayload: 512 * 1024, sendBufferBytes: 8 * MIB, pingIntervalSeconds: 20,
+    loginRate: 3, claimRate: 4, editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: 500,
   })
   t.match(warnings, [/wikiDomains "example.org": per-domain .*"admin".* not applied yet/], 'per-domain overrides are reported as not applied')
   t.notOk(warnings.some((w) => /promiscuous/.test(w)))
@@ -363,6 +367,16 @@ t.test('timeouts and websocket limits from the file', async (t) => {
     pluginLaunchTimeoutMs: 10_000, pluginHandlerTimeoutMs: 30_000, pluginCloseTimeoutMs: 5_000,
     maxPayload: MIB, sendBufferBytes: 4 * MIB, pingIntervalSeconds: 30,
   }, 'the defaults the docs state')
+})
+
+t.test('rate limits and connection caps: flags, defaults, 0 turns off, bad values refused', async (t) => {
+  const defaults = configOf([]).config
+  t.match(defaults, { loginRate: 10, claimRate: 10, editRate: 600, upgradeRate: 120, socketsPerIp: 100, socketsPerSite: 2000 })
+  t.match(configOf(['--loginRate', '1', '--claimRate=2', '--editRate', '0', '--upgradeRate', '9', '--socketsPerIp', '3', '--socketsPerSite', '0']).config,
+    { loginRate: 1, claimRate: 2, editRate: 0, upgradeRate: 9, socketsPerIp: 3, socketsPerSite: 0 })
+  t.match(refusal(t, ['--editRate', 'lots']), /^--editRate: must be a whole number a minute \(0: no limit\), got "lots"$/)
+  t.match(refusal(t, ['--socketsPerIp=1.5']), /^--socketsPerIp: must be a whole number of connections \(0: no cap\), got "1.5"$/)
+  t.match(refusal(t, ['--loginRate=-1']), /^--loginRate: must be a whole number a minute/)
 })
 
 t.test('warnings at boot', async (t) => {

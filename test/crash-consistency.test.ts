@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
 import { httpCall, type HttpResult } from './fixtures/http-client.js'
+import { PageValidator } from '../schemas/page.js'
 
 const KILLS = Number(process.env.WIKIFARM_CRASH_KILLS ?? 25)
 const SECRET = 'c'.repeat(64)
@@ -42,10 +43,17 @@ function edit(port: number, cookie: string, slug: string, version: number): Prom
 }
 
 function versionOnDisk(site: string, slug: string): number {
-  const page = JSON.parse(readFileSync(join(site, 'pages', slug), 'utf8')) as { story: { text: string }[] }
-  const match = /^v(\d+) /.exec(page.story[0]?.text ?? '')
+  const page: unknown = JSON.parse(readFileSync(join(site, 'pages', slug), 'utf8'))
+  if (!PageValidator.Check(page)) throw new Error(`page ${slug} is not a valid page`)
+  const match = /^v(\d+) /.exec(String(page.story[0]?.text ?? ''))
   if (!match) throw new Error(`page ${slug} has no version`)
-  return Number(match[1])
+  const version = Number(match[1])
+  // The journal is written with the story, in the same file: its last entry is this version's edit.
+  const last = page.journal?.at(-1)
+  if (version > 0 ? last?.date !== version : (page.journal?.length ?? 0) !== 0) {
+    throw new Error(`page ${slug}: story v${version} but journal ends with ${JSON.stringify(last?.date)}`)
+  }
+  return version
 }
 
 t.test(`${KILLS} kills with SIGKILL mid-write leave only whole pages`, async (t) => {
@@ -96,7 +104,7 @@ t.test(`${KILLS} kills with SIGKILL mid-write leave only whole pages`, async (t)
         `round ${round}: ${slug} is v${version}, acked v${acked.get(slug)}, sent v${sent.get(slug)}`)
     }
   }
-  t.equal(torn, 0, 'no page was torn or unparsable')
+  t.equal(torn, 0, 'no page was torn, unparsable, invalid, or with a journal that disagrees with its story')
   t.ok(readdirSync(join(site, 'pages')).every((name) => /^[a-z]+$/.test(name) || name.startsWith('.')), 'only pages and hidden temp files')
 
   // Reopening the site rebuilds a sitemap that lags behind the pages.

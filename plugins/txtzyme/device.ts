@@ -3,7 +3,8 @@
 // States: absent (nothing to open), opening, syncing, ready (lines flow), lost (just went away).
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { SerialPort, ReadlineParser } from 'serialport'
+import { SerialPort } from 'serialport'
+import { DeviceLineSplitter } from './line-splitter.js'
 import { LineQueue, TxtzymeError, defaultNonce, type Origin } from './queue.js'
 
 export type DeviceState = 'absent' | 'opening' | 'syncing' | 'ready' | 'lost'
@@ -159,11 +160,14 @@ export class TxtzymeDevice {
     this.port = port
     // The firmware runs only while DTR is held.
     await new Promise<void>((resolve) => port.set({ dtr: true }, () => resolve()))
-    const parser = port.pipe(new ReadlineParser({ delimiter: '\n', encoding: 'latin1' }))
-    parser.on('data', (raw: string) => {
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-      if (this.syncing) this.syncing(line)
-      else if (this.state === 'ready') this.queue.deviceLine(line)
+    // Bounded and linear, whatever the device prints (see line-splitter.ts).
+    const splitter = new DeviceLineSplitter()
+    port.on('data', (chunk: Buffer) => {
+      for (const raw of splitter.push(chunk)) {
+        const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+        if (this.syncing) this.syncing(line)
+        else if (this.state === 'ready') this.queue.deviceLine(line)
+      }
     })
     const gone = (err: Error): void => {
       if (this.port !== port) return

@@ -31,6 +31,8 @@ const Options = Type.Object({
   backoffMaxMs: Type.Integer({ minimum: 10, maximum: 600_000, default: 30_000 }),
   heartbeatMs: Type.Integer({ minimum: 20, maximum: 60_000, default: 250 }),
   stallMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 120_000 }),
+  /** Output kept for one line; past it the requester gets TXTZYME_OUTPUT_TOO_LARGE. */
+  maxOutputBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
   /** Let every visitor (not only site owners) drive the hardware and observe. */
   openToVisitors: Type.Boolean({ default: false }),
   /**
@@ -66,6 +68,7 @@ function statusOf(code: string): number {
     case 'TXTZYME_TIMEOUT': return 504
     case 'TXTZYME_NOT_READY': case 'TXTZYME_DEVICE_LOST': case 'TXTZYME_CLOSED': return 503
     case 'TXTZYME_CANCELLED': return 409
+    case 'TXTZYME_OUTPUT_TOO_LARGE': return 502
     default: return 400
   }
 }
@@ -118,6 +121,7 @@ export default definePlugin({
     let device: TxtzymeDevice | null = null
     const queue = new LineQueue({
       perSession: options.perSessionCap, global: options.globalCap, timeoutMs: options.timeoutMs,
+      maxOutputBytes: options.maxOutputBytes,
       write: (text) => device?.write(text),
     })
     device = new TxtzymeDevice(queue, {
@@ -246,7 +250,7 @@ export default definePlugin({
               observers.delete(conn)
               if (on) {
                 observers.set(conn, dev.queue.onLine((record: LineRecord) => {
-                  conn.send({ type: 'line', data: { site: record.origin.site, session: record.origin.label, line: record.line, lines: record.lines, timedOut: record.timedOut } })
+                  conn.send({ type: 'line', data: { site: record.origin.site, session: record.origin.label, line: record.line, lines: record.lines, timedOut: record.timedOut, truncated: record.truncated } })
                 }))
               }
               conn.send({ type: 'observing', id: message.id, data: on })

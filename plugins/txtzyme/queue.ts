@@ -14,6 +14,7 @@ export type TxtzymeErrorCode =
   | 'TXTZYME_CANCELLED'
   | 'TXTZYME_CLOSED'
   | 'TXTZYME_NOT_READY'
+  | 'TXTZYME_OUTPUT_TOO_LARGE'
 
 export class TxtzymeError extends CodedError<TxtzymeErrorCode> {}
 
@@ -32,6 +33,8 @@ export interface LineRecord {
   timedOut: boolean
   /** Milliseconds on the device, from write to sentinel. */
   ms: number
+  /** The output passed maxOutputBytes: `lines` holds only its beginning. */
+  truncated: boolean
 }
 
 export interface QueueOptions {
@@ -45,6 +48,12 @@ export interface QueueOptions {
   write: (text: string) => void
   /** A fresh sentinel text: printable, without `_`, `{` or `}`. */
   nonce?: () => string
+  /**
+   * Bytes of output kept for one line (default 1 MiB). A `60000{_…_}` line prints 54 MB on the
+   * real firmware: past the cap the rest is dropped and the requester gets
+   * TXTZYME_OUTPUT_TOO_LARGE when the sentinel comes, so memory stays bounded and replies in step.
+   */
+  maxOutputBytes?: number
 }
 
 interface Entry {
@@ -64,9 +73,13 @@ interface InFlight {
   entry: Entry
   nonce: string
   lines: string[]
+  bytes: number
+  overflow: boolean
   sentAt: number
   timer: NodeJS.Timeout | null
 }
+
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 
 let counter = 0
 const SALT = randomBytes(4).toString('hex')
@@ -149,8 +162,18 @@ export class LineQueue {
     if (text.endsWith(current.nonce)) {
       // Output without a line ending just before the sentinel still belongs to this line.
       const before = text.slice(0, text.length - current.nonce.length)
-      if (before.length > 0) current.lines.push(before)
+      if (before.length > 0) this.keep(current, before)
       this.finish(current)
+      return
+    }
+    this.keep(current, text)
+  }
+
+  private keep(current: InFlight, text: string): void {
+    if (current.overflow) return
+    current.bytes += text.length + 1
+    if (current.bytes > (this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES)) {
+      current.overflow = true
       return
     }
     current.lines.push(text)
@@ -215,9 +238,13 @@ export class LineQueue {
     if (current.timer) clearTimeout(current.timer)
     this.completed++
     const timedOut = current.entry.timedOut
-    this.answer(current.entry, current.lines)
+    const max = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES
+    this.answer(current.entry, current.overflow
+      ? new TxtzymeError('TXTZYME_OUTPUT_TOO_LARGE', `the line printed more than ${max} bytes: its output was dropped (the device stayed in step)`)
+      : current.lines)
     const record: LineRecord = {
       origin: current.entry.origin, line: current.entry.line, lines: current.lines, timedOut, ms: Date.now() - current.sentAt,
+      truncated: current.overflow,
     }
     for (const listener of this.listeners) {
       try { listener(record) } catch { /* an observer's failure is its own */ }
@@ -235,7 +262,7 @@ export class LineQueue {
     if (mine.length > 0) this.order.push(key)
     else this.waiting.delete(key)
     const nonce = this.nonce()
-    const current: InFlight = { entry, nonce, lines: [], sentAt: Date.now(), timer: null }
+    const current: InFlight = { entry, nonce, lines: [], bytes: 0, overflow: false, sentAt: Date.now(), timer: null }
     current.timer = setTimeout(() => {
       current.timer = null
       entry.timedOut = !entry.answered
