@@ -93,6 +93,8 @@ export interface PluginStatus {
   crashes: number
   /** Process id of a 'process' plugin. */
   pid: number | null
+  /** Messages from an isolated plugin the kernel refused (malformed, out of turn), this run. */
+  violations: number
 }
 
 export interface RegistryOptions {
@@ -186,6 +188,7 @@ export class PluginRecord {
       isolation: this.isolation,
       crashes: this.crashes,
       pid: this.host?.pid ?? null,
+      violations: this.host?.violationsTotal ?? 0,
     }
   }
 }
