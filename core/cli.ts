@@ -31,7 +31,7 @@ const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
 /** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
 const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
-const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'allowAddons']
+const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'allowAddons', 'allowRead']
 /** Node's timers fire at once beyond this many milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_PAYLOAD = 16 * MIB
@@ -262,6 +262,10 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
         case 'allowAddons':
           if (typeof v !== 'boolean') fail(field, `must be true or false, got ${show(v)}`)
           grant.allowAddons = v
+          break
+        case 'allowRead':
+          if (!Array.isArray(v) || !v.every((path) => typeof path === 'string' && path.startsWith('/'))) fail(field, `must be a list of absolute paths, got ${show(v)}`)
+          grant.allowRead = v as string[]
           break
         default: {
           const hint = suggestion(key, GRANT_KEYS, '')

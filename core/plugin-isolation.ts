@@ -58,6 +58,8 @@ export interface HostOptions {
   pluginDir: string | null
   /** Let a `process` plugin load native addons (which the permission model cannot then contain). */
   allowAddons: boolean
+  /** More paths a `process` plugin may read (the operator's grant), e.g. /dev for device discovery. */
+  allowRead: string[]
   trust: Trust
   apiVersion: number
   options: unknown
@@ -209,7 +211,11 @@ export class PluginHost {
 
   #startChild(bundle: string): void {
     const pluginDir = this.#options.pluginDir
-    const reads = [bundle, join(PROJECT_ROOT, 'node_modules'), ...(pluginDir ? [pluginDir] : [])]
+    const reads = [
+      bundle, join(PROJECT_ROOT, 'node_modules'), ...(pluginDir ? [pluginDir] : []), ...this.#options.allowRead,
+      // node-gyp-build, which finds a native addon's prebuilt binary, probes this file for musl.
+      ...(this.#options.allowAddons ? ['/etc/alpine-release'] : []),
+    ]
     const execArgv = [
       '--experimental-permission',
       ...reads.map((path) => `--allow-fs-read=${path}`),

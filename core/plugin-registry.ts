@@ -46,6 +46,8 @@ export interface PluginGrant {
   maxHeapMb?: number
   /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
   allowAddons?: boolean
+  /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
+  allowRead?: string[]
 }
 
 /**
@@ -355,13 +357,14 @@ export class PluginRegistry {
       // Built-ins get the trust they request unless the operator says otherwise;
       // third-party plugins get `site` unless the operator grants `farm`.
       grant.trust ??= builtin && definition ? definition.trust : 'site'
+      grant.isolation ??= defaultIsolation(builtin, grant.trust)
       const record = new PluginRecord(name, source, definition, grant, 'stopped', null)
       record.module = module
       record.dir = isAbsolute(module) ? dirname(module) : null
       if (grant.isolation !== undefined && !ISOLATION_MODES.includes(grant.isolation)) {
         throw new ERR_PLUGIN_CONFIG(`plugins.${name}.isolation must be one of ${ISOLATION_MODES.join(', ')}`)
       }
-      record.isolation = grant.isolation ?? defaultIsolation(builtin, grant.trust)
+      record.isolation = grant.isolation
       if (grant.enabled === false) {
         record.state = 'disabled'
         record.reason = 'disabled by the operator'
@@ -379,6 +382,10 @@ export class PluginRegistry {
       return `it speaks plugin API v${String(definition.apiVersion)}; this kernel supports v${SUPPORTED_API_VERSIONS.join(', v')} (current v${API_VERSION})`
     }
     if (definition.trust !== 'farm' && definition.trust !== 'site') return `it requests unknown trust ${JSON.stringify(definition.trust)}`
+    const isolation = grant.isolation ?? 'none'
+    if (definition.isolationModes && !definition.isolationModes.includes(isolation)) {
+      return `it cannot run with isolation "${isolation}" (it supports ${definition.isolationModes.map((m) => `"${m}"`).join(', ')}): set plugins.${definition.name}.isolation`
+    }
     if (definition.trust === 'farm' && grant.trust !== 'farm') {
       return `it requests farm trust and the operator granted site trust: grant it with plugins.${definition.name}.trust = "farm"`
     }
@@ -501,6 +508,7 @@ export class PluginRegistry {
       module: record.module,
       pluginDir: record.dir,
       allowAddons: record.grant.allowAddons === true,
+      allowRead: record.grant.allowRead ?? [],
       trust: definition.trust,
       apiVersion: definition.apiVersion,
       options,
