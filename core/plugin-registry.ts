@@ -586,6 +586,7 @@ export class PluginRegistry {
     record.nextRetryAt = null
     for (const unsubscribe of record.unsubscribe.splice(0)) unsubscribe()
     const live = record.live
+    const host = record.host
     record.live = null
     record.host = null
     if (record.state === 'running' || record.state === 'restarting') record.state = 'stopped'
@@ -601,6 +602,8 @@ export class PluginRegistry {
         this.#options.loggerFor(record.name).error('plugin close failed', { reason: (err as Error).message })
       }
     }
+    // Whether its close finished, failed or timed out, an isolated plugin's thread or process ends here.
+    host?.terminate()
   }
 
   /** Closes every plugin in reverse order of registration, each with a timeout. */
