@@ -539,7 +539,7 @@ export class PluginRegistry {
     record.live = null
     record.host = null
     record.state = giveUp ? 'failed' : 'restarting'
-    record.reason = giveUp ? `crashed ${record.crashes} times in a row; last: ${reason}` : `crashed: ${reason}; restarting`
+    record.reason = giveUp ? `crashed ${record.crashes} time${record.crashes === 1 ? '' : 's'} in a row; last: ${reason}` : `crashed: ${reason}; restarting`
     try {
       // 1012: come back soon, the plugin is restarting; 1011: it failed and stays down.
       await this.onStop(record.name, giveUp ? 1011 : 1012, giveUp ? 'plugin failed' : 'plugin restarting')

@@ -190,3 +190,12 @@ t.test('txtzyme refuses a worker thread, where serialport would abort the whole 
   })
   t.equal((await farm.app.inject({ url: '/system/sitemap.json', headers: { host: A } })).statusCode, 200, 'the farm serves')
 })
+
+t.test('worker: a crash past the restart limit closes its sockets with 1011 and it stays failed', async (t) => {
+  const farm = await isolatedFarm(t, 'worker', ['bomb'], { pluginRestartLimit: 1 })
+  const ws = await openWs(farm.port, '/plugin/bomb/', A)
+  t.equal((await farm.post('/plugin/bomb/arm', { ms: 10 })).status, 200)
+  t.match(await ws.waitClose(2000), { code: 1011 }, 'no restart coming: 1011')
+  t.match(farm.status('bomb'), { state: 'failed', crashes: 1, reason: /^crashed 1 time in a row; last: uncaught exception: the bomb went off/ })
+  await farmServes(t, farm, 'with the plugin failed')
+})
