@@ -31,7 +31,7 @@ const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
 /** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
 const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
-const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package']
+const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'allowAddons', 'allowRead']
 /** Node's timers fire at once beyond this many milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_PAYLOAD = 16 * MIB
@@ -251,6 +251,22 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
         case 'package':
           grant.package = text(v, field).trim()
           break
+        case 'isolation':
+          if (v !== 'none' && v !== 'worker' && v !== 'process') fail(field, `must be "none", "worker" or "process", got ${show(v)}`)
+          grant.isolation = v
+          break
+        case 'maxHeapMb':
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 16 || v > 16384) fail(field, `must be a whole number of MiB from 16 to 16384, got ${show(v)}`)
+          grant.maxHeapMb = v
+          break
+        case 'allowAddons':
+          if (typeof v !== 'boolean') fail(field, `must be true or false, got ${show(v)}`)
+          grant.allowAddons = v
+          break
+        case 'allowRead':
+          if (!Array.isArray(v) || !v.every((path) => typeof path === 'string' && path.startsWith('/'))) fail(field, `must be a list of absolute paths, got ${show(v)}`)
+          grant.allowRead = v as string[]
+          break
         default: {
           const hint = suggestion(key, GRANT_KEYS, '')
           fail(field, hint ? `unknown key; did you mean "${hint}"?` : `unknown key (a plugin's grant has ${GRANT_KEYS.join(', ')})`)
@@ -437,6 +453,19 @@ const SETTINGS: Record<string, Setting> = {
     flag: null, shown: String(DEFAULTS.pluginCloseTimeoutMs),
     help: 'milliseconds a plugin\'s close may take at shutdown or relaunch',
     assign: (s, v, w) => { s.pluginCloseTimeoutMs = millis(v, w) },
+  },
+  plugin_heartbeat_timeout: {
+    flag: null, shown: String(DEFAULTS.pluginHeartbeatTimeoutMs),
+    help: 'milliseconds an isolated plugin may leave a heartbeat unanswered (a blocked event loop) before it is ended and restarted',
+    assign: (s, v, w) => { s.pluginHeartbeatTimeoutMs = millis(v, w) },
+  },
+  plugin_restart_limit: {
+    flag: null, shown: String(DEFAULTS.pluginRestartLimit),
+    help: 'crashes in a row after which an isolated plugin stays failed until the admin relaunches it',
+    assign: (s, v, w) => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) fail(w, `must be a whole number from 1 to 1000, got ${show(v)}`)
+      s.pluginRestartLimit = v
+    },
   },
   maxPayload: {
     flag: 'string', arg: 'SIZE', shown: '1mb',
@@ -808,6 +837,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     pluginLaunchTimeoutMs: pick('pluginLaunchTimeoutMs', ...layers) ?? DEFAULTS.pluginLaunchTimeoutMs,
     pluginHandlerTimeoutMs: pick('pluginHandlerTimeoutMs', ...layers) ?? DEFAULTS.pluginHandlerTimeoutMs,
     pluginCloseTimeoutMs: pick('pluginCloseTimeoutMs', ...layers) ?? DEFAULTS.pluginCloseTimeoutMs,
+    pluginHeartbeatTimeoutMs: pick('pluginHeartbeatTimeoutMs', ...layers) ?? DEFAULTS.pluginHeartbeatTimeoutMs,
+    pluginRestartLimit: pick('pluginRestartLimit', ...layers) ?? DEFAULTS.pluginRestartLimit,
     maxPayload: pick('maxPayload', ...layers) ?? DEFAULTS.maxPayload,
     sendBufferBytes: pick('sendBufferBytes', ...layers) ?? DEFAULTS.sendBufferBytes,
     pingIntervalSeconds: pick('pingIntervalSeconds', ...layers) ?? DEFAULTS.pingIntervalSeconds,

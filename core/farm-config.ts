@@ -51,6 +51,10 @@ export interface FarmConfig {
   pluginHandlerTimeoutMs: number
   /** How long a plugin's close may take at shutdown or relaunch. */
   pluginCloseTimeoutMs: number
+  /** How long an isolated plugin may leave a heartbeat unanswered before it is ended. */
+  pluginHeartbeatTimeoutMs: number
+  /** Crashes in a row after which an isolated plugin stays failed. */
+  pluginRestartLimit: number
   /** Largest incoming websocket frame, bytes (closed with 1009 beyond it). */
   maxPayload: number
   /** Bytes queued for one websocket client before it is dropped with 1013. */
@@ -95,6 +99,8 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   pluginLaunchTimeoutMs: 10_000,
   pluginHandlerTimeoutMs: 30_000,
   pluginCloseTimeoutMs: 5_000,
+  pluginHeartbeatTimeoutMs: 5_000,
+  pluginRestartLimit: 5,
   maxPayload: 1024 * 1024,
   sendBufferBytes: 4 * 1024 * 1024,
   pingIntervalSeconds: 30,

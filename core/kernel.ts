@@ -161,6 +161,13 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     grants: config.plugins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
     closeTimeoutMs: config.pluginCloseTimeoutMs,
+    // An isolated plugin's own deadline comes after the kernel's 504, so the client hears first.
+    isolation: {
+      callTimeoutMs: config.pluginHandlerTimeoutMs + 1000,
+      heartbeatDeadlineMs: config.pluginHeartbeatTimeoutMs,
+      heartbeatMs: Math.max(50, Math.min(1000, Math.floor(config.pluginHeartbeatTimeoutMs / 4))),
+    },
+    restart: { limit: config.pluginRestartLimit },
     builtinDir: options.builtinPluginsDir,
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),

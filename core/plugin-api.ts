@@ -275,6 +275,12 @@ export interface PluginDefinition<O extends TSchema = TSchema> {
   options?: O
   /** Milliseconds between launch retries while unavailable (hot-plugged hardware). */
   retryIntervalMs?: number
+  /**
+   * The isolation modes this plugin can run in (plugins.<name>.isolation); all when absent. A
+   * plugin whose native dependencies are not safe in a worker thread (serialport) leaves it out,
+   * and the kernel refuses that mode with a clear reason instead of letting the process abort.
+   */
+  isolationModes?: readonly ('none' | 'worker' | 'process')[]
   launch(kernel: KernelHandle, options: Static<O>): Promise<PluginInstance>
 }
 

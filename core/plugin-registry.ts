@@ -2,7 +2,7 @@
 // validation, launch once per process at kernel start (with a timeout), state and reasons,
 // retries for hot-plugged hardware, admin relaunch, and shutdown in reverse order.
 import { readdir, stat } from 'node:fs/promises'
-import { isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
@@ -17,6 +17,9 @@ import { siteHandle } from './plugin-context.js'
 import { PUSH_CONNECTION_PLUGIN, type PushHub } from './push-hub.js'
 import { normalizeHost } from './site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from './errors.js'
+import { ISOLATION_MODES, type IsolationMode } from './plugin-channel.js'
+import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './plugin-isolation.js'
+import { resolvePluginModule } from './plugin-bundle.js'
 
 export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../plugins/', import.meta.url))
 const NAME = /^[a-z][a-z0-9-]{0,39}$/
@@ -33,9 +36,47 @@ export interface PluginGrant {
   options?: unknown
   /** For third-party plugins: an npm package name or a path to the module. */
   package?: string
+  /**
+   * Where the plugin runs: 'none' (the kernel's thread), 'worker' (a worker thread with a heap
+   * limit) or 'process' (a child process under Node's permission model). Default: see
+   * defaultIsolation().
+   */
+  isolation?: IsolationMode
+  /** Heap limit of an isolated plugin, MiB. */
+  maxHeapMb?: number
+  /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
+  allowAddons?: boolean
+  /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
+  allowRead?: string[]
 }
 
-export type PluginState = 'disabled' | 'launching' | 'running' | 'unavailable' | 'failed' | 'stopped'
+/**
+ * The isolation a plugin gets when the operator names none. Built-ins are the kernel's own,
+ * reviewed code and include hardware drivers whose native bindings need the main thread: in
+ * process. A third-party plugin granted only `site` trust is code the operator has not vouched
+ * for with the farm: a worker thread, so its crash, heap or spin loop cannot take the farm down.
+ * One granted `farm` trust already reaches every site's data and usually drives something
+ * shared: in process, as the operator chose to trust it.
+ */
+export function defaultIsolation(builtin: boolean, trust: Trust): IsolationMode {
+  return builtin || trust === 'farm' ? 'none' : 'worker'
+}
+
+/** How the kernel restarts an isolated plugin that died. */
+export interface RestartPolicy {
+  /** First restart delay; doubled after each crash. */
+  baseMs: number
+  /** Longest delay between restarts. */
+  maxMs: number
+  /** Crashes in a row (without `stableMs` of running in between) after which it stays failed. */
+  limit: number
+  /** Running this long without a crash forgets the earlier crashes. */
+  stableMs: number
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseMs: 250, maxMs: 30_000, limit: 5, stableMs: 60_000 }
+
+export type PluginState = 'disabled' | 'launching' | 'running' | 'restarting' | 'unavailable' | 'failed' | 'stopped'
 
 export interface PluginStatus {
   name: string
@@ -49,6 +90,13 @@ export interface PluginStatus {
   launchedAt: string | null
   launches: number
   nextRetryAt: string | null
+  isolation: IsolationMode
+  /** Deaths of an isolated plugin since it last ran stably (or was relaunched by the admin). */
+  crashes: number
+  /** Process id of a 'process' plugin. */
+  pid: number | null
+  /** Messages from an isolated plugin the kernel refused (malformed, out of turn), this run. */
+  violations: number
 }
 
 export interface RegistryOptions {
@@ -60,6 +108,9 @@ export interface RegistryOptions {
   loggerFor(plugin: string): PluginLogger
   /** Where site handles publish (ctx.site.publish). */
   push: PushHub
+  /** Limits of isolated plugins (heap, heartbeat, calls in flight). */
+  isolation?: Partial<IsolationLimits>
+  restart?: Partial<RestartPolicy>
 }
 
 type RouteStore = { route: AnyRouteDeclaration; validators: RouteValidators }
@@ -95,6 +146,14 @@ export class PluginRecord {
   unsubscribe: (() => void)[] = []
   /** Serialises launch, relaunch and close of this plugin. */
   busy: Promise<void> = Promise.resolve()
+  /** The module to load: an absolute path or a package name. */
+  module = ''
+  /** The plugin's own folder, when it has one on disk. */
+  dir: string | null = null
+  isolation: IsolationMode = 'none'
+  /** The worker or child process of an isolated plugin, while it runs. */
+  host: PluginHost | null = null
+  crashes = 0
 
   constructor(name: string, source: string, definition: DefinedPlugin | null, grant: PluginGrant, state: PluginState, reason: string | null) {
     this.name = name
@@ -128,6 +187,10 @@ export class PluginRecord {
       launchedAt: this.launchedAt?.toISOString() ?? null,
       launches: this.launches,
       nextRetryAt: this.nextRetryAt?.toISOString() ?? null,
+      isolation: this.isolation,
+      crashes: this.crashes,
+      pid: this.host?.pid ?? null,
+      violations: this.host?.violationsTotal ?? 0,
     }
   }
 }
@@ -253,13 +316,13 @@ export class PluginRegistry {
    */
   async discover(): Promise<void> {
     const grants = this.#options.grants
-    const found: { name: string; source: string; load: () => Promise<unknown> }[] = []
+    const found: { name: string; source: string; module: string; load: () => Promise<unknown> }[] = []
     const builtinDir = this.#options.builtinDir ?? BUILTIN_PLUGINS_DIR
     for (const entry of (await readdir(builtinDir).catch(() => [] as string[])).sort()) {
       for (const file of ['index.ts', 'index.js']) {
         const path = join(builtinDir, entry, file)
         if (await stat(path).then((s) => s.isFile(), () => false)) {
-          found.push({ name: entry, source: `built-in plugins/${entry}`, load: () => importPlugin(path) })
+          found.push({ name: entry, source: `built-in plugins/${entry}`, module: path, load: () => importPlugin(path) })
           break
         }
       }
@@ -267,12 +330,12 @@ export class PluginRegistry {
     for (const [name, grant] of Object.entries(grants)) {
       if (grant.package) {
         const specifier = grant.package
-        found.push({ name, source: `package ${specifier}`, load: () => importPlugin(specifier) })
+        found.push({ name, source: `package ${specifier}`, module: resolvePluginModule(specifier), load: () => importPlugin(specifier) })
       } else if (!found.some((f) => f.name === name)) {
         throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`)
       }
     }
-    for (const { name, source, load } of found) {
+    for (const { name, source, module, load } of found) {
       if (!NAME.test(name)) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
       // The kernel's own push connections carry this name in the socket hub.
       if (name === PUSH_CONNECTION_PLUGIN) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
@@ -294,7 +357,14 @@ export class PluginRegistry {
       // Built-ins get the trust they request unless the operator says otherwise;
       // third-party plugins get `site` unless the operator grants `farm`.
       grant.trust ??= builtin && definition ? definition.trust : 'site'
+      grant.isolation ??= defaultIsolation(builtin, grant.trust)
       const record = new PluginRecord(name, source, definition, grant, 'stopped', null)
+      record.module = module
+      record.dir = isAbsolute(module) ? dirname(module) : null
+      if (grant.isolation !== undefined && !ISOLATION_MODES.includes(grant.isolation)) {
+        throw new ERR_PLUGIN_CONFIG(`plugins.${name}.isolation must be one of ${ISOLATION_MODES.join(', ')}`)
+      }
+      record.isolation = grant.isolation
       if (grant.enabled === false) {
         record.state = 'disabled'
         record.reason = 'disabled by the operator'
@@ -312,6 +382,10 @@ export class PluginRegistry {
       return `it speaks plugin API v${String(definition.apiVersion)}; this kernel supports v${SUPPORTED_API_VERSIONS.join(', v')} (current v${API_VERSION})`
     }
     if (definition.trust !== 'farm' && definition.trust !== 'site') return `it requests unknown trust ${JSON.stringify(definition.trust)}`
+    const isolation = grant.isolation ?? 'none'
+    if (definition.isolationModes && !definition.isolationModes.includes(isolation)) {
+      return `it cannot run with isolation "${isolation}" (it supports ${definition.isolationModes.map((m) => `"${m}"`).join(', ')}): set plugins.${definition.name}.isolation`
+    }
     if (definition.trust === 'farm' && grant.trust !== 'farm') {
       return `it requests farm trust and the operator granted site trust: grant it with plugins.${definition.name}.trust = "farm"`
     }
@@ -338,6 +412,7 @@ export class PluginRegistry {
       await this.#stop(record, 1012, 'plugin restarting')
       // An operator's relaunch starts the backoff afresh.
       record.retryDelayMs = 0
+      record.crashes = 0
       await this.#launch(record)
     }).then(() => record.status())
   }
@@ -387,7 +462,9 @@ export class PluginRegistry {
     record.nextRetryAt = null
     const log = this.#options.loggerFor(record.name)
     const options = definition.options ? Compile(definition.options).Default(structuredClone(record.grant.options ?? {})) : (record.grant.options ?? {})
-    const launching = Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
+    const host = record.isolation === 'none' ? null : this.#host(record, options)
+    record.host = host
+    const launching = host ? host.launch() : Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
     try {
       const instance = await timeout(launching, this.#options.launchTimeoutMs, 'launch')
       record.live = buildLive(record.name, instance)
@@ -396,10 +473,15 @@ export class PluginRegistry {
       record.launches++
       record.retryDelayMs = 0
       this.#subscribe(record, instance)
-      log.info('plugin launched', { trust: definition.trust })
+      log.info('plugin launched', { trust: definition.trust, isolation: record.isolation, ...(host?.pid ? { pid: host.pid } : {}) })
     } catch (err) {
       // A launch that finishes after its timeout still gets closed, so it releases what it holds.
-      void launching.then((late) => late?.close?.()).catch(() => {})
+      if (host) {
+        host.terminate()
+        record.host = null
+      } else {
+        void launching.then((late) => late?.close?.()).catch(() => {})
+      }
       record.live = null
       const unavailable = isPluginUnavailable(err)
       record.state = unavailable ? 'unavailable' : 'failed'
@@ -408,6 +490,70 @@ export class PluginRegistry {
       const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
       if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
     }
+  }
+
+  #limits(): IsolationLimits {
+    return { ...DEFAULT_ISOLATION_LIMITS, ...this.#options.isolation }
+  }
+
+  #host(record: PluginRecord, options: unknown): PluginHost {
+    const definition = record.definition as DefinedPlugin
+    const limits = this.#limits()
+    if (record.grant.maxHeapMb !== undefined) limits.maxHeapMb = record.grant.maxHeapMb
+    const push = this.#options.push
+    const sites = this.#sites
+    const host: PluginHost = new PluginHost({
+      name: record.name,
+      mode: record.isolation as Exclude<IsolationMode, 'none'>,
+      module: record.module,
+      pluginDir: record.dir,
+      allowAddons: record.grant.allowAddons === true,
+      allowRead: record.grant.allowRead ?? [],
+      trust: definition.trust,
+      apiVersion: definition.apiVersion,
+      options,
+      limits,
+      kernel: this.#handle(record),
+      siteHandle: (name) => siteHandle(sites, name, push, record.name),
+      log: this.#options.loggerFor(record.name),
+      onExit: (reason) => { void this.#serialise(record, () => this.#crashed(record, host, reason)) },
+    })
+    return host
+  }
+
+  /**
+   * An isolated plugin died on its own: its routes answer 503 and its sockets close at once; it
+   * is started again after a capped, doubling delay, or stays failed after too many crashes in
+   * a row, with the last reason, until the admin relaunches it.
+   */
+  async #crashed(record: PluginRecord, host: PluginHost, reason: string): Promise<void> {
+    if (record.host !== host || this.#closed) return
+    const policy = { ...DEFAULT_RESTART_POLICY, ...this.#options.restart }
+    const ranFor = record.launchedAt ? Date.now() - record.launchedAt.getTime() : 0
+    if (ranFor >= policy.stableMs) record.crashes = 0
+    record.crashes++
+    const giveUp = record.crashes >= policy.limit
+    const log = this.#options.loggerFor(record.name)
+    log.error('isolated plugin died', { reason, crashes: record.crashes, isolation: record.isolation })
+    for (const unsubscribe of record.unsubscribe.splice(0)) unsubscribe()
+    record.live = null
+    record.host = null
+    record.state = giveUp ? 'failed' : 'restarting'
+    record.reason = giveUp ? `crashed ${record.crashes} time${record.crashes === 1 ? '' : 's'} in a row; last: ${reason}` : `crashed: ${reason}; restarting`
+    try {
+      // 1012: come back soon, the plugin is restarting; 1011: it failed and stays down.
+      await this.onStop(record.name, giveUp ? 1011 : 1012, giveUp ? 'plugin failed' : 'plugin restarting')
+    } catch (err) {
+      log.error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
+    }
+    if (giveUp) return
+    const delay = Math.min(policy.maxMs, policy.baseMs * 2 ** (record.crashes - 1))
+    record.nextRetryAt = new Date(Date.now() + delay)
+    record.retryTimer = setTimeout(() => {
+      record.retryTimer = null
+      void this.#serialise(record, () => (record.state === 'restarting' ? this.#launch(record) : Promise.resolve()))
+    }, delay)
+    record.retryTimer.unref()
   }
 
   #scheduleRetry(record: PluginRecord, baseMs: number): void {
@@ -440,8 +586,10 @@ export class PluginRegistry {
     record.nextRetryAt = null
     for (const unsubscribe of record.unsubscribe.splice(0)) unsubscribe()
     const live = record.live
+    const host = record.host
     record.live = null
-    if (record.state === 'running') record.state = 'stopped'
+    record.host = null
+    if (record.state === 'running' || record.state === 'restarting') record.state = 'stopped'
     try {
       await this.onStop(record.name, code, reason)
     } catch (err) {
@@ -454,6 +602,8 @@ export class PluginRegistry {
         this.#options.loggerFor(record.name).error('plugin close failed', { reason: (err as Error).message })
       }
     }
+    // Whether its close finished, failed or timed out, an isolated plugin's thread or process ends here.
+    host?.terminate()
   }
 
   /** Closes every plugin in reverse order of registration, each with a timeout. */

@@ -23,7 +23,7 @@ const FLAGS = [
 ]
 
 /** Config keys that have no flag: the file and the environment only. */
-const FILE_KEYS = ['wikiDomains', 'plugins', 'plugin_handler_timeout', 'plugin_close_timeout']
+const FILE_KEYS = ['wikiDomains', 'plugins', 'plugin_handler_timeout', 'plugin_close_timeout', 'plugin_heartbeat_timeout', 'plugin_restart_limit']
 
 function configOf(argv: string[], env: NodeJS.ProcessEnv = {}): { config: FarmConfig; warnings: string[] } {
   const result = parseCli(argv, env)
@@ -215,6 +215,7 @@ t.test('environment variables', async (t) => {
       linkmap: { trust: 'farm' },
     },
     pluginLaunchTimeoutMs: 1500, pluginHandlerTimeoutMs: 2500, pluginCloseTimeoutMs: 3500,
+    pluginHeartbeatTimeoutMs: 5000, pluginRestartLimit: 5,
     maxPayload: 65536, sendBufferBytes: 2 * MIB, pingIntervalSeconds: 15,
     loginRate: 5, claimRate: 6, editRate: 70, upgradeRate: 0, socketsPerIp: 8, socketsPerSite: 90,
   })
@@ -288,6 +289,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       'old-thing': { enabled: false },
     },
     pluginLaunchTimeoutMs: 20000, pluginHandlerTimeoutMs: 45000, pluginCloseTimeoutMs: 1000,
+    pluginHeartbeatTimeoutMs: 5000, pluginRestartLimit: 5,
     maxPayload: 512 * 1024, sendBufferBytes: 8 * MIB, pingIntervalSeconds: 20,
     loginRate: 3, claimRate: 4, editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: 500,
   })
@@ -355,16 +357,24 @@ t.test('plugins: grants from the file, the shortcut flags merged into them', asy
 
 t.test('timeouts and websocket limits from the file', async (t) => {
   const dir = t.testdir({
-    'limits.json': JSON.stringify({ plugin_handler_timeout: 100, plugin_close_timeout: '200', maxPayload: 1, sendBuffer: '1kb', pingSeconds: 1 }),
+    'limits.json': JSON.stringify({ plugin_handler_timeout: 100, plugin_close_timeout: '200', plugin_heartbeat_timeout: 700, plugin_restart_limit: 2, maxPayload: 1, sendBuffer: '1kb', pingSeconds: 1 }),
+    'isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'process', maxHeapMb: 64 }, txtzyme: { isolation: 'process', allowAddons: true } } }),
+    'bad-isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'vm' } } }),
   })
   const { config } = configOf(['--config', join(dir, 'limits.json'), '--plugin_timeout', '300'])
   t.match(config, {
     pluginLaunchTimeoutMs: 300, pluginHandlerTimeoutMs: 100, pluginCloseTimeoutMs: 200,
+    pluginHeartbeatTimeoutMs: 700, pluginRestartLimit: 2,
     maxPayload: 1, sendBufferBytes: 1024, pingIntervalSeconds: 1,
   })
+  t.same(configOf(['--config', join(dir, 'isolation.json')]).config.plugins, {
+    linkmap: { isolation: 'process', maxHeapMb: 64 }, txtzyme: { isolation: 'process', allowAddons: true },
+  }, 'isolation per plugin')
+  t.match(refusal(t, ['--config', join(dir, 'bad-isolation.json')]), /key "plugins\.linkmap\.isolation": must be "none", "worker" or "process", got "vm"$/)
   const { config: defaults } = configOf([])
   t.match(defaults, {
     pluginLaunchTimeoutMs: 10_000, pluginHandlerTimeoutMs: 30_000, pluginCloseTimeoutMs: 5_000,
+    pluginHeartbeatTimeoutMs: 5_000, pluginRestartLimit: 5,
     maxPayload: MIB, sendBufferBytes: 4 * MIB, pingIntervalSeconds: 30,
   }, 'the defaults the docs state')
 })
@@ -562,13 +572,13 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['test.json', /test\.json key "test": .*not supported/],
     ['allowedtype.json', /allowedtype\.json key "allowed": must be a comma-separated list, got 5$/],
     ['admin.json', /admin\.json key "admin": must be a string, got 42$/],
-    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package\}\}, got \["txtzyme"\]$/],
+    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/],
     ['plugins-null.json', /key "plugins": must be an object/],
     ['plugin-name.json', /key "plugins\.Txtzyme": "Txtzyme" is not a plugin name/],
     ['plugin-name-path.json', /key "plugins\.\.\.\/evil": "\.\.\/evil" is not a plugin name/],
-    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, got true$/],
+    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead, got true$/],
     ['plugin-key.json', /key "plugins\.txtzyme\.trusted": unknown key; did you mean "trust"\?$/],
-    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package\)$/],
+    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead\)$/],
     ['plugin-proto.json', /plugin-proto\.json: the config file is not valid JSON: .*prototype/i],
     ['plugin-enabled.json', /key "plugins\.txtzyme\.enabled": must be true or false, got "yes"$/],
     ['plugin-trust.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "all"$/],

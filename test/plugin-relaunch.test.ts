@@ -51,7 +51,8 @@ t.test('a failed plugin is not retried by itself', async (t) => {
 })
 
 t.test('a plugin with its own copy of the plugin API is unavailable (not failed) and retried', async (t) => {
-  const farm = await relaunchFarm(t, {}, { vendored: { package: VENDORED } })
+  // In the kernel's thread: it reports to the test through the shared probe.
+  const farm = await relaunchFarm(t, {}, { vendored: { package: VENDORED, isolation: 'none' } })
   t.match(state(farm, 'vendored'), { state: 'unavailable', reason: 'no vendored device', nextRetryAt: String })
   probe.flags.vendoredPresent = true
   await eventually(() => state(farm, 'vendored')?.state === 'running', 3000, 'vendored runs')

@@ -14,9 +14,15 @@ const NO_BUILTINS = fixture('no-plugins-here/')
 const pkg = (name: string) => fixture(`plugin-packages/${name}.ts`)
 const HOST = 'a.example'
 
+// These fixtures report to the test through the shared probe, so they run in the kernel's
+// thread; a third-party site plugin's default (a worker) is tested in plugin-isolation.test.ts.
+function inProcess(plugins: FarmConfig['plugins']): FarmConfig['plugins'] {
+  return Object.fromEntries(Object.entries(plugins).map(([name, grant]) => [name, { isolation: 'none' as const, ...grant }]))
+}
+
 function farmWith(t: Test, plugins: FarmConfig['plugins'], builtinPluginsDir = NO_BUILTINS) {
   resetProbe()
-  return startFarm(t, { farm: true, plugins }, undefined, { builtinPluginsDir })
+  return startFarm(t, { farm: true, plugins: inProcess(plugins) }, undefined, { builtinPluginsDir })
 }
 
 function statusOf(farm: Awaited<ReturnType<typeof farmWith>>, name: string) {

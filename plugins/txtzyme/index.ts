@@ -98,6 +98,9 @@ export default definePlugin({
   name: 'txtzyme',
   apiVersion: 1,
   trust: 'farm',
+  // serialport's native binding aborts the whole process (a V8 locking failure) when used from
+  // a worker thread: in-process or a child process only (docs/txtzyme.md).
+  isolationModes: ['none', 'process'],
   options: Options,
   retryIntervalMs: 2000,
 

@@ -1,0 +1,6 @@
+// Linkmap's own tests (test/linkmap.test.ts), every assertion unchanged, with the plugin in
+// a child process under the permission model: isolation changes nothing a client or a site sees.
+import 'tap'
+
+process.env.WIKIFARM_TEST_ISOLATION = 'linkmap=process'
+await import('./linkmap.test.js')
