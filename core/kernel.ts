@@ -30,6 +30,7 @@ import { CLOSE, SocketHub, negotiateProtocol } from './socket-hub.js'
 import { PushHub, pushRoutes } from './push-hub.js'
 import { registerRateLimits } from './rate-limits.js'
 import { registerUpgradeGuard } from './upgrade-guard.js'
+import { websocketErrorHandler } from './websocket-errors.js'
 import {
   ERR_BAD_JSON, ERR_BAD_URL, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_URL_TOO_LONG, ERR_VALIDATION,
   isWikifarmError,
@@ -185,6 +186,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   await app.register(fastifyFormbody, { bodyLimit: config.uploadLimit })
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxPayload, handleProtocols: negotiateProtocol },
+    // Lets the close frame of a refused frame (1009, 1007) reach the client: see websocket-errors.ts.
+    errorHandler: websocketErrorHandler,
     // Shutdown closes every socket with 1001 (going away), and waits for their close
     // handlers, before plugins are closed.
     preClose: (done) => {

@@ -74,7 +74,10 @@ t.test(`${RUNS} fuzzed websocket frames on every socket route`, async (t) => {
   const data = dataIn(parent)
   const farm = await startFarm(t, {
     farm: true, allowed: [HOST, OTHER], maxPayload: MAX_PAYLOAD,
-    plugins: { txtzyme: { options: { device: pair.devicePath, timeoutMs: 2000 } } },
+    // Small outputs and queues: frames are what is fuzzed here (output volume has its own
+    // suite, txtzyme-faults), and full queues keep error lines flowing to the client while it
+    // sends bad frames: that is how the lost 1009 close frame was found (core/websocket-errors.ts).
+    plugins: { txtzyme: { options: { device: pair.devicePath, timeoutMs: 2000, maxOutputBytes: 4096, perSessionCap: 10 } } },
   }, data)
   t.equal(farm.kernel.plugins.statuses().find((s) => s.name === 'txtzyme')?.state, 'running', 'txtzyme runs on the simulator')
   const owner = await claim(t, farm.app, HOST)
@@ -90,11 +93,16 @@ t.test(`${RUNS} fuzzed websocket frames on every socket route`, async (t) => {
   const open = (route: Route) => openWs(port, route.path, HOST, { cookie: owner.cookie, protocols: route.protocols })
   const pool = new Map<number, WsClient>()
   const closes = new Map<number, number>()
+  // The last frames sent on each connection, for the failure message.
+  const sentOn = new WeakMap<WsClient, Frame[]>()
   let opened = 0
   const settle = async (client: WsClient): Promise<void> => {
     const closed = await client.waitClose(5000)
     closes.set(closed.code, (closes.get(closed.code) ?? 0) + 1)
-    if (!DOCUMENTED.has(closed.code)) throw new Error(`closed with ${closed.code} ${closed.reason}`)
+    if (!DOCUMENTED.has(closed.code)) {
+      const sent = (sentOn.get(client) ?? []).slice(-4).map((f) => (f.kind === 'binary' ? `<binary ${f.bytes.length}>` : f.text.slice(0, 120)))
+      throw new Error(`closed with ${closed.code} ${closed.reason} after ${client.received.length} messages; last frames sent: ${JSON.stringify(sent)}; last received: ${JSON.stringify(client.received.slice(-3).map((m) => m.slice(0, 120)))}`)
+    }
   }
   // A control connection, answered in order: when it answers, the frames before are handled.
   const control = await open(ROUTES[0] as Route)
@@ -122,6 +130,10 @@ t.test(`${RUNS} fuzzed websocket frames on every socket route`, async (t) => {
     }
     for (const f of frames) {
       if (client.ws.readyState !== client.ws.OPEN) break
+      const log = sentOn.get(client) ?? []
+      log.push(f)
+      if (log.length > 8) log.shift()
+      sentOn.set(client, log)
       if (f.kind === 'binary') client.send(f.bytes, { binary: true })
       else client.send(f.text)
     }

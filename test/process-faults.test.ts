@@ -19,12 +19,12 @@ const SECRET = 's'.repeat(40)
 
 interface Run { child: ChildProcess; stdout: string; exited: Promise<number | null> }
 
-function start(t: Test, options: Record<string, number>): { run: Run; data: string } {
+function start(t: Test): { run: Run; data: string } {
   const dir = t.testdir({ data: { [HOST]: { status: { 'owner.json': JSON.stringify({ name: 'o', friend: { secret: SECRET } }) } } } })
   const config = join(dir, 'farm.json')
   writeFileSync(config, JSON.stringify({
     farm: true, host: '127.0.0.1', port: 0, data: join(dir, 'data'), cookieSecret: 'c'.repeat(40), logLevel: 'info',
-    plugins: { timebomb: { package: TIMEBOMB, options } },
+    plugins: { timebomb: { package: TIMEBOMB } },
   }))
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WIKIFARM_')))
   const child = spawn(process.execPath, [BIN, '--config', config], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] })
@@ -49,8 +49,9 @@ function lines(run: Run): Array<Record<string, unknown>> {
 }
 
 t.test('an unhandled rejection in a plugin is logged under its name, and the farm keeps serving', async (t) => {
-  const { run } = start(t, { rejectAfterMs: 300 })
+  const { run } = start(t)
   const port = Number((await waitFor(run, /on http:\/\/127\.0\.0\.1:(\d+)/))[1])
+  t.equal((await http(port, 'POST', '/plugin/timebomb/reject-later', HOST)).status, 200, 'the request that arms it succeeds')
   await waitFor(run, /unhandled rejection/)
   t.match(lines(run).find((l) => String(l.msg).startsWith('unhandled rejection')), {
     level: 50, plugin: 'timebomb', code: 'WIKIFARM_ERR_UNHANDLED_REJECTION',
@@ -64,7 +65,7 @@ t.test('an unhandled rejection in a plugin is logged under its name, and the far
 })
 
 t.test('an uncaught exception in a plugin\'s timer: logged under its name, graceful close, exit 1', async (t) => {
-  const { run, data } = start(t, { throwAfterMs: 1500 })
+  const { run, data } = start(t)
   const port = Number((await waitFor(run, /on http:\/\/127\.0\.0\.1:(\d+)/))[1])
   const login = await http(port, 'POST', '/auth/reclaim/', HOST, { headers: { 'content-type': 'text/plain' }, body: SECRET })
   const cookie = String(login.headers['set-cookie']).split(';')[0] ?? ''
@@ -73,6 +74,7 @@ t.test('an uncaught exception in a plugin\'s timer: logged under its name, grace
     body: `action=${encodeURIComponent(JSON.stringify({ type: 'create', item: { title: 'Before' }, date: 1 }))}`,
   })
   t.equal(put.status, 200, 'a write acknowledged before the fault')
+  t.equal((await http(port, 'POST', '/plugin/timebomb/throw-later', HOST)).status, 200, 'the request that arms it succeeds')
   t.equal(await run.exited, 1, 'the process exits 1, for its supervisor to restart it')
   t.match(lines(run).find((l) => String(l.msg).startsWith('uncaught exception')), {
     level: 60, plugin: 'timebomb', code: 'WIKIFARM_ERR_UNCAUGHT_EXCEPTION',

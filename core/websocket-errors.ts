@@ -1,0 +1,21 @@
+// What happens when a websocket errs: a client's frame too big (1009), not UTF-8 (1007), or
+// breaking the protocol (1002), or a handler that threw. @fastify/websocket's default handler
+// terminates the socket at once; but for a client's bad frame ws has already queued the close
+// frame with the right code, and terminating destroys it unsent whenever the socket still has
+// data queued, so the client saw 1006 instead of the documented 1009 (found by
+// test/fuzz-websockets.test.ts, on the Txtzyme socket while outputs were being sent). Here the
+// close handshake is left to finish, and a peer that does not finish it is cut off after 5 s,
+// as everywhere else (docs/protocol.md, close codes).
+import type { FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+
+/** Milliseconds a peer has to answer a close frame; the same as SocketConnection.close. */
+export const CLOSE_HANDSHAKE_MS = 5000
+
+export function websocketErrorHandler(error: Error, socket: WebSocket, request: FastifyRequest): void {
+  // A client's bad frame is the client's problem: logged, not an error of the farm.
+  request.log.info({ err: error, site: request.site?.name }, 'websocket closed on an error')
+  // A handler that threw leaves the socket open: close it as an internal error.
+  if (socket.readyState === socket.OPEN) socket.close(1011, 'internal error')
+  setTimeout(() => socket.terminate(), CLOSE_HANDSHAKE_MS).unref()
+}
