@@ -6,7 +6,7 @@
 // --allow-worker, no --allow-child-process) both are refused, and tsx's cache would need
 // --allow-fs-write. A bundle needs none of that: the child reads one file, its plugin's
 // folder (for assets) and node_modules (for native packages left outside the bundle).
-import { build, type Plugin } from 'esbuild'
+import type { Plugin } from 'esbuild'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { extname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -55,6 +55,8 @@ export function resolvePluginModule(specifier: string): string {
  * file under BUNDLE_DIR; resolves to its path. The caller removes it once the plugin has loaded.
  */
 export async function bundlePlugin(name: string, module: string): Promise<string> {
+  // Loaded on first use: a farm with no isolated plugin never pays for the bundler.
+  const { build } = await import('esbuild')
   const entry = `import plugin from ${JSON.stringify(module)}\nimport { startSandbox } from ${JSON.stringify(SANDBOX)}\nstartSandbox(plugin)\n`
   const result = await build({
     stdin: { contents: entry, resolveDir: PROJECT_ROOT, sourcefile: `${name}-isolated.ts`, loader: 'ts' },
