@@ -4,8 +4,7 @@
 // The simulator runs in a child process at the far end of a socat pty pair, in real time.
 // Run alone: node --import tsx bench/txtzyme.ts (BENCH_SECONDS, default 10, per phase).
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
@@ -15,6 +14,8 @@ import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
 import { openPtyPair, waitExit } from '../plugins/txtzyme/pty.js'
 import { defaultNonce } from '../plugins/txtzyme/queue.js'
+import { scratchDir, trackChild } from './cleanup.js'
+import { ratio, type Headline, type PartResult } from './report.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const CLI = join(here, '..', 'plugins', 'txtzyme', 'simulator-cli.ts')
@@ -102,11 +103,14 @@ async function throughKernel(port: number, clients: number, seconds: number): Pr
   }
 }
 
-export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10)): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'wikifarm-bench-txtzyme-'))
+export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10)): Promise<PartResult> {
+  const dir = scratchDir('txtzyme')
   const pair = await openPtyPair(join(dir, 'ttyTXTZYME'), join(dir, 'ttySIM'))
+  trackChild(pair.socat)
   const sim = spawn(process.execPath, ['--import', 'tsx', CLI, '--tty', pair.simulatorPath], { stdio: ['ignore', 'pipe', 'inherit'] })
+  trackChild(sim)
   const rows: string[] = []
+  const headlines: Headline[] = []
   try {
     await new Promise<void>((resolve) => sim.stdout?.once('data', () => resolve()))
     sim.stdout?.resume()
@@ -136,6 +140,7 @@ export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10))
       rows.push(`| ${clients} | direct to the pty | ${Math.round(rate(d))} | ${d.p50} | ${d.p99} | | |`)
       rows.push(`| ${clients} | through the kernel | ${Math.round(rate(k))} | ${k.p50} | ${k.p99} | ` +
         `${(k.p50 - d.p50).toFixed(2)} / ${(k.p99 - d.p99).toFixed(2)} | ${(rate(k) / rate(d)).toFixed(2)} |`)
+      headlines.push({ label: `txtzyme lines/s, ${clients} client${clients > 1 ? 's' : ''}: kernel ÷ direct pty`, value: ratio(rate(k), rate(d)) })
     }
   } finally {
     sim.kill('SIGTERM')
@@ -143,15 +148,15 @@ export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10))
     await pair.close()
     rmSync(dir, { recursive: true, force: true })
   }
-  return [
+  return { headlines, markdown: [
     `### Txtzyme: one line \`_cN-i_\` per request, closed loops, simulator on a socat pty, ${seconds} s per row`,
     '',
     '| clients | path | lines/s | p50 ms | p99 ms | added p50 / p99 ms | ratio |',
     '|---|---|---|---|---|---|---|',
     ...rows,
-  ].join('\n')
+  ].join('\n') }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  console.log(await txtzyme())
+  console.log((await txtzyme()).markdown)
 }

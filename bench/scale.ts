@@ -1,0 +1,155 @@
+// Farm scale: boot time to listening with 1, 1,000 and 10,000 site folders on disk; the
+// latency of the first request to a site not yet opened; resident memory after opening 1,000
+// and 10,000 sites (bytes per open site). For wikifarm and for the reference farm, each in its
+// own process on its own data folder, within a time budget for the reference (which creates a
+// whole Express server per site).
+import { join } from 'node:path'
+import { scratchDir } from './cleanup.js'
+import { rssBytes, stopChild, type Child } from './children.js'
+import { fetchHost, percentile, visitAll } from './http-client.js'
+import { startWikifarm } from './wikifarm-process.js'
+import { referenceFarm, startReference } from './reference-farm.js'
+import { makeSiteFolders, siteHosts } from './reads.js'
+import { fmtBytes, fmtMs, fmtRatio, ratio, table, type PartResult } from './report.js'
+
+const PATH = '/welcome-visitors.json'
+const COUNTS = [1, 1000, 10_000]
+const FIRST_VISITS = 20
+/** Wall-clock budget for opening sites in one farm process (the reference is slow at it). */
+const OPEN_BUDGET_MS = Number(process.env.BENCH_OPEN_BUDGET_MS ?? 90_000)
+
+interface Boot {
+  folders: number
+  bootMs: number
+  firstP50: number
+  firstMax: number
+}
+
+interface Memory {
+  rss0: number
+  /** [sites opened, rss] after each step. */
+  steps: { target: number; opened: number; failed: number; rss: number; seconds: number }[]
+}
+
+type Start = (data: string, log: string) => Promise<Child>
+
+async function settle(ms = 1000): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms))
+}
+
+/** Boots on `data` twice (keeping the faster), then first visits of sites no one opened yet. */
+async function boot(start: Start, data: string, log: string, folders: number, hosts: string[], firstFrom: number): Promise<Boot> {
+  let best = Infinity
+  let firsts: number[] = []
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const farm = await start(data, log)
+    try {
+      best = Math.min(best, farm.bootMs)
+      if (attempt === 1) {
+        // Sites the first boot never saw either: each one's very first request.
+        const unopened = hosts.slice(firstFrom, firstFrom + Math.min(FIRST_VISITS, folders))
+        firsts = []
+        for (const host of unopened) firsts.push((await fetchHost(farm.port, host, PATH)).ms)
+      }
+    } finally {
+      await stopChild(farm)
+    }
+  }
+  return { folders, bootMs: best, firstP50: percentile(firsts, 0.5), firstMax: percentile(firsts, 1) }
+}
+
+async function memory(start: Start, data: string, log: string, hosts: string[]): Promise<Memory> {
+  const farm = await start(data, log)
+  const pid = farm.child.pid as number
+  try {
+    await settle()
+    const rss0 = rssBytes(pid)
+    const steps: Memory['steps'] = []
+    const deadline = performance.now() + OPEN_BUDGET_MS
+    let opened = 0
+    for (const target of [1000, 10_000]) {
+      const t0 = performance.now()
+      const { visited, failed } = await visitAll(farm.port, hosts.slice(opened, target), PATH, 20, deadline)
+      opened += visited
+      const seconds = (performance.now() - t0) / 1000
+      await settle()
+      steps.push({ target, opened, failed, rss: rssBytes(pid), seconds })
+      if (opened < target) break
+    }
+    return { rss0, steps }
+  } finally {
+    await stopChild(farm)
+  }
+}
+
+async function measureFarm(start: Start, label: string): Promise<{ boots: Boot[]; mem: Memory }> {
+  const dir = scratchDir(`scale-${label}`)
+  const data = join(dir, 'data')
+  const log = join(dir, 'farm.log')
+  const hosts = siteHosts(10_000)
+  const boots: Boot[] = []
+  let made = 0
+  for (const count of COUNTS) {
+    makeSiteFolders(data, hosts.slice(made, count))
+    made = count
+    // First visits go to sites beyond those any earlier boot touched.
+    boots.push(await boot(start, data, log, count, hosts, Math.max(0, count - FIRST_VISITS)))
+  }
+  // Memory on a fresh folder set, so no site was created by the boots above.
+  const memData = join(dir, 'memory')
+  makeSiteFolders(memData, hosts)
+  return { boots, mem: await memory(start, memData, log, hosts) }
+}
+
+export async function scale(): Promise<PartResult> {
+  const ours = await measureFarm((data, log) => startWikifarm({ data, logFile: log }), 'wikifarm')
+  const ref = await referenceFarm()
+  const theirs = ref.ok ? await measureFarm((data, log) => startReference(ref.install, { data, logFile: log }), 'reference') : null
+  const bootRows = COUNTS.map((count, i) => {
+    const a = ours.boots[i] as Boot
+    const b = theirs?.boots[i]
+    return [count, fmtMs(a.bootMs), b ? fmtMs(b.bootMs) : '—', fmtRatio(b ? ratio(b.bootMs, a.bootMs) : null),
+      `${fmtMs(a.firstP50)} / ${fmtMs(a.firstMax)}`, b ? `${fmtMs(b.firstP50)} / ${fmtMs(b.firstMax)}` : '—',
+      fmtRatio(b ? ratio(b.firstP50, a.firstP50) : null)]
+  })
+  const perSite = (m: Memory, i: number) => {
+    const s = m.steps[i]
+    return s && s.opened > 0 ? (s.rss - m.rss0) / s.opened : NaN
+  }
+  const memRows = [0, 1].map((i) => {
+    const a = ours.mem.steps[i]
+    const b = theirs?.mem.steps[i]
+    const note = (s: Memory['steps'][number] | undefined) => (!s ? 'not reached' : s.opened < s.target
+      ? `only ${s.opened} opened in the ${OPEN_BUDGET_MS / 1000} s budget` : `${s.seconds.toFixed(1)} s${s.failed ? `, ${s.failed} failed` : ''}`)
+    return [[1000, 10_000][i] as number,
+      a ? fmtBytes(a.rss) : '—', fmtBytes(perSite(ours.mem, i)), note(a),
+      b ? fmtBytes(b.rss) : '—', theirs ? fmtBytes(perSite(theirs.mem, i)) : '—', theirs ? note(b) : '—',
+      fmtRatio(theirs ? ratio(perSite(theirs.mem, i), perSite(ours.mem, i)) : null)]
+  })
+  const last = (m: Memory) => m.steps.length - 1
+  return {
+    markdown: [
+      '### Farm scale: boot, first request, memory per open site',
+      '',
+      'Boot: spawn of the process until its port accepts a connection, best of two boots, with that many empty site ' +
+        `folders on disk. First request: GET ${PATH} to ${FIRST_VISITS} sites no boot had opened, one after another ` +
+        '(p50 / max). Neither farm scans its folders at boot (wikifarm opens sites lazily; the reference starts a server ' +
+        'per host on its first visit).' + (ref.ok ? '' : ` The reference farm could not be run: ${ref.reason}.`),
+      '',
+      table(['site folders', 'wikifarm boot ms', 'reference boot ms', 'boot ratio (ref ÷ ours)', 'wikifarm first request ms',
+        'reference first request ms', 'first request ratio (p50)'], bootRows),
+      '',
+      `Memory: a fresh process on 10,000 site folders; RSS when idle (wikifarm ${fmtBytes(ours.mem.rss0)}` +
+        `${theirs ? `, reference ${fmtBytes(theirs.mem.rss0)}` : ''}), then after one GET to each of the first 1,000 and then ` +
+        'all 10,000 sites (20 at a time), one second after the last. Per open site = (RSS − idle RSS) ÷ sites opened.',
+      '',
+      table(['sites opened', 'wikifarm RSS', 'wikifarm per site', 'wikifarm took', 'reference RSS', 'reference per site', 'reference took',
+        'per-site ratio (ref ÷ ours)'], memRows),
+    ].join('\n'),
+    headlines: [
+      { label: 'boot to listening, 10,000 folders: reference ÷ wikifarm', value: theirs ? ratio((theirs.boots[2] as Boot).bootMs, (ours.boots[2] as Boot).bootMs) : null },
+      { label: 'first request to a new site (p50): reference ÷ wikifarm', value: theirs ? ratio((theirs.boots[2] as Boot).firstP50, (ours.boots[2] as Boot).firstP50) : null },
+      { label: 'RSS per open site: reference ÷ wikifarm', value: theirs ? ratio(perSite(theirs.mem, last(theirs.mem)), perSite(ours.mem, last(theirs.mem))) : null },
+    ],
+  }
+}
