@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { openSync, closeSync, readFileSync } from 'node:fs'
 import { createServer, connect, type AddressInfo } from 'node:net'
 import { trackChild } from './cleanup.js'
+import { descendants } from './process-tree.js'
 
 export interface Child {
   name: string
@@ -72,20 +73,39 @@ export async function spawnServer(opts: SpawnOptions): Promise<Child> {
   return { name: opts.name, child, port: opts.port, bootMs: performance.now() - started, spawnedAt: started, logFile: opts.logFile ?? null }
 }
 
-/** Resident set size of a process, bytes (Linux /proc). */
+function ownRss(pid: number): number {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    return kb ? Number(kb) * 1024 : 0
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * Resident set size of a process and its descendants, bytes: the reference farm runs its
+ * server in a cluster worker under a primary process, and both are its cost.
+ */
 export function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1]
-  return kb ? Number(kb) * 1024 : NaN
+  return [pid, ...descendants(pid)].reduce((sum, p) => sum + ownRss(p), 0)
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the child is gone. */
 export async function stopChild(c: { child: ChildProcess }, graceMs = 5000): Promise<void> {
   const { child } = c
   if (child.exitCode !== null || child.signalCode !== null) return
+  // The reference's cluster worker is ended with its primary, by pid, not left behind.
+  const below = child.pid ? descendants(child.pid) : []
   const exited = once(child, 'exit')
   child.kill('SIGTERM')
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
   await exited
   clearTimeout(timer)
+  for (const pid of below) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
 }

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
+import { descendants } from './process-tree.js'
 
 const folders = new Set<string>()
 /** Folders kept across parts (the reference farm's install), removed at exit. */
@@ -38,7 +39,15 @@ export function trackChild(child: ChildProcess): void {
  */
 export function cleanupNow(all = false): void {
   for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    if (child.exitCode !== null || child.signalCode !== null) continue
+    for (const pid of child.pid ? descendants(child.pid) : []) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+    child.kill('SIGKILL')
   }
   children.clear()
   for (const dir of all ? [...folders, ...runFolders] : folders) rmSync(dir, { recursive: true, force: true })

@@ -16,7 +16,7 @@ const PATH = '/welcome-visitors.json'
 const COUNTS = [1, 1000, 10_000]
 const FIRST_VISITS = 20
 /** Wall-clock budget for opening sites in one farm process (the reference is slow at it). */
-const OPEN_BUDGET_MS = Number(process.env.BENCH_OPEN_BUDGET_MS ?? 90_000)
+const OPEN_BUDGET_MS = Number(process.env.BENCH_OPEN_BUDGET_MS ?? 40_000)
 
 interface Boot {
   folders: number
