@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { descendants } from './process-tree.js'
 
 const folders = new Set<string>()
@@ -22,8 +22,17 @@ export function scratchDir(label: string, untilExit = false): string {
   return dir
 }
 
+/**
+ * Removes a folder tree. `rm -rf` is several times faster than fs.rmSync on the tens of
+ * thousands of site folders the scale part makes; rmSync is the fallback.
+ */
+function removeTree(dir: string): void {
+  const rm = spawnSync('rm', ['-rf', '--', dir], { stdio: 'ignore' })
+  if (rm.status !== 0) rmSync(dir, { recursive: true, force: true })
+}
+
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true })
+  removeTree(dir)
   folders.delete(dir)
   runFolders.delete(dir)
 }
@@ -50,7 +59,7 @@ export function cleanupNow(all = false): void {
     child.kill('SIGKILL')
   }
   children.clear()
-  for (const dir of all ? [...folders, ...runFolders] : folders) rmSync(dir, { recursive: true, force: true })
+  for (const dir of all ? [...folders, ...runFolders] : folders) removeTree(dir)
   folders.clear()
   if (all) runFolders.clear()
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 interface ProfileNode {
   id: number
   callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
 }
 
 interface CpuProfile {
@@ -18,6 +19,8 @@ export interface SelfTime {
   name: string
   where: string
   share: number
+  /** The caller that accounts for most of this function's self time (native code has no url). */
+  caller: string
 }
 
 export interface ProfileSummary {
@@ -42,7 +45,8 @@ function shortUrl(url: string, line: number): string {
   if (url === '') return ''
   const pkg = /node_modules\/(.+)$/.exec(url)
   const tail = pkg ? pkg[1] as string : (/\/(core|plugins|schemas|bin)\/.+$/.exec(url)?.[0].slice(1) ?? url.replace(/^file:\/\//, ''))
-  return `${tail}:${line + 1}`
+  // tsx's transpiled modules report line 0 for every function: the file alone says as much.
+  return line > 0 ? `${tail}:${line + 1}` : tail
 }
 
 /**
@@ -52,6 +56,8 @@ function shortUrl(url: string, line: number): string {
 export function summariseProfile(file: string, window: { fromMs: number; toMs: number } = { fromMs: 0, toMs: Infinity }, top = 12): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parentOf = new Map<number, ProfileNode>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n)
   const self = new Map<number, number>()
   let at = 0
   profile.samples.forEach((id, i) => {
@@ -59,7 +65,7 @@ export function summariseProfile(file: string, window: { fromMs: number; toMs: n
     at += delta
     if (at / 1000 >= window.fromMs && at / 1000 <= window.toMs) self.set(id, (self.get(id) ?? 0) + delta)
   })
-  const fns = new Map<string, { name: string; where: string; us: number }>()
+  const fns = new Map<string, { name: string; where: string; us: number; callers: Map<string, number> }>()
   const areas = new Map<string, number>()
   let busy = 0
   for (const [id, us] of self) {
@@ -69,15 +75,22 @@ export function summariseProfile(file: string, window: { fromMs: number; toMs: n
     if (functionName === '(idle)') continue
     busy += us
     const key = `${functionName}@${url}:${lineNumber}`
-    const entry = fns.get(key) ?? { name: functionName || '(anonymous)', where: shortUrl(url, lineNumber), us: 0 }
+    const entry = fns.get(key) ?? { name: functionName || '(anonymous)', where: shortUrl(url, lineNumber), us: 0, callers: new Map() }
     entry.us += us
+    // The nearest caller with a name and a script: native frames say little on their own.
+    let up = parentOf.get(id)
+    while (up && (up.callFrame.url === '' || up.callFrame.functionName === '') && parentOf.get(up.id)) up = parentOf.get(up.id)
+    const caller = up ? `${up.callFrame.functionName || '(anonymous)'} ${shortUrl(up.callFrame.url, up.callFrame.lineNumber)}`.trim() : ''
+    entry.callers.set(caller, (entry.callers.get(caller) ?? 0) + us)
     fns.set(key, entry)
     const area = areaOf(url)
     areas.set(area, (areas.get(area) ?? 0) + us)
   }
   return {
     busyMs: busy / 1000,
-    functions: [...fns.values()].sort((a, b) => b.us - a.us).slice(0, top).map((f) => ({ name: f.name, where: f.where, share: f.us / busy })),
+    functions: [...fns.values()].sort((a, b) => b.us - a.us).slice(0, top).map((f) => ({
+      name: f.name, where: f.where, share: f.us / busy, caller: [...f.callers].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
+    })),
     areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([area, us]) => ({ area, share: us / busy })),
   }
 }

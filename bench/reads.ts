@@ -64,7 +64,8 @@ async function profileReads(hosts: string[], seconds: number): Promise<string> {
     `CPU profile of a separate wikifarm process (\`node --cpu-prof\`) under the same load, the samples of ${seconds} s ` +
       `of load only (${Math.round(s.busyMs)} ms of them non-idle). Self time, as a share of non-idle time:`,
     '',
-    table(['function', 'where', 'self'], s.functions.map((f) => [`\`${f.name}\``, f.where ? `\`${f.where}\`` : '', pct(f.share)])),
+    table(['function', 'where', 'self', 'mostly called from'], s.functions.map((f) => [`\`${f.name}\``, f.where ? `\`${f.where}\`` : '(native)', pct(f.share),
+      f.caller ? `\`${f.caller}\`` : ''])),
     '',
     'By area (package, wikifarm file, node core):',
     '',

@@ -82,29 +82,29 @@ async function memory(start: Start, data: string, log: string, hosts: string[]):
   }
 }
 
-async function measureFarm(start: Start, label: string): Promise<{ boots: Boot[]; mem: Memory }> {
-  const dir = scratchDir(`scale-${label}`)
+export async function scale(): Promise<PartResult> {
+  // Both farms use the same folders, wikifarm first at each step: wikifarm reads only pages/
+  // and writes nothing on reads, and 10,000 site folders take seconds to make and to remove on
+  // this machine. The reference's first visits go to other sites than wikifarm's, since it
+  // leaves files in the sites it opens.
+  const dir = scratchDir('scale')
   const data = join(dir, 'data')
-  const log = join(dir, 'farm.log')
   const hosts = siteHosts(10_000)
-  const boots: Boot[] = []
+  const ref = await referenceFarm()
+  const startOurs: Start = (d, log) => startWikifarm({ data: d, logFile: log })
+  const startTheirs: Start | null = ref.ok ? (d, log) => startReference(ref.install, { data: d, logFile: log }) : null
+  const ours = { boots: [] as Boot[], mem: null as unknown as Memory }
+  const theirs = startTheirs ? { boots: [] as Boot[], mem: null as unknown as Memory } : null
   let made = 0
   for (const count of COUNTS) {
     makeSiteFolders(data, hosts.slice(made, count))
     made = count
-    // First visits go to sites beyond those any earlier boot touched.
-    boots.push(await boot(start, data, log, count, hosts, Math.max(0, count - FIRST_VISITS)))
+    const from = Math.max(0, count - FIRST_VISITS)
+    ours.boots.push(await boot(startOurs, data, join(dir, 'wikifarm.log'), count, hosts, from))
+    if (theirs && startTheirs) theirs.boots.push(await boot(startTheirs, data, join(dir, 'reference.log'), count, hosts, Math.max(0, from - FIRST_VISITS)))
   }
-  // Memory on a fresh folder set, so no site was created by the boots above.
-  const memData = join(dir, 'memory')
-  makeSiteFolders(memData, hosts)
-  return { boots, mem: await memory(start, memData, log, hosts) }
-}
-
-export async function scale(): Promise<PartResult> {
-  const ours = await measureFarm((data, log) => startWikifarm({ data, logFile: log }), 'wikifarm')
-  const ref = await referenceFarm()
-  const theirs = ref.ok ? await measureFarm((data, log) => startReference(ref.install, { data, logFile: log }), 'reference') : null
+  ours.mem = await memory(startOurs, data, join(dir, 'wikifarm.log'), hosts)
+  if (theirs && startTheirs) theirs.mem = await memory(startTheirs, data, join(dir, 'reference.log'), hosts)
   const bootRows = COUNTS.map((count, i) => {
     const a = ours.boots[i] as Boot
     const b = theirs?.boots[i]
@@ -139,7 +139,7 @@ export async function scale(): Promise<PartResult> {
       table(['site folders', 'wikifarm boot ms', 'reference boot ms', 'boot ratio (ref ÷ ours)', 'wikifarm first request ms',
         'reference first request ms', 'first request ratio (p50)'], bootRows),
       '',
-      `Memory: a fresh process on 10,000 site folders; RSS when idle (wikifarm ${fmtBytes(ours.mem.rss0)}` +
+      `Memory: a fresh process on the 10,000 site folders; RSS (with its children: the reference serves from a cluster worker) when idle (wikifarm ${fmtBytes(ours.mem.rss0)}` +
         `${theirs ? `, reference ${fmtBytes(theirs.mem.rss0)}` : ''}), then after one GET to each of the first 1,000 and then ` +
         'all 10,000 sites (20 at a time), one second after the last. Per open site = (RSS − idle RSS) ÷ sites opened.',
       '',
