@@ -24,7 +24,7 @@ const docFile = join(here, '..', 'docs', 'benchmarks.md')
 const chartFile = join(here, '..', 'docs', 'benchmarks.svg')
 const SITES = Number(process.env.BENCH_SITES ?? 1000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const FD_NEEDED = 12_000
 
 // 10,000 websocket clients need 10,000 descriptors in this process (and as many in the farm):
@@ -90,6 +90,15 @@ reference federated-wiki farm (the \`wiki\` npm package, installed by the bench 
 folder). The machine is a shared 2-core box where other work runs at the same time, so absolute
 numbers are noisy: compare ratios, not values. Each part can run alone
 (\`npm run bench -- reads\`); its section below says when it ran.
+
+Parts: ${ORDER.join(', ')}. The default run is every part but soak (two minutes; run it with
+\`npm run bench -- soak\`). \`--no-profile\` skips the CPU profile of the reads part.
+\`BENCH_SECONDS\` (10) is each server's measuring time in a part, split over \`BENCH_ROUNDS\` (5)
+alternating rounds; \`BENCH_SITES\` (1000) the farm size for reads and plugins;
+\`BENCH_NO_REFERENCE=1\` leaves the reference farm out. The bench raises its open-file limit to
+the hard limit itself (10,000 websockets need as many descriptors in the bench and in the farm);
+if the hard limit is below 12,000, raise it first (\`ulimit -Hn\`, or \`nofile\` in
+/etc/security/limits.conf).
 
 ${header}
 
