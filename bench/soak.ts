@@ -17,7 +17,7 @@ import { fmtBytes, fmtMs, table, type PartResult } from './report.js'
 
 const SITES = 100
 const ITEM = '7b56f22a4b9ee974'
-const READS = ['/welcome-visitors.json', '/system/sitemap.json', '/plugin/linkmap/map.json', '/how-to-wiki.json']
+const READS = ['/welcome-visitors.json', '/system/sitemap.json', '/plugin/linkmap/map.json', '/about-this-wiki.json']
 const secretOf = (host: string) => `soak-secret-${host}`
 
 interface WsStats {
@@ -93,7 +93,10 @@ export async function soak(seconds: number): Promise<PartResult> {
       if (login.status !== 200) throw new Error(`login on ${host}: ${login.status} ${login.body}`)
       cookies.set(host, cookieHeader(login.cookies))
     }
-    for (const path of READS) await visitAll(farm.port, hosts, path, 10)
+    for (const path of READS) {
+      const { failed } = await visitAll(farm.port, hosts, path, 10)
+      if (failed) stats.errors.push(`warm-up: ${failed} of ${hosts.length} GET ${path} failed`)
+    }
     const linkmaps = hosts.map((h) => linkmapClient(farm.port, h, stats))
     const subscribers = hosts.map((h) => pushSubscriber(farm.port, h, stats))
     await new Promise((r) => setTimeout(r, 1000))
@@ -112,7 +115,7 @@ export async function soak(seconds: number): Promise<PartResult> {
         connections: 4, method: 'PUT',
         headersFor: (host) => ({ cookie: cookies.get(host) as string, 'content-type': 'application/x-www-form-urlencoded' }),
         body: (_host, n) => `action=${encodeURIComponent(JSON.stringify({
-          type: 'edit', id: ITEM, item: { type: 'paragraph', id: ITEM, text: `Soak edit ${n}, see [[Soak ${n % 50}]].` }, date: Date.now(),
+          type: 'edit', id: ITEM, item: { type: 'paragraph', id: ITEM, text: `Soak edit ${n}, see [[Soak ${Math.floor(n / SITES) % 50}]].` }, date: Date.now(),
         }))}`,
       }),
     ])
@@ -135,6 +138,7 @@ export async function soak(seconds: number): Promise<PartResult> {
         '',
         table(['measure', 'value'], [
           ['errors (HTTP errors, non-2xx, websocket errors and unexpected closes, unanswered requests)', errors],
+          ['of which reads (errors / non-2xx), edits (errors / non-2xx), websocket', `${reads.errors} / ${reads.non2xx}, ${edits.errors} / ${edits.non2xx}, ${stats.errors.length}`],
           ['REST reads: requests, p50 / p99 ms', `${reads.requests}, ${reads.p50} / ${reads.p99}`],
           ['edits: requests, p50 / p99 ms', `${edits.requests}, ${edits.p50} / ${edits.p99}`],
           ['websocket map requests answered, p50 / p99 ms', `${stats.answered.length}, ${fmtMs(percentile(stats.answered, 0.5))} / ${fmtMs(percentile(stats.answered, 0.99))}`],
