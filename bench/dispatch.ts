@@ -7,7 +7,7 @@ import { serve, stop, load, type LoadResult, type Served } from './load.js'
 import { echoLoad, type EchoResult } from './ws-load.js'
 import { alternate } from './alternate.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
-import { siteHosts } from './reads.js'
+import { siteHosts } from './farm-data.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const DIRECT = 'direct on Fastify'

@@ -10,7 +10,7 @@ import { stopChild } from './children.js'
 import { cookieHeader, fetchHost, visitAll } from './http-client.js'
 import { startWikifarm } from './wikifarm-process.js'
 import { referenceFarm, referencePluginStarts, startReference } from './reference-farm.js'
-import { makeSiteFolders, siteHosts } from './reads.js'
+import { makeSiteFolders, siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 
 const COUNTER = fileURLToPath(new URL('./plugins-count/bench-count/index.ts', import.meta.url))

@@ -4,7 +4,7 @@
 // every request (as the reference always does), and the reference farm. Optionally a CPU
 // profile of a separate wikifarm process under the same load, so profiling never slows the
 // measured rows.
-import { mkdirSync, readdirSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { scratchDir } from './cleanup.js'
@@ -15,6 +15,7 @@ import { alternate } from './alternate.js'
 import { startWikifarm } from './wikifarm-process.js'
 import { referenceFarm, startReference } from './reference-farm.js'
 import { summariseProfile } from './cpu-profile.js'
+import { makeSiteFolders, siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 import type { ChildProcess } from 'node:child_process'
 
@@ -30,14 +31,6 @@ export interface ReadsOptions {
   seconds: number
   rounds: number
   profile: boolean
-}
-
-export function siteHosts(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => `site${i}.example`)
-}
-
-export function makeSiteFolders(data: string, hosts: readonly string[]): void {
-  for (const host of hosts) mkdirSync(join(data, host, 'pages'), { recursive: true })
 }
 
 async function profileReads(hosts: string[], seconds: number): Promise<string> {

@@ -9,7 +9,7 @@ import { rssBytes, stopChild, type Child } from './children.js'
 import { fetchHost, percentile, visitAll } from './http-client.js'
 import { startWikifarm } from './wikifarm-process.js'
 import { referenceFarm, startReference } from './reference-farm.js'
-import { makeSiteFolders, siteHosts } from './reads.js'
+import { makeSiteFolders, siteHosts } from './farm-data.js'
 import { fmtBytes, fmtMs, fmtRatio, ratio, table, type PartResult } from './report.js'
 
 const PATH = '/welcome-visitors.json'

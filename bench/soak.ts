@@ -4,7 +4,6 @@
 // updates, push subscribers receiving every edit, a connection closed and reopened every
 // second). Reports errors (must be 0), RSS at start, peak and end, and p99 latencies.
 // Not in the default run (it alone takes two minutes): `npm run bench -- soak`.
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { scratchDir } from './cleanup.js'
@@ -12,7 +11,7 @@ import { rssBytes, stopChild } from './children.js'
 import { cookieHeader, fetchHost, percentile, visitAll } from './http-client.js'
 import { load } from './load.js'
 import { startWikifarm } from './wikifarm-process.js'
-import { siteHosts } from './reads.js'
+import { claimedSites, siteHosts } from './farm-data.js'
 import { fmtBytes, fmtMs, table, type PartResult } from './report.js'
 
 const SITES = 100
@@ -78,10 +77,7 @@ export async function soak(seconds: number): Promise<PartResult> {
   const dir = scratchDir('soak')
   const data = join(dir, 'data')
   const hosts = siteHosts(SITES)
-  for (const host of hosts) {
-    mkdirSync(join(data, host, 'status'), { recursive: true })
-    writeFileSync(join(data, host, 'status', 'owner.json'), JSON.stringify({ name: 'soak', friend: { secret: secretOf(host) } }))
-  }
+  claimedSites(data, hosts, secretOf)
   const farm = await startWikifarm({ data, logFile: join(dir, 'farm.log') })
   const pid = farm.child.pid as number
   const stats: WsStats = { errors: [], answered: [], updates: 0, published: 0, reopened: 0 }

@@ -9,7 +9,7 @@ import { rssBytes, stopChild } from './children.js'
 import { serve, stop } from './load.js'
 import { startWikifarm } from './wikifarm-process.js'
 import { fanOutLatency, type FanOutResult } from './push.js'
-import { siteHosts } from './reads.js'
+import { siteHosts } from './farm-data.js'
 import { fmtBytes, fmtRatio, ratio, table, type PartResult } from './report.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))

@@ -2,7 +2,6 @@
 // connection logged in as the site's owner, wikifarm beside the reference farm. wikifarm's
 // writes are durable (temp file, fsync, rename, fsync of the folder); the reference writes with
 // fs.writeFile and no fsync, so its figure is the cheaper kind of write.
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { scratchDir } from './cleanup.js'
 import { stopChild, type Child } from './children.js'
@@ -11,7 +10,7 @@ import { load, type LoadResult } from './load.js'
 import { alternate } from './alternate.js'
 import { startWikifarm } from './wikifarm-process.js'
 import { referenceFarm, startReference } from './reference-farm.js'
-import { siteHosts } from './reads.js'
+import { claimedSites, siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 
 const SITES = 100
@@ -19,14 +18,6 @@ const SLUG = 'welcome-visitors'
 // The first paragraph of the default welcome-visitors page, in both farms.
 const ITEM = '7b56f22a4b9ee974'
 const secretOf = (host: string) => `bench-secret-${host}`
-
-function claimedSites(data: string, hosts: string[]): void {
-  for (const host of hosts) {
-    mkdirSync(join(data, host, 'pages'), { recursive: true })
-    mkdirSync(join(data, host, 'status'), { recursive: true })
-    writeFileSync(join(data, host, 'status', 'owner.json'), JSON.stringify({ name: 'bench', friend: { secret: secretOf(host) } }))
-  }
-}
 
 /** Logs in on every site with the owner's secret, as the friends client does. */
 async function logins(port: number, hosts: string[]): Promise<Map<string, string>> {
@@ -57,11 +48,11 @@ export async function writes(opts: { seconds: number; rounds: number }): Promise
   })
   let results: Map<string, LoadResult>
   try {
-    claimedSites(join(dir, 'wikifarm'), hosts)
+    claimedSites(join(dir, 'wikifarm'), hosts, secretOf)
     const ours = await startWikifarm({ data: join(dir, 'wikifarm'), logFile: join(dir, 'wikifarm.log') })
     servers.push({ ...ours, cookies: await logins(ours.port, hosts) })
     if (ref.ok) {
-      claimedSites(join(dir, 'reference'), hosts)
+      claimedSites(join(dir, 'reference'), hosts, secretOf)
       const theirs = await startReference(ref.install, { data: join(dir, 'reference'), logFile: join(dir, 'reference.log') })
       servers.push({ ...theirs, cookies: await logins(theirs.port, hosts) })
     }
