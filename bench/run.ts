@@ -43,7 +43,7 @@ const parts: Record<string, () => Promise<PartResult>> = {
   scale: () => scale(),
   plugins: () => pluginLaunches(SITES),
   websockets: () => websockets(),
-  txtzyme: () => txtzyme(SECONDS),
+  txtzyme: () => txtzyme(SECONDS, ROUNDS),
   writes: () => writes({ seconds: SECONDS, rounds: ROUNDS }),
   dispatch: () => dispatch({ seconds: SECONDS, rounds: ROUNDS }),
   soak: () => soak(Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
