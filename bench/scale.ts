@@ -1,8 +1,8 @@
 // Farm scale: boot time to listening with 1, 1,000 and 10,000 site folders on disk; the
 // latency of the first request to a site not yet opened; resident memory after opening 1,000
 // and 10,000 sites (bytes per open site). For wikifarm and for the reference farm, each in its
-// own process on its own data folder, within a time budget for the reference (which creates a
-// whole Express server per site).
+// own process, on one shared set of folders, within a time budget for the reference (which
+// creates a whole Express server per site).
 import { join } from 'node:path'
 import { scratchDir } from './cleanup.js'
 import { rssBytes, stopChild, type Child } from './children.js'
@@ -27,7 +27,7 @@ interface Boot {
 
 interface Memory {
   rss0: number
-  /** [sites opened, rss] after each step. */
+  /** Sites opened, failures and RSS after each step. */
   steps: { target: number; opened: number; failed: number; rss: number; seconds: number }[]
 }
 
@@ -49,7 +49,12 @@ async function boot(start: Start, data: string, log: string, folders: number, ho
         // Sites the first boot never saw either: each one's very first request.
         const unopened = hosts.slice(firstFrom, firstFrom + Math.min(FIRST_VISITS, folders))
         firsts = []
-        for (const host of unopened) firsts.push((await fetchHost(farm.port, host, PATH)).ms)
+        for (const host of unopened) {
+          const answer = await fetchHost(farm.port, host, PATH)
+          // A fast error is not a first visit.
+          if (answer.status !== 200) throw new Error(`${host}${PATH} answered ${answer.status} on its first visit`)
+          firsts.push(answer.ms)
+        }
       }
     } finally {
       await stopChild(farm)
