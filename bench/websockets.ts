@@ -82,14 +82,14 @@ async function measureOurs(): Promise<{ idle: Idle; fan: FanOutResult }> {
   }
 }
 
-function idleResult(): { perConn: (x: Idle) => number } {
-  return { perConn: (x) => (x.rss1 - x.rss0) / Math.max(1, x.opened) }
+/** Resident bytes each open connection added to the server. */
+function perConn(x: Idle): number {
+  return (x.rss1 - x.rss0) / Math.max(1, x.opened)
 }
 
 export async function websockets(): Promise<PartResult> {
   const raw = await measureRaw()
   const ours = await measureOurs()
-  const { perConn } = idleResult()
   return {
     markdown: [
       `### Websockets: ${CONNECTIONS} idle connections over ${SITES} sites; fan-out to 1,000 subscribers`,
