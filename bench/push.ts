@@ -1,22 +1,27 @@
-// The push part of `npm run bench`: fan-out latency of one publish to 1,000 subscribers of one
-// key, over real sockets on 127.0.0.1. The farm runs in a child process (bench/push-server.ts);
-// the subscribers run here. Each round publishes once (POST /plugin/bench-push/publish, which
-// stamps the wall-clock time just before ctx.site.publish) and waits for every subscriber;
-// latency is each subscriber's receive time minus that stamp (both processes read the same
-// clock). Rounds are sequential, so each is one burst of 1,000 frames.
-import { mkdtempSync, rmSync } from 'node:fs'
+// Push fan-out latency: one published event to 1,000 subscribers of one key, over real sockets
+// on 127.0.0.1. The server runs in a child process; the subscribers run here. Each round
+// publishes once (an HTTP POST; the server stamps the wall-clock time just before its publish
+// or send loop) and waits for every subscriber; latency is each subscriber's receive time minus
+// that stamp (both processes read the same clock). Rounds are sequential, so each is one burst
+// of 1,000 frames. Used for wikifarm (GET /system/push and the bench-push plugin) and for raw
+// `ws` (bench/raw-ws-server.ts).
 import { request } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
-import { serve, stop } from './load.js'
+import { percentile } from './http-client.js'
 
-const here = fileURLToPath(new URL('.', import.meta.url))
 const HOST = 'push.example'
 
-function percentile(sorted: number[], p: number): number {
-  return Number((sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number : 0).toFixed(2))
+export interface FanOutTarget {
+  port: number
+  /** The websocket path subscribers connect to. */
+  wsPath: string
+  /** The HTTP path that publishes {n}. */
+  publishPath: string
+}
+
+export interface FanOutResult {
+  all: { p50: number; p99: number; max: number; count: number }
+  last: { p50: number; p99: number; max: number; count: number }
 }
 
 function post(port: number, path: string, body: unknown): Promise<string> {
@@ -35,13 +40,12 @@ function post(port: number, path: string, body: unknown): Promise<string> {
 
 interface Subscriber {
   ws: WebSocket
-  /** Round number ─▶ latency of that round's message, ms. */
   onPublished: ((n: number, latency: number) => void) | null
 }
 
-function subscribe(port: number): Promise<Subscriber> {
+function subscribe(target: FanOutTarget): Promise<Subscriber> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/system/push`, ['wikifarm.v1'], { headers: { host: HOST, origin: `http://${HOST}` } })
+    const ws = new WebSocket(`ws://127.0.0.1:${target.port}${target.wsPath}`, ['wikifarm.v1'], { headers: { host: HOST, origin: `http://${HOST}` } })
     const sub: Subscriber = { ws, onPublished: null }
     ws.once('error', reject)
     ws.once('open', () => ws.send(JSON.stringify({ type: 'subscribe', id: 's', data: { key: 'bench' } })))
@@ -55,15 +59,18 @@ function subscribe(port: number): Promise<Subscriber> {
   })
 }
 
-export async function push(subscribers = 1000, rounds = 50): Promise<string> {
-  const data = mkdtempSync(join(tmpdir(), 'wikifarm-bench-'))
-  const served = await serve(join(here, 'push-server.ts'), { BENCH_DATA: data })
+const summary = (values: number[]) => ({
+  p50: Number(percentile(values, 0.5).toFixed(2)), p99: Number(percentile(values, 0.99).toFixed(2)),
+  max: Number(percentile(values, 1).toFixed(2)), count: values.length,
+})
+
+export async function fanOutLatency(target: FanOutTarget, subscribers = 1000, rounds = 50): Promise<FanOutResult> {
   const subs: Subscriber[] = []
   const all: number[] = []
   const last: number[] = []
   try {
     for (let i = 0; i < subscribers; i += 50) {
-      subs.push(...await Promise.all(Array.from({ length: Math.min(50, subscribers - i) }, () => subscribe(served.port))))
+      subs.push(...await Promise.all(Array.from({ length: Math.min(50, subscribers - i) }, () => subscribe(target))))
     }
     for (let n = -3; n < rounds; n++) { // three warm-up rounds, not counted
       const latencies: number[] = []
@@ -77,7 +84,7 @@ export async function push(subscribers = 1000, rounds = 50): Promise<string> {
           }
         }
       })
-      const answer = JSON.parse(await post(served.port, '/plugin/bench-push/publish', { n })) as { reached: number }
+      const answer = JSON.parse(await post(target.port, target.publishPath, { n })) as { reached: number }
       if (answer.reached !== subscribers) throw new Error(`round ${n} reached ${answer.reached}`)
       await done
       if (n >= 0) {
@@ -87,22 +94,6 @@ export async function push(subscribers = 1000, rounds = 50): Promise<string> {
     }
   } finally {
     for (const sub of subs) sub.ws.terminate()
-    await stop(served)
-    rmSync(data, { recursive: true, force: true })
   }
-  all.sort((a, b) => a - b)
-  last.sort((a, b) => a - b)
-  return [
-    `### Push fan-out: one publish to ${subscribers} subscribers of one key (GET /system/push), ${rounds} rounds`,
-    '',
-    'Latency is a subscriber\'s receive time minus the time just before `ctx.site.publish`; the farm runs in a child',
-    'process, the subscribers in the bench process (whose single event loop reads all 1,000 sockets in turn).',
-    '',
-    '| measure | p50 ms | p99 ms | max ms |',
-    '|---|---|---|---|',
-    `| every delivery (${all.length}) | ${percentile(all, 0.5)} | ${percentile(all, 0.99)} | ${percentile(all, 1)} |`,
-    `| the last of ${subscribers} in each round (${last.length}) | ${percentile(last, 0.5)} | ${percentile(last, 0.99)} | ${percentile(last, 1)} |`,
-  ].join('\n')
+  return { all: summary(all), last: summary(last) }
 }
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) console.log(await push())

@@ -1,0 +1,32 @@
+// wikifarm as an operator runs it: the CLI (bin/wikifarm.js) in its own process, farm mode, on
+// 127.0.0.1, so boot time and memory are the farm's own and not the bench's.
+import { fileURLToPath } from 'node:url'
+import { freePort, spawnServer, type Child } from './children.js'
+
+const BIN = fileURLToPath(new URL('../bin/wikifarm.js', import.meta.url))
+export const BENCH_COOKIE_SECRET = 'bench-cookie-secret-'.repeat(3)
+
+export interface WikifarmOptions {
+  data: string
+  /** Extra CLI flags, e.g. ['--admin', 'secret']. */
+  flags?: string[]
+  /** Node flags before the script, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
+  nodeFlags?: string[]
+  env?: Record<string, string>
+  /** Default warn: no line per request. 'info' logs every request, as the reference does. */
+  logLevel?: string
+  logFile?: string | null
+  name?: string
+}
+
+export async function startWikifarm(opts: WikifarmOptions): Promise<Child> {
+  const port = await freePort()
+  return spawnServer({
+    name: opts.name ?? 'wikifarm',
+    port,
+    args: [...(opts.nodeFlags ?? []), BIN, '--farm', '--data', opts.data, '--host', '127.0.0.1', '--port', String(port),
+      '--cookieSecret', BENCH_COOKIE_SECRET, '--logLevel', opts.logLevel ?? 'warn', ...(opts.flags ?? [])],
+    env: opts.env,
+    logFile: opts.logFile ?? null,
+  })
+}
