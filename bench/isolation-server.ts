@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
+import { RATE_LIMITS_OFF } from '../core/rate-limits.js'
 import type { IsolationMode } from '../core/plugin-channel.js'
 
 const mode = (process.argv[2] ?? 'none') as IsolationMode
@@ -13,7 +14,7 @@ const data = mkdtempSync(join(tmpdir(), 'wikifarm-bench-isolation-'))
 const plugins = fileURLToPath(new URL('../test/fixtures/plugins-isolation/', import.meta.url))
 const disabled = Object.fromEntries(['bomb', 'hog', 'spinner', 'snoop', 'flaky', 'rogue'].map((name) => [name, { enabled: false }]))
 const kernel = await createKernel({
-  ...DEFAULTS, farm: true, data, cookieSecret: 'b'.repeat(32), cookieSecretIsRandom: false, logLevel: 'silent',
+  ...DEFAULTS, ...RATE_LIMITS_OFF, farm: true, data, cookieSecret: 'b'.repeat(32), cookieSecretIsRandom: false, logLevel: 'silent',
   plugins: { ...disabled, steady: { isolation: mode } },
 }, { logger: false, builtinPluginsDir: plugins })
 await kernel.app.listen({ host: '127.0.0.1', port: 0 })

@@ -2,9 +2,10 @@
 import { fileURLToPath } from 'node:url'
 import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
+import { RATE_LIMITS_OFF } from '../core/rate-limits.js'
 
 const kernel = await createKernel({
-  ...DEFAULTS, data: process.env.BENCH_DATA ?? './bench-data', farm: true, host: '127.0.0.1', port: 0,
+  ...DEFAULTS, ...RATE_LIMITS_OFF, data: process.env.BENCH_DATA ?? './bench-data', farm: true, host: '127.0.0.1', port: 0,
   cookieSecret: 'bench-secret-'.repeat(4), cookieSecretIsRandom: false, logLevel: 'silent',
 }, { logger: false, builtinPluginsDir: fileURLToPath(new URL('./plugins/', import.meta.url)) })
 const address = await kernel.listen()

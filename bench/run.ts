@@ -16,6 +16,7 @@ import { txtzyme } from './txtzyme.js'
 import { writes } from './writes.js'
 import { dispatch } from './dispatch.js'
 import { soak } from './soak.js'
+import { isolation } from './isolation.js'
 import { ratioChart } from './chart.js'
 import type { Headline, PartResult } from './report.js'
 
@@ -47,12 +48,14 @@ const parts: Record<string, () => Promise<PartResult>> = {
   writes: () => writes({ seconds: SECONDS, rounds: ROUNDS }),
   dispatch: () => dispatch({ seconds: SECONDS, rounds: ROUNDS }),
   soak: () => soak(Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
+  // The cost of running a plugin in a worker thread or a child process, against in-process.
+  isolation: async () => ({ markdown: `### Plugin isolation\n\n${await isolation()}`, headlines: [] }),
 }
 // The default run is the issue's list and stays well inside 10 minutes on a loaded machine (a
 // run with the load average at 13 on 2 cores took 544 s with dispatch in it); dispatch
 // (~50 s) and soak (two minutes) run when named.
-const DEFAULT = ['reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes']
-const ORDER = ['reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'dispatch', 'soak']
+const DEFAULT = ['reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation']
+const ORDER = ['reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation', 'dispatch', 'soak']
 const named = args.filter((a) => !a.startsWith('--'))
 for (const name of named) {
   if (!parts[name]) {

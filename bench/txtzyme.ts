@@ -12,6 +12,7 @@ import { SerialPort, ReadlineParser } from 'serialport'
 import WebSocket from 'ws'
 import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
+import { RATE_LIMITS_OFF } from '../core/rate-limits.js'
 import { openPtyPair, waitExit } from '../plugins/txtzyme/pty.js'
 import { defaultNonce } from '../plugins/txtzyme/queue.js'
 import { scratchDir, trackChild } from './cleanup.js'
@@ -138,7 +139,7 @@ export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10),
     const forKernel = await simulatedDevice(dir, 'KERNEL')
     devices.push(forKernel)
     const kernel = await createKernel({
-      ...DEFAULTS, farm: true, data: join(dir, 'data'), cookieSecret: 'b'.repeat(32), cookieSecretIsRandom: false,
+      ...DEFAULTS, ...RATE_LIMITS_OFF, farm: true, data: join(dir, 'data'), cookieSecret: 'b'.repeat(32), cookieSecretIsRandom: false,
       plugins: { txtzyme: { options: { device: forKernel.devicePath, openToVisitors: true } } },
     }, { logger: false })
     const results: Record<string, Phase> = {}

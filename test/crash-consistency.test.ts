@@ -14,7 +14,7 @@ const KILLS = Number(process.env.WIKIFARM_CRASH_KILLS ?? 25)
 const SECRET = 'c'.repeat(64)
 const HOST = 'crash.example'
 const ITEM = 'aaaaaaaaaaaaaaaa'
-const PAD = 'x'.repeat(256 * 1024)
+const PAD = 'x'.repeat(128 * 1024)
 
 async function startChild(data: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/farm-child.ts')], {

@@ -24,7 +24,7 @@ function start(t: Test): { run: Run; data: string } {
   const config = join(dir, 'farm.json')
   writeFileSync(config, JSON.stringify({
     farm: true, host: '127.0.0.1', port: 0, data: join(dir, 'data'), cookieSecret: 'c'.repeat(40), logLevel: 'info',
-    plugins: { timebomb: { package: TIMEBOMB } },
+    plugins: { timebomb: { package: TIMEBOMB, isolation: 'none' } },
   }))
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WIKIFARM_')))
   const child = spawn(process.execPath, [BIN, '--config', config], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] })
