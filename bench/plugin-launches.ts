@@ -28,9 +28,8 @@ async function ours(hosts: string[]): Promise<{ launches: Record<string, number>
   const farm = await startWikifarm({
     data, flags: ['--admin', ADMIN], logFile: join(dir, 'farm.log'),
     env: {
-      BENCH_PLUGIN_COUNT_FILE: countFile,
       // Txtzyme runs its device simulator (as `npm start` does), so every plugin is running.
-      WIKIFARM_PLUGINS: JSON.stringify({ txtzyme: { options: { simulator: true } }, 'bench-count': { package: COUNTER } }),
+      WIKIFARM_PLUGINS: JSON.stringify({ txtzyme: { options: { simulator: true } }, 'bench-count': { package: COUNTER, options: { countFile } } }),
     },
   })
   try {
@@ -87,7 +86,7 @@ export async function pluginLaunches(sites: number): Promise<PartResult> {
       `### Plugin instances: launches of each server-side plugin after requests to ${sites} sites`,
       '',
       `wikifarm: every site got GET /welcome-visitors.json and a request to each plugin's REST route (linkmap, txtzyme with ` +
-        'its simulator, and bench-count, a third-party plugin loaded by package path); launches as the kernel counts them ' +
+        'its simulator, and bench-count, a third-party plugin loaded by package path, which runs in a worker thread, its default isolation); launches as the kernel counts them ' +
         '(`/system/status.json`, admin login) and, for bench-count, by a line its launch appends to a file. ' +
         `Reference: every site got GET /welcome-visitors.json; starts counted from its "starting plugin" log lines and ` +
         'a counter plugin (wiki-plugin-benchcount) added to its scratch install whose startServer appends a line to a file.',
