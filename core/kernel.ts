@@ -18,6 +18,7 @@ import { clientFileRoutes, packageFolder } from './client-files.js'
 import { readClientAssets } from './client-shell.js'
 import { lineupHandler, shellRoutes } from './shell-routes.js'
 import { parseLineup } from './lineup.js'
+import { SiteIndexes } from './site-index.js'
 import { pageRoutes } from './page-routes.js'
 import { systemRoutes } from './system-routes.js'
 import { ownerRoutes } from './owner-routes.js'
@@ -240,7 +241,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const serveLineup = lineupHandler(shell)
   const versions = { wikifarm: VERSION, node: process.version }
   await app.register(pageRoutes, { guards })
-  await app.register(systemRoutes, { guards, clientPlugins, home: config.home, versions })
+  await app.register(systemRoutes, { guards, clientPlugins, siteIndexes: new SiteIndexes(events), home: config.home, versions })
   await app.register(shellRoutes, shell)
   await app.register(clientFileRoutes, { clientPlugins, clientDir: wikiClientDir === null ? null : `${wikiClientDir}/client`, securityDir: securityDir === null ? null : `${securityDir}/client` })
   await app.register(ownerRoutes, { config, sessions, guards })

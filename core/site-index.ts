@@ -1,13 +1,16 @@
 // /system/site-index.json: the site's full-text search index, serialised by MiniSearch with
 // the fields the federated-wiki client loads (title, content). The client searches it, and
 // keeps it current as its owner edits, so it must exist for every site (an empty one too).
-// Built from the pages on first request and rebuilt only when the sitemap has changed since.
+// Each site's index is built from its pages on first request, then kept current from the
+// kernel's page events: an edit costs the work of that one page, not a read of the site.
 import MiniSearch from 'minisearch'
 import type { Page } from '../schemas/page.js'
+import type { EventBus } from './events.js'
 import type { Site } from './sites.js'
 
 /** Item types whose `text` is prose worth searching (as the reference server indexes them). */
 const TEXT_TYPES = new Set(['paragraph', 'markdown', 'html', 'reference', 'image', 'pagefold', 'math', 'mathjax', 'code', 'audio', 'video', 'frame'])
+const FIELDS = ['title', 'content']
 
 /** The words of one item's text: links keep their labels, markup and URLs go. */
 function itemWords(text: string): string {
@@ -28,20 +31,60 @@ export function pageText(page: Page): string {
     .join(' ')
 }
 
-const built = new WeakMap<Site, { at: number; json: string }>()
+interface SiteIndex {
+  /** The index; every change is chained after the build, so none is lost while it runs. */
+  index: Promise<MiniSearch>
+  /** The serialisation, until the next change. */
+  json: string | null
+}
 
-export async function siteIndexJson(site: Site): Promise<string> {
-  const sitemap = await site.sitemap()
-  const cached = built.get(site)
-  if (cached && cached.at === sitemap.modifiedAt) return cached.json
-  const at = sitemap.modifiedAt
-  const index = new MiniSearch({ fields: ['title', 'content'] })
-  for (const entry of sitemap.entries()) {
+export class SiteIndexes {
+  readonly #sites = new Map<string, SiteIndex>()
+
+  constructor(events: EventBus) {
+    events.on('page.changed', ({ site, slug, page }) => this.#change(site, (index) => {
+      const doc = { id: slug, title: page.title, content: pageText(page) }
+      if (index.has(slug)) index.replace(doc)
+      else index.add(doc)
+    }), 'site-index')
+    events.on('page.deleted', ({ site, slug }) => this.#change(site, (index) => {
+      if (index.has(slug)) index.discard(slug)
+    }), 'site-index')
+    // A closed site's pages may change on disk before it opens again: the next request rebuilds.
+    events.on('site.closed', ({ site }) => { this.#sites.delete(site) }, 'site-index')
+  }
+
+  async json(site: Site): Promise<string> {
+    let entry = this.#sites.get(site.name)
+    if (!entry) {
+      entry = { index: build(site), json: null }
+      this.#sites.set(site.name, entry)
+      // A failed build is forgotten, so the next request tries again.
+      const failed = entry
+      entry.index.catch(() => { if (this.#sites.get(site.name) === failed) this.#sites.delete(site.name) })
+    }
+    const index = await entry.index
+    entry.json ??= JSON.stringify(index)
+    return entry.json
+  }
+
+  /** Sites whose index is not built have nothing to update: their build will read the pages. */
+  #change(site: string, apply: (index: MiniSearch) => void): void {
+    const entry = this.#sites.get(site)
+    if (!entry) return
+    entry.json = null
+    entry.index = entry.index.then((index) => {
+      apply(index)
+      return index
+    })
+  }
+}
+
+async function build(site: Site): Promise<MiniSearch> {
+  const index = new MiniSearch({ fields: FIELDS })
+  for (const entry of (await site.sitemap()).entries()) {
     const stored = await site.store.getPage(entry.slug).catch(() => null)
     if (stored) index.add({ id: entry.slug, title: stored.page.title, content: pageText(stored.page) })
   }
-  const json = JSON.stringify(index)
-  // A change while building leaves the older stamp: the next request builds again.
-  built.set(site, { at, json })
-  return json
+  return index
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { ClientPlugin } from './client-plugins.js'
 import type { Guards } from './request-context.js'
 import { decodeFlag, drawFlag } from './favicon.js'
-import { siteIndexJson } from './site-index.js'
+import type { SiteIndexes } from './site-index.js'
 import { ERR_UNSUPPORTED_MEDIA, ERR_VALIDATION } from './errors.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -15,6 +15,7 @@ function xmlEscape(text: string): string {
 export async function systemRoutes(app: FastifyInstance, opts: {
   guards: Guards
   clientPlugins: ClientPlugin[]
+  siteIndexes: SiteIndexes
   home: string
   versions: Record<string, string>
 }): Promise<void> {
@@ -34,7 +35,7 @@ export async function systemRoutes(app: FastifyInstance, opts: {
   })
 
   app.get('/system/site-index.json', async (request, reply) =>
-    reply.type(JSON_TYPE).header('cache-control', 'public, max-age=0').send(await siteIndexJson(request.site)))
+    reply.type(JSON_TYPE).header('cache-control', 'public, max-age=0').send(await opts.siteIndexes.json(request.site)))
 
   app.get('/sitemap.xml', async (request, reply) => {
     // request.host is the Host header, or behind a trusted proxy the host it forwarded.
