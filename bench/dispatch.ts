@@ -9,7 +9,7 @@ import { alternate } from './alternate.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 import { siteHosts } from './farm-data.js'
 
-const here = fileURLToPath(new URL('.', import.meta.url))
+const here = fileURLToPath(new URL('./', import.meta.url))
 const DIRECT = 'direct on Fastify'
 const KERNEL = 'through the kernel'
 
@@ -20,7 +20,7 @@ export async function dispatch(opts: { seconds: number; rounds: number }): Promi
   const seconds = Math.max(1, Math.round(opts.seconds / opts.rounds))
   let results: Map<string, { rest: LoadResult; ws: EchoResult }>
   try {
-    for (const [name, script] of [[DIRECT, 'direct-server.ts'], [KERNEL, 'kernel-plugin-server.ts']] as const) {
+    for (const [name, script] of [[DIRECT, 'direct-server.js'], [KERNEL, 'kernel-plugin-server.js']] as const) {
       servers.push({ name, ...await serve(join(here, script), { BENCH_DATA: data, BENCH_SITES: '100' }) })
     }
     for (const s of servers) {

@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
-import { RATE_LIMITS_OFF } from '../core/rate-limits.js'
-import type { IsolationMode } from '../core/plugin-channel.js'
+import { RATE_LIMITS_OFF } from '../core/http/rate-limits.js'
+import type { IsolationMode } from '../core/plugin-host/isolation/channel.js'
 
 const mode = (process.argv[2] ?? 'none') as IsolationMode
 const data = mkdtempSync(join(tmpdir(), 'wikifarm-bench-isolation-'))

@@ -1,7 +1,7 @@
 // Plugin isolation's cost: REST and websocket round-trip latency and throughput for one small
 // plugin (test/fixtures/plugins-isolation/steady: GET /hello, a text echo socket) run in the
 // kernel's thread, in a worker thread and in a child process, measured in the same run.
-// Standalone: `node --import tsx bench/isolation.ts` prints a markdown table. The farm runs in
+// Standalone: `node dist/bench/isolation.js` (after `npm run build:all`) prints a markdown table. The farm runs in
 // a child process (bench/isolation-server.ts) so the load generator does not share its loop.
 // BENCH_SECONDS (default 5) per REST measurement; BENCH_WS_ROUNDS (default 3000) echoes.
 import autocannon from 'autocannon'
@@ -12,14 +12,14 @@ import WebSocket from 'ws'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const WS_ROUNDS = Number(process.env.BENCH_WS_ROUNDS ?? 3000)
-const SERVER = fileURLToPath(new URL('./isolation-server.ts', import.meta.url))
+const SERVER = fileURLToPath(new URL('./isolation-server.js', import.meta.url))
 const MODES = ['none', 'worker', 'process'] as const
 
 interface Served { child: ChildProcess; port: number }
 
 function serve(mode: string): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', SERVER, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [SERVER, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout?.on('data', (chunk: Buffer) => {
       out += String(chunk)

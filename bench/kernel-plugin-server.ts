@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url'
 import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
-import { RATE_LIMITS_OFF } from '../core/rate-limits.js'
+import { RATE_LIMITS_OFF } from '../core/http/rate-limits.js'
 
 const kernel = await createKernel({
   ...DEFAULTS, ...RATE_LIMITS_OFF, data: process.env.BENCH_DATA ?? './bench-data', farm: true, host: '127.0.0.1', port: 0,

@@ -11,7 +11,7 @@ export interface Served {
 }
 
 export async function serve(script: string, env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   trackChild(child)
   const [chunk] = await once(child.stdout!, 'data') as [Buffer]
   child.stdout!.resume()

@@ -13,7 +13,7 @@ import { referenceFarm, referencePluginStarts, startReference } from './referenc
 import { makeSiteFolders, siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 
-const COUNTER = fileURLToPath(new URL('./plugins-count/bench-count/index.ts', import.meta.url))
+const COUNTER = fileURLToPath(new URL('./plugins-count/bench-count/index.js', import.meta.url))
 const ADMIN = 'bench-admin-secret'
 
 function lines(file: string): number {

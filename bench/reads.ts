@@ -19,7 +19,7 @@ import { makeSiteFolders, siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 import type { ChildProcess } from 'node:child_process'
 
-const here = fileURLToPath(new URL('.', import.meta.url))
+const here = fileURLToPath(new URL('./', import.meta.url))
 const PATH = '/welcome-visitors.json'
 const BARE = 'bare Fastify (Map lookup)'
 const WIKIFARM = 'wikifarm'
@@ -79,7 +79,7 @@ export async function reads(opts: ReadsOptions): Promise<PartResult> {
   const seconds = Math.max(1, Math.round(opts.seconds / opts.rounds))
   let results: Map<string, LoadResult>
   try {
-    const bare = await serve(join(here, 'bare-server.ts'), { BENCH_SITES: String(opts.sites) })
+    const bare = await serve(join(here, 'bare-server.js'), { BENCH_SITES: String(opts.sites) })
     servers.push({ name: BARE, ...bare })
     const quiet = await startWikifarm({ data: ours })
     servers.push({ name: WIKIFARM, port: quiet.port, child: quiet.child })

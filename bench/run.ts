@@ -20,7 +20,7 @@ import { isolation } from './isolation.js'
 import { ratioChart } from './chart.js'
 import type { Headline, PartResult } from './report.js'
 
-const here = fileURLToPath(new URL('.', import.meta.url))
+const here = fileURLToPath(new URL('./', import.meta.url))
 const docFile = join(here, '..', 'docs', 'benchmarks.md')
 const chartFile = join(here, '..', 'docs', 'benchmarks.svg')
 const SITES = Number(process.env.BENCH_SITES ?? 1000)

@@ -12,14 +12,14 @@ import { SerialPort, ReadlineParser } from 'serialport'
 import WebSocket from 'ws'
 import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
-import { RATE_LIMITS_OFF } from '../core/rate-limits.js'
+import { RATE_LIMITS_OFF } from '../core/http/rate-limits.js'
 import { openPtyPair, waitExit } from '../plugins/txtzyme/pty.js'
 import { defaultNonce } from '../plugins/txtzyme/queue.js'
 import { scratchDir, trackChild } from './cleanup.js'
 import { ratio, type Headline, type PartResult } from './report.js'
 
-const here = fileURLToPath(new URL('.', import.meta.url))
-const CLI = join(here, '..', 'plugins', 'txtzyme', 'simulator-cli.ts')
+const here = fileURLToPath(new URL('./', import.meta.url))
+const CLI = join(here, '..', 'plugins', 'txtzyme', 'simulator-cli.js')
 
 interface Phase {
   lines: number
@@ -108,7 +108,7 @@ async function throughKernel(port: number, clients: number, seconds: number): Pr
 async function simulatedDevice(dir: string, name: string): Promise<{ devicePath: string; close: () => Promise<void> }> {
   const pair = await openPtyPair(join(dir, `tty${name}`), join(dir, `sim${name}`))
   trackChild(pair.socat)
-  const sim = spawn(process.execPath, ['--import', 'tsx', CLI, '--tty', pair.simulatorPath], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const sim = spawn(process.execPath, [CLI, '--tty', pair.simulatorPath], { stdio: ['ignore', 'pipe', 'inherit'] })
   trackChild(sim)
   await new Promise<void>((resolve) => sim.stdout?.once('data', () => resolve()))
   sim.stdout?.resume()

@@ -12,7 +12,7 @@ import { fanOutLatency, type FanOutResult } from './push.js'
 import { siteHosts } from './farm-data.js'
 import { fmtBytes, fmtRatio, ratio, table, type PartResult } from './report.js'
 
-const here = fileURLToPath(new URL('.', import.meta.url))
+const here = fileURLToPath(new URL('./', import.meta.url))
 const CONNECTIONS = Number(process.env.BENCH_WS_CONNECTIONS ?? 10_000)
 const SITES = 1000
 
@@ -56,7 +56,7 @@ async function idle(port: number, pid: number, path: string, hosts: string[]): P
 
 /** Idle memory and fan-out for one server, measured in one process life. */
 async function measureRaw(): Promise<{ idle: Idle; fan: FanOutResult }> {
-  const raw = await serve(join(here, 'raw-ws-server.ts'))
+  const raw = await serve(join(here, 'raw-ws-server.js'))
   try {
     const i = await idle(raw.port, raw.child.pid as number, '/', siteHosts(SITES))
     const fan = await fanOutLatency({ port: raw.port, wsPath: '/', publishPath: '/publish' })
@@ -71,7 +71,7 @@ async function measureOurs(): Promise<{ idle: Idle; fan: FanOutResult }> {
   // bench-push (POST /plugin/bench-push/publish) is loaded by package path, beside the built-ins.
   const farm = await startWikifarm({
     data: join(dir, 'data'), logFile: join(dir, 'farm.log'),
-    env: { WIKIFARM_PLUGINS: JSON.stringify({ 'bench-push': { package: fileURLToPath(new URL('./plugins-push/bench-push/index.ts', import.meta.url)) } }) },
+    env: { WIKIFARM_PLUGINS: JSON.stringify({ 'bench-push': { package: fileURLToPath(new URL('./plugins-push/bench-push/index.js', import.meta.url)) } }) },
   })
   try {
     const i = await idle(farm.port, farm.child.pid as number, '/system/push', siteHosts(SITES))

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
-// The `wikifarm` command. The farm is written in TypeScript and runs through tsx's loader,
-// registered here before anything else is imported.
-import { register } from 'tsx/esm/api'
+// The `wikifarm` command: runs the compiled farm in dist/ (`npm run build`, which `npm ci` and
+// `npm install` run through `prepare`). No TypeScript loader at run time.
+import { main } from '../dist/core/boot/main.js'
 
-register()
-const { main } = await import('../core/main.ts')
 await main()

@@ -1,6 +1,6 @@
 // The farm's configuration as the kernel sees it: typed, complete, validated once, up front.
 // core/cli.ts builds it from flags, a config file and WIKIFARM_* variables.
-import type { PluginGrant } from './plugin-registry.js'
+import type { PluginGrant } from './plugin-host/registry.js'
 
 export interface WikiDomain {
   /** Per-domain overrides, as in the reference farm's config file. */

@@ -7,7 +7,7 @@ import type { Static, TSchema } from 'typebox'
 import type { Page } from '../schemas/page.js'
 import type { SitemapEntry } from '../schemas/sitemap.js'
 import type { Action } from '../schemas/action.js'
-import type { FarmEvents } from './events.js'
+import type { FarmEvents } from './pages/events.js'
 
 /** The plugin API major version this kernel speaks. */
 export const API_VERSION = 1

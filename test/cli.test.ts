@@ -6,7 +6,7 @@ import { request } from 'node:http'
 import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { parseCli, usage, envNames } from '../core/cli.js'
+import { parseCli, usage, envNames } from '../core/boot/cli.js'
 import { DEFAULTS, type FarmConfig } from '../core/farm-config.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

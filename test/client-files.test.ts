@@ -7,10 +7,10 @@ import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import MiniSearch from 'minisearch'
-import { findClientPlugins, parseFactory } from '../core/client-plugins.js'
-import { insideFolder } from '../core/client-files.js'
-import { parseLineup } from '../core/lineup.js'
-import { pageText } from '../core/site-index.js'
+import { findClientPlugins, parseFactory } from '../core/client/plugins.js'
+import { insideFolder } from '../core/client/files.js'
+import { parseLineup } from '../core/client/lineup.js'
+import { pageText } from '../core/pages/site-index.js'
 import { claim, itemId, listenLocal, putAction, rawHttp, startFarm, testData } from './fixtures/test-farm.js'
 
 const PLUGINS = fileURLToPath(new URL('../plugins/', import.meta.url))
@@ -117,7 +117,7 @@ t.test('a symlink inside a plugin folder cannot lead outside it', async (t) => {
   symlinkSync(join(dir, 'secret'), join(dir, 'node_modules', 'wiki-plugin-sly', 'client', 'escape'))
   const { plugins } = await findClientPlugins({ nodeModules: join(dir, 'node_modules'), builtinDir: join(dir, 'none') })
   const { default: Fastify } = await import('fastify')
-  const { clientFileRoutes } = await import('../core/client-files.js')
+  const { clientFileRoutes } = await import('../core/client/files.js')
   const app = Fastify()
   t.teardown(() => app.close())
   app.setErrorHandler((error: { statusCode?: number; code?: string }, _request, reply) => reply.code(error.statusCode ?? 500).send({ code: error.code }))

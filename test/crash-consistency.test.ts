@@ -17,7 +17,7 @@ const ITEM = 'aaaaaaaaaaaaaaaa'
 const PAD = 'x'.repeat(128 * 1024)
 
 async function startChild(data: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/farm-child.ts')], {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/farm-child.js')], {
     env: { ...process.env, WIKIFARM_TEST_CONFIG: JSON.stringify({ data, farm: true, idleSeconds: 0 }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   })

@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Page } from '../schemas/page.js'
-import { drawFlag } from '../core/favicon.js'
+import { drawFlag } from '../core/client/favicon.js'
 import { http, itemId, listDir, listenLocal, startFarm, type HttpResponse } from './fixtures/test-farm.js'
 
 const HOST = 'a.example'

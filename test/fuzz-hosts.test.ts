@@ -6,7 +6,7 @@ import fc from 'fast-check'
 import { join } from 'node:path'
 import { claim, listenLocal, putAction, rawHttp, snapshot, startFarm, testData } from './fixtures/test-farm.js'
 import { checkInvariants, dataIn, documented5xx, fuzz, RUNS } from './fixtures/fuzz.js'
-import { normalizeHost } from '../core/site-router.js'
+import { normalizeHost } from '../core/http/site-router.js'
 
 const SERVED = ['a.example', 'b.example', 'xn--bcher-kva.example']
 

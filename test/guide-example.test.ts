@@ -89,7 +89,8 @@ t.test('recent: REST, a json websocket and page events, per site', async (t) => 
 import { readFileSync } from 'node:fs'
 
 t.test('docs/plugin-guide.md prints this plugin and this test as they are', async (t) => {
-  const read = (relative: string): string => readFileSync(new URL(relative, import.meta.url), 'utf8')
+  // The sources, not their compiled copies in dist/test/: the guide prints TypeScript.
+  const read = (relative: string): string => readFileSync(new URL(relative, new URL('../../test/', import.meta.url)), 'utf8')
   const guide = read('../docs/plugin-guide.md')
   const plugin = read('./fixtures/guide-plugins/recent/index.ts').split('\n').slice(2).join('\n')
     .replace("'../../../../core/plugin-api.js'", "'../../core/plugin-api.js'").trimEnd()

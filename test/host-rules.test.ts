@@ -4,8 +4,8 @@ import t from 'tap'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { normalizeHost, stripWww } from '../core/site-router.js'
-import { matchDomain } from '../core/sites.js'
+import { normalizeHost, stripWww } from '../core/http/site-router.js'
+import { matchDomain } from '../core/pages/sites.js'
 import { isWikifarmError } from '../core/errors.js'
 import {
   claim, http, listDir, listenLocal, putAction, rawHttp, snapshot, startFarm, testData, type TestFarm,

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { SESSION_COOKIE } from '../core/sessions.js'
+import { SESSION_COOKIE } from '../core/http/sessions.js'
 import {
   claim, itemId, listDir, putAction, sessionCookie, snapshot, startFarm, storeFailingStatus, testData, type TestFarm,
 } from './fixtures/test-farm.js'

@@ -7,8 +7,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Page } from '../schemas/page.js'
-import type { FarmEvents } from '../core/events.js'
-import { synopsis, sitemapEntry } from '../core/sitemap.js'
+import type { FarmEvents } from '../core/pages/events.js'
+import { synopsis, sitemapEntry } from '../core/pages/sitemap.js'
 import {
   claim, itemId, listDir, listenLocal, putAction, readJson, snapshot, startFarm, storeFailingStatus, testData, type TestFarm,
 } from './fixtures/test-farm.js'

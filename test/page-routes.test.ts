@@ -4,7 +4,7 @@
 import t from 'tap'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { drawFlag } from '../core/favicon.js'
+import { drawFlag } from '../core/client/favicon.js'
 import { claim, FORM, itemId, listDir, putAction, readJson, snapshot, startFarm, testData } from './fixtures/test-farm.js'
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])

@@ -11,7 +11,7 @@ import {
   type Connection, type Envelope, type Identity, type KernelHandle, type PluginInstance, type PluginLogger,
   type PluginRequest, type RequestContext, type SessionInfo, type SiteHandle,
 } from '../core/plugin-api.js'
-import type { FarmEvents } from '../core/events.js'
+import type { FarmEvents } from '../core/pages/events.js'
 import type { Page } from '../schemas/page.js'
 
 // ─── type-level helpers ─────────────────────────────────────────────────────────────────────

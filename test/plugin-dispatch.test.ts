@@ -3,7 +3,7 @@
 // client's identity claims reach them shape-checked.
 import t, { type Test } from 'tap'
 import { fileURLToPath } from 'node:url'
-import { SESSION_COOKIE } from '../core/sessions.js'
+import { SESSION_COOKIE } from '../core/http/sessions.js'
 import { claim, listenLocal, sessionCookie, startFarm } from './fixtures/test-farm.js'
 import { openWs } from './fixtures/ws-client.js'
 

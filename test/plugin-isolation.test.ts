@@ -11,11 +11,11 @@ import { http, listenLocal, putAction, claim, startFarm, type HttpResponse } fro
 import { eventually, openWs } from './fixtures/ws-client.js'
 import { ADMIN_SECRET, adminLogin } from './fixtures/admin.js'
 import type { FarmConfig } from '../core/farm-config.js'
-import type { IsolationMode } from '../core/plugin-channel.js'
-import type { PluginStatus } from '../core/plugin-registry.js'
+import type { IsolationMode } from '../core/plugin-host/isolation/channel.js'
+import type { PluginStatus } from '../core/plugin-host/registry.js'
 
 const PLUGINS = fileURLToPath(new URL('./fixtures/plugins-isolation/', import.meta.url))
-const THIRD = fileURLToPath(new URL('./fixtures/plugin-packages/third.ts', import.meta.url))
+const THIRD = fileURLToPath(new URL('./fixtures/plugin-packages/third.js', import.meta.url))
 const ALL = ['steady', 'bomb', 'hog', 'spinner', 'snoop', 'flaky', 'rogue']
 const A = 'a.example'
 const MODES: Exclude<IsolationMode, 'none'>[] = ['worker', 'process']
@@ -176,7 +176,7 @@ t.test('defaults: a third-party site plugin runs in a worker, built-ins and farm
   t.match(farm.kernel.plugins.get('third')?.status(), { state: 'running', isolation: 'worker' })
   const res = await farm.app.inject({ url: '/plugin/third/hi', headers: { host: A } })
   t.same(res.json(), { hi: A, trust: 'site' }, 'it serves from its worker, unchanged')
-  const { defaultIsolation } = await import('../core/plugin-registry.js')
+  const { defaultIsolation } = await import('../core/plugin-host/registry.js')
   t.equal(defaultIsolation(true, 'site'), 'none')
   t.equal(defaultIsolation(false, 'farm'), 'none')
   t.equal(defaultIsolation(false, 'site'), 'worker')

@@ -10,7 +10,7 @@ import { ADMIN_SECRET, adminLogin } from './fixtures/admin.js'
 import type { FarmConfig } from '../core/farm-config.js'
 
 const PLUGINS = fileURLToPath(new URL('./fixtures/plugins-relaunch/', import.meta.url))
-const VENDORED = fileURLToPath(new URL('./fixtures/plugin-packages/vendored.ts', import.meta.url))
+const VENDORED = fileURLToPath(new URL('./fixtures/plugin-packages/vendored.js', import.meta.url))
 const HOST = 'a.example'
 
 async function relaunchFarm(t: Test, flags: Record<string, boolean> = {}, plugins: FarmConfig['plugins'] = {}) {

@@ -11,7 +11,7 @@ import type { FarmConfig } from '../core/farm-config.js'
 
 const fixture = (path: string) => fileURLToPath(new URL(`./fixtures/${path}`, import.meta.url))
 const NO_BUILTINS = fixture('no-plugins-here/')
-const pkg = (name: string) => fixture(`plugin-packages/${name}.ts`)
+const pkg = (name: string) => fixture(`plugin-packages/${name}.js`)
 const HOST = 'a.example'
 
 // These fixtures report to the test through the shared probe, so they run in the kernel's
@@ -96,7 +96,7 @@ t.test('operator options are validated, with an error per field, and defaults fi
 t.test('a package that cannot be loaded, or is not a plugin, is failed with a reason', async (t) => {
   const farm = await farmWith(t, {
     'not-a-plugin': { package: pkg('not-a-plugin') },
-    missing: { package: fixture('plugin-packages/does-not-exist.ts') },
+    missing: { package: fixture('plugin-packages/does-not-exist.js') },
     third: { package: pkg('third') },
   })
   t.match(statusOf(farm, 'not-a-plugin'), { state: 'failed', reason: /not a definePlugin\(\) result/ })
@@ -116,7 +116,7 @@ t.test('a plugin the operator disabled is not launched and not served', async (t
 t.test('operator mistakes stop createKernel with a clear message', async (t) => {
   const config = { code: 'WIKIFARM_ERR_PLUGIN_CONFIG' }
   await t.rejects(farmWith(t, { nosuch: {} }), { ...config, message: /plugins\.nosuch: no built-in plugin of that name/ }, 'an unknown plugin')
-  await t.rejects(farmWith(t, { alpha: { package: fixture('plugins-three/alpha/index.ts') } }, fixture('plugins-three/')),
+  await t.rejects(farmWith(t, { alpha: { package: fixture('plugins-three/alpha/index.js') } }, fixture('plugins-three/')),
     { ...config, message: /two plugins are named alpha/ }, 'a duplicate name')
   await t.rejects(farmWith(t, { Bad_Name: { package: pkg('third') } }), { ...config, message: /plugin name "Bad_Name"/ }, 'a bad name in the config')
   await t.rejects(farmWith(t, {}, fixture('plugins-badname/')), { ...config, message: /plugin name "Bad_Name"/ }, 'a bad built-in folder name')

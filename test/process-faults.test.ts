@@ -8,12 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { blamePlugin, describeFault, pluginSources } from '../core/process-faults.js'
+import { blamePlugin, describeFault, pluginSources } from '../core/boot/process-faults.js'
 import { http } from './fixtures/test-farm.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'bin/wikifarm.js')
-const TIMEBOMB = fileURLToPath(new URL('./fixtures/plugins-faults/timebomb/index.ts', import.meta.url))
+const TIMEBOMB = fileURLToPath(new URL('./fixtures/plugins-faults/timebomb/index.js', import.meta.url))
 const HOST = 'a.example'
 const SECRET = 's'.repeat(40)
 

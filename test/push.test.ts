@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { claim, listenLocal, putAction, startFarm } from './fixtures/test-farm.js'
 import { eventually, openWs, refusedUpgrade, type WsClient } from './fixtures/ws-client.js'
 import type { FarmConfig } from '../core/farm-config.js'
-import { DEFAULT_MAX_SUBSCRIPTIONS } from '../core/push-hub.js'
+import { DEFAULT_MAX_SUBSCRIPTIONS } from '../core/sockets/push-hub.js'
 
 const PLUGINS = fileURLToPath(new URL('./fixtures/plugins-push/', import.meta.url))
 const LINKMAP = fileURLToPath(new URL('../plugins/', import.meta.url))

@@ -3,7 +3,7 @@
 // route or plugin runs; other addresses and reads are unaffected; 0 turns a limit off.
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { RateLimiter } from '../core/rate-limits.js'
+import { RateLimiter } from '../core/http/rate-limits.js'
 import { claim, listenLocal, putAction, startFarm, FORM, actionForm, NO_LIMITS } from './fixtures/test-farm.js'
 import { eventually, openWs, refusedUpgrade, type WsClient } from './fixtures/ws-client.js'
 

@@ -1,0 +1,151 @@
+// What the kernel resolves for every request before any route runs, and the guards that
+// routes use on it: site, session, ownership, origin.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FarmConfig } from '../farm-config.js'
+import { FreshSession, type Session, type SessionKeeper } from './sessions.js'
+import type { Site, SiteRegistry } from '../pages/sites.js'
+import { normalizeHost } from './site-router.js'
+import {
+  ERR_BAD_HOST, ERR_BAD_ITEM_ID, ERR_BAD_SLUG, ERR_CLOSING, ERR_FOREIGN_ORIGIN, ERR_NOT_ADMIN, ERR_NOT_OWNER,
+  ERR_READ_ONLY, ERR_UNKNOWN_SITE,
+} from '../errors.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The virtual site this request is for, resolved from Host by the site router. */
+    site: Site
+    /** The visitor's session, from the signed cookie (a fresh one when there was none). */
+    session: Session
+  }
+}
+
+const SLUG = /^[a-z0-9-]{1,100}$/
+const ITEM_ID = /^[0-9a-f]{16}$/
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+export function checkSlug(slug: string): string {
+  if (!SLUG.test(slug)) throw new ERR_BAD_SLUG(JSON.stringify(slug.slice(0, 120)))
+  return slug
+}
+
+export function checkItemId(id: string): string {
+  if (!ITEM_ID.test(id)) throw new ERR_BAD_ITEM_ID(JSON.stringify(id.slice(0, 40)))
+  return id
+}
+
+export interface Guards {
+  /** Throws unless the request may change its site: the owner, or the admin. */
+  requireOwner(request: FastifyRequest): Promise<void>
+  requireAdmin(request: FastifyRequest): void
+  isOwner(request: FastifyRequest): Promise<boolean>
+  isAdmin(request: FastifyRequest): boolean
+}
+
+export function createGuards(config: FarmConfig, sessions: SessionKeeper): Guards {
+  const isAdmin = (request: FastifyRequest): boolean =>
+    config.admin !== null && sessions.proves(request.session, request.site.name, config.admin)
+  const isOwner = async (request: FastifyRequest): Promise<boolean> => {
+    const owner = await request.site.owner()
+    if (!owner) return false
+    return sessions.proves(request.session, request.site.name, owner.friend.secret) || isAdmin(request)
+  }
+  return {
+    isAdmin,
+    isOwner,
+    requireAdmin(request) {
+      if (!isAdmin(request)) throw new ERR_NOT_ADMIN()
+    },
+    async requireOwner(request) {
+      const owner = await request.site.owner()
+      if (!owner) {
+        if (config.security_legacy || isAdmin(request)) return
+        throw new ERR_READ_ONLY()
+      }
+      if (!(await isOwner(request))) throw new ERR_NOT_OWNER()
+    },
+  }
+}
+
+function hostLines(rawHeaders: string[]): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name !== undefined && name.length === 4 && name.toLowerCase() === 'host') count++
+  }
+  return count
+}
+
+/** The origins a browser on this site sends: either scheme, and the host the site was resolved from. */
+function ownOrigins(rawHost: string): string[] {
+  const host = rawHost.toLowerCase()
+  return [`http://${host}`, `https://${host}`]
+}
+
+/**
+ * Registers the hooks that run first on every request and websocket upgrade: refuse while
+ * closing, resolve the site from Host (400 malformed, 404 not served, nothing created),
+ * read the session, refuse state changes from foreign origins.
+ */
+export function registerRequestContext(app: FastifyInstance, deps: {
+  config: FarmConfig
+  sites: SiteRegistry
+  sessions: SessionKeeper
+  isClosing: () => boolean
+}): void {
+  const { config, sites, sessions } = deps
+  const extraOrigins = new Set(config.origins.map((o) => o.toLowerCase()))
+  app.decorateRequest('site', null as unknown as Site)
+  app.decorateRequest('session', null as unknown as Session)
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (deps.isClosing()) {
+      reply.header('connection', 'close')
+      throw new ERR_CLOSING()
+    }
+    // Node keeps the first of several Host lines; which site was meant is then ambiguous.
+    if (hostLines(request.raw.rawHeaders) > 1) throw new ERR_BAD_HOST('more than one Host header')
+    // Behind a trusted proxy the public host is the one the nearest proxy names: the last
+    // entry, as Fastify's request.host reads it (earlier entries come from the client).
+    const forwarded = config.trustProxy ? request.headers['x-forwarded-host'] : undefined
+    const rawHost = typeof forwarded === 'string' ? forwarded.split(',').at(-1)?.trim() : request.headers.host
+    const host = normalizeHost(rawHost)
+    const name = await sites.resolveName(host)
+    if (name === null) throw new ERR_UNKNOWN_SITE(host)
+    request.site = sites.open(name)
+    request.session = sessions.fromRequest(request)
+
+    // A websocket upgrade is a GET that changes state (a live channel with the visitor's
+    // session): a foreign Origin is refused before any plugin sees it (cross-site hijacking).
+    const upgrade = (request.headers.upgrade ?? '').toLowerCase() === 'websocket'
+    if (!SAFE_METHODS.has(request.method) || upgrade) {
+      const origin = request.headers.origin
+      if (origin !== undefined) {
+        const normalized = origin.toLowerCase()
+        // The origin a browser on this site sends: the host the site was resolved from.
+        if (!ownOrigins(rawHost ?? '').includes(normalized) && !extraOrigins.has(normalized)) {
+          throw new ERR_FOREIGN_ORIGIN(origin.slice(0, 200))
+        }
+      } else if (request.headers['sec-fetch-site'] === 'cross-site') {
+        throw new ERR_FOREIGN_ORIGIN('cross-site')
+      }
+    }
+  })
+
+  // A visitor gets a session cookie with the first page they open, or as soon as their
+  // session is used (login, a plugin's session label); afterwards only when it changes.
+  app.addHook('onSend', async (request, reply, payload) => {
+    const session = request.session
+    if (session instanceof FreshSession && !reply.hasHeader('set-cookie') &&
+      (session.used || String(reply.getHeader('content-type') ?? '').startsWith('text/html'))) {
+      sessions.write(reply, session)
+    }
+    return payload
+  })
+}
+
+export function replaceSession(request: FastifyRequest, reply: FastifyReply, sessions: SessionKeeper, next: Session): void {
+  request.session = next
+  sessions.write(reply, next)
+}
+
+export { ERR_BAD_HOST }

@@ -1,0 +1,154 @@
+// Applying one journal action to a page: pure functions, no I/O, so the store can run them
+// inside its one-writer-per-page section and tests can run them alone.
+import secureJson from 'secure-json-parse'
+import { ACTION_TYPES, actionValidators, type Action, type ActionType } from '../../schemas/action.js'
+import { ITEM_ID_PATTERN, type JournalEntry, type Page, type StoryItem } from '../../schemas/page.js'
+import {
+  ERR_BAD_ACTION, ERR_BAD_ITEM_ID, ERR_BAD_JSON, ERR_ITEM_NOT_FOUND, ERR_PAGE_EXISTS, ERR_PAGE_NOT_FOUND, ERR_UNKNOWN_ACTION,
+} from '../errors.js'
+
+const MAX_ERRORS_SHOWN = 3
+const MAX_DEPTH = 100
+
+/** Is any value inside `root` more than `max` objects or arrays deep? Iterative, so it cannot overflow. */
+function deeperThan(root: object, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]]
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [value, depth] = next
+    if (depth > max) return true
+    for (const child of Object.values(value as object)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1])
+    }
+  }
+  return false
+}
+
+/** Parses the `action` form field (or a JSON body) with prototype-poisoning protection, then validates it. */
+export function parseAction(raw: unknown): Action {
+  let value: unknown = raw
+  if (typeof raw === 'string') {
+    try {
+      value = secureJson.parse(raw, undefined, { protoAction: 'error', constructorAction: 'error' })
+    } catch (err) {
+      throw new ERR_BAD_JSON((err as Error).message)
+    }
+  }
+  return validateAction(value)
+}
+
+export function validateAction(value: unknown): Action {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ERR_BAD_ACTION('expected a JSON object')
+  }
+  // JSON.parse takes any depth, but cloning and writing the page recurse: thousands of
+  // nested arrays would overflow the stack there (a 500) instead of being refused here.
+  if (deeperThan(value, MAX_DEPTH)) throw new ERR_BAD_ACTION(`nested more than ${MAX_DEPTH} levels deep`)
+  const type = (value as { type?: unknown }).type
+  if (typeof type !== 'string') throw new ERR_BAD_ACTION('missing "type"')
+  if (!(ACTION_TYPES as string[]).includes(type)) throw new ERR_UNKNOWN_ACTION(type.slice(0, 40))
+  // Item ids get their own code: a client generating bad ids wants to know it is the ids.
+  for (const [field, id] of itemIdsOf(value as Record<string, unknown>)) {
+    if (typeof id === 'string' && !ITEM_ID.test(id)) throw new ERR_BAD_ITEM_ID(`${field} ${JSON.stringify(id.slice(0, 40))}`)
+  }
+  const validator = actionValidators[type as ActionType]
+  if (!validator.Check(value)) {
+    const detail = validator.Errors(value).slice(0, MAX_ERRORS_SHOWN)
+      .map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
+    throw new ERR_BAD_ACTION(`${type}: ${detail}`)
+  }
+  return value as Action
+}
+
+const ITEM_ID = new RegExp(ITEM_ID_PATTERN)
+
+/** The item ids an action names: its own, its item's, `after` and the move order. */
+function itemIdsOf(action: Record<string, unknown>): Array<[string, unknown]> {
+  const ids: Array<[string, unknown]> = [['id', action.id], ['after', action.after]]
+  const item = action.item
+  if (action.type !== 'create' && item !== null && typeof item === 'object') ids.push(['item.id', (item as { id?: unknown }).id])
+  if (Array.isArray(action.order)) action.order.forEach((id, i) => ids.push([`order[${i}]`, id]))
+  return ids
+}
+
+function indexOfItem(story: StoryItem[], id: string): number {
+  return story.findIndex((item) => item.id === id)
+}
+
+function requireItem(story: StoryItem[], id: string): number {
+  const index = indexOfItem(story, id)
+  if (index < 0) throw new ERR_ITEM_NOT_FOUND(id)
+  return index
+}
+
+/** The journal entry an action leaves: the action itself, dated, without its fork markers. */
+export function journalEntry(action: Action, now: number): JournalEntry {
+  const { fork: _fork, forkPage: _forkPage, ...entry } = action
+  return { ...entry, date: typeof action.date === 'number' ? action.date : now }
+}
+
+/** Does this action replace the page with one copied from another site? */
+export function forksFrom(action: Action): string | null {
+  if (action.fork) return action.fork
+  if (action.type === 'fork') return action.site ?? null
+  return null
+}
+
+/**
+ * Returns the page after `action`; never mutates its inputs. `base` is the page the action
+ * applies to: the stored page (or default page), or for a fork the page copied from the other
+ * site; null when there is none. Throws coded errors for every action that cannot apply.
+ */
+export function applyAction(base: Page | null, action: Action, slug: string, now: number): Page {
+  if (action.type === 'create' && !action.fork) {
+    if (base) throw new ERR_PAGE_EXISTS(slug)
+    const { story, ...rest } = structuredClone(action.item)
+    const page: Page = { ...rest, title: action.item.title, story: story ?? [] }
+    page.journal = [...(Array.isArray(page.journal) ? page.journal : []), journalEntry(action, now)]
+    return page
+  }
+  if (!base) throw new ERR_PAGE_NOT_FOUND(slug)
+  const page = structuredClone(base)
+  const journal = page.journal ?? []
+  page.journal = journal
+  // An action carrying `fork` records where the page came from just before the action itself.
+  if (action.fork) {
+    const date = typeof action.date === 'number' ? action.date - 1 : now
+    journal.push({ type: 'fork', site: action.fork, date })
+  }
+  const story = page.story
+  switch (action.type) {
+    case 'create':
+      break
+    case 'add': {
+      if (indexOfItem(story, action.item.id) >= 0) {
+        throw new ERR_BAD_ACTION(`add: item ${action.item.id} already exists`)
+      }
+      // As in the reference server: after the item named by `after`, else at the top.
+      const at = action.after === undefined ? 0 : indexOfItem(story, action.after) + 1
+      story.splice(at, 0, action.item)
+      break
+    }
+    case 'edit':
+      story[requireItem(story, action.id)] = action.item
+      break
+    case 'remove':
+      story.splice(requireItem(story, action.id), 1)
+      break
+    case 'move': {
+      // The new order must be a permutation of the story, or the move would drop items.
+      const byId = new Map(story.map((item) => [item.id, item]))
+      const seen = new Set(action.order)
+      if (seen.size !== action.order.length || action.order.length !== story.length ||
+        action.order.some((id) => !byId.has(id))) {
+        throw new ERR_ITEM_NOT_FOUND(`move order does not match the page's ${story.length} items; reload the page`)
+      }
+      requireItem(story, action.id)
+      page.story = action.order.map((id) => byId.get(id) as StoryItem)
+      break
+    }
+    case 'fork':
+      break
+  }
+  journal.push(journalEntry(action, now))
+  return page
+}

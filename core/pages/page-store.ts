@@ -1,0 +1,268 @@
+// Page persistence behind an interface. The file store lays pages out exactly like the
+// reference wiki-server (<site>/pages/<slug>, status/, recycle/), so an existing farm's data
+// folder is served unchanged.
+import { readFile, readdir, rename, unlink, mkdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { LRUCache } from 'lru-cache'
+import secureJson from 'secure-json-parse'
+import { PageValidator, type Page } from '../../schemas/page.js'
+import { writeFileAtomic } from './atomic-file.js'
+import { KeyedLock } from './keyed-lock.js'
+import { ERR_STORE } from '../errors.js'
+
+const SLUG = /^[a-z0-9-]{1,100}$/
+
+/** A page as read: the parsed object and the exact JSON served for it. */
+export interface StoredPage {
+  readonly page: Page
+  readonly json: string
+}
+
+export interface PageStat {
+  slug: string
+  mtimeMs: number
+}
+
+/** The persistence of one site. Every method is async so a store may live anywhere. */
+export interface SiteStore {
+  getPage(slug: string): Promise<StoredPage | null>
+  listSlugs(): Promise<string[]>
+  statPages(): Promise<PageStat[]>
+  /**
+   * Runs `change` as the only writer of `slug`; a null result leaves the page as it was.
+   * With `backup`, the page being replaced is first copied to the recycler (forks do this).
+   */
+  updatePage(slug: string, change: PageChange, options?: { backup?: boolean }): Promise<StoredPage | null>
+  /** Moves a page to the recycler; returns what was moved, or null when there was no page. */
+  recyclePage(slug: string): Promise<Page | null>
+  getRecycled(slug: string): Promise<Page | null>
+  listRecycled(): Promise<string[]>
+  deleteRecycled(slug: string): Promise<boolean>
+  readStatus(name: string): Promise<Buffer | null>
+  writeStatus(name: string, data: string | Uint8Array): Promise<void>
+  removeStatus(name: string): Promise<void>
+  statStatus(name: string): Promise<number | null>
+  /** Resolves when every write started so far is on disk. */
+  flush(): Promise<void>
+}
+
+export type PageChange = (current: Page | null) => Page | null | Promise<Page | null>
+
+export interface PageStore {
+  /** The store of the site whose folder is `root`; opening creates nothing on disk. */
+  site(root: string): SiteStore
+}
+
+export interface FilePageStoreOptions {
+  /** Upper bound of the hot-page cache, in bytes of page JSON (shared by all sites). */
+  cacheBytes?: number
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'ENOENT'
+}
+
+/** A cache entry meaning "no such page file", kept for MISSING_TTL_MS. */
+const MISSING: StoredPage = Object.freeze({ page: Object.freeze({ title: '', story: [] }), json: '' })
+const MISSING_TTL_MS = 2000
+
+/** Frozen all the way down: cached pages are shared by every reader, plugins included. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return value
+}
+
+export function storedPage(page: Page): StoredPage {
+  return Object.freeze({ page: deepFreeze(page), json: JSON.stringify(page) })
+}
+
+export function serializePage(page: Page): string {
+  // The reference writes pretty JSON; matching it keeps diffs and other tools happy.
+  return JSON.stringify(page, null, 2)
+}
+
+export function parsePage(text: string, where: string): Page {
+  let value: unknown
+  try {
+    value = secureJson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' })
+  } catch (err) {
+    throw new ERR_STORE(`${where} is not JSON: ${(err as Error).message}`)
+  }
+  if (!PageValidator.Check(value)) throw new ERR_STORE(`${where} is not a wiki page`)
+  return value
+}
+
+class FileSiteStore implements SiteStore {
+  readonly #pages: string
+  readonly #status: string
+  readonly #recycle: string
+  readonly #cache: LRUCache<string, StoredPage>
+  readonly #lock = new KeyedLock()
+
+  constructor(root: string, cache: LRUCache<string, StoredPage>) {
+    this.#pages = join(root, 'pages')
+    this.#status = join(root, 'status')
+    this.#recycle = join(root, 'recycle')
+    this.#cache = cache
+  }
+
+  #key(slug: string): string {
+    return `${this.#pages}\0${slug}`
+  }
+
+  async getPage(slug: string): Promise<StoredPage | null> {
+    const cached = this.#cache.get(this.#key(slug))
+    if (cached) return cached === MISSING ? null : cached
+    const path = join(this.#pages, slug)
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (err) {
+      if (isMissing(err)) {
+        // Default pages are read on every visit to a new site: remember the miss briefly, so
+        // they cost no file-system call, yet a page copied in by hand shows up within seconds.
+        this.#cache.set(this.#key(slug), MISSING, { ttl: MISSING_TTL_MS })
+        return null
+      }
+      throw new ERR_STORE(`${slug}: ${(err as Error).message}`)
+    }
+    const stored = storedPage(parsePage(text, `page ${slug}`))
+    this.#cache.set(this.#key(slug), stored)
+    return stored
+  }
+
+  async listSlugs(): Promise<string[]> {
+    return (await this.#list(this.#pages)).sort()
+  }
+
+  async statPages(): Promise<PageStat[]> {
+    const slugs = await this.listSlugs()
+    const stats = await Promise.all(slugs.map(async (slug) => {
+      try {
+        return { slug, mtimeMs: (await stat(join(this.#pages, slug))).mtimeMs }
+      } catch (err) {
+        if (isMissing(err)) return null
+        throw err
+      }
+    }))
+    return stats.filter((s): s is PageStat => s !== null)
+  }
+
+  async #list(dir: string): Promise<string[]> {
+    try {
+      return (await readdir(dir)).filter((name) => SLUG.test(name))
+    } catch (err) {
+      if (isMissing(err)) return []
+      throw new ERR_STORE((err as Error).message)
+    }
+  }
+
+  updatePage(slug: string, change: PageChange, options: { backup?: boolean } = {}): Promise<StoredPage | null> {
+    return this.#lock.run(slug, async () => {
+      const current = await this.getPage(slug)
+      const next = await change(current ? current.page : null)
+      if (next === null) return null
+      if (options.backup && current) await writeFileAtomic(join(this.#recycle, slug), serializePage(current.page))
+      await writeFileAtomic(join(this.#pages, slug), serializePage(next))
+      const stored = storedPage(next)
+      this.#cache.set(this.#key(slug), stored)
+      return stored
+    })
+  }
+
+  recyclePage(slug: string): Promise<Page | null> {
+    return this.#lock.run(slug, async () => {
+      const current = await this.getPage(slug)
+      if (!current) return null
+      await mkdir(this.#recycle, { recursive: true })
+      this.#cache.set(this.#key(slug), MISSING, { ttl: MISSING_TTL_MS })
+      try {
+        await rename(join(this.#pages, slug), join(this.#recycle, slug))
+      } catch (err) {
+        if (isMissing(err)) return null
+        throw new ERR_STORE((err as Error).message)
+      }
+      return current.page
+    })
+  }
+
+  async getRecycled(slug: string): Promise<Page | null> {
+    try {
+      return parsePage(await readFile(join(this.#recycle, slug), 'utf8'), `recycled page ${slug}`)
+    } catch (err) {
+      if (isMissing(err)) return null
+      throw err
+    }
+  }
+
+  async listRecycled(): Promise<string[]> {
+    return (await this.#list(this.#recycle)).sort()
+  }
+
+  async deleteRecycled(slug: string): Promise<boolean> {
+    try {
+      await unlink(join(this.#recycle, slug))
+      return true
+    } catch (err) {
+      if (isMissing(err)) return false
+      throw new ERR_STORE((err as Error).message)
+    }
+  }
+
+  async readStatus(name: string): Promise<Buffer | null> {
+    try {
+      return await readFile(join(this.#status, name))
+    } catch (err) {
+      if (isMissing(err)) return null
+      throw new ERR_STORE((err as Error).message)
+    }
+  }
+
+  writeStatus(name: string, data: string | Uint8Array): Promise<void> {
+    return this.#lock.run(`status/${name}`, () => writeFileAtomic(join(this.#status, name), data))
+  }
+
+  removeStatus(name: string): Promise<void> {
+    return this.#lock.run(`status/${name}`, async () => {
+      await unlink(join(this.#status, name)).catch((err: unknown) => {
+        if (!isMissing(err)) throw new ERR_STORE((err as Error).message)
+      })
+    })
+  }
+
+  async statStatus(name: string): Promise<number | null> {
+    try {
+      return (await stat(join(this.#status, name))).mtimeMs
+    } catch (err) {
+      if (isMissing(err)) return null
+      throw new ERR_STORE((err as Error).message)
+    }
+  }
+
+  flush(): Promise<void> {
+    return this.#lock.drain()
+  }
+}
+
+export class FilePageStore implements PageStore {
+  readonly #cache: LRUCache<string, StoredPage>
+
+  constructor(options: FilePageStoreOptions = {}) {
+    this.#cache = new LRUCache<string, StoredPage>({
+      maxSize: options.cacheBytes ?? 64 * 1024 * 1024,
+      sizeCalculation: (value) => Math.max(1, value.json.length * 3),
+    })
+  }
+
+  site(root: string): SiteStore {
+    return new FileSiteStore(root, this.#cache)
+  }
+}
+
+/** Reads a page from a file outside any store (default pages, fixtures). */
+export async function readPageFile(path: string): Promise<Page> {
+  return parsePage(await readFile(path, 'utf8'), path)
+}

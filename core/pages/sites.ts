@@ -1,0 +1,248 @@
+// The farm's site registry: which hosts are served, where each site lives on disk, and the
+// open sites in memory (opened lazily on first request, evicted when idle), so memory follows
+// active sites rather than sites on disk.
+import { stat } from 'node:fs/promises'
+import { resolve, sep } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import secureJson from 'secure-json-parse'
+import type { Page } from '../../schemas/page.js'
+import type { Action } from '../../schemas/action.js'
+import { OwnerValidator, type Owner } from '../../schemas/owner.js'
+import type { PageStore, SiteStore, StoredPage } from './page-store.js'
+import { SiteMap } from './sitemap.js'
+import { applyAction, forksFrom } from './page-actions.js'
+import { fetchRemotePage } from './remote-pages.js'
+import { EventBus } from './events.js'
+import { DefaultPages } from './default-pages.js'
+import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND, ERR_STORE } from '../errors.js'
+import { stripWww } from '../http/site-router.js'
+
+export interface SiteRules {
+  /** The data folder: the single site's folder, or the parent of every farm site's folder. */
+  data: string
+  farm: boolean
+  /** Hosts served in farm mode; '*' means the site folders that already exist. Empty: no list. */
+  allowed: string[]
+  /** Domains whose subdomains are served in farm mode (longest suffix wins). */
+  wikiDomains: string[]
+  /** Milliseconds a site may stay unused before it is closed. */
+  idleMs: number
+}
+
+export class Site {
+  readonly name: string
+  readonly root: string
+  readonly store: SiteStore
+  lastUsed = Date.now()
+  #sitemap: Promise<SiteMap> | null = null
+  #owner: Promise<Owner | null> | null = null
+  #claims: Promise<unknown> = Promise.resolve()
+  readonly #events: EventBus
+  readonly #defaults: DefaultPages
+
+  constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages) {
+    this.name = name
+    this.root = root
+    this.store = store
+    this.#events = events
+    this.#defaults = defaults
+  }
+
+  sitemap(): Promise<SiteMap> {
+    this.#sitemap ??= SiteMap.open(this.store).catch((err: unknown) => {
+      this.#sitemap = null
+      throw err
+    })
+    return this.#sitemap
+  }
+
+  /** A stored page, else the farm's default page of that slug, else null. */
+  async getPage(slug: string): Promise<StoredPage | null> {
+    return (await this.store.getPage(slug)) ?? this.#defaults.get(slug)
+  }
+
+  async applyAction(slug: string, action: Action): Promise<Page> {
+    const sitemap = await this.sitemap()
+    const source = forksFrom(action)
+    // A fork's page comes from the other site; fetched before taking the page's write lock.
+    const forked = source ? action.forkPage ?? await fetchRemotePage(source, slug) : null
+    let created = false
+    await sitemap.beginWrite()
+    let stored: StoredPage | null = null
+    try {
+      stored = await this.store.updatePage(slug, (current) => {
+        created = current === null
+        // Editing a default page copies it into the site, as the reference does on first write.
+        const base = forked ?? current ?? this.#defaults.get(slug)?.page ?? null
+        return applyAction(base, action, slug, Date.now())
+      }, { backup: forked !== null })
+    } finally {
+      sitemap.endWrite(slug, stored?.page)
+    }
+    if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
+    if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
+    this.#events.emit('page.changed', { site: this.name, slug, action, page: stored.page })
+    return stored.page
+  }
+
+  async recyclePage(slug: string): Promise<Page | null> {
+    const sitemap = await this.sitemap()
+    await sitemap.beginWrite()
+    let page: Page | null = null
+    try {
+      page = await this.store.recyclePage(slug)
+    } finally {
+      sitemap.endWrite(slug, page ? null : undefined)
+    }
+    if (page) {
+      this.#events.emit('page.deleted', { site: this.name, slug })
+    }
+    return page
+  }
+
+  owner(): Promise<Owner | null> {
+    this.#owner ??= this.store.readStatus('owner.json').then((data) => {
+      if (!data) return null
+      const value: unknown = secureJson.parse(data.toString('utf8'), undefined, { protoAction: 'remove', constructorAction: 'remove' })
+      if (!OwnerValidator.Check(value)) throw new ERR_STORE(`${this.name}: status/owner.json is not a friends owner record`)
+      return value
+    }).catch((err: unknown) => {
+      this.#owner = null
+      throw err
+    })
+    return this.#owner
+  }
+
+  /** Claims an unclaimed site for `name`; returns the new secret, shown to the claimant once. */
+  claim(name: string): Promise<string> {
+    // One claim at a time, so a second claimant sees the first one's owner and is refused
+    // instead of overwriting owner.json with a secret the first claimant never learns.
+    const result = this.#claims.then(() => this.#claimNow(name))
+    this.#claims = result.catch(() => undefined)
+    return result
+  }
+
+  async #claimNow(name: string): Promise<string> {
+    if (await this.owner()) throw new ERR_ALREADY_CLAIMED()
+    const secret = randomBytes(32).toString('hex')
+    const owner: Owner = { name, friend: { secret } }
+    const claimed = this.store.writeStatus('owner.json', JSON.stringify(owner, null, 2)).then(() => owner)
+    this.#owner = claimed
+    try {
+      await claimed
+    } catch (err) {
+      // A failed write leaves the site unclaimed, not stuck on the rejected promise.
+      if (this.#owner === claimed) this.#owner = null
+      throw err
+    }
+    this.#events.emit('site.claimed', { site: this.name, owner: name })
+    return secret
+  }
+
+  async flush(): Promise<void> {
+    await this.store.flush()
+    if (this.#sitemap) await (await this.#sitemap.catch(() => null))?.flush()
+  }
+}
+
+/** Is `host` one of `domains` or a subdomain of one? Returns the longest match. */
+export function matchDomain(host: string, domains: readonly string[]): string | null {
+  let best: string | null = null
+  for (const domain of domains) {
+    if ((host === domain || host.endsWith(`.${domain}`)) && (best === null || domain.length > best.length)) best = domain
+  }
+  return best
+}
+
+export class SiteRegistry {
+  readonly rules: SiteRules
+  readonly events: EventBus
+  readonly #store: PageStore
+  readonly #defaults: DefaultPages
+  readonly #open = new Map<string, Site>()
+  readonly #dataRoot: string
+  #sweeper: NodeJS.Timeout | null = null
+  /** Whether something other than requests keeps a site busy (open websocket connections). */
+  inUse: (site: string) => boolean = () => false
+
+  constructor(rules: SiteRules, store: PageStore, events: EventBus, defaults: DefaultPages) {
+    this.rules = rules
+    this.events = events
+    this.#store = store
+    this.#defaults = defaults
+    this.#dataRoot = resolve(rules.data)
+    if (rules.idleMs > 0) {
+      this.#sweeper = setInterval(() => { void this.evictIdle() }, Math.max(1000, rules.idleMs / 2))
+      this.#sweeper.unref()
+    }
+  }
+
+  get openCount(): number {
+    return this.#open.size
+  }
+
+  openSites(): string[] {
+    return [...this.#open.keys()]
+  }
+
+  /** The site folder for a normalised host, or null if it would leave the data folder. */
+  folderFor(name: string): string | null {
+    if (!this.rules.farm) return this.#dataRoot
+    const folder = resolve(this.#dataRoot, name)
+    return folder.startsWith(this.#dataRoot + sep) && !name.includes('/') ? folder : null
+  }
+
+  /**
+   * The site name a normalised host is served as, or null when this farm does not serve it.
+   * Creates nothing: unknown hosts leave no trace on disk.
+   */
+  async resolveName(host: string): Promise<string | null> {
+    if (!this.rules.farm) return 'default'
+    const name = stripWww(host)
+    if (this.#open.has(name)) return name
+    const { allowed, wikiDomains } = this.rules
+    const folder = this.folderFor(name)
+    if (!folder) return null
+    // As in the reference farm: with both rules set, a host must pass both.
+    if (wikiDomains.length > 0 && !matchDomain(name, wikiDomains)) return null
+    if (allowed.length === 0 || allowed.includes(name)) return name
+    if (allowed.includes('*')) {
+      const found = await stat(folder).catch(() => null)
+      return found?.isDirectory() ? name : null
+    }
+    return null
+  }
+
+  /** The open site of that name, opening it if need be. */
+  open(name: string): Site {
+    let site = this.#open.get(name)
+    if (!site) {
+      const root = this.folderFor(name)
+      if (!root) throw new ERR_STORE(`site ${name} resolves outside the data folder`)
+      site = new Site(name, root, this.#store.site(root), this.events, this.#defaults)
+      this.#open.set(name, site)
+      this.events.emit('site.opened', { site: name })
+    }
+    site.lastUsed = Date.now()
+    return site
+  }
+
+  async evictIdle(now = Date.now()): Promise<number> {
+    let evicted = 0
+    for (const [name, site] of this.#open) {
+      if (now - site.lastUsed < this.rules.idleMs || this.inUse(name)) continue
+      await site.flush()
+      // A request may have touched it while we flushed.
+      if (now - site.lastUsed < this.rules.idleMs) continue
+      this.#open.delete(name)
+      this.events.emit('site.closed', { site: name })
+      evicted++
+    }
+    return evicted
+  }
+
+  async close(): Promise<void> {
+    if (this.#sweeper) clearInterval(this.#sweeper)
+    await Promise.all([...this.#open.values()].map((site) => site.flush()))
+  }
+}

@@ -1,0 +1,301 @@
+// The plugin's side of an isolation boundary: runs inside a worker thread or a child process,
+// launches the plugin module unchanged, and rebuilds for it the API it would get in-process:
+// a KernelHandle, site handles, request contexts and connections whose every operation is a
+// message to the kernel. Nothing here trusts itself: the kernel checks each message again.
+// This file is the entry of the worker or child: it waits for the kernel's `launch`, then
+// imports the plugin's own compiled module. No loader and no bundle: plain JavaScript from dist/.
+import { parentPort } from 'node:worker_threads'
+import {
+  API_VERSION, PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable,
+  type AnyRouteDeclaration, type Connection, type EventContext, type KernelHandle, type PluginInstance,
+  type PluginLogger, type RequestContext, type SiteHandle, type SocketDeclaration,
+} from '../../plugin-api.js'
+import { errorData, type CallOp, type ContextData, type ErrorData, type KernelMessage, type PluginMessage, type RestResult } from './channel.js'
+
+interface Port {
+  post(message: PluginMessage): void
+  listen(handler: (message: KernelMessage) => void): void
+}
+
+function workerPort(): Port | null {
+  if (!parentPort) return null
+  const port = parentPort
+  return { post: (m) => port.postMessage(m), listen: (h) => port.on('message', h) }
+}
+
+function processPort(): Port | null {
+  const send = process.send?.bind(process)
+  if (!send) return null
+  return { post: (m) => { send(m) }, listen: (h) => process.on('message', (m) => h(m as KernelMessage)) }
+}
+
+function asError(error: ErrorData): Error {
+  if (error.kind === 'unavailable') return new PluginUnavailable(error.reason, { retryAfterMs: error.retryAfterMs })
+  if (error.kind === 'http') return new PluginHttpError(error.statusCode, error.code, error.message)
+  return new Error(error.message)
+}
+
+function toErrorData(err: unknown): ErrorData {
+  return errorData(err, isPluginUnavailable, isPluginHttpError)
+}
+
+/** Close codes an endpoint may send (the same rule as the kernel's, so misuse throws here too). */
+function sendable(code: number): boolean {
+  return Number.isInteger(code) && (code === 1000 || code === 1001 || code === 1003 ||
+    (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
+}
+
+/** Serves the kernel on this side of the boundary; the plugin is imported on `launch`. */
+function startSandbox(): void {
+  const found = workerPort() ?? processPort()
+  if (!found) throw new Error('the plugin sandbox runs only in a worker thread or a child process with IPC')
+  const port: Port = found
+  const isProcess = !parentPort
+  const post = (message: PluginMessage): void => {
+    try {
+      port.post(message)
+    } catch (err) {
+      // A value that cannot be cloned (a function, a class instance with private state) is the
+      // plugin's mistake: answer the call with an error rather than leaving it unanswered.
+      if ((message.t === 'result') && message.ok) {
+        port.post({ t: 'result', id: message.id, ok: false, error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${(err as Error).message}` } })
+      } else if (message.t === 'send') {
+        throw new TypeError(`the message cannot cross the isolation boundary: ${(err as Error).message}`)
+      } else {
+        throw err
+      }
+    }
+  }
+
+  if (isProcess) {
+    // Node would print the error and exit; the kernel wants the reason first.
+    const fatal = (err: unknown): void => {
+      try { post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` }) } catch { /* exiting anyway */ }
+      process.exitCode = 70
+      setImmediate(() => process.exit(70))
+    }
+    process.on('uncaughtException', fatal)
+    process.on('unhandledRejection', fatal)
+    // The kernel gone means this plugin has no one to serve.
+    process.on('disconnect', () => process.exit(0))
+  }
+
+  let nextCall = 1
+  const calls = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
+  function call(op: CallOp, site: string | undefined, args: unknown[]): Promise<unknown> {
+    const id = nextCall++
+    return new Promise((resolve, reject) => {
+      calls.set(id, { resolve, reject })
+      const message: PluginMessage = site === undefined ? { t: 'call', id, op, args } : { t: 'call', id, op, site, args }
+      try {
+        port.post(message)
+      } catch (err) {
+        calls.delete(id)
+        reject(new TypeError(`the arguments cannot cross the isolation boundary: ${(err as Error).message}`))
+      }
+    })
+  }
+
+  function logger(site?: string): PluginLogger {
+    const log = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, data?: Record<string, unknown>) => {
+      const entry: PluginMessage = { t: 'log', level, message: String(message) }
+      if (data !== undefined) {
+        // Logged data is for people: what does not clone (an Error, a function) goes as text.
+        try { entry.data = structuredClone(data) } catch { entry.data = { data: String(data) } }
+      }
+      if (site !== undefined) entry.site = site
+      try { port.post(entry) } catch { /* a log line is never worth a crash */ }
+    }
+    return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') }
+  }
+
+  const handles = new Map<string, SiteHandle>()
+  function siteHandle(name: string): SiteHandle {
+    let handle = handles.get(name)
+    if (!handle) {
+      const site: SiteHandle = {
+        name,
+        getPage: (slug: string) => call('getPage', name, [slug]) as ReturnType<SiteHandle['getPage']>,
+        listSlugs: () => call('listSlugs', name, []) as ReturnType<SiteHandle['listSlugs']>,
+        sitemap: () => call('sitemap', name, []) as ReturnType<SiteHandle['sitemap']>,
+        applyAction: (slug, action) => call('applyAction', name, [slug, action]) as ReturnType<SiteHandle['applyAction']>,
+        publish: (key, value) => call('publish', name, [key, value]) as ReturnType<SiteHandle['publish']>,
+      }
+      handle = Object.freeze(site)
+      handles.set(name, handle)
+    }
+    return handle
+  }
+
+  function context(data: ContextData): RequestContext {
+    return Object.freeze({
+      site: siteHandle(data.site),
+      session: Object.freeze({ ...data.session }),
+      identity: Object.freeze({ page: data.identity.page, item: data.identity.item, lineup: Object.freeze([...data.identity.lineup]) }),
+      log: logger(data.site),
+    })
+  }
+
+  class RemoteConnection implements Connection<unknown> {
+    readonly id: string
+    readonly protocol: typeof SUBPROTOCOL_V1 | null
+    readonly site: SiteHandle
+    readonly session: RequestContext['session']
+    readonly identity: RequestContext['identity']
+    readonly log: PluginLogger
+    #closed = false
+
+    constructor(id: string, protocol: string | null, ctx: RequestContext) {
+      this.id = id
+      this.protocol = protocol === SUBPROTOCOL_V1 ? SUBPROTOCOL_V1 : null
+      this.site = ctx.site
+      this.session = ctx.session
+      this.identity = ctx.identity
+      this.log = ctx.log
+    }
+
+    get closed(): boolean {
+      return this.#closed
+    }
+
+    markClosed(): void {
+      this.#closed = true
+    }
+
+    // True means handed to the kernel; the kernel still drops for a client that is not
+    // reading (and closes it with 1013), which this side learns when the close arrives.
+    send(message: unknown): boolean {
+      if (this.#closed) return false
+      post({ t: 'send', conn: this.id, message })
+      return true
+    }
+
+    close(code = 1000, reason = ''): void {
+      if (!sendable(code)) throw new RangeError(`close code ${code} cannot be sent: use 1000, 1001, 1003, 1007-1014 or 3000-4999`)
+      if (this.#closed) return
+      this.#closed = true
+      post({ t: 'close-conn', conn: this.id, code, reason: String(reason) })
+    }
+  }
+
+  let instance: PluginInstance | null = null
+  let routes: AnyRouteDeclaration[] = []
+  let sockets: SocketDeclaration[] = []
+  const connections = new Map<string, { conn: RemoteConnection; socket: SocketDeclaration }>()
+
+  function answer(id: number, run: () => Promise<RestResult | undefined>): void {
+    Promise.resolve().then(run).then(
+      (value) => post(value === undefined ? { t: 'result', id, ok: true } : { t: 'result', id, ok: true, value }),
+      (err: unknown) => post({ t: 'result', id, ok: false, error: toErrorData(err) }),
+    )
+  }
+
+  async function launch(message: Extract<KernelMessage, { t: 'launch' }>): Promise<void> {
+    const loaded = (await import(message.module) as { default?: unknown }).default
+    if (!isDefinedPlugin(loaded)) throw new Error('its default export is not a definePlugin() result')
+    const handle: KernelHandle = {
+      apiVersion: message.apiVersion ?? API_VERSION,
+      trust: message.trust,
+      log: logger(),
+      sites: () => call('sites', undefined, []) as Promise<string[]>,
+      site: async (name: string) => siteHandle(await call('site', undefined, [name]) as string),
+    }
+    const launched = await loaded.launch(handle, message.options as never)
+    if (launched === null || typeof launched !== 'object') throw new Error('launch must resolve to an object')
+    instance = launched
+    routes = instance.routes ?? []
+    sockets = instance.sockets ?? []
+    for (const route of routes) {
+      if (typeof route.handler !== 'function') throw new Error(`route ${route.method} ${route.url}: no handler`)
+    }
+    const events = Object.entries(instance.events ?? {}).filter(([, fn]) => typeof fn === 'function').map(([name]) => name)
+    post({
+      t: 'ready',
+      instance: {
+        routes: routes.map((r) => ({ method: r.method, url: r.url, ...(r.schema ? { schema: r.schema as Record<string, unknown> } : {}) })),
+        sockets: sockets.map((s) => ({
+          url: s.url, codec: s.codec,
+          ...(s.protocol !== undefined ? { protocol: s.protocol } : {}),
+          ...(s.codec === 'json' ? { message: s.message } : {}),
+        })),
+        events,
+      },
+    })
+  }
+
+  function handle(message: KernelMessage): void {
+    switch (message.t) {
+      case 'launch':
+        launch(message).catch((err: unknown) => post({ t: 'launch-failed', error: toErrorData(err) }))
+        return
+      case 'ping':
+        post({ t: 'pong', seq: message.seq })
+        return
+      case 'answer': {
+        const pending = calls.get(message.id)
+        if (!pending) return
+        calls.delete(message.id)
+        if (message.ok) pending.resolve(message.value)
+        else pending.reject(asError(message.error))
+        return
+      }
+      case 'rest':
+        answer(message.id, async () => {
+          const route = routes[message.route]
+          if (!route) throw new Error(`no route ${message.route}`)
+          const result = await route.handler(Object.freeze({ ...message.request }) as never, context(message.ctx))
+          if (isPluginReply(result)) return { kind: 'reply', status: result.status, headers: { ...result.headers }, body: result.body }
+          return { kind: 'json', value: result }
+        })
+        return
+      case 'ws-open':
+        answer(message.id, async () => {
+          const socket = sockets[message.socket]
+          if (!socket) throw new Error(`no socket ${message.socket}`)
+          const conn = new RemoteConnection(message.conn, message.protocol, context(message.ctx))
+          connections.set(conn.id, { conn, socket })
+          await socket.onConnect?.(conn as never)
+          return undefined
+        })
+        return
+      case 'ws-message':
+        answer(message.id, async () => {
+          const entry = connections.get(message.conn)
+          if (entry) await entry.socket.onMessage?.(entry.conn as never, message.message as never)
+          return undefined
+        })
+        return
+      case 'ws-close':
+        answer(message.id, async () => {
+          const entry = connections.get(message.conn)
+          if (!entry) return undefined
+          connections.delete(message.conn)
+          entry.conn.markClosed()
+          await entry.socket.onClose?.(entry.conn as never, message.code, message.reason)
+          return undefined
+        })
+        return
+      case 'event': {
+        const listener = (instance?.events as Record<string, ((e: unknown, ctx: EventContext) => unknown) | undefined> | undefined)?.[message.name]
+        if (!listener) return
+        const site = (message.payload as { site?: unknown }).site
+        const ctx: EventContext = { site: siteHandle(typeof site === 'string' ? site : '') }
+        // A listener that fails is logged, as the kernel's event bus does in-process.
+        Promise.resolve().then(() => listener(message.payload, ctx)).catch((err: unknown) => {
+          logger().error(`listener for ${message.name} failed`, { err: err instanceof Error ? err.message : String(err) })
+        })
+        return
+      }
+      case 'close':
+        answer(message.id, async () => {
+          await instance?.close?.()
+          return undefined
+        })
+        return
+    }
+  }
+
+  port.listen(handle)
+}
+
+startSandbox()

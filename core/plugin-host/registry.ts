@@ -1,0 +1,621 @@
+// Server-side plugins: discovery (built-ins in plugins/, packages named in the config),
+// validation, launch once per process at kernel start (with a timeout), state and reasons,
+// retries for hot-plugged hardware, admin relaunch, and shutdown in reverse order.
+import { readdir, stat } from 'node:fs/promises'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import FindMyWay from 'find-my-way'
+import { Compile } from 'typebox/compile'
+import {
+  API_VERSION, SUBPROTOCOL_V1, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
+  type AnyRouteDeclaration, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
+  type SiteHandle, type SocketDeclaration, type Trust,
+} from '../plugin-api.js'
+import type { EventBus, EventName, Listener } from '../pages/events.js'
+import type { SiteRegistry } from '../pages/sites.js'
+import { siteHandle } from './context.js'
+import { PUSH_CONNECTION_PLUGIN, type PushHub } from '../sockets/push-hub.js'
+import { normalizeHost } from '../http/site-router.js'
+import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
+import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
+import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
+
+export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url))
+const NAME = /^[a-z][a-z0-9-]{0,39}$/
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
+const MAX_RETRY_MS = 5 * 60_000
+
+/** The operator's grant for one plugin (config file `plugins.<name>`). */
+export interface PluginGrant {
+  enabled?: boolean
+  /** The trust granted; a plugin requesting more is refused. */
+  trust?: Trust
+  /** Sites the plugin serves: host names, or '*' for every site of the farm. */
+  sites?: string[] | '*'
+  options?: unknown
+  /** For third-party plugins: an npm package name or a path to the module. */
+  package?: string
+  /**
+   * Where the plugin runs: 'none' (the kernel's thread), 'worker' (a worker thread with a heap
+   * limit) or 'process' (a child process under Node's permission model). Default: see
+   * defaultIsolation().
+   */
+  isolation?: IsolationMode
+  /** Heap limit of an isolated plugin, MiB. */
+  maxHeapMb?: number
+  /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
+  allowAddons?: boolean
+  /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
+  allowRead?: string[]
+}
+
+/**
+ * The isolation a plugin gets when the operator names none. Built-ins are the kernel's own,
+ * reviewed code and include hardware drivers whose native bindings need the main thread: in
+ * process. A third-party plugin granted only `site` trust is code the operator has not vouched
+ * for with the farm: a worker thread, so its crash, heap or spin loop cannot take the farm down.
+ * One granted `farm` trust already reaches every site's data and usually drives something
+ * shared: in process, as the operator chose to trust it.
+ */
+export function defaultIsolation(builtin: boolean, trust: Trust): IsolationMode {
+  return builtin || trust === 'farm' ? 'none' : 'worker'
+}
+
+/** How the kernel restarts an isolated plugin that died. */
+export interface RestartPolicy {
+  /** First restart delay; doubled after each crash. */
+  baseMs: number
+  /** Longest delay between restarts. */
+  maxMs: number
+  /** Crashes in a row (without `stableMs` of running in between) after which it stays failed. */
+  limit: number
+  /** Running this long without a crash forgets the earlier crashes. */
+  stableMs: number
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseMs: 250, maxMs: 30_000, limit: 5, stableMs: 60_000 }
+
+export type PluginState = 'disabled' | 'launching' | 'running' | 'restarting' | 'unavailable' | 'failed' | 'stopped'
+
+export interface PluginStatus {
+  name: string
+  source: string
+  state: PluginState
+  reason: string | null
+  requestedTrust: Trust | null
+  trust: Trust | null
+  sites: string[] | '*'
+  apiVersion: number | null
+  launchedAt: string | null
+  launches: number
+  nextRetryAt: string | null
+  isolation: IsolationMode
+  /** Deaths of an isolated plugin since it last ran stably (or was relaunched by the admin). */
+  crashes: number
+  /** Process id of a 'process' plugin. */
+  pid: number | null
+  /** Messages from an isolated plugin the kernel refused (malformed, out of turn), this run. */
+  violations: number
+}
+
+export interface RegistryOptions {
+  grants: Record<string, PluginGrant>
+  launchTimeoutMs: number
+  closeTimeoutMs: number
+  builtinDir?: string
+  log: PluginLogger
+  loggerFor(plugin: string): PluginLogger
+  /** Where site handles publish (ctx.site.publish). */
+  push: PushHub
+  /** Limits of isolated plugins (heap, heartbeat, calls in flight). */
+  isolation?: Partial<IsolationLimits>
+  restart?: Partial<RestartPolicy>
+}
+
+type RouteStore = { route: AnyRouteDeclaration; validators: RouteValidators }
+type SocketStore = { socket: SocketDeclaration; validator: ReturnType<typeof Compile> | null }
+type SocketEntry = { plain?: SocketStore; v1?: SocketStore }
+
+export interface RouteValidators {
+  params: ReturnType<typeof Compile> | null
+  querystring: ReturnType<typeof Compile> | null
+  body: ReturnType<typeof Compile> | null
+  response: ReturnType<typeof Compile> | null
+}
+
+export interface LiveInstance {
+  instance: PluginInstance
+  routes: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>
+  sockets: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>
+}
+
+export class PluginRecord {
+  readonly name: string
+  readonly source: string
+  readonly definition: DefinedPlugin | null
+  readonly grant: PluginGrant
+  state: PluginState
+  reason: string | null = null
+  launchedAt: Date | null = null
+  launches = 0
+  live: LiveInstance | null = null
+  retryTimer: NodeJS.Timeout | null = null
+  nextRetryAt: Date | null = null
+  retryDelayMs = 0
+  unsubscribe: (() => void)[] = []
+  /** Serialises launch, relaunch and close of this plugin. */
+  busy: Promise<void> = Promise.resolve()
+  /** The module to load: an absolute path or a package name. */
+  module = ''
+  /** The plugin's own folder, when it has one on disk. */
+  dir: string | null = null
+  isolation: IsolationMode = 'none'
+  /** The worker or child process of an isolated plugin, while it runs. */
+  host: PluginHost | null = null
+  crashes = 0
+
+  constructor(name: string, source: string, definition: DefinedPlugin | null, grant: PluginGrant, state: PluginState, reason: string | null) {
+    this.name = name
+    this.source = source
+    this.definition = definition
+    this.grant = grant
+    this.state = state
+    this.reason = reason
+  }
+
+  get trust(): Trust | null {
+    return this.definition?.trust ?? null
+  }
+
+  /** Is the plugin reachable on this site? */
+  servesSite(site: string): boolean {
+    const sites = this.grant.sites ?? '*'
+    return sites === '*' || sites.includes(site)
+  }
+
+  status(): PluginStatus {
+    return {
+      name: this.name,
+      source: this.source,
+      state: this.state,
+      reason: this.reason,
+      requestedTrust: this.definition?.trust ?? null,
+      trust: this.grant.trust ?? null,
+      sites: this.grant.sites ?? '*',
+      apiVersion: this.definition?.apiVersion ?? null,
+      launchedAt: this.launchedAt?.toISOString() ?? null,
+      launches: this.launches,
+      nextRetryAt: this.nextRetryAt?.toISOString() ?? null,
+      isolation: this.isolation,
+      crashes: this.crashes,
+      pid: this.host?.pid ?? null,
+      violations: this.host?.violationsTotal ?? 0,
+    }
+  }
+}
+
+function compileOrNull(schema: unknown): ReturnType<typeof Compile> | null {
+  return schema ? Compile(schema as Parameters<typeof Compile>[0]) : null
+}
+
+function describeErrors(validator: ReturnType<typeof Compile>, value: unknown): string {
+  return validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
+}
+
+function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms) }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+/** The module a grant's `package` names: a path (from the working directory) made absolute, a package name as it is. */
+function resolvePluginModule(specifier: string): string {
+  return isAbsolute(specifier) || specifier.startsWith('.') ? resolve(specifier) : specifier
+}
+
+async function importPlugin(specifier: string): Promise<unknown> {
+  const module = resolvePluginModule(specifier)
+  const loaded = await import(isAbsolute(module) ? pathToFileURL(module).href : module) as { default?: unknown }
+  return loaded.default
+}
+
+/** Builds the routers of a launched instance; throws a reason when a declaration is invalid. */
+function buildLive(name: string, instance: PluginInstance): LiveInstance {
+  if (instance === null || typeof instance !== 'object') throw new Error('launch must resolve to an object')
+  const routes = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
+  const sockets = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
+  for (const route of instance.routes ?? []) {
+    if (!METHODS.has(route.method)) throw new Error(`route ${String(route.method)} ${route.url}: unsupported method`)
+    if (typeof route.url !== 'string' || !route.url.startsWith('/')) throw new Error(`route ${route.url}: url must start with /`)
+    if (typeof route.handler !== 'function') throw new Error(`route ${route.method} ${route.url}: no handler`)
+    const validators: RouteValidators = {
+      params: compileOrNull(route.schema?.params),
+      querystring: compileOrNull(route.schema?.querystring),
+      body: compileOrNull(route.schema?.body),
+      response: compileOrNull(route.schema?.response),
+    }
+    try {
+      routes.on(route.method, route.url, () => {}, { route, validators } satisfies RouteStore)
+    } catch (err) {
+      throw new Error(`route ${route.method} ${route.url}: ${(err as Error).message}`)
+    }
+  }
+  const byUrl = new Map<string, SocketEntry>()
+  for (const socket of instance.sockets ?? []) {
+    if (typeof socket.url !== 'string' || !socket.url.startsWith('/')) throw new Error(`socket ${socket.url}: url must start with /`)
+    if (socket.codec !== 'text' && socket.codec !== 'json') throw new Error(`socket ${String((socket as { url: unknown }).url)}: codec must be 'text' or 'json'`)
+    if (socket.codec === 'json' && !socket.message) throw new Error(`socket ${socket.url}: a json socket declares its message schema`)
+    if (socket.protocol !== undefined && socket.protocol !== SUBPROTOCOL_V1) throw new Error(`socket ${socket.url}: unknown protocol ${String(socket.protocol)}`)
+    const validator = socket.codec === 'json' ? compileOrNull(socket.message) : null
+    const entry = byUrl.get(socket.url) ?? {}
+    const slot = socket.protocol === SUBPROTOCOL_V1 ? 'v1' : 'plain'
+    if (entry[slot]) throw new Error(`socket ${socket.url}: declared twice${slot === 'v1' ? ` for ${SUBPROTOCOL_V1}` : ''}`)
+    entry[slot] = { socket, validator }
+    byUrl.set(socket.url, entry)
+  }
+  for (const [url, entry] of byUrl) {
+    try {
+      sockets.on('GET', url, () => {}, entry)
+    } catch (err) {
+      throw new Error(`socket ${url}: ${(err as Error).message}`)
+    }
+  }
+  void name
+  return { instance, routes, sockets }
+}
+
+export function findRoute(live: LiveInstance, method: string, path: string): { store: RouteStore; params: Record<string, string | undefined> } | null {
+  const found = live.routes.find(method as FindMyWay.HTTPMethod, path)
+  return found ? { store: found.store as RouteStore, params: found.params } : null
+}
+
+/**
+ * The declaration serving a connection to `path`: the one for wikifarm.v1 when the client
+ * offered it (the kernel always selects it then), else the plain one.
+ */
+export function findSocket(live: LiveInstance, path: string, offersV1: boolean): { store: SocketStore; params: Record<string, string | undefined> } | null {
+  const found = live.sockets.find('GET', path)
+  if (!found) return null
+  const entry = found.store as SocketEntry
+  const store = offersV1 ? entry.v1 ?? entry.plain : entry.plain
+  return store ? { store, params: found.params } : null
+}
+
+export class PluginRegistry {
+  readonly #records: PluginRecord[] = []
+  readonly #options: RegistryOptions
+  readonly #sites: SiteRegistry
+  readonly #events: EventBus
+  /**
+   * Called when a plugin stops serving (relaunch, shutdown): closes its sockets, and resolves
+   * once they have closed, before the plugin's own close runs.
+   */
+  onStop: (plugin: string, code: number, reason: string) => void | Promise<void> = () => {}
+  #closed = false
+
+  constructor(options: RegistryOptions, sites: SiteRegistry, events: EventBus) {
+    this.#options = options
+    this.#sites = sites
+    this.#events = events
+  }
+
+  records(): readonly PluginRecord[] {
+    return this.#records
+  }
+
+  get(name: string): PluginRecord | undefined {
+    return this.#records.find((r) => r.name === name)
+  }
+
+  statuses(): PluginStatus[] {
+    return this.#records.map((r) => r.status())
+  }
+
+  /**
+   * Finds and validates every plugin. Operator mistakes that would make routes ambiguous
+   * (bad or duplicate names, unknown plugins) throw; a plugin that cannot run is recorded
+   * as failed with its reason, and the farm serves without it.
+   */
+  async discover(): Promise<void> {
+    const grants = this.#options.grants
+    const found: { name: string; source: string; module: string; load: () => Promise<unknown> }[] = []
+    const builtinDir = this.#options.builtinDir ?? BUILTIN_PLUGINS_DIR
+    for (const entry of (await readdir(builtinDir).catch(() => [] as string[])).sort()) {
+      for (const file of ['index.ts', 'index.js']) {
+        const path = join(builtinDir, entry, file)
+        if (await stat(path).then((s) => s.isFile(), () => false)) {
+          found.push({ name: entry, source: `built-in plugins/${entry}`, module: path, load: () => importPlugin(path) })
+          break
+        }
+      }
+    }
+    for (const [name, grant] of Object.entries(grants)) {
+      if (grant.package) {
+        const specifier = grant.package
+        found.push({ name, source: `package ${specifier}`, module: resolvePluginModule(specifier), load: () => importPlugin(specifier) })
+      } else if (!found.some((f) => f.name === name)) {
+        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`)
+      }
+    }
+    for (const { name, source, module, load } of found) {
+      if (!NAME.test(name)) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
+      // The kernel's own push connections carry this name in the socket hub.
+      if (name === PUSH_CONNECTION_PLUGIN) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
+      if (this.get(name)) throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${this.get(name)?.source} and ${source}`)
+      const builtin = source.startsWith('built-in')
+      const grant: PluginGrant = { ...grants[name] }
+      let definition: DefinedPlugin | null = null
+      let reason: string | null = null
+      try {
+        const loaded = await load()
+        if (!isDefinedPlugin(loaded)) throw new Error('its default export is not a definePlugin() result')
+        definition = loaded
+      } catch (err) {
+        reason = `could not load: ${String((err as Error).message).split(/\r?\n/, 1)[0]}`
+      }
+      if (definition && definition.name !== name) {
+        throw new ERR_PLUGIN_CONFIG(`${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
+      }
+      // Built-ins get the trust they request unless the operator says otherwise;
+      // third-party plugins get `site` unless the operator grants `farm`.
+      grant.trust ??= builtin && definition ? definition.trust : 'site'
+      grant.isolation ??= defaultIsolation(builtin, grant.trust)
+      const record = new PluginRecord(name, source, definition, grant, 'stopped', null)
+      record.module = module
+      record.dir = isAbsolute(module) ? dirname(module) : null
+      if (grant.isolation !== undefined && !ISOLATION_MODES.includes(grant.isolation)) {
+        throw new ERR_PLUGIN_CONFIG(`plugins.${name}.isolation must be one of ${ISOLATION_MODES.join(', ')}`)
+      }
+      record.isolation = grant.isolation
+      if (grant.enabled === false) {
+        record.state = 'disabled'
+        record.reason = 'disabled by the operator'
+      } else if (reason ?? (definition && this.#refusal(definition, grant))) {
+        record.state = 'failed'
+        record.reason = reason ?? this.#refusal(definition as DefinedPlugin, grant)
+      }
+      if (record.state === 'failed') this.#options.loggerFor(name).error(`plugin refused: ${record.reason}`, { source })
+      this.#records.push(record)
+    }
+  }
+
+  #refusal(definition: DefinedPlugin, grant: PluginGrant): string | null {
+    if (!SUPPORTED_API_VERSIONS.includes(definition.apiVersion)) {
+      return `it speaks plugin API v${String(definition.apiVersion)}; this kernel supports v${SUPPORTED_API_VERSIONS.join(', v')} (current v${API_VERSION})`
+    }
+    if (definition.trust !== 'farm' && definition.trust !== 'site') return `it requests unknown trust ${JSON.stringify(definition.trust)}`
+    const isolation = grant.isolation ?? 'none'
+    if (definition.isolationModes && !definition.isolationModes.includes(isolation)) {
+      return `it cannot run with isolation "${isolation}" (it supports ${definition.isolationModes.map((m) => `"${m}"`).join(', ')}): set plugins.${definition.name}.isolation`
+    }
+    if (definition.trust === 'farm' && grant.trust !== 'farm') {
+      return `it requests farm trust and the operator granted site trust: grant it with plugins.${definition.name}.trust = "farm"`
+    }
+    if (definition.options) {
+      const validator = Compile(definition.options)
+      const value = validator.Default(structuredClone(grant.options ?? {}))
+      if (!validator.Check(value)) return `invalid options: ${describeErrors(validator, value)}`
+    }
+    return null
+  }
+
+  /** Launches every enabled plugin, concurrently, each once. Resolves when all have settled. */
+  async launchAll(): Promise<void> {
+    await Promise.all(this.#records.filter((r) => r.state === 'stopped').map((r) => this.#serialise(r, () => this.#launch(r))))
+  }
+
+  /** Stops and launches a plugin again (admin route, or a retry). */
+  relaunch(name: string): Promise<PluginStatus> {
+    const record = this.get(name)
+    if (!record) return Promise.reject(new ERR_PLUGIN_NOT_ENABLED(name))
+    return this.#serialise(record, async () => {
+      if (record.state === 'disabled' || !record.definition) return
+      if (this.#refusal(record.definition, record.grant)) return
+      await this.#stop(record, 1012, 'plugin restarting')
+      // An operator's relaunch starts the backoff afresh.
+      record.retryDelayMs = 0
+      record.crashes = 0
+      await this.#launch(record)
+    }).then(() => record.status())
+  }
+
+  #serialise(record: PluginRecord, task: () => Promise<void>): Promise<void> {
+    const run = record.busy.then(task)
+    record.busy = run.catch(() => {})
+    return run
+  }
+
+  #handle(record: PluginRecord): KernelHandle {
+    const trust = record.definition?.trust ?? 'site'
+    const push = this.#options.push
+    const sites = this.#sites
+    return {
+      apiVersion: API_VERSION,
+      trust,
+      log: this.#options.loggerFor(record.name),
+      // A site plugin reaches sites through a request's, a connection's or an event's context;
+      // by name only those the operator listed for it (never with the '*' grant).
+      async sites() {
+        if (trust === 'farm') return sites.openSites()
+        const granted = record.grant.sites
+        return Array.isArray(granted) ? [...granted] : []
+      },
+      async site(name: string): Promise<SiteHandle> {
+        // Named as a Host is: 'B.Example' and 'b.example' are one site, '../x' none.
+        let host: string
+        try {
+          host = normalizeHost(String(name))
+        } catch {
+          throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${JSON.stringify(String(name).slice(0, 60))}`)
+        }
+        const resolved = await sites.resolveName(host)
+        const listed = Array.isArray(record.grant.sites) && record.grant.sites.includes(resolved ?? '')
+        if (resolved === null || (trust === 'site' && !listed)) throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
+        return siteHandle(sites, resolved, push, record.name)
+      },
+    }
+  }
+
+  async #launch(record: PluginRecord): Promise<void> {
+    if (this.#closed || !record.definition) return
+    const definition = record.definition
+    record.state = 'launching'
+    record.reason = null
+    record.nextRetryAt = null
+    const log = this.#options.loggerFor(record.name)
+    const options = definition.options ? Compile(definition.options).Default(structuredClone(record.grant.options ?? {})) : (record.grant.options ?? {})
+    const host = record.isolation === 'none' ? null : this.#host(record, options)
+    record.host = host
+    const launching = host ? host.launch() : Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
+    try {
+      const instance = await timeout(launching, this.#options.launchTimeoutMs, 'launch')
+      record.live = buildLive(record.name, instance)
+      record.state = 'running'
+      record.launchedAt = new Date()
+      record.launches++
+      record.retryDelayMs = 0
+      this.#subscribe(record, instance)
+      log.info('plugin launched', { trust: definition.trust, isolation: record.isolation, ...(host?.pid ? { pid: host.pid } : {}) })
+    } catch (err) {
+      // A launch that finishes after its timeout still gets closed, so it releases what it holds.
+      if (host) {
+        host.terminate()
+        record.host = null
+      } else {
+        void launching.then((late) => late?.close?.()).catch(() => {})
+      }
+      record.live = null
+      const unavailable = isPluginUnavailable(err)
+      record.state = unavailable ? 'unavailable' : 'failed'
+      record.reason = unavailable ? err.reason : (err as Error)?.message ?? String(err)
+      log.warn(`plugin ${record.state}`, { reason: record.reason })
+      const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
+      if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
+    }
+  }
+
+  #limits(): IsolationLimits {
+    return { ...DEFAULT_ISOLATION_LIMITS, ...this.#options.isolation }
+  }
+
+  #host(record: PluginRecord, options: unknown): PluginHost {
+    const definition = record.definition as DefinedPlugin
+    const limits = this.#limits()
+    if (record.grant.maxHeapMb !== undefined) limits.maxHeapMb = record.grant.maxHeapMb
+    const push = this.#options.push
+    const sites = this.#sites
+    const host: PluginHost = new PluginHost({
+      name: record.name,
+      mode: record.isolation as Exclude<IsolationMode, 'none'>,
+      module: record.module,
+      pluginDir: record.dir,
+      allowAddons: record.grant.allowAddons === true,
+      allowRead: record.grant.allowRead ?? [],
+      trust: definition.trust,
+      apiVersion: definition.apiVersion,
+      options,
+      limits,
+      kernel: this.#handle(record),
+      siteHandle: (name) => siteHandle(sites, name, push, record.name),
+      log: this.#options.loggerFor(record.name),
+      onExit: (reason) => { void this.#serialise(record, () => this.#crashed(record, host, reason)) },
+    })
+    return host
+  }
+
+  /**
+   * An isolated plugin died on its own: its routes answer 503 and its sockets close at once; it
+   * is started again after a capped, doubling delay, or stays failed after too many crashes in
+   * a row, with the last reason, until the admin relaunches it.
+   */
+  async #crashed(record: PluginRecord, host: PluginHost, reason: string): Promise<void> {
+    if (record.host !== host || this.#closed) return
+    const policy = { ...DEFAULT_RESTART_POLICY, ...this.#options.restart }
+    const ranFor = record.launchedAt ? Date.now() - record.launchedAt.getTime() : 0
+    if (ranFor >= policy.stableMs) record.crashes = 0
+    record.crashes++
+    const giveUp = record.crashes >= policy.limit
+    const log = this.#options.loggerFor(record.name)
+    log.error('isolated plugin died', { reason, crashes: record.crashes, isolation: record.isolation })
+    for (const unsubscribe of record.unsubscribe.splice(0)) unsubscribe()
+    record.live = null
+    record.host = null
+    record.state = giveUp ? 'failed' : 'restarting'
+    record.reason = giveUp ? `crashed ${record.crashes} time${record.crashes === 1 ? '' : 's'} in a row; last: ${reason}` : `crashed: ${reason}; restarting`
+    try {
+      // 1012: come back soon, the plugin is restarting; 1011: it failed and stays down.
+      await this.onStop(record.name, giveUp ? 1011 : 1012, giveUp ? 'plugin failed' : 'plugin restarting')
+    } catch (err) {
+      log.error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
+    }
+    if (giveUp) return
+    const delay = Math.min(policy.maxMs, policy.baseMs * 2 ** (record.crashes - 1))
+    record.nextRetryAt = new Date(Date.now() + delay)
+    record.retryTimer = setTimeout(() => {
+      record.retryTimer = null
+      void this.#serialise(record, () => (record.state === 'restarting' ? this.#launch(record) : Promise.resolve()))
+    }, delay)
+    record.retryTimer.unref()
+  }
+
+  #scheduleRetry(record: PluginRecord, baseMs: number): void {
+    if (this.#closed) return
+    record.retryDelayMs = Math.min(MAX_RETRY_MS, record.retryDelayMs ? record.retryDelayMs * 2 : baseMs)
+    record.nextRetryAt = new Date(Date.now() + record.retryDelayMs)
+    record.retryTimer = setTimeout(() => {
+      record.retryTimer = null
+      void this.#serialise(record, () => (record.state === 'unavailable' ? this.#launch(record) : Promise.resolve()))
+    }, record.retryDelayMs)
+    record.retryTimer.unref()
+  }
+
+  #subscribe(record: PluginRecord, instance: PluginInstance): void {
+    const accepts = record.definition?.trust === 'farm' ? null : (site: string) => record.servesSite(site)
+    const sites = this.#sites
+    const push = this.#options.push
+    for (const [event, listener] of Object.entries(instance.events ?? {})) {
+      if (typeof listener !== 'function') continue
+      // Each event comes with its own site's handle: the one site a site plugin may act on.
+      const deliver: Listener<EventName> = (payload) =>
+        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, { site: siteHandle(sites, payload.site, push, record.name) })
+      record.unsubscribe.push(this.#events.on(event as EventName, deliver, record.name, accepts))
+    }
+  }
+
+  async #stop(record: PluginRecord, code: number, reason: string): Promise<void> {
+    if (record.retryTimer) clearTimeout(record.retryTimer)
+    record.retryTimer = null
+    record.nextRetryAt = null
+    for (const unsubscribe of record.unsubscribe.splice(0)) unsubscribe()
+    const live = record.live
+    const host = record.host
+    record.live = null
+    record.host = null
+    if (record.state === 'running' || record.state === 'restarting') record.state = 'stopped'
+    try {
+      await this.onStop(record.name, code, reason)
+    } catch (err) {
+      this.#options.loggerFor(record.name).error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
+    }
+    if (live?.instance.close) {
+      try {
+        await timeout(Promise.resolve().then(() => live.instance.close?.()), this.#options.closeTimeoutMs, 'close')
+      } catch (err) {
+        this.#options.loggerFor(record.name).error('plugin close failed', { reason: (err as Error).message })
+      }
+    }
+    // Whether its close finished, failed or timed out, an isolated plugin's thread or process ends here.
+    host?.terminate()
+  }
+
+  /** Closes every plugin in reverse order of registration, each with a timeout. */
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const record of [...this.#records].reverse()) {
+      await this.#serialise(record, () => this.#stop(record, 1001, 'server shutting down'))
+      if (record.state !== 'disabled' && record.state !== 'failed') record.state = 'stopped'
+    }
+  }
+}
