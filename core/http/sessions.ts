@@ -70,7 +70,7 @@ export class SessionKeeper {
   readonly #key: Buffer
   /** How long a cookie is honoured after it was issued, in ms (fractional days allowed). */
   readonly durationMs: number
-  /** The cookie's Max-Age: whole seconds, as the Set-Cookie syntax requires, at least one. */
+  /** The cookie's Max-Age: whole seconds (rounded), as the Set-Cookie syntax requires, at least one. */
   readonly maxAgeSeconds: number
   readonly secure: boolean
 
@@ -78,7 +78,7 @@ export class SessionKeeper {
     if (!Number.isFinite(durationMs) || durationMs <= 0) throw new RangeError(`session duration ${durationMs} ms is not above 0`)
     this.#key = createHmac('sha256', 'wikifarm session digest').update(secret).digest()
     this.durationMs = durationMs
-    this.maxAgeSeconds = Math.max(1, Math.floor(durationMs / 1000))
+    this.maxAgeSeconds = Math.max(1, Math.round(durationMs / 1000))
     this.secure = secure
   }
 
