@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { claim, itemId, listenLocal, putAction, startFarm, type TestFarm } from './fixtures/test-farm.js'
 import { launchBrowser, pageErrors, screenshot } from './fixtures/browser.js'
+import { SESSION_COOKIE } from '../core/http/sessions.js'
 import { needSocat, simulatedDevice } from './fixtures/txtzyme-device.js'
 
 const PLUGINS = fileURLToPath(new URL('../plugins/', import.meta.url))
@@ -162,9 +163,23 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     t.equal(onDisk.journal.at(-1)?.type, 'edit', 'the journal ends with the edit')
 
     // Log out: the footer offers to reclaim; a reload shows a visitor.
+    const ownerCookie = (await context.cookies()).find((c) => c.name === SESSION_COOKIE)
     const loggedOut = page.waitForResponse((r) => r.url().endsWith('/logout'))
     await page.locator('footer #security #logout').click()
-    t.equal((await loggedOut).status(), 200)
+    const logout = await loggedOut
+    t.equal(logout.status(), 200, 'the reference client logs out')
+    // What Chromium really sends for wiki-security-friends' fetch('/logout', {mode: 'same-origin'}):
+    // the request test/sessions.test.ts replays, which the origin rule must let through.
+    const sent = await logout.request().allHeaders()
+    t.equal(logout.request().method(), 'GET')
+    t.ok(sent.origin === undefined || sent.origin === url(env, host, ''), `Origin: ${sent.origin ?? 'none'}`)
+    t.equal(sent['sec-fetch-site'], 'same-origin', 'Sec-Fetch-Site: same-origin')
+    t.comment(`logout request headers: ${JSON.stringify(Object.fromEntries(Object.entries(sent).filter(([k]) => k !== 'cookie')))}`)
+    // The cookie the browser held before logging out, replayed by hand: the server ended it.
+    t.ok(ownerCookie, 'the owner had a session cookie')
+    const replayed = await putAction(env.farm.app, host, `${SESSION_COOKIE}=${ownerCookie?.value ?? ''}`, 'after-logout',
+      { type: 'create', item: { title: 'After logout' }, date: 1 })
+    t.equal(replayed.statusCode, 403, 'a copy of the logged-out cookie cannot edit')
     await page.reload()
     await page.waitForSelector('.page .story .item', { timeout: WAIT })
     t.equal(await page.evaluate(() => (globalThis as unknown as { isAuthenticated: boolean }).isAuthenticated), false, 'logged out')

@@ -203,7 +203,7 @@ t.test('GET /logout: a foreign origin is refused; the reference client logs out'
   const own: Array<[string, Record<string, string>]> = [
     ['the reference client in Chromium', {
       'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'same-origin', 'sec-fetch-dest': 'empty',
-      referer: `http://${HOST}/view/welcome-visitors`, 'cache-control': 'no-cache', pragma: 'no-cache',
+      referer: `http://${HOST}/view/welcome-visitors`, 'cache-control': 'max-age=0', accept: '*/*',
     }],
     ['the site\'s own Origin', { origin: `http://${HOST}` }],
     ['an origin the operator allowed', { origin: 'https://editor.example' }],
