@@ -1,5 +1,6 @@
 // The operator CLI: every flag, the config file, WIKIFARM_* variables, their precedence, every
 // error path (one line, exit 2), and the real `wikifarm` bin booting, serving and closing.
+import { PACKAGE_ROOT } from '../core/package-info.js'
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { parseCli, usage, envNames } from '../core/boot/cli.js'
 import { DEFAULTS, type FarmConfig } from '../core/farm-config.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROOT = PACKAGE_ROOT
 const BIN = join(ROOT, 'bin', 'wikifarm.js')
 const MIB = 1024 * 1024
 
