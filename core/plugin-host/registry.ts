@@ -153,6 +153,8 @@ export class PluginRecord {
   /** The worker or child process of an isolated plugin, while it runs. */
   host: PluginHost | null = null
   crashes = 0
+  /** The last launch failure logged at warn, so that retries failing alike are not repeated. */
+  lastLogged: string | null = null
 
   constructor(name: string, source: string, definition: DefinedPlugin | null, grant: PluginGrant, state: PluginState, reason: string | null) {
     this.name = name
@@ -477,6 +479,7 @@ export class PluginRegistry {
       record.launches++
       record.retryDelayMs = 0
       this.#subscribe(record, instance)
+      record.lastLogged = null
       log.info('plugin launched', { trust: definition.trust, isolation: record.isolation, ...(host?.pid ? { pid: host.pid } : {}) })
     } catch (err) {
       // A launch that finishes after its timeout still gets closed, so it releases what it holds.
@@ -490,7 +493,11 @@ export class PluginRegistry {
       const unavailable = isPluginUnavailable(err)
       record.state = unavailable ? 'unavailable' : 'failed'
       record.reason = unavailable ? err.reason : (err as Error)?.message ?? String(err)
-      log.warn(`plugin ${record.state}`, { reason: record.reason })
+      // Logged once per reason: a plugin waiting for its device retries quietly (debug).
+      const said = `${record.state}: ${record.reason}`
+      if (said === record.lastLogged) log.debug(`plugin still ${record.state}`, { reason: record.reason })
+      else log.warn(`plugin ${record.state}`, { reason: record.reason })
+      record.lastLogged = said
       const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
       if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
     }
