@@ -17,6 +17,7 @@ import { siteHandle } from './context.js'
 import { PUSH_CONNECTION_PLUGIN, type PushHub } from '../sockets/push-hub.js'
 import { normalizeHost } from '../http/site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
+import { suggestion } from '../did-you-mean.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
 
@@ -338,7 +339,9 @@ export class PluginRegistry {
         const specifier = grant.package
         found.push({ name, source: `package ${specifier}`, module: resolvePluginModule(specifier), load: () => importPlugin(specifier) })
       } else if (!found.some((f) => f.name === name)) {
-        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`)
+        const hint = suggestion(name, found.map((f) => f.name), '')
+        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
+          'name its "package" to load a third-party plugin')
       }
     }
     for (const { name, source, module, load } of found) {
