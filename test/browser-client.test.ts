@@ -174,10 +174,12 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     t.equal(logout.request().method(), 'GET')
     t.ok(sent.origin === undefined || sent.origin === url(env, host, ''), `Origin: ${sent.origin ?? 'none'}`)
     t.equal(sent['sec-fetch-site'], 'same-origin', 'Sec-Fetch-Site: same-origin')
-    t.comment(`logout request headers: ${JSON.stringify(Object.fromEntries(Object.entries(sent).filter(([k]) => k !== 'cookie')))}`)
+    const headersSent = Object.fromEntries(Object.entries(sent).filter(([k]) => k !== 'cookie'))
+    t.comment(`logout request headers: ${JSON.stringify(headersSent)}`)
     // The cookie the browser held before logging out, replayed by hand: the server ended it.
     t.ok(ownerCookie, 'the owner had a session cookie')
-    const replayed = await putAction(env.farm.app, host, `${SESSION_COOKIE}=${ownerCookie?.value ?? ''}`, 'after-logout',
+    const copy = `${SESSION_COOKIE}=${ownerCookie?.value ?? ''}`
+    const replayed = await putAction(env.farm.app, host, copy, 'after-logout',
       { type: 'create', item: { title: 'After logout' }, date: 1 })
     t.equal(replayed.statusCode, 403, 'a copy of the logged-out cookie cannot edit')
     await page.reload()

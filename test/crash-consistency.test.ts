@@ -106,7 +106,8 @@ t.test(`${KILLS} kills with SIGKILL mid-write leave only whole pages`, async (t)
   }
   t.equal(torn, 0, 'no page was torn, unparsable, invalid, or with a journal that disagrees with its story')
   t.ok(readdirSync(join(site, 'pages')).every((name) => /^[a-z]+$/.test(name) || name.startsWith('.')), 'only pages and hidden temp files')
-  const temps = () => ['pages', 'status'].flatMap((dir) => readdirSync(join(site, dir)).filter((name) => name.endsWith('.tmp')))
+  const temps = () => ['pages', 'status']
+    .flatMap((dir) => readdirSync(join(site, dir)).filter((name) => name.endsWith('.tmp')))
   t.comment(`${temps().length} temp files left by the kills`)
 
   // Reopening the site rebuilds a sitemap that lags behind the pages.

@@ -199,12 +199,14 @@ t.test('Hosts that are not a hostname or an IP literal: 400, no site opened, no 
   const farm = await startFarm(t, { farm: true }, data)
   const port = await listenLocal(farm)
   const before = await snapshot(root)
-  const hosts = ['[fe80::1%25eth0]', '[fe80::1%eth0]', '[fe80::1%25eth0]:3000', '[::1%25lo]', '0x7f.1', '2130706433', '1.2.3.999', 'xn--zz.example']
+  const hosts = ['[fe80::1%25eth0]', '[fe80::1%eth0]', '[fe80::1%25eth0]:3000', '[::1%25lo]',
+    '0x7f.1', '2130706433', '1.2.3.999', 'xn--zz.example']
   for (const host of hosts) {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
     for (const request of [
       { method: 'POST' as const, url: '/login' },
       { method: 'GET' as const, url: '/welcome-visitors.html' },
-      { method: 'PUT' as const, url: '/page/x/action', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'action={}' },
+      { method: 'PUT' as const, url: '/page/x/action', headers: form, payload: 'action={}' },
     ]) {
       const response = await farm.app.inject({ ...request, headers: { ...request.headers, host } })
       t.equal(response.statusCode, 400, `${request.method} ${request.url} with Host ${host}`)
@@ -212,14 +214,16 @@ t.test('Hosts that are not a hostname or an IP literal: 400, no site opened, no 
       t.equal(response.headers['set-cookie'], undefined, 'no session for it')
     }
     // The same bytes over a real socket, as a client on the link sends them.
-    const wire = await rawHttp(port, `POST /login HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+    const head = `POST /login HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`
+    const wire = await rawHttp(port, head)
     t.equal(wire.status, 400, `POST /login over the wire with Host ${host}`)
   }
   t.same(await snapshot(root), before, 'nothing created in the data folder or beside it')
   t.equal(farm.kernel.sites.openCount, 0, 'no site opened')
   // The canonical spellings of the same addresses are served, under one folder each.
-  t.equal((await farm.app.inject({ method: 'POST', url: '/login', headers: { host: '[fe80::1]' } })).statusCode, 200)
-  t.equal((await farm.app.inject({ method: 'POST', url: '/login', headers: { host: '[FE80:0::1]:3000' } })).statusCode, 501, 'the same site, already claimed')
+  const login = (host: string) => farm.app.inject({ method: 'POST', url: '/login', headers: { host } })
+  t.equal((await login('[fe80::1]')).statusCode, 200)
+  t.equal((await login('[FE80:0::1]:3000')).statusCode, 501, 'the same site, already claimed')
   t.same(await listDir(data), ['[fe80::1]'])
 })
 

@@ -42,7 +42,8 @@ t.test('opening a site removes the temp files interrupted writes left, and nothi
   }
   const notOurs = {
     'pages': [
-      '.kept.swp', '.notes.tmp', `.kept.${dead}.tmp`, `.Kept.${dead}.1.tmp`, `kept.${dead}.1.tmp`, `.kept.${dead}.1.tmp~`,
+      '.kept.swp', '.notes.tmp', `.kept.${dead}.tmp`, `.Kept.${dead}.1.tmp`, `kept.${dead}.1.tmp`,
+      `.kept.${dead}.1.tmp~`,
       `.kept.${live.pid}.1.tmp`, '.kept.0.1.tmp', `.kept.${dead}.0.tmp`,
     ],
     'recycle': ['.old.swp'],
@@ -55,7 +56,8 @@ t.test('opening a site removes the temp files interrupted writes left, and nothi
   const farm = await startFarm(t, { farm: true }, folder)
   const sitemap = await farm.app.inject({ url: '/system/sitemap.json', headers: { host: HOST } })
   t.equal(sitemap.statusCode, 200)
-  t.same((sitemap.json() as Array<{ slug: string }>).map((e) => e.slug), ['kept'], 'the sitemap lists the page, and no temp file')
+  t.same((sitemap.json() as Array<{ slug: string }>).map((e) => e.slug), ['kept'],
+    'the sitemap lists the page, and no temp file')
   for (const [dir, names] of Object.entries(ours)) {
     const left = await readdir(join(site, dir))
     for (const name of names) t.notOk(left.includes(name), `${dir}/${name} removed`)
@@ -69,7 +71,8 @@ t.test('opening a site removes the temp files interrupted writes left, and nothi
   const page = await farm.app.inject({ url: '/kept.json', headers: { host: HOST } })
   t.same(page.json(), PAGE)
   const owner = await farm.app.inject({ url: '/system/session.json', headers: { host: HOST } })
-  t.equal((owner.json() as { claimed: boolean }).claimed, false, 'a claim whose owner.json never landed left the site unclaimed')
+  t.equal((owner.json() as { claimed: boolean }).claimed, false,
+    'a claim whose owner.json never landed left the site unclaimed')
 })
 
 t.test("this process's own temp files: a leftover is removed, a write in flight is not", async (t) => {
@@ -87,7 +90,9 @@ t.test("this process's own temp files: a leftover is removed, a write in flight 
 
   // A write of ours still landing (a big page, a slow disk) while the site opens: it is caught
   // with its temp file on disk, and the sweep must leave that file to the write.
-  const big = JSON.stringify({ ...PAGE, story: Array.from({ length: 20000 }, (_, i) => ({ type: 'paragraph', id: i.toString(16).padStart(16, '0'), text: 'x'.repeat(50) })) })
+  const story = Array.from({ length: 20000 }, (_, i) =>
+    ({ type: 'paragraph', id: i.toString(16).padStart(16, '0'), text: 'x'.repeat(50) }))
+  const big = JSON.stringify({ ...PAGE, story })
   let caught = 0
   for (let attempt = 0; attempt < 50 && caught === 0; attempt++) {
     let done = false

@@ -33,7 +33,8 @@ function reclaim(farm: TestFarm, secret: string, cookie?: string, host = HOST) {
 /** What the cookie carries, unsigned: { i: visitor id, t: issued, f, s, e }. */
 function cookieBody(cookie: string): Record<string, unknown> {
   const value = cookie.slice(SESSION_COOKIE.length + 1)
-  return JSON.parse(Buffer.from(value.slice(0, value.lastIndexOf('.')), 'base64url').toString('utf8')) as Record<string, unknown>
+  const unsigned = value.slice(0, value.lastIndexOf('.'))
+  return JSON.parse(Buffer.from(unsigned, 'base64url').toString('utf8')) as Record<string, unknown>
 }
 
 /** A cookie signed with the farm's key, as only the farm (or a stolen copy of one) can make. */
@@ -77,7 +78,9 @@ t.test('cookies signed by the farm but without a current issue time prove nothin
     ['another epoch', { ...login, t: now, e: 1 }],
     ['another site', { ...login, t: now, s: 'b.example' }],
   ]
-  for (const [what, body] of refused) t.equal(await canWrite(farm, forge(farm, body)), '403 WIKIFARM_ERR_NOT_OWNER', what)
+  for (const [what, body] of refused) {
+    t.equal(await canWrite(farm, forge(farm, body)), '403 WIKIFARM_ERR_NOT_OWNER', what)
+  }
 })
 
 t.test('logging out ends every copy of every login to the site', async (t) => {
@@ -106,7 +109,8 @@ t.test('logging out ends every copy of every login to the site', async (t) => {
   t.equal(await canWrite(farm, other.cookie, 'b.example'), 200, "another site's owner is untouched")
   const epoch = JSON.parse(await readFile(join(farm.data, HOST, 'status', SESSIONS_FILE), 'utf8')) as { epoch: number }
   t.equal(epoch.epoch, 1, `the site's session epoch is kept in status/${SESSIONS_FILE}`)
-  t.equal(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8'), ownerFile, 'owner.json is the reference format, unchanged')
+  t.equal(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8'), ownerFile,
+    'owner.json is the reference format, unchanged')
 
   const back = await reclaim(farm, owner.secret, owner.cookie)
   t.equal(back.statusCode, 200)
@@ -129,10 +133,12 @@ t.test('fractional session_duration: logins and visits answer 200, Max-Age in wh
     const login = await farm.app.inject({ method: 'POST', url: '/login', headers: { host: HOST } })
     const onDisk = await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8').catch(() => null)
     // The invariant, whatever happens: a site is claimed only by a claim whose secret was answered.
-    t.equal(onDisk !== null, login.statusCode === 200, `${days} days: owner.json exists exactly when the claim answered`)
+    t.equal(onDisk !== null, login.statusCode === 200,
+      `${days} days: owner.json exists exactly when the claim answered`)
     t.equal(login.statusCode, 200, `${days} days: POST /login`)
     const { secret } = login.json() as { secret: string }
-    t.equal((JSON.parse(onDisk ?? '{}') as { friend?: { secret?: string } }).friend?.secret, secret, 'the secret kept is the one answered')
+    const kept = JSON.parse(onDisk ?? '{}') as { friend?: { secret?: string } }
+    t.equal(kept.friend?.secret, secret, 'the secret kept is the one answered')
     const maxAge = Math.max(1, Math.round(days * DAY_MS / 1000))
     t.match(String(login.headers['set-cookie']), new RegExp(`; Max-Age=${maxAge};`), `Max-Age=${maxAge}`)
     const cookie = sessionCookie(login)
@@ -148,8 +154,9 @@ t.test('a login draws a new visitor id: a planted cookie never labels the owner'
   const farm = await startFarm(t, { farm: true }, undefined, { builtinPluginsDir: PLUGINS })
   const owner = await claim(t, farm.app, HOST)
   await farm.app.inject({ url: '/logout', headers: { host: HOST, cookie: owner.cookie } })
-  const whoami = async (cookie: string) => (await farm.app.inject({ url: '/plugin/echo/whoami', headers: { host: HOST, cookie } }))
-    .json() as { session: string; isOwner: boolean }
+  const whoami = async (cookie: string) =>
+    (await farm.app.inject({ url: '/plugin/echo/whoami', headers: { host: HOST, cookie } }))
+      .json() as { session: string; isOwner: boolean }
   // The attacker's own valid cookie, planted in the owner's browser (a sibling subdomain can).
   const planted = sessionCookie(await farm.app.inject({ url: '/welcome-visitors.html', headers: { host: HOST } })) ?? ''
   const attackerLabel = (await whoami(planted)).session
@@ -164,8 +171,11 @@ t.test('a login draws a new visitor id: a planted cookie never labels the owner'
   t.equal(attackerView.isOwner, false)
   t.equal(attackerView.session, attackerLabel, "the attacker's cookie is still only the attacker")
 
-  const claimant = sessionCookie(await farm.app.inject({ url: '/welcome-visitors.html', headers: { host: 'c.example' } })) ?? ''
-  const claimed = await farm.app.inject({ method: 'POST', url: '/login', headers: { host: 'c.example', cookie: claimant } })
+  const firstVisit = await farm.app.inject({ url: '/welcome-visitors.html', headers: { host: 'c.example' } })
+  const claimant = sessionCookie(firstVisit) ?? ''
+  const claimed = await farm.app.inject({
+    method: 'POST', url: '/login', headers: { host: 'c.example', cookie: claimant },
+  })
   t.equal(claimed.statusCode, 200)
   t.not(cookieBody(sessionCookie(claimed) ?? '').i, cookieBody(claimant).i, 'claiming draws a new id too')
 })
@@ -195,7 +205,8 @@ t.test('GET /logout: a foreign origin is refused; the reference client logs out'
     t.equal(response.headers['set-cookie'], undefined, `${what}: no cookie changed`)
     t.equal(await canWrite(farm, cookie), 200, `${what}: the owner is still logged in`)
   }
-  t.equal(await stat(join(farm.data, HOST, 'status', SESSIONS_FILE)).catch(() => null), null, 'no refused logout moved the epoch')
+  t.equal(await stat(join(farm.data, HOST, 'status', SESSIONS_FILE)).catch(() => null), null,
+    'no refused logout moved the epoch')
 
   // What wiki-security-friends' client sends: fetch('/logout', {method: 'GET', mode:
   // 'same-origin', credentials: 'include', cache: 'no-cache'}) from a page of the site; as
@@ -211,8 +222,10 @@ t.test('GET /logout: a foreign origin is refused; the reference client logs out'
     ['the address typed in', { 'sec-fetch-site': 'none', 'sec-fetch-mode': 'navigate' }],
     ['curl', {}],
   ]
+  const ownerFile = JSON.parse(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8')) as
+    { friend: { secret: string } }
   for (const [what, headers] of own) {
-    const owner = sessionCookie(await reclaim(farm, (JSON.parse(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8')) as { friend: { secret: string } }).friend.secret)) ?? ''
+    const owner = sessionCookie(await reclaim(farm, ownerFile.friend.secret)) ?? ''
     t.equal(await canWrite(farm, owner), 200)
     const response = await farm.app.inject({ url: '/logout', headers: { host: HOST, cookie: owner, ...headers } })
     t.equal(response.statusCode, 200, what)

@@ -94,12 +94,16 @@ function ownOrigins(rawHost: string): string[] {
  * pass: `same-site` is a sibling site of the farm); else, from a browser too old for either,
  * the Referer's origin. Null when nothing says it came from elsewhere (curl, other tools).
  */
-function foreignSource(headers: FastifyRequest['headers'], own: readonly string[], extra: ReadonlySet<string>): string | null {
+function foreignSource(
+  headers: FastifyRequest['headers'], own: readonly string[], extra: ReadonlySet<string>,
+): string | null {
   const allowed = (origin: string): boolean => own.includes(origin) || extra.has(origin)
   const origin = headers.origin
   if (origin !== undefined) return allowed(origin.toLowerCase()) ? null : origin.slice(0, 200)
   const fetchSite = headers['sec-fetch-site']
-  if (fetchSite !== undefined) return fetchSite === 'same-origin' || fetchSite === 'none' ? null : String(fetchSite).slice(0, 40)
+  if (fetchSite !== undefined) {
+    return fetchSite === 'same-origin' || fetchSite === 'none' ? null : String(fetchSite).slice(0, 40)
+  }
   const referer = headers.referer
   if (referer !== undefined) {
     let from: string

@@ -75,7 +75,9 @@ export class SessionKeeper {
   readonly secure: boolean
 
   constructor(secret: string, durationMs: number, secure = false) {
-    if (!Number.isFinite(durationMs) || durationMs <= 0) throw new RangeError(`session duration ${durationMs} ms is not above 0`)
+    if (!Number.isFinite(durationMs) || durationMs <= 0) {
+      throw new RangeError(`session duration ${durationMs} ms is not above 0`)
+    }
     this.#key = createHmac('sha256', 'wikifarm session digest').update(secret).digest()
     this.durationMs = durationMs
     this.maxAgeSeconds = Math.max(1, Math.round(durationMs / 1000))

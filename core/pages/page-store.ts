@@ -255,10 +255,12 @@ class FileSiteStore implements SiteStore {
 
   async removeLeftovers(): Promise<string[]> {
     const isSlug = (name: string) => SLUG.test(name)
+    const sweep = (dir: string, folder: string, owns: (name: string) => boolean) =>
+      removeLeftoverTemps(folder, owns).then((names) => names.map((n) => `${dir}/${n}`))
     const found = await Promise.all([
-      removeLeftoverTemps(this.#pages, isSlug).then((names) => names.map((n) => `pages/${n}`)),
-      removeLeftoverTemps(this.#recycle, isSlug).then((names) => names.map((n) => `recycle/${n}`)),
-      removeLeftoverTemps(this.#status, (name) => STATUS_NAME.test(name)).then((names) => names.map((n) => `status/${n}`)),
+      sweep('pages', this.#pages, isSlug),
+      sweep('recycle', this.#recycle, isSlug),
+      sweep('status', this.#status, (name) => STATUS_NAME.test(name)),
     ])
     return found.flat()
   }

@@ -192,7 +192,8 @@ export class Site {
   endSessions(): Promise<number> {
     const result = this.#logouts.then(async () => {
       const next = (await this.sessionEpoch()) + 1
-      await this.store.writeStatus(SESSIONS_FILE, JSON.stringify({ epoch: next, ended: new Date().toISOString() }, null, 2))
+      const record = { epoch: next, ended: new Date().toISOString() }
+      await this.store.writeStatus(SESSIONS_FILE, JSON.stringify(record, null, 2))
       this.#epoch = Promise.resolve(next)
       return next
     })
