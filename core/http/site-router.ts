@@ -7,6 +7,8 @@ import { ERR_BAD_HOST } from '../errors.js'
 const MAX_HOST = 253
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/
 const PORT = /^\d{1,5}$/
+/** Dot-separated letters, digits and hyphens whose last label holds a letter and is not hex (0x…). */
+const PLAIN = /^(?:[a-z0-9-]+\.)*(?!0x)(?=[a-z0-9-]*[a-z-])[a-z0-9-]+$/
 // Printable ASCII or any non-ASCII letter (IDN); controls and whitespace are never valid.
 const RAW_ALLOWED = /^[\x21-\x7e\u00a0-\uffff]+$/
 
@@ -63,12 +65,15 @@ export function normalizeHost(raw: string | undefined): string {
   if (host.endsWith('.')) host = host.slice(0, -1)
   if (host === '' || host.includes('..') || host.startsWith('.')) throw new ERR_BAD_HOST(describe(raw))
   // The WHATWG host parser, as browsers run it: lowercases, maps IDN to punycode, checks
-  // punycode labels, and reads a name ending in a number as IPv4 ('' when that fails).
-  const ascii = domainToASCII(host)
+  // punycode labels, and reads a name ending in a number as IPv4 ('' when that fails). A
+  // plain name (letters, digits, hyphens; no punycode; not ending in a number) is its own
+  // result, so the common Host skips the parser: it runs on every request.
+  const lower = host.toLowerCase()
+  const ascii = PLAIN.test(lower) && !lower.includes('xn--') ? lower : domainToASCII(host)
   if (ascii === '' || ascii.length > MAX_HOST) throw new ERR_BAD_HOST(describe(raw))
   // An ASCII host must already be in that form: '0x7f.1' or '2130706433' is 127.0.0.1 to a
   // browser, which would have sent '127.0.0.1'; such spellings are refused, not folded.
-  if (/^[\x21-\x7e]+$/.test(host) && ascii !== host.toLowerCase()) throw new ERR_BAD_HOST(describe(raw))
+  if (/^[\x21-\x7e]+$/.test(host) && ascii !== lower) throw new ERR_BAD_HOST(describe(raw))
   if (!ascii.split('.').every((label) => LABEL.test(label))) throw new ERR_BAD_HOST(describe(raw))
   return ascii
 }
