@@ -143,10 +143,14 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     await shown.waitFor({ timeout: WAIT })
     const secret = await shown.inputValue()
     t.equal(secret, answered, 'the dialog shows the secret the claim answered')
+    t.ok(await shown.evaluate((el) => { const box = el as unknown as { scrollWidth: number; clientWidth: number }; return box.scrollWidth <= box.clientWidth }), 'the whole secret is in view, none cut off')
     await page.locator('dialog#wikifarm-secret button').click()
     const ownerFile = JSON.parse(await readFile(join(env.farm.data, host, 'status', 'owner.json'), 'utf8')) as { name: string }
     t.equal(ownerFile.name, ownerName, 'owner.json names the owner')
     await page.locator('footer > #site-owner', { hasText: ownerName }).waitFor({ timeout: WAIT })
+    await page.locator('.editEnable').waitFor({ state: 'visible', timeout: WAIT })
+    t.equal(await page.evaluate(() => (globalThis as unknown as { isOwner: boolean }).isOwner), true,
+      'the new owner edits in place at once: the server, not local storage')
 
     // After a reload the page knows its owner: editing goes to the server.
     await page.reload()
@@ -188,22 +192,26 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     const reclaim = page.locator('footer #security #show-security-dialog[title="Reclaim this Wiki"]')
     await reclaim.waitFor({ timeout: WAIT })
 
-    // A wrong secret is refused; the right one logs the owner in again.
+    // A wrong secret is refused, and the dialog says so; the right one logs the owner in again,
+    // and the page is editable at once, without a reload.
     await reclaim.click()
     await page.locator('#reclaim #reclaimcode').fill('not-the-secret')
     const refused = page.waitForResponse((r) => r.url().includes('/auth/reclaim'))
     await page.locator('#reclaim #confirmBtn').click()
     t.equal((await refused).status(), 401, 'a wrong secret is refused')
-    await reclaim.click()
+    await page.locator('dialog#reclaim[open] .wikifarm-error', { hasText: 'That secret does not match the owner of this wiki' })
+      .waitFor({ timeout: WAIT })
+    t.pass('the dialog opens again and says the secret does not match')
     await page.locator('#reclaim #reclaimcode').fill(secret)
     const accepted = page.waitForResponse((r) => r.url().includes('/auth/reclaim'))
     await page.locator('#reclaim #confirmBtn').click()
     t.equal((await accepted).status(), 200, 'the secret logs the owner in')
-    await page.reload()
-    await page.waitForSelector('.page .story .item', { timeout: WAIT })
+    await page.locator('.editEnable').waitFor({ state: 'visible', timeout: WAIT })
+    t.equal(await page.locator('dialog#reclaim .wikifarm-error').count(), 0, 'the refusal is gone')
     t.equal(await page.evaluate(() => (globalThis as unknown as { isOwner: boolean }).isOwner), true, 'owner again')
     await editParagraph(page, 'welcome-visitors', 'Edited in the browser', 'Edited again after logging in.')
-    t.ok((await pageJson(env, host, 'welcome-visitors')).story.some((item) => item.text === 'Edited again after logging in.'))
+    t.ok((await pageJson(env, host, 'welcome-visitors')).story.some((item) => item.text === 'Edited again after logging in.'),
+      'edited in place, without a reload, and stored on the server')
     t.same(errors, ['http 401 /auth/reclaim/'], 'no script errors; only the wrong secret failed')
   } finally {
     await screenshot(page, 'owner-flow')
