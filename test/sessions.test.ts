@@ -3,7 +3,7 @@
 // durations work and a claim is never kept without its reply; a login draws a new visitor id;
 // GET /logout from a foreign origin is refused while the reference client's own request works.
 import t, { type Test } from 'tap'
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -231,4 +231,18 @@ t.test('GET /logout: a foreign origin is refused; the reference client logs out'
     t.equal(response.statusCode, 200, what)
     t.equal(await canWrite(farm, owner), '403 WIKIFARM_ERR_NOT_OWNER', `${what}: logged out`)
   }
+})
+
+t.test('a session epoch file that is not an epoch: no login is honoured, nothing is written', async (t) => {
+  const farm = await startFarm(t, { farm: true })
+  const owner = await claim(t, farm.app, HOST)
+  await farm.kernel.close()
+  await writeFile(join(farm.data, HOST, 'status', SESSIONS_FILE), '{"epoch": "seven"}')
+  const again = await startFarm(t, { farm: true }, farm.data)
+  const refused = await putAction(again.app, HOST, owner.cookie, 'not-written', { type: 'create', item: { title: 'X' }, date: 1 })
+  t.equal(refused.statusCode, 500)
+  t.equal((refused.json() as { code: string }).code, 'WIKIFARM_ERR_STORE', 'the operator is told which file')
+  t.equal(await stat(join(farm.data, HOST, 'pages', 'not-written')).catch(() => null), null, 'no page written')
+  const read = await again.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })
+  t.equal(read.statusCode, 200, 'visitors still read the site')
 })
