@@ -7,10 +7,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
 import {
-  API_VERSION, SUBPROTOCOL_V1, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
-  type AnyRouteDeclaration, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
+  SUBPROTOCOL_V1, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
   type SiteHandle, type SocketDeclaration, type Trust,
 } from '../plugin-api.js'
+import {
+  API_VERSION, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable, type AnyRouteDeclaration, type DefinedPlugin,
+} from './contract.js'
 import type { EventBus, EventName, Listener } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import { siteHandle } from './context.js'
@@ -491,7 +493,7 @@ export class PluginRegistry {
       record.state = unavailable ? 'unavailable' : 'failed'
       record.reason = unavailable ? err.reason : (err as Error)?.message ?? String(err)
       log.warn(`plugin ${record.state}`, { reason: record.reason })
-      const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
+      const retry = unavailable ? err.retryAfterMs : undefined
       if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
     }
   }
