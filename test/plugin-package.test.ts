@@ -66,7 +66,10 @@ t.test('a plugin package installed into a farm folder beside wikifarm', { timeou
       "try { await import('wikifarm/core/kernel.js') } catch (err) { refused = err.code }",
       "let refusedApi = 'imported'",
       "try { await import('wikifarm/dist/core/plugin-api.js') } catch (err) { refusedApi = err.code }",
-      'const found = { sdk: Object.keys(sdk).sort(), createKernel: typeof kernel.createKernel, refused, refusedApi }',
+      'const found = {',
+      '  sdk: Object.keys(sdk).sort(), createKernel: typeof kernel.createKernel, port: kernel.DEFAULTS.port,',
+      '  refused, refusedApi,',
+      '}',
       'console.log(JSON.stringify(found))',
     ].join('\n'))
     const { stdout } = await run(process.execPath, [probe], { cwd: farmDir, env })
@@ -76,6 +79,7 @@ t.test('a plugin package installed into a farm folder beside wikifarm', { timeou
         'definePlugin', 'reply', 'route', 'socket',
       ],
       createKernel: 'function',
+      port: 3000,
       refused: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
       refusedApi: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
     })
