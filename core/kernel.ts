@@ -173,6 +173,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     },
     restart: { limit: config.pluginRestartLimit },
     builtinDir: options.builtinPluginsDir,
+    dataDir: config.data,
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
     push,

@@ -6,7 +6,7 @@
 // package name, it answers its REST route and its websocket with isolation none, worker and
 // process; and Node itself refuses `wikifarm/core/...` imports from the farm's modules.
 import t from 'tap'
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -129,4 +129,22 @@ t.test('a plugin package installed into a farm folder beside wikifarm', { timeou
       await chat.waitClose(5000)
     })
   }
+
+  await t.test('installed from its folder as a link (npm install <folder>), with isolation process', async (t) => {
+    // npm links a folder it installs: the plugin's real path is outside node_modules, and the
+    // child may read it (the plugin's own folder), never the farm's data.
+    await npm(farmDir, ['install', ...INSTALL, '--offline', '--no-install-links', author])
+    const linked = await realpath(join(farmDir, 'node_modules/wikifarm-plugin-greeter'))
+    t.equal(linked, await realpath(author), 'a link to the author\'s folder')
+    const config = join(farmDir, 'farm-linked.json')
+    await writeFile(config, JSON.stringify({
+      plugins: { txtzyme: { enabled: false }, greeter: { package: 'wikifarm-plugin-greeter', isolation: 'process' } },
+    }))
+    const command = join(farmDir, 'node_modules/.bin/wikifarm')
+    const farm = await startFarm(command, farmDir, ['--data', join(farmDir, 'data-linked'), '--config', config])
+    t.teardown(() => farm.stop())
+    t.match(farm.logs.find((line) => line.plugin === 'greeter' && line.msg === 'plugin launched'), { isolation: 'process' })
+    const hello = await httpCall(farm.port, { path: '/plugin/greeter/hello', headers: { host: 'a.example' } })
+    t.same(JSON.parse(hello.body), { greeting: 'hello, stranger', site: 'a.example', visitor: true })
+  })
 })
