@@ -16,8 +16,9 @@ function refusal(what: string): Error {
   return err
 }
 
+/** A stand-in that throws the refusal, whether called or constructed (`new Worker`). */
 function refuse(what: string): () => never {
-  return () => { throw refusal(what) }
+  return function refused(): never { throw refusal(what) }
 }
 
 /** Replaces `key` of `target` for good: not writable, not configurable, so it cannot be put back. */
