@@ -402,11 +402,13 @@ t.test('warnings at boot', async (t) => {
   t.notOk(warned(['--config', join(dir, 'd.json')], promiscuous), 'not with wikiDomains')
 
   t.ok(warned([], /no cookieSecret configured.*random/), 'random secret')
-  t.notOk(warned(['--cookieSecret', 'x'], /cookieSecret/), 'not with a secret')
+  t.notOk(warned(['--cookieSecret', 'x'], /no cookieSecret configured/), 'not with a secret')
   t.ok(warned(['--security_legacy'], /security_legacy is on/), 'security_legacy')
   t.notOk(warned([], /security_legacy/))
   t.ok(warned(['--allowed', 'a.com'], /only apply with --farm/), 'allowed without --farm')
-  t.same(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings, [], 'a tidy farm boots silently')
+  t.same(configOf(['--farm', '--allowed', 'a.com'], { WIKIFARM_COOKIE_SECRET: 'x' }).warnings, [], 'a tidy farm boots silently')
+  t.match(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings, [/^--cookieSecret puts a secret on the command line/],
+    'a secret as a flag is its one warning (test/secret-flags.test.ts)')
 
   const grants = t.testdir({
     'single.json': JSON.stringify({ cookieSecret: 'x', plugins: { echo: { sites: ['a.com'] }, off: { sites: ['a.com'], enabled: false } } }),

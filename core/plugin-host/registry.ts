@@ -19,7 +19,7 @@ import { normalizeHost } from '../http/site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
-import { describedPlugin, sameDescription, type PluginDescription } from './description.js'
+import { describedPlugin, optionsWithDefaults, sameDescription, type PluginDescription } from './description.js'
 
 export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url))
 const NAME = /^[a-z][a-z0-9-]{0,39}$/
@@ -453,7 +453,7 @@ export class PluginRegistry {
     }
     if (definition.options) {
       const validator = Compile(definition.options)
-      const value = validator.Default(structuredClone(grant.options ?? {}))
+      const value = optionsWithDefaults(definition.options, grant.options)
       if (!validator.Check(value)) return `invalid options: ${describeErrors(validator, value)}`
     }
     return null
@@ -523,7 +523,7 @@ export class PluginRegistry {
     record.reason = null
     record.nextRetryAt = null
     const log = this.#options.loggerFor(record.name)
-    const options = definition.options ? Compile(definition.options).Default(structuredClone(record.grant.options ?? {})) : (record.grant.options ?? {})
+    const options = definition.options ? optionsWithDefaults(definition.options, record.grant.options) : (record.grant.options ?? {})
     const inProcess = record.inProcess
     let host: PluginHost | null = null
     if (record.isolation !== 'none') {

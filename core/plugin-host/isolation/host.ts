@@ -307,7 +307,9 @@ export class PluginHost {
       cwd: pluginDir ?? COMPILED_ROOT,
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      ...pluginUser(),
+      // A plugin granted native addons drives hardware (a device node the farm's user may open)
+      // and runs native code no sandbox holds: it keeps the farm's user, as documented.
+      ...(this.#options.allowAddons ? {} : pluginUser()),
     })
     this.#child = child
     this.#watchResidentMemory(child)
