@@ -142,6 +142,7 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     await shown.waitFor({ timeout: WAIT })
     const secret = await shown.inputValue()
     t.equal(secret, answered, 'the dialog shows the secret the claim answered')
+    t.ok(await shown.evaluate((el) => { const box = el as unknown as { scrollWidth: number; clientWidth: number }; return box.scrollWidth <= box.clientWidth }), 'the whole secret is in view, none cut off')
     await page.locator('dialog#wikifarm-secret button').click()
     const ownerFile = JSON.parse(await readFile(join(env.farm.data, host, 'status', 'owner.json'), 'utf8')) as { name: string }
     t.equal(ownerFile.name, ownerName, 'owner.json names the owner')

@@ -35,7 +35,8 @@ export function checkItemId(id: string): string {
 
 export interface Guards {
   /** Throws unless the request may change its site: the owner, or the admin. */
-  requireOwner(request: FastifyRequest): Promise<void>
+  /** `doing` ends the refusal's sentence "Only the owner of this wiki may …" (default: change it). */
+  requireOwner(request: FastifyRequest, doing?: string): Promise<void>
   requireAdmin(request: FastifyRequest): void
   isOwner(request: FastifyRequest): Promise<boolean>
   isAdmin(request: FastifyRequest): boolean
@@ -55,13 +56,13 @@ export function createGuards(config: FarmConfig, sessions: SessionKeeper): Guard
     requireAdmin(request) {
       if (!isAdmin(request)) throw new ERR_NOT_ADMIN()
     },
-    async requireOwner(request) {
+    async requireOwner(request, doing = 'change it') {
       const owner = await request.site.owner()
       if (!owner) {
         if (config.security_legacy || isAdmin(request)) return
         throw new ERR_READ_ONLY()
       }
-      if (!(await isOwner(request))) throw new ERR_NOT_OWNER()
+      if (!(await isOwner(request))) throw new ERR_NOT_OWNER(doing)
     },
   }
 }

@@ -59,23 +59,3 @@ export function sameDescription(a: PluginDescription, b: PluginDescription): boo
   return plain(a) === plain(b)
 }
 
-/**
- * JSON Schema `default`s of object properties, filled in where the value lacks them, at every
- * depth. TypeBox's own Default() follows the kinds TypeBox keeps in non-enumerable keys, which
- * do not cross an isolation boundary: an isolated plugin's schema arrives as plain JSON Schema,
- * and this gives it the defaults an in-process plugin gets from TypeBox.
- */
-function fillDefaults(schema: unknown, value: unknown): unknown {
-  if (!isRecord(schema) || !isRecord(schema.properties) || !isRecord(value)) return value
-  for (const [key, property] of Object.entries(schema.properties)) {
-    if (!isRecord(property)) continue
-    if (!Object.hasOwn(value, key) && property.default !== undefined) value[key] = structuredClone(property.default)
-    if (Object.hasOwn(value, key)) value[key] = fillDefaults(property, value[key])
-  }
-  return value
-}
-
-/** The operator's options for a plugin with its schema's defaults applied (not yet checked). */
-export function optionsWithDefaults(schema: TSchema, options: unknown): unknown {
-  return fillDefaults(schema, Compile(schema).Default(structuredClone(options ?? {})))
-}

@@ -73,9 +73,10 @@ function statusOf(code: string): number {
   }
 }
 
-function errorData(err: unknown): { code: string; error: string } {
-  if (err instanceof CodedError) return { code: err.code, error: err.message }
-  return { code: 'TXTZYME_FAILED', error: 'the line could not be run' }
+/** An error as the kernel words its own: `{ error, code }`, in that order, on REST and sockets. */
+function errorData(err: unknown): { error: string; code: string } {
+  if (err instanceof CodedError) return { error: err.message, code: err.code }
+  return { error: 'the line could not be run', code: 'TXTZYME_FAILED' }
 }
 
 /** The simulator on a fresh pty pair in a temporary folder; socat must be installed. */
@@ -158,7 +159,24 @@ export default definePlugin({
       openToVisitors: options.openToVisitors, simulated: simulated !== null,
     })
     const stateData = (s: DeviceStatus): JsonValue => ({ state: s.state, path: s.path, chip: s.chip, reason: s.reason, since: s.since })
+    // Each change of the device's availability is logged once: gone (warn) and back (info).
+    // Between them the reconnect attempts alternate opening and absent at every backoff, so
+    // those states go to debug only.
+    let wasReady = true
+    const logState = (s: DeviceStatus): void => {
+      const fields = { path: s.path, ...(s.reason ? { reason: s.reason } : {}) }
+      if (s.state === 'ready') {
+        if (!wasReady) kernel.log.info('Txtzyme device found again and ready', { ...fields, chip: s.chip })
+        wasReady = true
+      } else if (wasReady && (s.state === 'lost' || s.state === 'absent')) {
+        kernel.log.warn('Txtzyme device unplugged or not answering: reconnecting', fields)
+        wasReady = false
+      } else {
+        kernel.log.debug(`Txtzyme device ${s.state}`, fields)
+      }
+    }
     const offState = dev.onState((s) => {
+      logState(s)
       for (const conn of jsonClients) conn.send({ type: 'state', data: stateData(s) })
     })
 
@@ -244,7 +262,7 @@ export default definePlugin({
               return
             }
             if (!mayRun(conn)) {
-              conn.send({ type: 'error', id: message.id, data: { code: 'TXTZYME_NOT_OWNER', error: NOT_ALLOWED } })
+              conn.send({ type: 'error', id: message.id, data: { error: NOT_ALLOWED, code: 'TXTZYME_NOT_OWNER' } })
               return
             }
             if (message.type === 'observe') {
