@@ -93,7 +93,8 @@ t.test('process: the child cannot signal, debug or renice the farm, read its /pr
   await farm.call('POST', '/plugin/escape/abort').catch(() => null)
   await eventually(() => farm.status('escape').crashes === 1, 5000, 'the abort ended the plugin')
   t.equal((await http(farm.port, 'GET', '/system/sitemap.json', A)).status, 200, 'the farm serves')
-  await eventually(() => farm.status('escape').state === 'running', 5000, 'it restarts')
+  await eventually(() => farm.status('escape').state === 'running', 10_000, 'it restarts')
+  t.match(farm.status('escape'), { crashes: 1, reason: null })
 })
 
 t.test('worker: signals, an inspector, a renice, abort, processes, threads and addons are refused; the farm lives', async (t) => {
