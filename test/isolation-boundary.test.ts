@@ -16,6 +16,7 @@ import type { IsolationMode } from '../core/plugin-host/isolation/channel.js'
 import type { PluginGrant, PluginStatus } from '../core/plugin-host/registry.js'
 
 const PLUGINS = fileURLToPath(new URL('./fixtures/plugins-boundary/', import.meta.url))
+const STUCK = fileURLToPath(new URL('./fixtures/plugin-packages/stuck.js', import.meta.url))
 const A = 'a.example'
 const MODES: Exclude<IsolationMode, 'none'>[] = ['worker', 'process']
 /** The data folder the nosy fixture looks into (its NOSY_DATA: importing it here would run it here). */
@@ -23,7 +24,7 @@ const NOSY_DATA = join(tmpdir(), 'wikifarm-nosy-data')
 const OWNER_SECRET = 'nosy-owner-secret-of-b'
 const ENV_SECRET = 'nosy-cookie-secret-in-the-farm-environment'
 
-async function boundaryFarm(t: Test, grants: Record<'nosy' | 'escape', PluginGrant>, data?: string, extra: Partial<FarmConfig> = {}) {
+async function boundaryFarm(t: Test, grants: Record<'nosy' | 'escape', PluginGrant> & Record<string, PluginGrant>, data?: string, extra: Partial<FarmConfig> = {}) {
   const farm = await startFarm(t, { farm: true, plugins: grants, pluginHeartbeatTimeoutMs: 5000, ...extra }, data, { builtinPluginsDir: PLUGINS })
   const port = await listenLocal(farm)
   const status = (name: string): PluginStatus => {
@@ -138,3 +139,15 @@ for (const mode of MODES) {
     t.equal(farm.status('escape').crashes, 1)
   })
 }
+
+t.test('a third-party plugin whose top-level code never finishes is failed after the launch timeout; the farm boots', async (t) => {
+  const started = Date.now()
+  const farm = await boundaryFarm(t, { stuck: { package: STUCK }, nosy: { enabled: false }, escape: { enabled: false } }, undefined,
+    { pluginLaunchTimeoutMs: 1000 })
+  t.ok(Date.now() - started < 8000, 'the boot waited only for the timeout')
+  t.match(farm.status('stuck'), {
+    state: 'failed', isolation: 'process', pid: null, launches: 0,
+    reason: 'could not load: describing itself did not finish within 1000 ms',
+  }, 'its module ran in its own process by default, and that process is gone')
+  t.equal((await http(farm.port, 'GET', '/system/sitemap.json', A)).status, 200, 'the farm serves')
+})
