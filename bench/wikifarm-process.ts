@@ -11,7 +11,7 @@ const NO_LIMITS = ['--loginRate', '0', '--claimRate', '0', '--editRate', '0', '-
 
 export interface WikifarmOptions {
   data: string
-  /** Extra CLI flags, e.g. ['--admin', 'secret']. */
+  /** Extra CLI flags, e.g. ['--farm']; secrets go in `env` (WIKIFARM_ADMIN), never in argv. */
   flags?: string[]
   /** Node flags before the script, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
   nodeFlags?: string[]
