@@ -89,7 +89,8 @@ t.test('process: the child cannot signal, debug or renice the farm, read its /pr
   const proc = (await farm.call('GET', '/plugin/escape/proc')).json
   t.match(proc, { environ: /^refused: /, cmdline: /^refused: / }, 'the farm\'s /proc entries are out of reach')
   const spawned = (await farm.call('POST', '/plugin/escape/spawn')).json
-  t.match(spawned, { child: /^refused: /, worker: /^refused: /, addon: /^refused: / }, 'no process, thread or native code of its own')
+  t.match(spawned, { child: /^refused: /, worker: /^refused: /, addon: /^refused: /, inspector: /^refused: / },
+    'no process, thread, native code or inspector of its own')
   // process.abort() ends the child only.
   await farm.call('POST', '/plugin/escape/abort').catch(() => null)
   await eventually(() => farm.status('escape').crashes === 1, 5000, 'the abort ended the plugin')
@@ -98,13 +99,15 @@ t.test('process: the child cannot signal, debug or renice the farm, read its /pr
   t.match(farm.status('escape'), { crashes: 1, reason: null })
 })
 
-t.test('worker: signals, an inspector, a renice, abort, processes, threads and addons are refused; the farm lives', async (t) => {
+t.test('worker: signals, an inspector on the farm or itself, a renice, abort, processes, threads and addons are refused; the farm lives', async (t) => {
   const farm = await boundaryFarm(t, { escape: { isolation: 'worker' }, nosy: { enabled: false } })
   t.equal((await farm.call('GET', '/plugin/escape/who')).json.farmPid, process.pid)
   const signals = (await farm.call('POST', '/plugin/escape/signal')).json
   for (const [what, result] of Object.entries(signals)) t.match(result, /^refused: ERR_ACCESS_DENIED/, `${what}: refused`)
   const spawned = (await farm.call('POST', '/plugin/escape/spawn')).json
-  t.match(spawned, { child: /^refused: ERR_ACCESS_DENIED/, worker: /^refused: ERR_ACCESS_DENIED/, addon: /^refused: ERR_ACCESS_DENIED/ })
+  t.match(spawned, {
+    child: /^refused: ERR_ACCESS_DENIED/, worker: /^refused: ERR_ACCESS_DENIED/, addon: /^refused: ERR_ACCESS_DENIED/, inspector: /^refused: ERR_ACCESS_DENIED/,
+  })
   t.equal((await farm.call('POST', '/plugin/escape/abort')).status, 500, 'process.abort() throws in the plugin instead of ending the farm')
   t.equal(farm.status('escape').state, 'running')
   // Documented in docs/security.md as not contained: the farm's /proc/self is the worker's.

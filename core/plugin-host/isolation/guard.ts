@@ -53,6 +53,15 @@ export function installGuard(mode: GuardMode, allowAddons: boolean): void {
     // gets a fresh `process`, a child process the farm's user and environment.
     seal(process, 'abort', refuse('process.abort'))
     seal(require('node:worker_threads') as object, 'Worker', refuse('new Worker'))
+    // An inspector session on its own isolate would reach Node's internals (and the raw
+    // bindings behind the sealed functions) through paused frames. The permission model
+    // refuses it in a child; a worker has no permission model.
+    // inspector/promises builds on inspector's Session when it loads: sealed first.
+    for (const name of ['node:inspector/promises', 'node:inspector']) {
+      const inspector = require(name) as object
+      seal(inspector, 'Session', refuse('inspector.Session'))
+      seal(inspector, 'open', refuse('inspector.open'))
+    }
     const children = require('node:child_process') as Record<string, unknown>
     for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork']) {
       seal(children, name, refuse(`child_process.${name}`))
