@@ -59,7 +59,8 @@ export interface MemoryRun {
   result: string
 }
 
-export async function isolationMemory(checkout: string, mode: 'worker' | 'process', maxRssMb?: number): Promise<MemoryRun> {
+export async function isolationMemory(checkout: string, mode: 'worker' | 'process',
+  maxRssMb?: number): Promise<MemoryRun> {
   const dir = mkdtempSync(join(tmpdir(), 'wikifarm-bench-memory-'))
   const grant = { package: HOARD, isolation: mode, maxHeapMb: 64, ...(maxRssMb ? { maxRssMb } : {}) }
   writeFileSync(join(dir, 'farm.json'), JSON.stringify({
@@ -67,7 +68,8 @@ export async function isolationMemory(checkout: string, mode: 'worker' | 'proces
     plugins: { hoard: grant, txtzyme: { enabled: false }, linkmap: { enabled: false } },
   }))
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WIKIFARM_')))
-  const farm = spawn(process.execPath, ['bin/wikifarm.js', '--config', join(dir, 'farm.json')], { cwd: checkout, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const farm = spawn(process.execPath, ['bin/wikifarm.js', '--config', join(dir, 'farm.json')],
+    { cwd: checkout, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   farm.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
   farm.stderr.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
@@ -94,8 +96,8 @@ export async function isolationMemory(checkout: string, mode: 'worker' | 'proces
     await new Promise((resolve) => setTimeout(resolve, 1500))
     clearInterval(sampler)
     return {
-      checkout, mode, maxRssMb: maxRssMb ?? 'default', farmRssBefore: before, farmRssPeak: peak, farmRssAfter: rssMb(pid),
-      pluginProcessRssPeak: pluginPeak, ms, result,
+      checkout, mode, maxRssMb: maxRssMb ?? 'default', farmRssBefore: before, farmRssPeak: peak,
+      farmRssAfter: rssMb(pid), pluginProcessRssPeak: pluginPeak, ms, result,
     }
   } finally {
     farm.kill('SIGKILL')

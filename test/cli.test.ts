@@ -359,7 +359,10 @@ t.test('plugins: grants from the file, the shortcut flags merged into them', asy
 t.test('timeouts and websocket limits from the file', async (t) => {
   const dir = t.testdir({
     'limits.json': JSON.stringify({ plugin_handler_timeout: 100, plugin_close_timeout: '200', plugin_heartbeat_timeout: 700, plugin_restart_limit: 2, maxPayload: 1, sendBuffer: '1kb', pingSeconds: 1 }),
-    'isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 }, txtzyme: { isolation: 'process', allowAddons: true } } }),
+    'isolation.json': JSON.stringify({ plugins: {
+      linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
+      txtzyme: { isolation: 'process', allowAddons: true },
+    } }),
     'bad-isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'vm' } } }),
     'bad-rss.json': JSON.stringify({ plugins: { linkmap: { maxRssMb: 8 } } }),
   })
@@ -370,7 +373,8 @@ t.test('timeouts and websocket limits from the file', async (t) => {
     maxPayload: 1, sendBufferBytes: 1024, pingIntervalSeconds: 1,
   })
   t.same(configOf(['--config', join(dir, 'isolation.json')]).config.plugins, {
-    linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 }, txtzyme: { isolation: 'process', allowAddons: true },
+    linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
+    txtzyme: { isolation: 'process', allowAddons: true },
   }, 'isolation per plugin')
   t.match(refusal(t, ['--config', join(dir, 'bad-isolation.json')]), /key "plugins\.linkmap\.isolation": must be "none", "worker" or "process", got "vm"$/)
   t.match(refusal(t, ['--config', join(dir, 'bad-rss.json')]), /key "plugins\.linkmap\.maxRssMb": must be a whole number of MiB from 32 to 65536, got 8$/)
@@ -407,8 +411,10 @@ t.test('warnings at boot', async (t) => {
   t.ok(warned(['--security_legacy'], /security_legacy is on/), 'security_legacy')
   t.notOk(warned([], /security_legacy/))
   t.ok(warned(['--allowed', 'a.com'], /only apply with --farm/), 'allowed without --farm')
-  t.same(configOf(['--farm', '--allowed', 'a.com'], { WIKIFARM_COOKIE_SECRET: 'x' }).warnings, [], 'a tidy farm boots silently')
-  t.match(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings, [/^--cookieSecret puts a secret on the command line/],
+  t.same(configOf(['--farm', '--allowed', 'a.com'], { WIKIFARM_COOKIE_SECRET: 'x' }).warnings, [],
+    'a tidy farm boots silently')
+  t.match(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings,
+    [/^--cookieSecret puts a secret on the command line/],
     'a secret as a flag is its one warning (test/secret-flags.test.ts)')
 
   const grants = t.testdir({

@@ -9,11 +9,13 @@ import { optionsWithDefaults } from '../core/plugin-host/plugin-options.js'
 const good = { name: 'fine', apiVersion: 1, trust: 'site' }
 
 t.test('a well-formed definition is taken as sent', async (t) => {
-  const options = JSON.parse(JSON.stringify(Type.Object({ port: Type.Integer({ default: 80 }) }))) as Record<string, unknown>
+  const schema = Type.Object({ port: Type.Integer({ default: 80 }) })
+  const options = JSON.parse(JSON.stringify(schema)) as Record<string, unknown>
   t.same(describedPlugin({ ...good, options, retryIntervalMs: 500, isolationModes: ['none', 'process'] }),
     { ...good, options, retryIntervalMs: 500, isolationModes: ['none', 'process'] })
   t.ok(sameDescription(describedPlugin(good), describedPlugin({ ...good })))
-  t.notOk(sameDescription(describedPlugin(good), describedPlugin({ ...good, trust: 'farm' })), 'a changed trust is a changed definition')
+  t.notOk(sameDescription(describedPlugin(good), describedPlugin({ ...good, trust: 'farm' })),
+    'a changed trust is a changed definition')
 })
 
 t.test('malformed definitions are refused with a reason', async (t) => {
@@ -24,13 +26,16 @@ t.test('malformed definitions are refused with a reason', async (t) => {
     [{ ...good, name: 'x'.repeat(101) }, /its definition has no name/],
     [{ ...good, apiVersion: '1' }, /its definition has no apiVersion/],
     [{ ...good, options: 'a string' }, /its options schema is not a JSON Schema object/],
-    [{ ...good, options: { type: 'object', description: 'x'.repeat(70_000) } }, /its options schema is larger than 65536 characters/],
+    [{ ...good, options: { type: 'object', description: 'x'.repeat(70_000) } },
+      /its options schema is larger than 65536 characters/],
     [{ ...good, retryIntervalMs: -1 }, /its retryIntervalMs is not a number of milliseconds/],
     [{ ...good, retryIntervalMs: Infinity }, /its retryIntervalMs is not a number of milliseconds/],
     [{ ...good, isolationModes: ['vm'] }, /its isolationModes must list some of none, worker, process/],
     [{ ...good, isolationModes: 'process' }, /its isolationModes must list some of none, worker, process/],
   ]
-  for (const [data, reason] of cases) t.throws(() => describedPlugin(data), { message: reason }, JSON.stringify(data)?.slice(0, 60))
+  for (const [data, reason] of cases) {
+    t.throws(() => describedPlugin(data), { message: reason }, JSON.stringify(data)?.slice(0, 60))
+  }
 })
 
 t.test('defaults from a schema that crossed as JSON equal those TypeBox gives in-process', async (t) => {

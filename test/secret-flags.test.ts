@@ -26,7 +26,8 @@ t.test('a secret given as a flag is accepted with a warning; from the file or th
   t.match(flags.config, { admin: ADMIN, cookieSecret: COOKIE })
   t.ok(flags.warnings.includes(secretFlagWarning('admin')), 'a warning for --admin')
   t.ok(flags.warnings.includes(secretFlagWarning('cookieSecret')), 'and one for --cookieSecret')
-  t.match(secretFlagWarning('admin'), /^--admin puts a secret on the command line, .*set "admin" in the config file or WIKIFARM_ADMIN instead$/)
+  t.match(secretFlagWarning('admin'),
+    /^--admin puts a secret on the command line, .*set "admin" in the config file or WIKIFARM_ADMIN instead$/)
 
   const dir = t.testdir({ 'farm.json': JSON.stringify({ admin: ADMIN }) })
   const file = parseCli(['--config', join(dir, 'farm.json')], {})
@@ -44,10 +45,12 @@ t.test('the command line the farm shows hides secret values, in both flag spelli
   t.equal(redactedCommandLine(['node', 'wikifarm', '--port', '3000']), null, 'nothing to hide: left alone')
 })
 
-async function runFarm(t: Test, args: string[], env: NodeJS.ProcessEnv): Promise<{ pid: number; stdout: () => string }> {
+interface RunningFarm { pid: number; stdout: () => string }
+
+async function runFarm(t: Test, args: string[], env: NodeJS.ProcessEnv): Promise<RunningFarm> {
   const dir = t.testdir()
-  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--data', dir, '--logLevel', 'info', ...args],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const flags = ['--host', '127.0.0.1', '--port', '0', '--data', dir, '--logLevel', 'info', ...args]
+  const child = spawn(process.execPath, [BIN, ...flags], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   let out = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
@@ -62,9 +65,11 @@ async function runFarm(t: Test, args: string[], env: NodeJS.ProcessEnv): Promise
 
 t.test('bin: --admin on the command line logs the warning and leaves /proc/<pid>/cmdline without it', async (t) => {
   const farm = await runFarm(t, ['--admin', ADMIN], cleanEnv())
-  const warning = farm.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string })
+  const warning = farm.stdout().split('\n').filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string })
     .find((l) => l.msg.startsWith('--admin puts a secret'))
-  t.match(warning, { level: 40, msg: secretFlagWarning('admin') }, 'a warn line names the flag and where the secret belongs')
+  t.match(warning, { level: 40, msg: secretFlagWarning('admin') },
+    'a warn line names the flag and where the secret belongs')
   const cmdline = readFileSync(`/proc/${farm.pid}/cmdline`, 'latin1')
   t.notMatch(cmdline, ADMIN, 'the running farm\'s command line does not hold the secret')
   t.match(cmdline, /--admin \*\*\*/, 'it shows that one was given')

@@ -32,7 +32,9 @@ const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
 /** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
 const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
-const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'maxRssMb', 'allowAddons', 'allowRead']
+const GRANT_KEYS: readonly (keyof PluginGrant)[] = [
+  'enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'maxRssMb', 'allowAddons', 'allowRead',
+]
 /** Node's timers fire at once beyond this many milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_PAYLOAD = 16 * MIB
@@ -259,7 +261,9 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
           grant.maxHeapMb = v
           break
         case 'maxRssMb':
-          if (typeof v !== 'number' || !Number.isInteger(v) || v < 32 || v > 65536) fail(field, `must be a whole number of MiB from 32 to 65536, got ${show(v)}`)
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 32 || v > 65536) {
+            fail(field, `must be a whole number of MiB from 32 to 65536, got ${show(v)}`)
+          }
           grant.maxRssMb = v
           break
         case 'allowAddons':

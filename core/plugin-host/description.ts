@@ -29,7 +29,9 @@ export function describedPlugin(data: unknown): PluginDescription {
   const description: PluginDescription = { name, apiVersion, trust: trust as PluginDescription['trust'] }
   if (options !== undefined) {
     if (!isRecord(options)) throw new Error('its options schema is not a JSON Schema object')
-    if (JSON.stringify(options).length > MAX_SCHEMA_CHARS) throw new Error(`its options schema is larger than ${MAX_SCHEMA_CHARS} characters`)
+    if (JSON.stringify(options).length > MAX_SCHEMA_CHARS) {
+      throw new Error(`its options schema is larger than ${MAX_SCHEMA_CHARS} characters`)
+    }
     try {
       Compile(options as TSchema)
     } catch (err) {

@@ -171,7 +171,8 @@ export class PluginRecord {
   /** The last launch failure logged at warn, so that retries failing alike are not repeated. */
   lastLogged: string | null = null
 
-  constructor(name: string, source: string, definition: PluginDescription | null, grant: PluginGrant, state: PluginState, reason: string | null) {
+  constructor(name: string, source: string, definition: PluginDescription | null, grant: PluginGrant,
+    state: PluginState, reason: string | null) {
     this.name = name
     this.source = source
     this.definition = definition
@@ -411,15 +412,18 @@ export class PluginRegistry {
         throw err
       }
     } catch (err) {
-      return { definition: null, inProcess: null, reason: `could not load: ${String((err as Error).message).split(/\r?\n/, 1)[0]}` }
+      const first = String((err as Error).message).split(/\r?\n/, 1)[0]
+      return { definition: null, inProcess: null, reason: `could not load: ${first}` }
     }
   }
 
   /** Applies the operator's grant to what the plugin declared, with the same rules wherever it was read. */
-  #admit(record: PluginRecord, definition: PluginDescription | null, inProcess: DefinedPlugin | null, reason: string | null): void {
+  #admit(record: PluginRecord, definition: PluginDescription | null, inProcess: DefinedPlugin | null,
+    reason: string | null): void {
     const { name, source, grant } = record
     if (definition && definition.name !== name) {
-      throw new ERR_PLUGIN_CONFIG(`${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
+      throw new ERR_PLUGIN_CONFIG(
+        `${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
     }
     // Built-ins get the trust they request unless the operator says otherwise;
     // third-party plugins get `site` unless the operator grants `farm`.
@@ -521,7 +525,9 @@ export class PluginRegistry {
     record.reason = null
     record.nextRetryAt = null
     const log = this.#options.loggerFor(record.name)
-    const options = definition.options ? optionsWithDefaults(definition.options, record.grant.options) : (record.grant.options ?? {})
+    const options = definition.options
+      ? optionsWithDefaults(definition.options, record.grant.options)
+      : (record.grant.options ?? {})
     const inProcess = record.inProcess
     let host: PluginHost | null = null
     if (record.isolation !== 'none') {
@@ -579,11 +585,14 @@ export class PluginRegistry {
    * definition again in its new sandbox: one that changed since discovery is refused, since
    * the grant was checked against the old one.
    */
-  async #launchIsolated(record: PluginRecord, host: PluginHost, fresh: boolean, options: unknown): Promise<PluginInstance> {
+  async #launchIsolated(record: PluginRecord, host: PluginHost, fresh: boolean,
+    options: unknown): Promise<PluginInstance> {
     const definition = record.definition as PluginDescription
     if (fresh) {
       const again = describedPlugin(await host.describe())
-      if (!sameDescription(again, definition)) throw new Error('its definition changed since the farm started: restart the farm to check it again')
+      if (!sameDescription(again, definition)) {
+        throw new Error('its definition changed since the farm started: restart the farm to check it again')
+      }
     }
     return host.launch(definition.trust, definition.apiVersion, options)
   }

@@ -41,7 +41,8 @@ export function installGuard(mode: GuardMode, allowAddons: boolean): void {
   seal(process, '_linkedBinding', refuse('process._linkedBinding'))
   if (mode === 'worker' || !allowAddons) {
     // A native addon runs outside every guard; in a worker it can abort the farm (serialport does).
-    const why = mode === 'worker' ? 'a native addon cannot load in a worker thread: grant isolation "process" and allowAddons'
+    const why = mode === 'worker'
+      ? 'a native addon cannot load in a worker thread: grant isolation "process" and allowAddons'
       : 'a native addon cannot load without the allowAddons grant'
     seal(process, 'dlopen', () => { throw Object.assign(new Error(why), { code: 'ERR_ACCESS_DENIED' }) })
   }

@@ -1,7 +1,8 @@
 // The kernel's side of plugin isolation. A PluginHost starts a plugin in a worker thread (with
 // V8 heap limits) or a child process (under Node's permission model, as an unprivileged user when
 // the farm runs as root, its RSS watched), has it describe itself there (the plugin's module is
-// never imported in the farm's thread), and gives the registry a PluginInstance whose handlers forward every REST request, websocket connect/message/close
+// never imported in the farm's thread), and gives the registry a PluginInstance whose handlers
+// forward every REST request, websocket connect/message/close
 // and event across the boundary, so routing, validation, sockets and status stay the kernel's,
 // unchanged. It answers the plugin's own calls (its KernelHandle and site handles) only for
 // sites the plugin has been handed, watches the plugin with a heartbeat, and reports its death

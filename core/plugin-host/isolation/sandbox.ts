@@ -8,13 +8,14 @@
 // `launch` it launches it. No loader and no bundle: plain JavaScript from dist/.
 import { parentPort } from 'node:worker_threads'
 import {
-  PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable,
-  type AnyRouteDeclaration, type Connection, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance,
-  type PluginLogger, type RequestContext, type SiteHandle, type SocketDeclaration,
+  PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, isDefinedPlugin, isPluginHttpError, isPluginReply,
+  isPluginUnavailable, type AnyRouteDeclaration, type Connection, type DefinedPlugin, type EventContext,
+  type KernelHandle, type PluginInstance, type PluginLogger, type RequestContext, type SiteHandle,
+  type SocketDeclaration,
 } from '../../plugin-api.js'
 import {
-  errorData, type CallOp, type ContextData, type DescriptionData, type ErrorData, type KernelMessage, type PluginMessage,
-  type RestResult,
+  errorData, type CallOp, type ContextData, type DescriptionData, type ErrorData, type KernelMessage,
+  type PluginMessage, type RestResult,
 } from './channel.js'
 import { installGuard } from './guard.js'
 
@@ -219,7 +220,8 @@ function startSandbox(): void {
       if (held <= limitMb * 1024 * 1024) return
       clearInterval(timer)
       try {
-        post({ t: 'fatal', reason: `out of memory: ${Math.round(held / 1048576)} MiB held (heap and Buffers), limit ${limitMb} MiB` })
+        const mb = Math.round(held / 1048576)
+        post({ t: 'fatal', reason: `out of memory: ${mb} MiB held (heap and Buffers), limit ${limitMb} MiB` })
       } finally {
         exit(EXIT_OUT_OF_MEMORY)
       }
@@ -236,7 +238,9 @@ function startSandbox(): void {
     // Plain data only: the schema as JSON (TypeBox's symbols do not cross), the rest as declared.
     const definition: DescriptionData = {
       name: loaded.name, apiVersion: loaded.apiVersion, trust: loaded.trust,
-      ...(loaded.options !== undefined ? { options: JSON.parse(JSON.stringify(loaded.options)) as Record<string, unknown> } : {}),
+      ...(loaded.options !== undefined
+        ? { options: JSON.parse(JSON.stringify(loaded.options)) as Record<string, unknown> }
+        : {}),
       ...(loaded.retryIntervalMs !== undefined ? { retryIntervalMs: loaded.retryIntervalMs } : {}),
       ...(loaded.isolationModes !== undefined ? { isolationModes: [...loaded.isolationModes] } : {}),
     }
