@@ -359,8 +359,12 @@ t.test('plugins: grants from the file, the shortcut flags merged into them', asy
 t.test('timeouts and websocket limits from the file', async (t) => {
   const dir = t.testdir({
     'limits.json': JSON.stringify({ plugin_handler_timeout: 100, plugin_close_timeout: '200', plugin_heartbeat_timeout: 700, plugin_restart_limit: 2, maxPayload: 1, sendBuffer: '1kb', pingSeconds: 1 }),
-    'isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'process', maxHeapMb: 64 }, txtzyme: { isolation: 'process', allowAddons: true } } }),
+    'isolation.json': JSON.stringify({ plugins: {
+      linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
+      txtzyme: { isolation: 'process', allowAddons: true },
+    } }),
     'bad-isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'vm' } } }),
+    'bad-rss.json': JSON.stringify({ plugins: { linkmap: { maxRssMb: 8 } } }),
   })
   const { config } = configOf(['--config', join(dir, 'limits.json'), '--plugin_timeout', '300'])
   t.match(config, {
@@ -369,9 +373,11 @@ t.test('timeouts and websocket limits from the file', async (t) => {
     maxPayload: 1, sendBufferBytes: 1024, pingIntervalSeconds: 1,
   })
   t.same(configOf(['--config', join(dir, 'isolation.json')]).config.plugins, {
-    linkmap: { isolation: 'process', maxHeapMb: 64 }, txtzyme: { isolation: 'process', allowAddons: true },
+    linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
+    txtzyme: { isolation: 'process', allowAddons: true },
   }, 'isolation per plugin')
   t.match(refusal(t, ['--config', join(dir, 'bad-isolation.json')]), /key "plugins\.linkmap\.isolation": must be "none", "worker" or "process", got "vm"$/)
+  t.match(refusal(t, ['--config', join(dir, 'bad-rss.json')]), /key "plugins\.linkmap\.maxRssMb": must be a whole number of MiB from 32 to 65536, got 8$/)
   const { config: defaults } = configOf([])
   t.match(defaults, {
     pluginLaunchTimeoutMs: 10_000, pluginHandlerTimeoutMs: 30_000, pluginCloseTimeoutMs: 5_000,
@@ -401,11 +407,15 @@ t.test('warnings at boot', async (t) => {
   t.notOk(warned(['--config', join(dir, 'd.json')], promiscuous), 'not with wikiDomains')
 
   t.ok(warned([], /no cookieSecret configured.*random/), 'random secret')
-  t.notOk(warned(['--cookieSecret', 'x'], /cookieSecret/), 'not with a secret')
+  t.notOk(warned(['--cookieSecret', 'x'], /no cookieSecret configured/), 'not with a secret')
   t.ok(warned(['--security_legacy'], /security_legacy is on/), 'security_legacy')
   t.notOk(warned([], /security_legacy/))
   t.ok(warned(['--allowed', 'a.com'], /only apply with --farm/), 'allowed without --farm')
-  t.same(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings, [], 'a tidy farm boots silently')
+  t.same(configOf(['--farm', '--allowed', 'a.com'], { WIKIFARM_COOKIE_SECRET: 'x' }).warnings, [],
+    'a tidy farm boots silently')
+  t.match(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings,
+    [/^--cookieSecret puts a secret on the command line/],
+    'a secret as a flag is its one warning (test/secret-flags.test.ts)')
 
   const grants = t.testdir({
     'single.json': JSON.stringify({ cookieSecret: 'x', plugins: { echo: { sites: ['a.com'] }, off: { sites: ['a.com'], enabled: false } } }),
@@ -579,13 +589,13 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['test.json', /test\.json key "test": .*not supported/],
     ['allowedtype.json', /allowedtype\.json key "allowed": must be a comma-separated list, got 5$/],
     ['admin.json', /admin\.json key "admin": must be a string, got 42$/],
-    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/],
+    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/],
     ['plugins-null.json', /key "plugins": must be an object/],
     ['plugin-name.json', /key "plugins\.Txtzyme": "Txtzyme" is not a plugin name/],
     ['plugin-name-path.json', /key "plugins\.\.\.\/evil": "\.\.\/evil" is not a plugin name/],
-    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead, got true$/],
+    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, got true$/],
     ['plugin-key.json', /key "plugins\.txtzyme\.trusted": unknown key; did you mean "trust"\?$/],
-    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead\)$/],
+    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\)$/],
     ['plugin-proto.json', /plugin-proto\.json: the config file is not valid JSON: .*prototype/i],
     ['plugin-enabled.json', /key "plugins\.txtzyme\.enabled": must be true or false, got "yes"$/],
     ['plugin-trust.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "all"$/],

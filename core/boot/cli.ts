@@ -32,7 +32,9 @@ const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
 /** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
 const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
-const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'allowAddons', 'allowRead']
+const GRANT_KEYS: readonly (keyof PluginGrant)[] = [
+  'enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'maxRssMb', 'allowAddons', 'allowRead',
+]
 /** Node's timers fire at once beyond this many milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_PAYLOAD = 16 * MIB
@@ -258,6 +260,12 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
           if (typeof v !== 'number' || !Number.isInteger(v) || v < 16 || v > 16384) fail(field, `must be a whole number of MiB from 16 to 16384, got ${show(v)}`)
           grant.maxHeapMb = v
           break
+        case 'maxRssMb':
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 32 || v > 65536) {
+            fail(field, `must be a whole number of MiB from 32 to 65536, got ${show(v)}`)
+          }
+          grant.maxRssMb = v
+          break
         case 'allowAddons':
           if (typeof v !== 'boolean') fail(field, `must be true or false, got ${show(v)}`)
           grant.allowAddons = v
@@ -319,6 +327,8 @@ interface Setting {
   perDomain?: boolean
   /** Its environment variable holds JSON (an object-valued key). */
   json?: boolean
+  /** A secret: accepted as a flag, with a warning, since any local user reads a command line. */
+  secret?: boolean
   assign(into: Settings, value: unknown, where: string): void
 }
 
@@ -359,12 +369,12 @@ const SETTINGS: Record<string, Setting> = {
     assign: (s, v, w) => { s.security_type = securityType(v, w) },
   },
   cookieSecret: {
-    flag: 'string', arg: 'SECRET', shown: 'random at each start', perDomain: true,
+    flag: 'string', arg: 'SECRET', shown: 'random at each start', perDomain: true, secret: true,
     help: 'key that signs session cookies; set it so logins survive a restart',
     assign: (s, v, w) => { s.cookieSecret = text(v, w) },
   },
   admin: {
-    flag: 'string', arg: 'SECRET', shown: 'none', perDomain: true,
+    flag: 'string', arg: 'SECRET', shown: 'none', perDomain: true, secret: true,
     help: 'friend secret of the farm administrator, who may change every site',
     assign: (s, v, w) => { s.admin = v === null ? null : text(v, w) },
   },
@@ -741,13 +751,44 @@ function fromEnv(env: NodeJS.ProcessEnv): Settings {
   return settings
 }
 
+/** The warning for a secret given as a flag, naming where it belongs instead. */
+export function secretFlagWarning(name: string): string {
+  return `--${name} puts a secret on the command line, where other local users and processes can read it ` +
+    `(ps, /proc/<pid>/cmdline): set "${name}" in the config file or ${envNames(name).join(' or ')} instead`
+}
+
+/**
+ * The command line with the values of secret flags (--admin, --cookieSecret) replaced, or null
+ * when it holds none. The farm shows this as its process title once it has read its flags, which
+ * overwrites what /proc/<pid>/cmdline and ps show (and what a worker-thread plugin reads in
+ * /proc/self/cmdline); the warning stays, since the secret was visible until then.
+ */
+export function redactedCommandLine(argv: readonly string[]): string | null {
+  const secrets = Object.entries(SETTINGS).filter(([, s]) => s.secret).map(([name]) => `--${name}`)
+  let redacted = false
+  const out = argv.map((arg, i) => {
+    if (secrets.some((flag) => arg.startsWith(`${flag}=`))) {
+      redacted = true
+      return `${arg.slice(0, arg.indexOf('='))}=***`
+    }
+    if (i > 0 && secrets.includes(argv[i - 1] ?? '')) {
+      redacted = true
+      return '***'
+    }
+    return arg
+  })
+  return redacted ? out.join(' ') : null
+}
+
 function fromFlags(flags: Flags, warnings: string[]): Settings {
   const settings: Settings = {}
   for (const [name, value] of Object.entries(flags)) {
     if (value === undefined) continue
     const setting = Object.hasOwn(SETTINGS, name) ? SETTINGS[name] : undefined
-    if (setting) setting.assign(settings, value, `--${name}`)
-    else if (Object.hasOwn(IGNORED, name)) warnings.push(`--${name} is a reference-farm flag that wikifarm ignores`)
+    if (setting) {
+      setting.assign(settings, value, `--${name}`)
+      if (setting.secret) warnings.push(secretFlagWarning(name))
+    } else if (Object.hasOwn(IGNORED, name)) warnings.push(`--${name} is a reference-farm flag that wikifarm ignores`)
   }
   return settings
 }
