@@ -5,18 +5,15 @@ import secureJson from 'secure-json-parse'
 import type { Page, StoryItem } from '../../schemas/page.js'
 import type { SitemapEntry } from '../../schemas/sitemap.js'
 import type { SiteStore } from './page-store.js'
+import { asSlug, internalLinks } from './page-text.js'
 
 const SITEMAP_FILE = 'sitemap.json'
 // Present on disk from before a page write until the sitemap that includes it is saved: a
 // crash in between leaves it behind, and the next open rebuilds instead of trusting the file.
 const DIRTY_FILE = 'sitemap.dirty'
 const SYNOPSIS_MAX = 560
-const LINK = /\[\[([^\]\n]{1,300})\]\]/g
 
-/** Federated-wiki's slug rule: spaces to dashes, drop everything but letters, digits and dashes. */
-export function asSlug(name: string): string {
-  return name.replace(/\s/g, '-').replace(/[^A-Za-z0-9-]/g, '').toLowerCase()
-}
+export { asSlug }
 
 // The reference dates a page by its last dated journal entry that is not a fork.
 function pageDate(page: Page): number | undefined {
@@ -47,8 +44,8 @@ export function pageLinks(page: Page): Record<string, string> {
     // Object.hasOwn, not `in`: a page linking [[Constructor]] must not find Object.prototype's.
     if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug)) links[item.slug] = item.id
     if (typeof item.text !== 'string') continue
-    for (const match of item.text.matchAll(LINK)) {
-      const slug = asSlug(match[1] as string)
+    for (const link of internalLinks(item.text)) {
+      const slug = asSlug(link.name)
       if (slug && !Object.hasOwn(links, slug)) links[slug] = item.id
     }
   }
