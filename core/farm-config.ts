@@ -36,6 +36,12 @@ export interface FarmConfig {
   idleSeconds: number
   /** Largest request body in bytes. */
   uploadLimit: number
+  /** Largest story item an action may bring, in bytes of JSON (413 beyond it). */
+  itemLimit: number
+  /** Largest page, journal included, in bytes of JSON: old journal entries are compacted to stay under it, else 413. */
+  pageLimit: number
+  /** Largest journal action, in bytes of JSON (413 beyond it). */
+  actionLimit: number
   /** Bytes of page JSON kept in the hot-page cache. */
   cacheBytes: number
   /** Extra origins allowed to send state-changing requests (besides each site's own). */
@@ -91,6 +97,9 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   session_duration: 7,
   idleSeconds: 600,
   uploadLimit: 5 * 1024 * 1024,
+  itemLimit: 4 * 1024 * 1024,
+  pageLimit: 16 * 1024 * 1024,
+  actionLimit: 5 * 1024 * 1024,
   cacheBytes: 64 * 1024 * 1024,
   origins: [],
   trustProxy: false,

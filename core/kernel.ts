@@ -141,6 +141,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     allowed: config.allowed,
     wikiDomains: Object.keys(config.wikiDomains).map((d) => d.toLowerCase()),
     idleMs: config.idleSeconds * 1000,
+    limits: { itemBytes: config.itemLimit, pageBytes: config.pageLimit, actionBytes: config.actionLimit },
   }, options.store ?? new FilePageStore({ cacheBytes: config.cacheBytes }), events, defaults)
   const sessions = new SessionKeeper(config.cookieSecret, config.session_duration * 24 * 3600, config.secure_cookie)
   const guards = createGuards(config, sessions)

@@ -397,6 +397,22 @@ const SETTINGS: Record<string, Setting> = {
     help: 'largest request body: bytes, or with a unit (kb, mb, gb)',
     assign: (s, v, w) => { s.uploadLimit = bytes(v, w) },
   },
+  itemLimit: {
+    flag: 'string', arg: 'SIZE', shown: '4mb',
+    help: 'largest story item an action may bring, in bytes of JSON or with a unit; a bigger one is refused (413)',
+    assign: (s, v, w) => { s.itemLimit = bytes(v, w) },
+  },
+  pageLimit: {
+    flag: 'string', arg: 'SIZE', shown: '16mb',
+    help: 'largest page, journal included, in bytes of JSON: old journal entries lose their items to stay under it, ' +
+      'and a story bigger than it is refused (413)',
+    assign: (s, v, w) => { s.pageLimit = bytes(v, w) },
+  },
+  actionLimit: {
+    flag: 'string', arg: 'SIZE', shown: '5mb',
+    help: 'largest journal action (PUT /page/:slug/action), in bytes of JSON; a bigger one is refused (413)',
+    assign: (s, v, w) => { s.actionLimit = bytes(v, w) },
+  },
   idleSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.idleSeconds),
     help: 'close a site after this many seconds without requests (0: never)',
@@ -827,6 +843,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     session_duration: pick('session_duration', ...layers) ?? DEFAULTS.session_duration,
     idleSeconds: pick('idleSeconds', ...layers) ?? DEFAULTS.idleSeconds,
     uploadLimit: pick('uploadLimit', ...layers) ?? DEFAULTS.uploadLimit,
+    itemLimit: pick('itemLimit', ...layers) ?? DEFAULTS.itemLimit,
+    pageLimit: pick('pageLimit', ...layers) ?? DEFAULTS.pageLimit,
+    actionLimit: pick('actionLimit', ...layers) ?? DEFAULTS.actionLimit,
     cacheBytes: pick('cacheBytes', ...layers) ?? DEFAULTS.cacheBytes,
     origins: pick('origins', ...layers) ?? [...DEFAULTS.origins],
     trustProxy: pick('trustProxy', ...layers) ?? DEFAULTS.trustProxy,

@@ -10,7 +10,7 @@ import type { Action } from '../../schemas/action.js'
 import { OwnerValidator, type Owner } from '../../schemas/owner.js'
 import type { PageStore, SiteStore, StoredPage } from './page-store.js'
 import { SiteMap } from './sitemap.js'
-import { applyAction, forksFrom } from './page-actions.js'
+import { applyAction, checkActionSize, fitPage, forksFrom, type PageLimits } from './page-actions.js'
 import { fetchRemotePage } from './remote-pages.js'
 import { EventBus } from './events.js'
 import { DefaultPages } from './default-pages.js'
@@ -27,6 +27,8 @@ export interface SiteRules {
   wikiDomains: string[]
   /** Milliseconds a site may stay unused before it is closed. */
   idleMs: number
+  /** Size caps of items, pages and actions (413 beyond them). */
+  limits: PageLimits
 }
 
 export class Site {
@@ -39,13 +41,15 @@ export class Site {
   #claims: Promise<unknown> = Promise.resolve()
   readonly #events: EventBus
   readonly #defaults: DefaultPages
+  readonly #limits: PageLimits
 
-  constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages) {
+  constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages, limits: PageLimits) {
     this.name = name
     this.root = root
     this.store = store
     this.#events = events
     this.#defaults = defaults
+    this.#limits = limits
   }
 
   sitemap(): Promise<SiteMap> {
@@ -62,6 +66,7 @@ export class Site {
   }
 
   async applyAction(slug: string, action: Action): Promise<Page> {
+    checkActionSize(action, this.#limits)
     const sitemap = await this.sitemap()
     const source = forksFrom(action)
     // A fork's page comes from the other site; fetched before taking the page's write lock.
@@ -74,7 +79,7 @@ export class Site {
         created = current === null
         // Editing a default page copies it into the site, as the reference does on first write.
         const base = forked ?? current ?? this.#defaults.get(slug)?.page ?? null
-        return applyAction(base, action, slug, Date.now())
+        return fitPage(applyAction(base, action, slug, Date.now()), this.#limits)
       }, { backup: forked !== null })
     } finally {
       sitemap.endWrite(slug, stored?.page)
@@ -219,7 +224,7 @@ export class SiteRegistry {
     if (!site) {
       const root = this.folderFor(name)
       if (!root) throw new ERR_STORE(`site ${name} resolves outside the data folder`)
-      site = new Site(name, root, this.#store.site(root), this.events, this.#defaults)
+      site = new Site(name, root, this.#store.site(root), this.events, this.#defaults, this.rules.limits)
       this.#open.set(name, site)
       this.events.emit('site.opened', { site: name })
     }
