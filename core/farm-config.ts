@@ -79,6 +79,18 @@ export interface FarmConfig {
   socketsPerIp: number
   /** Open websockets per site; 0: no cap. */
   socketsPerSite: number
+  /** Open HTTP connections (websockets included) per client address; 0: no cap. */
+  connectionsPerIp: number
+  /** Reads (GET and HEAD) a minute per client address; 0: no limit. */
+  readRate: number
+  /** Seconds a client may take to send a request's headers. */
+  headerSeconds: number
+  /** Seconds a client may take to send a whole request, headers and body. */
+  requestSeconds: number
+  /** Seconds an idle keep-alive connection stays open between requests. */
+  keepAliveSeconds: number
+  /** Seconds a connection may stay silent in either direction (not websockets) before it is closed. */
+  socketIdleSeconds: number
 }
 
 export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
@@ -119,4 +131,10 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   upgradeRate: 120,
   socketsPerIp: 100,
   socketsPerSite: 2000,
+  connectionsPerIp: 256,
+  readRate: 3000,
+  headerSeconds: 20,
+  requestSeconds: 60,
+  keepAliveSeconds: 10,
+  socketIdleSeconds: 120,
 }

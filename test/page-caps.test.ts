@@ -43,7 +43,7 @@ t.test('15 edits of a 4 MB item do not grow the page past the page cap', async (
   const journal = page.journal ?? []
   t.equal(journal.length, 17, 'every action is still in the journal')
   t.same(journal.map((e) => e.type), ['create', 'add', ...Array(15).fill('edit')])
-  const last = journal.at(-1) as { item: { text: string } }
+  const last = journal.at(-1) as unknown as { item: { text: string } }
   t.equal(last.item.text, page.story[0]?.text, 'the newest entry keeps its item')
   const compacted = journal.filter((e) => (e.item as { text?: string } | undefined)?.text === JOURNAL_COMPACTED)
   t.ok(compacted.length >= 12, `${compacted.length} old entries were compacted`)

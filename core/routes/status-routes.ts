@@ -5,6 +5,7 @@ import type { Guards } from '../http/request-context.js'
 import type { PluginRegistry, PluginStatus } from '../plugin-host/registry.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { SocketHub } from '../sockets/socket-hub.js'
+import type { ConnectionGuard } from '../http/connection-guard.js'
 import { escapeHtml } from '../client/page-html.js'
 import { ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
 
@@ -12,6 +13,8 @@ export interface FarmStatus {
   plugins: (PluginStatus & { connections: Record<string, number> })[]
   sites: { open: string[] }
   connections: { total: number; byPlugin: Record<string, Record<string, number>> }
+  /** HTTP connections open now, and refused over the per-address cap since start. */
+  http: { open: number; refused: number }
   uptimeSeconds: number
 }
 
@@ -31,7 +34,7 @@ function renderStatus(status: FarmStatus): string {
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 <style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 8px;text-align:left;border-bottom:1px solid #ddd}
 .running{color:green}.failed,.unavailable{color:#b00}.restarting{color:#b60}</style></head><body>
-<h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections</p>
+<h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections, ${status.http.refused} HTTP connections refused over the per-address cap</p>
 <h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>launched</th><th>launches</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
 <h2>Open sites (${status.sites.open.length})</h2><ul>${sites}</ul></body></html>`
@@ -42,8 +45,9 @@ export async function statusRoutes(app: FastifyInstance, opts: {
   plugins: PluginRegistry
   sites: SiteRegistry
   hub: SocketHub
+  connections: ConnectionGuard
 }): Promise<void> {
-  const { guards, plugins, sites, hub } = opts
+  const { guards, plugins, sites, hub, connections } = opts
   const started = Date.now()
 
   function status(): FarmStatus {
@@ -52,6 +56,7 @@ export async function statusRoutes(app: FastifyInstance, opts: {
       plugins: plugins.statuses().map((p) => ({ ...p, connections: byPlugin[p.name] ?? {} })),
       sites: { open: sites.openSites() },
       connections: { total: hub.size, byPlugin },
+      http: { open: [...connections.open.values()].reduce((sum, n) => sum + n, 0), refused: connections.refused },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
     }
   }
