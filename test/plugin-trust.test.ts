@@ -115,7 +115,9 @@ t.test('a plugin the operator disabled is not launched and not served', async (t
 
 t.test('operator mistakes stop createKernel with a clear message', async (t) => {
   const config = { code: 'WIKIFARM_ERR_PLUGIN_CONFIG' }
-  await t.rejects(farmWith(t, { nosuch: {} }), { ...config, message: /plugins\.nosuch: no built-in plugin of that name/ }, 'an unknown plugin')
+  await t.rejects(farmWith(t, { nosuch: {} }), { ...config, message: /plugins\.nosuch: no built-in plugin of that name;/ }, 'an unknown plugin')
+  await t.rejects(farmWith(t, { alhpa: {} }, fixture('plugins-three/')),
+    { ...config, message: /plugins\.alhpa: no built-in plugin of that name \(did you mean "alpha"\?\)/ }, 'a typo of a built-in name')
   await t.rejects(farmWith(t, { alpha: { package: fixture('plugins-three/alpha/index.js') } }, fixture('plugins-three/')),
     { ...config, message: /two plugins are named alpha/ }, 'a duplicate name')
   await t.rejects(farmWith(t, { Bad_Name: { package: pkg('third') } }), { ...config, message: /plugin name "Bad_Name"/ }, 'a bad name in the config')

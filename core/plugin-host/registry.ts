@@ -17,6 +17,7 @@ import { siteHandle } from './context.js'
 import { PUSH_CONNECTION_PLUGIN, type PushHub } from '../sockets/push-hub.js'
 import { normalizeHost } from '../http/site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
+import { suggestion } from '../did-you-mean.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
 
@@ -153,6 +154,8 @@ export class PluginRecord {
   /** The worker or child process of an isolated plugin, while it runs. */
   host: PluginHost | null = null
   crashes = 0
+  /** The last launch failure logged at warn, so that retries failing alike are not repeated. */
+  lastLogged: string | null = null
 
   constructor(name: string, source: string, definition: DefinedPlugin | null, grant: PluginGrant, state: PluginState, reason: string | null) {
     this.name = name
@@ -336,7 +339,9 @@ export class PluginRegistry {
         const specifier = grant.package
         found.push({ name, source: `package ${specifier}`, module: resolvePluginModule(specifier), load: () => importPlugin(specifier) })
       } else if (!found.some((f) => f.name === name)) {
-        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`)
+        const hint = suggestion(name, found.map((f) => f.name), '')
+        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
+          'name its "package" to load a third-party plugin')
       }
     }
     for (const { name, source, module, load } of found) {
@@ -477,6 +482,7 @@ export class PluginRegistry {
       record.launches++
       record.retryDelayMs = 0
       this.#subscribe(record, instance)
+      record.lastLogged = null
       log.info('plugin launched', { trust: definition.trust, isolation: record.isolation, ...(host?.pid ? { pid: host.pid } : {}) })
     } catch (err) {
       // A launch that finishes after its timeout still gets closed, so it releases what it holds.
@@ -490,7 +496,11 @@ export class PluginRegistry {
       const unavailable = isPluginUnavailable(err)
       record.state = unavailable ? 'unavailable' : 'failed'
       record.reason = unavailable ? err.reason : (err as Error)?.message ?? String(err)
-      log.warn(`plugin ${record.state}`, { reason: record.reason })
+      // Logged once per reason: a plugin waiting for its device retries quietly (debug).
+      const said = `${record.state}: ${record.reason}`
+      if (said === record.lastLogged) log.debug(`plugin still ${record.state}`, { reason: record.reason })
+      else log.warn(`plugin ${record.state}`, { reason: record.reason })
+      record.lastLogged = said
       const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
       if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
     }
