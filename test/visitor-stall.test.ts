@@ -14,11 +14,12 @@ const BYSTANDER = 'b.example'
 const ORIGIN = `http://${ATTACKER}`
 /** The longest a bystander's read may wait on a loaded 2-core machine; the old parsers took 7 to 22 s. */
 const STALL_BOUND_MS = 1500
+const MB = 1024 * 1024
 
 t.test('a 4 MB page of [ on one site does not stall reads of another', async (t) => {
   const data = t.testdir()
   const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/farm-child.js')], {
-    env: { ...process.env, WIKIFARM_TEST_CONFIG: JSON.stringify({ data, farm: true, ...RATE_LIMITS_OFF, uploadLimit: 20 * 1024 * 1024 }) },
+    env: { ...process.env, WIKIFARM_TEST_CONFIG: JSON.stringify({ data, farm: true, ...RATE_LIMITS_OFF, uploadLimit: 20 * MB, itemLimit: 8 * MB, actionLimit: 8 * MB }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   t.teardown(() => { child.kill('SIGKILL') })

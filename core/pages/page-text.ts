@@ -15,8 +15,6 @@ const LABEL_MAX = 300
 const TAG_MAX = 1000
 
 const RIGHT = 0x5d  // ]
-const NEWLINE = 0x0a
-const GT = 0x3e
 
 /** JavaScript's `\s`, character by character. */
 export function isSpace(code: number): boolean {
@@ -26,29 +24,43 @@ export function isSpace(code: number): boolean {
 }
 
 /**
- * The next position at or after a given one where a character of some kind stands, for
- * positions asked in increasing order: a found position is reused until it is passed, so the
- * text is searched once over, however many times it is asked. `text.length` when none.
+ * The next position at or after a given one where one of some characters stands, for
+ * positions asked in increasing order: each character's last found position is reused until
+ * it is passed, so the text is searched once over, however many times it is asked; the
+ * searches themselves are the engine's own (`indexOf`, or a class like `\s` that cannot
+ * backtrack). `text.length` when there is none.
  */
 class NextOf {
   readonly #text: string
-  readonly #is: (code: number) => boolean
-  #searchedFrom = Number.POSITIVE_INFINITY
-  #found = -1
+  readonly #search: Array<(from: number) => number>
+  readonly #searchedFrom: number[]
+  readonly #found: number[]
 
-  constructor(text: string, is: (code: number) => boolean) {
+  constructor(text: string, what: string | RegExp) {
     this.#text = text
-    this.#is = is
+    const pattern = new RegExp(typeof what === 'string' ? '$^' : what.source, 'g')
+    this.#search = typeof what === 'string'
+      ? [...what].map((c) => (from: number) => text.indexOf(c, from))
+      : [(from: number) => {
+          pattern.lastIndex = from
+          return pattern.exec(text)?.index ?? -1
+        }]
+    this.#searchedFrom = this.#search.map(() => Number.POSITIVE_INFINITY)
+    this.#found = this.#search.map(() => -1)
   }
 
   at(from: number): number {
-    // [searchedFrom, found) holds none, so `found` is still the answer for any `from` in it.
-    if (from >= this.#searchedFrom && from <= this.#found) return this.#found
-    let i = from
-    while (i < this.#text.length && !this.#is(this.#text.charCodeAt(i))) i++
-    this.#searchedFrom = from
-    this.#found = i
-    return i
+    let nearest = this.#text.length
+    for (let k = 0; k < this.#search.length; k++) {
+      // [searchedFrom, found) holds none, so `found` is still the answer for any `from` in it.
+      if (!(from >= (this.#searchedFrom[k] as number) && from <= (this.#found[k] as number))) {
+        const at = (this.#search[k] as (from: number) => number)(from)
+        this.#searchedFrom[k] = from
+        this.#found[k] = at < 0 ? this.#text.length : at
+      }
+      nearest = Math.min(nearest, this.#found[k] as number)
+    }
+    return nearest
   }
 }
 
@@ -67,7 +79,7 @@ export interface InternalLink {
  * linear time.
  */
 export function* internalLinks(text: string): Generator<InternalLink> {
-  const stops = new NextOf(text, (c) => c === RIGHT || c === NEWLINE)
+  const stops = new NextOf(text, ']\n')
   let from = 0
   for (;;) {
     const open = text.indexOf('[[', from)
@@ -81,7 +93,8 @@ export function* internalLinks(text: string): Generator<InternalLink> {
       yield { start: open, end: stop + 2, name: text.slice(start, stop) }
       from = stop + 2
     } else {
-      from = open + 1
+      // Every `[[` that starts before stop - 302 has a name too long for the same `]`: skip them.
+      from = Math.max(open + 1, stop - LINK_NAME_MAX - 2)
     }
   }
 }
@@ -104,7 +117,7 @@ export function asSlug(name: string): string {
 
 /** Markup tags `<...>` (up to 1000 characters inside, no `>`) replaced by a space. */
 export function stripTags(text: string): string {
-  const closes = new NextOf(text, (c) => c === GT)
+  const closes = new NextOf(text, '>')
   let out = ''
   let copied = 0
   for (let open = text.indexOf('<'); open >= 0; open = text.indexOf('<', open + 1)) {
@@ -130,8 +143,8 @@ function urlPrefixAt(text: string, at: number): number {
  * as `/\[(https?:\/\/|\/)\S{0,2000}\s([^\]]{0,300})\]/g` would, in linear time.
  */
 export function externalLinkLabels(text: string): string {
-  const spaces = new NextOf(text, isSpace)
-  const closes = new NextOf(text, (c) => c === RIGHT)
+  const spaces = new NextOf(text, /\s/)
+  const closes = new NextOf(text, ']')
   let out = ''
   let copied = 0
   for (let open = text.indexOf('['); open >= 0; open = text.indexOf('[', open + 1)) {
