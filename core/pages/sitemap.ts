@@ -76,8 +76,13 @@ function parseStoredSitemap(data: Buffer | null): Map<string, SitemapEntry> | nu
   }
 }
 
+/** Sitemap versions, unique across every sitemap the farm opens. */
+let versions = 0
+
 export class SiteMap {
   readonly #store: SiteStore
+  /** Moves on every change of the entries: what caches of whole-site renderings key on. */
+  #version = ++versions
   #entries = new Map<string, SitemapEntry>()
   #json: string | null = null
   #flushing: Promise<void> | null = null
@@ -116,6 +121,10 @@ export class SiteMap {
     // A site with no pages and no sitemap stays without one: reading must not create folders.
     if (stored || pages.length > 0) map.#schedule()
     return map
+  }
+
+  get version(): number {
+    return this.#version
   }
 
   get modifiedAt(): number {
@@ -172,6 +181,7 @@ export class SiteMap {
   /** Coalesces bursts of writes into one file write, at most one in flight. */
   #schedule(): void {
     this.#json = null
+    this.#version = ++versions
     this.#modifiedAt = Date.now()
     this.#dirty = true
     // Nobody awaits a save, so a failed one must not become an unhandled rejection (which
