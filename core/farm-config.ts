@@ -135,6 +135,6 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   readRate: 3000,
   headerSeconds: 20,
   requestSeconds: 60,
-  keepAliveSeconds: 10,
+  keepAliveSeconds: 72,
   socketIdleSeconds: 120,
 }

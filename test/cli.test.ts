@@ -402,7 +402,7 @@ t.test('rate limits and connection caps: flags, defaults, 0 turns off, bad value
 t.test('page caps, connection caps and request deadlines: flags, defaults, bad values refused', async (t) => {
   t.match(configOf([]).config, {
     itemLimit: 4 * MIB, pageLimit: 16 * MIB, actionLimit: 5 * MIB, connectionsPerIp: 256, readRate: 3000,
-    headerSeconds: 20, requestSeconds: 60, keepAliveSeconds: 10, socketIdleSeconds: 120,
+    headerSeconds: 20, requestSeconds: 60, keepAliveSeconds: 72, socketIdleSeconds: 120,
   }, 'the defaults the docs state')
   t.match(configOf(['--itemLimit', '64kb', '--pageLimit=1mb', '--actionLimit', '100000', '--connectionsPerIp', '0', '--readRate', '7',
     '--headerSeconds', '0.5', '--requestSeconds', '90', '--keepAliveSeconds', '3', '--socketIdleSeconds', '600']).config, {
