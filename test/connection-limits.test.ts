@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { httpCall } from './fixtures/http-client.js'
 import { listenLocal, startFarm } from './fixtures/test-farm.js'
+import { openWs } from './fixtures/ws-client.js'
 
 const HOST = 'limits.example'
 
@@ -50,6 +51,17 @@ t.test('a body sent a byte at a time is cut at requestSeconds, slow headers at h
 
   const fine = await httpCall(port, { path: '/welcome-visitors.json', headers: { host: HOST } })
   t.equal(fine.status, 200, 'a prompt client is served')
+})
+
+t.test('the deadlines are for requests: an open websocket outlives every one of them', async (t) => {
+  const farm = await startFarm(t, { farm: true, allowed: [HOST], requestSeconds: 0.5, headerSeconds: 0.5, socketIdleSeconds: 0.5, pingIntervalSeconds: 1 })
+  const port = await listenLocal(farm)
+  const client = await openWs(port, '/system/push', HOST)
+  let closedAt = 0
+  void client.closed.then(() => { closedAt = performance.now() })
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  t.equal(closedAt, 0, 'the websocket is open after five times every deadline')
+  client.ws.close()
 })
 
 t.test('one address holding connectionsPerIp connections is refused more; another address is served', async (t) => {
