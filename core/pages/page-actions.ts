@@ -187,14 +187,15 @@ function itemsBrought(action: Action): unknown[] {
   return []
 }
 
-/** Refuses (413) an action over the action cap, or bringing an item over the item cap. Changes nothing. */
-export function checkActionSize(action: Action, limits: PageLimits): void {
+/** Refuses (413) an action over the action cap, or bringing an item over the item cap; else its size. */
+export function checkActionSize(action: Action, limits: PageLimits): number {
   const bytes = jsonBytes(action)
   if (bytes > limits.actionBytes) throw tooLarge('actionBytes', bytes, limits.actionBytes)
   for (const item of itemsBrought(action)) {
     const itemBytes = jsonBytes(item)
     if (itemBytes > limits.itemBytes) throw tooLarge('itemBytes', itemBytes, limits.itemBytes)
   }
+  return bytes
 }
 
 /** What an old journal entry keeps of an item once its payload is dropped. */

@@ -23,6 +23,15 @@ export function isSpace(code: number): boolean {
     code === 0x205f || code === 0x3000 || code === 0xfeff
 }
 
+/** A search for `pattern` (one character class) from a position: its index, or -1. */
+function searchFor(text: string, pattern: RegExp): (from: number) => number {
+  const global = new RegExp(pattern.source, 'g')
+  return (from) => {
+    global.lastIndex = from
+    return global.exec(text)?.index ?? -1
+  }
+}
+
 /**
  * The next position at or after a given one where one of some characters stands, for
  * positions asked in increasing order: each character's last found position is reused until
@@ -38,13 +47,9 @@ class NextOf {
 
   constructor(text: string, what: string | RegExp) {
     this.#text = text
-    const pattern = new RegExp(typeof what === 'string' ? '$^' : what.source, 'g')
     this.#search = typeof what === 'string'
       ? [...what].map((c) => (from: number) => text.indexOf(c, from))
-      : [(from: number) => {
-          pattern.lastIndex = from
-          return pattern.exec(text)?.index ?? -1
-        }]
+      : [searchFor(text, what)]
     this.#searchedFrom = this.#search.map(() => Number.POSITIVE_INFINITY)
     this.#found = this.#search.map(() => -1)
   }

@@ -66,7 +66,7 @@ export class Site {
   }
 
   async applyAction(slug: string, action: Action): Promise<Page> {
-    checkActionSize(action, this.#limits)
+    const actionBytes = checkActionSize(action, this.#limits)
     const sitemap = await this.sitemap()
     const source = forksFrom(action)
     // A fork's page comes from the other site; fetched before taking the page's write lock.
@@ -75,11 +75,15 @@ export class Site {
     await sitemap.beginWrite()
     let stored: StoredPage | null = null
     try {
-      stored = await this.store.updatePage(slug, (current) => {
+      stored = await this.store.updatePage(slug, (current, currentJson) => {
         created = current === null
         // Editing a default page copies it into the site, as the reference does on first write.
         const base = forked ?? current ?? this.#defaults.get(slug)?.page ?? null
-        return fitPage(applyAction(base, action, slug, Date.now()), this.#limits)
+        const next = applyAction(base, action, slug, Date.now())
+        // An action adds at most its own size twice (its journal entry and its item) to the
+        // page it applies to: when that bound is under the cap, the page need not be measured.
+        const bound = base === current && currentJson !== null ? Buffer.byteLength(currentJson) + 2 * actionBytes + 512 : Infinity
+        return bound <= this.#limits.pageBytes ? next : fitPage(next, this.#limits)
       }, { backup: forked !== null })
     } finally {
       sitemap.endWrite(slug, stored?.page)
