@@ -157,7 +157,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     idleMs: config.idleSeconds * 1000,
     limits: { itemBytes: config.itemLimit, pageBytes: config.pageLimit, actionBytes: config.actionLimit },
   }, options.store ?? new FilePageStore({ cacheBytes: config.cacheBytes }), events, defaults)
-  const sessions = new SessionKeeper(config.cookieSecret, config.session_duration * 24 * 3600, config.secure_cookie)
+  const sessionMs = config.session_duration * 24 * 3600 * 1000
+  const sessions = new SessionKeeper(config.cookieSecret, sessionMs, config.secure_cookie)
   const guards = createGuards(config, sessions)
   const wikiClientDir = packageFolder('wiki-client')
   const securityDir = packageFolder('wiki-security-friends')

@@ -14,7 +14,9 @@ const randomCase = (s: string) => fc.array(fc.boolean(), { minLength: s.length, 
   .map((flips) => [...s].map((c, i) => (flips[i] ? c.toUpperCase() : c)).join(''))
 
 const piece = fc.oneof(
-  fc.constantFrom('a', 'b', 'example', 'www', 'xn--bcher-kva', 'bücher', 'ÄÖÜ', 'ß', '例え', 'ｅｘａｍｐｌｅ', 'localhost', '127.0.0.1', '[::1]', '_x', '-'),
+  fc.constantFrom('a', 'b', 'example', 'www', 'xn--bcher-kva', 'bücher', 'ÄÖÜ', 'ß', '例え', 'ｅｘａｍｐｌｅ', 'localhost',
+    '127.0.0.1', '[::1]', '_x', '-', '[fe80::1%25eth0]', '[fe80::1%eth0]', '%25', '%', 'eth0', '0x7f', '2130706433',
+    '999', 'xn--zz', '[2001:DB8:0::1]'),
   fc.constantFrom('.', '..', '/', '\\', ':', ':0', ':80', ':65536', ':99999', '%2e', '%2f', '@', '[', ']', '?', '#', ' ', '*', '~'),
   fc.constantFrom('\x00', '\t', '\r', '\n', '\x7f', '\u0085', '\u00a0', '\u200b', '\ufeff', '\ud800', '\u202e'),
   fc.stringMatching(/^[a-z0-9-]{1,12}$/),
@@ -89,9 +91,12 @@ t.test(`${RUNS} fuzzed Host headers on a promiscuous farm: folders only for host
   await farm.kernel.close()
   await checkInvariants(t, {
     parent, data, farm: true,
-    // A claim makes a folder, named exactly as the normalised host; nothing else may appear.
+    // A claim makes a folder, named exactly as the normalised host and as a browser's URL
+    // parser names that host (no zone id, no numeric spelling of an address); nothing else.
     allowedSites: (name) => {
-      try { return normalizeHost(name) === name && !name.startsWith('www.') } catch { return false }
+      try {
+        return normalizeHost(name) === name && new URL(`http://${name}/`).hostname === name && !name.startsWith('www.')
+      } catch { return false }
     },
   })
 })

@@ -18,6 +18,7 @@ import { PUSH_CONNECTION_PLUGIN, type PushHub } from '../sockets/push-hub.js'
 import { normalizeHost } from '../http/site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
 import { suggestion } from '../did-you-mean.js'
+import { optionsProblem } from './plugin-options.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
 
@@ -199,10 +200,6 @@ export class PluginRecord {
 
 function compileOrNull(schema: unknown): ReturnType<typeof Compile> | null {
   return schema ? Compile(schema as Parameters<typeof Compile>[0]) : null
-}
-
-function describeErrors(validator: ReturnType<typeof Compile>, value: unknown): string {
-  return validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
 }
 
 function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -398,12 +395,8 @@ export class PluginRegistry {
     if (definition.trust === 'farm' && grant.trust !== 'farm') {
       return `it requests farm trust and the operator granted site trust: grant it with plugins.${definition.name}.trust = "farm"`
     }
-    if (definition.options) {
-      const validator = Compile(definition.options)
-      const value = validator.Default(structuredClone(grant.options ?? {}))
-      if (!validator.Check(value)) return `invalid options: ${describeErrors(validator, value)}`
-    }
-    return null
+    const problem = definition.options ? optionsProblem(definition.options, grant.options) : null
+    return problem ? `invalid options: ${problem}` : null
   }
 
   /** Launches every enabled plugin, concurrently, each once. Resolves when all have settled. */
