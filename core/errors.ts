@@ -40,7 +40,8 @@ export const ERR_NOT_CLAIMED = coded<[]>('WIKIFARM_ERR_NOT_CLAIMED', 'This wiki 
 export const ERR_CLIENT_FILE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_CLIENT_FILE_NOT_FOUND', 'No such client file: %s', 404)
 export const ERR_ROUTE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_ROUTE_NOT_FOUND', 'No route for %s', 404)
 export const ERR_RATE_LIMITED = coded<[string]>('WIKIFARM_ERR_RATE_LIMITED', 'Too many requests: %s', 429)
-export const ERR_TOO_MANY_CONNECTIONS = coded<[string]>('WIKIFARM_ERR_TOO_MANY_CONNECTIONS', 'Too many connections: %s', 429)
+export const ERR_TOO_MANY_CONNECTIONS =
+  coded<[string]>('WIKIFARM_ERR_TOO_MANY_CONNECTIONS', 'Too many connections: %s', 429)
 export const ERR_CLOSING = coded<[]>('WIKIFARM_ERR_CLOSING', 'The farm is shutting down', 503)
 export const ERR_STORE = coded<[string]>('WIKIFARM_ERR_STORE', 'Storage failure: %s', 500)
 export const ERR_CONFIG = coded<[string]>('WIKIFARM_ERR_CONFIG', '%s', 2)

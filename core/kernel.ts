@@ -131,7 +131,9 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     connectionTimeout: Math.round(config.socketIdleSeconds * 1000),
     http: {
       headersTimeout: Math.round(config.headerSeconds * 1000),
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.round(Math.min(config.headerSeconds, config.requestSeconds) * 250))),
+      // A quarter of the shortest deadline, at most a second: a deadline is kept within 25 %.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000,
+        Math.round(Math.min(config.headerSeconds, config.requestSeconds) * 250))),
     },
     // Errors the router raises before any hook runs answer in the kernel's shape too.
     frameworkErrors: (error, _request, reply) => {

@@ -39,6 +39,7 @@ const MAX_PAYLOAD = 16 * MIB
 const MAX_SEND_BUFFER = 1024 * MIB
 const MAX_PING_SECONDS = 3600
 const MAX_TIMEOUT_SECONDS = 86400
+const TIMEOUT_RANGE = `(above 0, at most ${MAX_TIMEOUT_SECONDS})`
 
 
 // ─── value parsers: (value, where) ─▶ typed value, or a one-line error ──────────────────────
@@ -549,22 +550,22 @@ const SETTINGS: Record<string, Setting> = {
   },
   headerSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.headerSeconds),
-    help: `seconds a client may take to send a request's headers, then the connection is closed (above 0, at most ${MAX_TIMEOUT_SECONDS})`,
+    help: `seconds a client may take to send a request's headers, then the connection is closed ${TIMEOUT_RANGE}`,
     assign: (s, v, w) => { s.headerSeconds = timeoutSeconds(v, w) },
   },
   requestSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.requestSeconds),
-    help: `seconds a client may take to send a whole request, body included, then 408 (above 0, at most ${MAX_TIMEOUT_SECONDS})`,
+    help: `seconds a client may take to send a whole request, body included, then 408 ${TIMEOUT_RANGE}`,
     assign: (s, v, w) => { s.requestSeconds = timeoutSeconds(v, w) },
   },
   keepAliveSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.keepAliveSeconds),
-    help: `seconds an idle keep-alive connection stays open between requests (above 0, at most ${MAX_TIMEOUT_SECONDS})`,
+    help: `seconds an idle keep-alive connection stays open between requests ${TIMEOUT_RANGE}`,
     assign: (s, v, w) => { s.keepAliveSeconds = timeoutSeconds(v, w) },
   },
   socketIdleSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.socketIdleSeconds),
-    help: `seconds an HTTP connection may stay silent both ways before it is closed; websockets have their ping (above 0, at most ${MAX_TIMEOUT_SECONDS})`,
+    help: `seconds an HTTP connection may stay silent both ways before it is closed; websockets have their ping ${TIMEOUT_RANGE}`,
     assign: (s, v, w) => { s.socketIdleSeconds = timeoutSeconds(v, w) },
   },
 }

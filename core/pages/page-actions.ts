@@ -171,7 +171,8 @@ const CAP_NAME: Record<Capped, string> = { itemBytes: 'item', pageBytes: 'page',
 
 /** The 413 for a cap passed; `reason` names the cap, so a client can tell which one. */
 export function tooLarge(cap: Capped, bytes: number, limit: number): WikifarmError {
-  const error = new ERR_TOO_LARGE(`the ${CAP_NAME[cap]} is ${bytes} bytes of JSON, over the cap of ${limit} (${CAP_FLAG[cap]})`)
+  const error = new ERR_TOO_LARGE(
+    `the ${CAP_NAME[cap]} is ${bytes} bytes of JSON, over the cap of ${limit} (${CAP_FLAG[cap]})`)
   error.reason = CAP_NAME[cap]
   return error
 }
@@ -203,7 +204,8 @@ function compactItem(item: Record<string, unknown>): Record<string, unknown> {
   return { type: 'paragraph', id: item.id, text: JOURNAL_COMPACTED }
 }
 
-export const JOURNAL_COMPACTED = '(This version was dropped from the journal to keep the page under the farm\'s size cap.)'
+export const JOURNAL_COMPACTED =
+  '(This version was dropped from the journal to keep the page under the farm\'s size cap.)'
 
 /** The entry with its item's payload dropped, or null when that would save nothing. */
 function compactEntry(entry: JournalEntry): JournalEntry | null {

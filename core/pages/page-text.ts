@@ -94,7 +94,8 @@ export function* internalLinks(text: string): Generator<InternalLink> {
     // No `]` anywhere after this `[[`: none after any later one either.
     if (stop >= text.length) return
     const length = stop - start
-    if (length >= 1 && length <= LINK_NAME_MAX && text.charCodeAt(stop) === RIGHT && text.charCodeAt(stop + 1) === RIGHT) {
+    const closed = text.charCodeAt(stop) === RIGHT && text.charCodeAt(stop + 1) === RIGHT
+    if (length >= 1 && length <= LINK_NAME_MAX && closed) {
       yield { start: open, end: stop + 2, name: text.slice(start, stop) }
       from = stop + 2
     } else {

@@ -56,7 +56,8 @@ export class Site {
   readonly #defaults: DefaultPages
   readonly #limits: PageLimits
 
-  constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages, limits: PageLimits) {
+  constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages,
+    limits: PageLimits) {
     this.name = name
     this.root = root
     this.store = store
@@ -103,7 +104,8 @@ export class Site {
         const next = applyAction(base, action, slug, Date.now())
         // An action adds at most its own size twice (its journal entry and its item) to the
         // page it applies to: when that bound is under the cap, the page need not be measured.
-        const bound = base === current && currentJson !== null ? Buffer.byteLength(currentJson) + 2 * actionBytes + 512 : Infinity
+        const bound = base === current && currentJson !== null
+          ? Buffer.byteLength(currentJson) + 2 * actionBytes + 512 : Infinity
         return bound <= this.#limits.pageBytes ? next : fitPage(next, this.#limits)
       }, { backup: forked !== null })
     } finally {

@@ -16,7 +16,8 @@ const RENDERED_CACHE_BYTES = 64 * 1024 * 1024
  * Whole-site renderings (export.json, sitemap.xml) are built once per version of the site and
  * served from memory until a page changes: a visitor repeating them costs a copy, not a walk
  * of every page. The sitemap's version moves on every write through the farm (and differs
- * after a site is opened again), so it keys the rendering; entries past the byte budget are forgotten, least recently used first.
+ * after a site is opened again), so it keys the rendering; entries past the byte budget are
+ * forgotten, least recently used first.
  */
 class RenderedCache {
   readonly #cache = new LRUCache<string, { version: number; text: string }>({
@@ -77,7 +78,8 @@ export async function systemRoutes(app: FastifyInstance, opts: {
     // request.host is the Host header, or behind a trusted proxy the host it forwarded.
     const base = `${request.protocol}://${request.host}`
     const sitemap = await request.site.sitemap()
-    const body = await rendered.get(`xml\0${request.site.name}\0${base}`, sitemap.version, async () => sitemapXml(sitemap.entries(), base))
+    const body = await rendered.get(`xml\0${request.site.name}\0${base}`, sitemap.version,
+      async () => sitemapXml(sitemap.entries(), base))
     return reply.type('application/xml; charset=utf-8').send(body)
   })
 
