@@ -39,6 +39,10 @@ import {
   ERR_PLUGIN_NOT_ENABLED,
 } from './errors.js'
 
+// What `import … from 'wikifarm'` gives beside createKernel: the config it takes (a plugin
+// package's tests start a kernel with DEFAULTS and their grants).
+export { DEFAULTS, type FarmConfig } from './farm-config.js'
+
 export interface KernelOptions {
   /** A pino logger config or instance; false for silence (tests). */
   logger?: FastifyServerOptions['logger']
@@ -187,6 +191,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     },
     restart: { limit: config.pluginRestartLimit },
     builtinDir: options.builtinPluginsDir,
+    dataDir: config.data,
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
     push,

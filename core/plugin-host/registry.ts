@@ -1,16 +1,19 @@
 // Server-side plugins: discovery (built-ins in plugins/, packages named in the config),
 // validation, launch once per process at kernel start (with a timeout), state and reasons,
 // retries for hot-plugged hardware, admin relaunch, and shutdown in reverse order.
+import { existsSync, realpathSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
 import {
-  API_VERSION, SUBPROTOCOL_V1, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
-  type AnyRouteDeclaration, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
+  SUBPROTOCOL_V1, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
   type SiteHandle, type SocketDeclaration, type Trust,
 } from '../plugin-api.js'
+import {
+  API_VERSION, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable, type AnyRouteDeclaration, type DefinedPlugin,
+} from './contract.js'
 import type { EventBus, EventName, Listener } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import { siteHandle } from './context.js'
@@ -105,6 +108,8 @@ export interface RegistryOptions {
   launchTimeoutMs: number
   closeTimeoutMs: number
   builtinDir?: string
+  /** The farm's data folder, which a `process` plugin's child must never be able to read. */
+  dataDir?: string
   log: PluginLogger
   loggerFor(plugin: string): PluginLogger
   /** Where site handles publish (ctx.site.publish). */
@@ -213,6 +218,31 @@ function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 /** The module a grant's `package` names: a path (from the working directory) made absolute, a package name as it is. */
 function resolvePluginModule(specifier: string): string {
   return isAbsolute(specifier) || specifier.startsWith('.') ? resolve(specifier) : specifier
+}
+
+/**
+ * The folder a `process` plugin may read besides the node_modules folders: a module file's
+ * folder, or an installed package's own folder by its real path (npm installs a package from
+ * a folder as a link to that folder, outside node_modules).
+ */
+function pluginFolder(module: string): string | null {
+  if (isAbsolute(module)) return dirname(module)
+  try {
+    // Resolved as the sandbox's import will resolve it: from beside wikifarm, through `exports`.
+    const entry = realpathSync(fileURLToPath(import.meta.resolve(module)))
+    for (let dir = dirname(entry); dirname(dir) !== dir; dir = dirname(dir)) {
+      if (existsSync(join(dir, 'package.json'))) return dir
+    }
+  } catch {
+    // Not installed, or not a file: loading it reports why.
+  }
+  return null
+}
+
+/** Is `path` the folder `folder` or inside it? */
+function within(path: string, folder: string): boolean {
+  const rel = relative(folder, path)
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
 }
 
 async function importPlugin(specifier: string): Promise<unknown> {
@@ -366,7 +396,7 @@ export class PluginRegistry {
       grant.isolation ??= defaultIsolation(builtin, grant.trust)
       const record = new PluginRecord(name, source, definition, grant, 'stopped', null)
       record.module = module
-      record.dir = isAbsolute(module) ? dirname(module) : null
+      record.dir = pluginFolder(module)
       if (grant.isolation !== undefined && !ISOLATION_MODES.includes(grant.isolation)) {
         throw new ERR_PLUGIN_CONFIG(`plugins.${name}.isolation must be one of ${ISOLATION_MODES.join(', ')}`)
       }
@@ -377,10 +407,22 @@ export class PluginRegistry {
       } else if (reason ?? (definition && this.#refusal(definition, grant))) {
         record.state = 'failed'
         record.reason = reason ?? this.#refusal(definition as DefinedPlugin, grant)
+      } else if (this.#folderRefusal(record)) {
+        record.state = 'failed'
+        record.reason = this.#folderRefusal(record)
       }
       if (record.state === 'failed') this.#options.loggerFor(name).error(`plugin refused: ${record.reason}`, { source })
       this.#records.push(record)
     }
+  }
+
+  // A process plugin's child may read its plugin's folder: never one that holds every site's pages.
+  #folderRefusal(record: PluginRecord): string | null {
+    const data = this.#options.dataDir
+    if (record.isolation !== 'process' || record.dir === null || data === undefined) return null
+    if (!within(resolve(data), record.dir)) return null
+    return `its folder ${record.dir} holds the farm's data folder, which a process plugin must not read: `
+      + 'move the plugin to a folder of its own'
   }
 
   #refusal(definition: DefinedPlugin, grant: PluginGrant): string | null {
@@ -410,7 +452,7 @@ export class PluginRegistry {
     if (!record) return Promise.reject(new ERR_PLUGIN_NOT_ENABLED(name))
     return this.#serialise(record, async () => {
       if (record.state === 'disabled' || !record.definition) return
-      if (this.#refusal(record.definition, record.grant)) return
+      if (this.#refusal(record.definition, record.grant) ?? this.#folderRefusal(record)) return
       await this.#stop(record, 1012, 'plugin restarting')
       // An operator's relaunch starts the backoff afresh.
       record.retryDelayMs = 0
@@ -494,7 +536,7 @@ export class PluginRegistry {
       if (said === record.lastLogged) log.debug(`plugin still ${record.state}`, { reason: record.reason })
       else log.warn(`plugin ${record.state}`, { reason: record.reason })
       record.lastLogged = said
-      const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
+      const retry = unavailable ? err.retryAfterMs : undefined
       if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
     }
   }

@@ -11,10 +11,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import {
   PluginHttpError, PluginUnavailable, reply,
-  type AnyRouteDeclaration, type Connection, type EventListeners, type JsonValue, type KernelHandle,
+  type Connection, type EventListeners, type JsonValue, type KernelHandle,
   type PluginInstance, type PluginLogger, type PluginRequest, type RequestContext, type RouteSchemas, type SiteHandle,
   type SocketDeclaration, type Trust,
 } from '../../plugin-api.js'
+import type { AnyRouteDeclaration } from '../contract.js'
 import {
   pluginMessageProblem, type ContextData, type ErrorData, type InstanceInfo, type IsolationMode, type KernelMessage,
   type PluginMessage, type RestResult,

@@ -6,10 +6,12 @@
 // imports the plugin's own compiled module. No loader and no bundle: plain JavaScript from dist/.
 import { parentPort } from 'node:worker_threads'
 import {
-  API_VERSION, PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable,
-  type AnyRouteDeclaration, type Connection, type EventContext, type KernelHandle, type PluginInstance,
+  PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, type Connection, type EventContext, type KernelHandle, type PluginInstance,
   type PluginLogger, type RequestContext, type SiteHandle, type SocketDeclaration,
 } from '../../plugin-api.js'
+import {
+  API_VERSION, isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable, type AnyRouteDeclaration,
+} from '../contract.js'
 import { errorData, type CallOp, type ContextData, type ErrorData, type KernelMessage, type PluginMessage, type RestResult } from './channel.js'
 
 interface Port {
