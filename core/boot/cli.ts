@@ -40,6 +40,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_PAYLOAD = 16 * MIB
 const MAX_SEND_BUFFER = 1024 * MIB
 const MAX_PING_SECONDS = 3600
+const MAX_TIMEOUT_SECONDS = 86400
+const TIMEOUT_RANGE = `(above 0, at most ${MAX_TIMEOUT_SECONDS})`
 
 
 // ─── value parsers: (value, where) ─▶ typed value, or a one-line error ──────────────────────
@@ -127,6 +129,14 @@ function millis(value: unknown, where: string): number {
   const what = `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`
   const n = whole(value, where, what)
   if (n < 1 || n > MAX_TIMER_MS) fail(where, `must be ${what}, got ${show(value)}`)
+  return n
+}
+
+/** Seconds for a connection deadline: above 0 (fractions allowed), at most a day. */
+function timeoutSeconds(value: unknown, where: string): number {
+  const what = `a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}`
+  const n = positive(value, where, what)
+  if (n > MAX_TIMEOUT_SECONDS) fail(where, `must be ${what}, got ${show(value)}`)
   return n
 }
 
@@ -408,6 +418,22 @@ const SETTINGS: Record<string, Setting> = {
     help: 'largest request body: bytes, or with a unit (kb, mb, gb)',
     assign: (s, v, w) => { s.uploadLimit = bytes(v, w) },
   },
+  itemLimit: {
+    flag: 'string', arg: 'SIZE', shown: '4mb',
+    help: 'largest story item an action may bring, in bytes of JSON or with a unit; a bigger one is refused (413)',
+    assign: (s, v, w) => { s.itemLimit = bytes(v, w) },
+  },
+  pageLimit: {
+    flag: 'string', arg: 'SIZE', shown: '16mb',
+    help: 'largest page, journal included, in bytes of JSON: old journal entries lose their items to stay under it, ' +
+      'and a story bigger than it is refused (413)',
+    assign: (s, v, w) => { s.pageLimit = bytes(v, w) },
+  },
+  actionLimit: {
+    flag: 'string', arg: 'SIZE', shown: '5mb',
+    help: 'largest journal action (PUT /page/:slug/action), in bytes of JSON; a bigger one is refused (413)',
+    assign: (s, v, w) => { s.actionLimit = bytes(v, w) },
+  },
   idleSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.idleSeconds),
     help: 'close a site after this many seconds without requests (0: never)',
@@ -520,6 +546,37 @@ const SETTINGS: Record<string, Setting> = {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.socketsPerSite),
     help: 'open websockets per site; more are refused with 429 (0: no cap)',
     assign: (s, v, w) => { s.socketsPerSite = whole(v, w, 'a whole number of connections (0: no cap)') },
+  },
+  connectionsPerIp: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.connectionsPerIp),
+    help: 'open HTTP connections (websockets included) per client address; more are answered 429 and closed at once ' +
+      '(0: no cap; not applied with trustProxy, where every connection comes from the proxy)',
+    assign: (s, v, w) => { s.connectionsPerIp = whole(v, w, 'a whole number of connections (0: no cap)') },
+  },
+  readRate: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.readRate),
+    help: 'reads (GET, HEAD) a minute per client address, then 429 (0: no limit)',
+    assign: (s, v, w) => { s.readRate = whole(v, w, 'a whole number a minute (0: no limit)') },
+  },
+  headerSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.headerSeconds),
+    help: `seconds a client may take to send a request's headers, then the connection is closed ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.headerSeconds = timeoutSeconds(v, w) },
+  },
+  requestSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.requestSeconds),
+    help: `seconds a client may take to send a whole request, body included, then 408 ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.requestSeconds = timeoutSeconds(v, w) },
+  },
+  keepAliveSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.keepAliveSeconds),
+    help: `seconds an idle keep-alive connection stays open between requests ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.keepAliveSeconds = timeoutSeconds(v, w) },
+  },
+  socketIdleSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.socketIdleSeconds),
+    help: `seconds an HTTP connection may stay silent both ways before it is closed; websockets have their ping ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.socketIdleSeconds = timeoutSeconds(v, w) },
   },
 }
 
@@ -844,6 +901,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     session_duration: pick('session_duration', ...layers) ?? DEFAULTS.session_duration,
     idleSeconds: pick('idleSeconds', ...layers) ?? DEFAULTS.idleSeconds,
     uploadLimit: pick('uploadLimit', ...layers) ?? DEFAULTS.uploadLimit,
+    itemLimit: pick('itemLimit', ...layers) ?? DEFAULTS.itemLimit,
+    pageLimit: pick('pageLimit', ...layers) ?? DEFAULTS.pageLimit,
+    actionLimit: pick('actionLimit', ...layers) ?? DEFAULTS.actionLimit,
     cacheBytes: pick('cacheBytes', ...layers) ?? DEFAULTS.cacheBytes,
     origins: pick('origins', ...layers) ?? [...DEFAULTS.origins],
     trustProxy: pick('trustProxy', ...layers) ?? DEFAULTS.trustProxy,
@@ -863,6 +923,12 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     upgradeRate: pick('upgradeRate', ...layers) ?? DEFAULTS.upgradeRate,
     socketsPerIp: pick('socketsPerIp', ...layers) ?? DEFAULTS.socketsPerIp,
     socketsPerSite: pick('socketsPerSite', ...layers) ?? DEFAULTS.socketsPerSite,
+    connectionsPerIp: pick('connectionsPerIp', ...layers) ?? DEFAULTS.connectionsPerIp,
+    readRate: pick('readRate', ...layers) ?? DEFAULTS.readRate,
+    headerSeconds: pick('headerSeconds', ...layers) ?? DEFAULTS.headerSeconds,
+    requestSeconds: pick('requestSeconds', ...layers) ?? DEFAULTS.requestSeconds,
+    keepAliveSeconds: pick('keepAliveSeconds', ...layers) ?? DEFAULTS.keepAliveSeconds,
+    socketIdleSeconds: pick('socketIdleSeconds', ...layers) ?? DEFAULTS.socketIdleSeconds,
   }
   return { config, warnings: [...warnings, ...bootWarnings(config)] }
 }
