@@ -44,6 +44,9 @@ export const ERR_TOO_MANY_CONNECTIONS =
   coded<[string]>('WIKIFARM_ERR_TOO_MANY_CONNECTIONS', 'Too many connections: %s', 429)
 export const ERR_CLOSING = coded<[]>('WIKIFARM_ERR_CLOSING', 'The farm is shutting down', 503)
 export const ERR_STORE = coded<[string]>('WIKIFARM_ERR_STORE', 'Storage failure: %s', 500)
+export const ERR_STORE_UNAVAILABLE =
+  coded<[string]>('WIKIFARM_ERR_STORE_UNAVAILABLE', 'The page store cannot be reached: %s', 503)
+export const ERR_UNSTORABLE = coded<[string]>('WIKIFARM_ERR_UNSTORABLE', 'The page store cannot keep this: %s', 422)
 export const ERR_CONFIG = coded<[string]>('WIKIFARM_ERR_CONFIG', '%s', 2)
 
 export const ERR_PLUGIN_CONFIG = coded<[string]>('WIKIFARM_ERR_PLUGIN_CONFIG', 'Plugin configuration: %s', 500)

@@ -15,6 +15,11 @@ export interface FarmConfig {
   /** Data folder: the site's folder, or in a farm the parent of every site's folder. */
   data: string
   farm: boolean
+  /**
+   * The PostgreSQL store's URL (a secret: it holds the password), or null for the file store
+   * in `data`, the default.
+   */
+  store: string | null
   /** Hosts served in a farm; ['*'] = the site folders that already exist. */
   allowed: string[]
   wikiDomains: Record<string, WikiDomain>
@@ -98,6 +103,7 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   host: '0.0.0.0',
   data: './data',
   farm: false,
+  store: null,
   allowed: [],
   wikiDomains: {},
   security_type: 'friends',

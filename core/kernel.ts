@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { VERSION } from './package-info.js'
 import type { FarmConfig } from './farm-config.js'
 import { FilePageStore, type PageStore } from './pages/page-store.js'
+import { PostgresPageStore } from './pages/postgres-store.js'
 import { SiteRegistry } from './pages/sites.js'
 import { EventBus } from './pages/events.js'
 import { DefaultPages } from './pages/default-pages.js'
@@ -46,6 +47,7 @@ export { DEFAULTS, type FarmConfig } from './farm-config.js'
 export interface KernelOptions {
   /** A pino logger config or instance; false for silence (tests). */
   logger?: FastifyServerOptions['logger']
+  /** The page store, owned by the caller; by default the kernel opens the one config.store names. */
   store?: PageStore
   /** Where built-in plugins are found (tests point it at fixtures); default plugins/. */
   builtinPluginsDir?: string
@@ -150,6 +152,13 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const events = new EventBus(({ owner, event, error }) => {
     app.log.error({ err: error, owner, event }, `event listener of ${owner} failed on ${event}`)
   })
+  // A store the kernel opens is the kernel's to close; one handed in is its caller's.
+  const ownsStore = options.store === undefined
+  const store = options.store ?? (config.store
+    ? await PostgresPageStore.open(config.store, {
+      onIdleError: (err) => app.log.warn({ code: 'WIKIFARM_ERR_STORE_UNAVAILABLE', err }, 'a PostgreSQL connection broke'),
+    })
+    : new FilePageStore({ cacheBytes: config.cacheBytes }))
   const clientScan = await findClientPlugins()
   for (const problem of clientScan.problems) app.log.warn({ code: 'WIKIFARM_CLIENT_PLUGIN' }, problem)
   const clientPlugins = clientScan.plugins
@@ -162,7 +171,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     wikiDomains: Object.keys(config.wikiDomains).map((d) => d.toLowerCase()),
     idleMs: config.idleSeconds * 1000,
     limits: { itemBytes: config.itemLimit, pageBytes: config.pageLimit, actionBytes: config.actionLimit },
-  }, options.store ?? new FilePageStore({ cacheBytes: config.cacheBytes }), events, defaults)
+  }, store, events, defaults)
   const sessionMs = config.session_duration * 24 * 3600 * 1000
   const sessions = new SessionKeeper(config.cookieSecret, sessionMs, config.secure_cookie)
   const guards = createGuards(config, sessions)
@@ -285,6 +294,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       await app.close()
       await plugins.close()
       await sites.close()
+      if (ownsStore) await store.close()
     },
   }
 }

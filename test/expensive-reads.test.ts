@@ -15,8 +15,10 @@ function countingStore(): { store: PageStore; reads: () => number } {
   return {
     reads: () => reads,
     store: {
-      site(root: string): SiteStore {
-        const inner = files.site(root)
+      hasSite: (where) => files.hasSite(where),
+      close: () => files.close(),
+      site(where): SiteStore {
+        const inner = files.site(where)
         return new Proxy(inner, {
           get(target, key) {
             const value = Reflect.get(target, key) as unknown

@@ -11,6 +11,7 @@ import type { PluginGrant } from '../plugin-host/registry.js'
 import { normalizeHost, stripWww } from '../http/site-router.js'
 import { ERR_CONFIG } from '../errors.js'
 import { suggestion } from '../did-you-mean.js'
+import { storeUrlProblem } from '../pages/store-url.js'
 
 export type CliResult =
   | { config: FarmConfig; warnings: string[] }
@@ -322,6 +323,14 @@ function home(value: unknown, where: string): string {
   return slug
 }
 
+/** A PostgreSQL URL; errors never quote it, since it holds a password. */
+function storeUrl(value: unknown, where: string): string {
+  if (typeof value !== 'string' || value.trim() === '') fail(where, 'must be a postgres:// URL')
+  const problem = storeUrlProblem(value.trim())
+  if (problem) fail(where, problem)
+  return value.trim()
+}
+
 // ─── the settings table: every flag and config key, its parser, its help line ───────────────
 
 interface Setting {
@@ -362,6 +371,11 @@ const SETTINGS: Record<string, Setting> = {
     flag: 'boolean', short: 'f', shown: String(DEFAULTS.farm),
     help: 'serve one wiki per Host name, each in <data>/<host>/',
     assign: (s, v, w) => { s.farm = bool(v, w) },
+  },
+  store: {
+    flag: 'string', arg: 'URL', shown: 'files in the data folder', secret: true,
+    help: 'keep pages in PostgreSQL instead: postgres://user:password@host:5432/database (docs/scale-out.md)',
+    assign: (s, v, w) => { s.store = v === null ? null : storeUrl(v, w) },
   },
   allowed: {
     flag: 'string', arg: 'HOSTS', shown: 'none',
@@ -602,7 +616,7 @@ const IGNORED: Record<string, { flag: 'string' | 'boolean'; short?: string }> = 
 /** Reference options that change behaviour we do not have: refused rather than ignored. */
 const REFUSED: Record<string, string> = {
   test: 'the reference farm\'s test mode is not supported',
-  database: 'only the file store (<data>/<host>/pages/) is supported',
+  database: 'only the file store (<data>/<host>/pages/) is supported here; for PostgreSQL set "store" to its URL',
 }
 
 function wikiDomains(value: unknown, where: string): Record<string, WikiDomain> {
@@ -888,6 +902,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     host: pick('host', ...layers) ?? DEFAULTS.host,
     data: pick('data', ...layers) ?? DEFAULTS.data,
     farm: pick('farm', ...layers) ?? DEFAULTS.farm,
+    store: pick('store', ...layers) ?? DEFAULTS.store,
     allowed: pick('allowed', ...layers) ?? [...DEFAULTS.allowed],
     wikiDomains: pick('wikiDomains', ...layers) ?? { ...DEFAULTS.wikiDomains },
     security_type: pick('security_type', ...layers) ?? DEFAULTS.security_type,

@@ -6,6 +6,8 @@ import type { FastifyServerOptions } from 'fastify'
 import { parseCli, redactedCommandLine, type CliResult } from './cli.js'
 import { createKernel, type Kernel } from '../kernel.js'
 import type { FarmConfig } from '../farm-config.js'
+import { runTransfer } from './transfer-cli.js'
+import { redactStoreUrl } from '../pages/store-url.js'
 import { describeFault, keepServingOnRejection, pluginSources } from './process-faults.js'
 
 /** How long a graceful close may take before the process exits anyway. */
@@ -46,6 +48,11 @@ function oneLine(err: unknown): string {
 export async function main(io: MainIO = {
   argv: process.argv.slice(2), env: process.env, stdout: process.stdout, stderr: process.stderr,
 }): Promise<Kernel | null> {
+  const [command, ...rest] = io.argv
+  if (command === 'export' || command === 'import') {
+    await runTransfer(command, rest, io)
+    return null
+  }
   let parsed: CliResult
   try {
     parsed = parseCli(io.argv, io.env)
@@ -112,6 +119,7 @@ export async function main(io: MainIO = {
     log.info('farm closed')
   })
 
-  log.info(`wikifarm serving ${config.data}${config.farm ? ' as a farm' : ''} on ${displayUrl(kernel)}`)
+  const where = config.store ? `PostgreSQL ${redactStoreUrl(config.store)}` : config.data
+  log.info(`wikifarm serving ${where}${config.farm ? ' as a farm' : ''} on ${displayUrl(kernel)}`)
   return kernel
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import secureJson from 'secure-json-parse'
 import { PageValidator, type Page } from '../../schemas/page.js'
+import type { SitemapEntry } from '../../schemas/sitemap.js'
 import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
 import { KeyedLock } from './keyed-lock.js'
 import { ERR_STORE } from '../errors.js'
@@ -51,14 +52,30 @@ export interface SiteStore {
    * recycled pages and status files); run when the site opens. Returns what it removed.
    */
   removeLeftovers(): Promise<string[]>
+  /**
+   * The sitemap entries when the store keeps them itself, each written in the same transaction
+   * as its page (PostgreSQL); null when the farm keeps the sitemap (status/sitemap.json).
+   */
+  sitemapEntries(): Promise<SitemapEntry[] | null>
 }
 
 /** A change of one page, given the page as stored (null: none) and the JSON it is served as. */
 export type PageChange = (current: Page | null, currentJson: string | null) => Page | null | Promise<Page | null>
 
+/** Where a site lives: its name (the normalised host, or "default"), and its folder. */
+export interface SiteLocation {
+  readonly name: string
+  /** The site's folder in the data folder; a store that keeps sites elsewhere keys them by name. */
+  readonly root: string
+}
+
 export interface PageStore {
-  /** The store of the site whose folder is `root`; opening creates nothing on disk. */
-  site(root: string): SiteStore
+  /** The store of one site; opening creates nothing. */
+  site(where: SiteLocation): SiteStore
+  /** Whether the site has been written to: a farm serving `allowed: *` serves only these. */
+  hasSite(where: SiteLocation): Promise<boolean>
+  /** Lets go of what the store holds (a connection pool); the kernel calls it last. */
+  close(): Promise<void>
 }
 
 export interface FilePageStoreOptions {
@@ -265,6 +282,10 @@ class FileSiteStore implements SiteStore {
     ])
     return found.flat()
   }
+
+  sitemapEntries(): Promise<null> {
+    return Promise.resolve(null)
+  }
 }
 
 export class FilePageStore implements PageStore {
@@ -277,8 +298,17 @@ export class FilePageStore implements PageStore {
     })
   }
 
-  site(root: string): SiteStore {
-    return new FileSiteStore(root, this.#cache)
+  site(where: SiteLocation): SiteStore {
+    return new FileSiteStore(where.root, this.#cache)
+  }
+
+  async hasSite(where: SiteLocation): Promise<boolean> {
+    const found = await stat(where.root).catch(() => null)
+    return found?.isDirectory() === true
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve()
   }
 }
 

@@ -1,6 +1,8 @@
 // A site's sitemap, kept in memory and updated incrementally on every write; persisted to
 // status/sitemap.json like the reference, and rebuilt on open when the file is missing,
 // unreadable or older than a page (a crash between a page write and the sitemap write).
+// A store that keeps the entries itself (PostgreSQL, in the page's own transaction) is
+// trusted as it is: no file, no marker, nothing to rebuild.
 import secureJson from 'secure-json-parse'
 import type { Page, StoryItem } from '../../schemas/page.js'
 import type { SitemapEntry } from '../../schemas/sitemap.js'
@@ -94,6 +96,8 @@ export class SiteMap {
   #markerOps: Promise<void> = Promise.resolve()
   /** When the entries last changed (ms): the Last-Modified the client compares to decide whether to reload. */
   #modifiedAt = Date.now()
+  /** The store writes each entry with its page: this map only mirrors it. */
+  #keptByStore = false
 
   private constructor(store: SiteStore) {
     this.#store = store
@@ -102,6 +106,12 @@ export class SiteMap {
   /** Loads the stored sitemap, rebuilding it from the pages when it cannot be trusted. */
   static async open(store: SiteStore): Promise<SiteMap> {
     const map = new SiteMap(store)
+    const kept = await store.sitemapEntries()
+    if (kept) {
+      map.#keptByStore = true
+      for (const entry of kept) map.#entries.set(entry.slug, entry)
+      return map
+    }
     const [data, savedAt, dirty, pages] = await Promise.all([
       store.readStatus(SITEMAP_FILE), store.statStatus(SITEMAP_FILE), store.statStatus(DIRTY_FILE), store.statPages(),
     ])
@@ -151,6 +161,7 @@ export class SiteMap {
   /** Call before writing a page; resolves once a crash can no longer leave a trusted stale sitemap. */
   async beginWrite(): Promise<void> {
     this.#pending++
+    if (this.#keptByStore) return
     if (!this.#marker) {
       this.#marker = true
       this.#markerOps = this.#markerOps.then(() => this.#store.writeStatus(DIRTY_FILE, ''))
@@ -169,6 +180,7 @@ export class SiteMap {
   endWrite(slug: string, page: Page | null | undefined): void {
     this.#pending--
     if (page === undefined) {
+      if (this.#keptByStore) return
       // Nothing changed (a refused action): no sitemap to save, only the marker to clear.
       this.#flushing ??= this.#writeLoop().catch(() => {})
       return
@@ -183,6 +195,7 @@ export class SiteMap {
     this.#json = null
     this.#version = ++versions
     this.#modifiedAt = Date.now()
+    if (this.#keptByStore) return
     this.#dirty = true
     // Nobody awaits a save, so a failed one must not become an unhandled rejection (which
     // ends the process). The entries stay dirty and the next change retries; meanwhile the

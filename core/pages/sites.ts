@@ -1,7 +1,6 @@
 // The farm's site registry: which hosts are served, where each site lives on disk, and the
 // open sites in memory (opened lazily on first request, evicted when idle), so memory follows
 // active sites rather than sites on disk.
-import { stat } from 'node:fs/promises'
 import { resolve, sep } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import secureJson from 'secure-json-parse'
@@ -279,10 +278,7 @@ export class SiteRegistry {
     // As in the reference farm: with both rules set, a host must pass both.
     if (wikiDomains.length > 0 && !matchDomain(name, wikiDomains)) return null
     if (allowed.length === 0 || allowed.includes(name)) return name
-    if (allowed.includes('*')) {
-      const found = await stat(folder).catch(() => null)
-      return found?.isDirectory() ? name : null
-    }
+    if (allowed.includes('*')) return await this.#store.hasSite({ name, root: folder }) ? name : null
     return null
   }
 
@@ -292,7 +288,7 @@ export class SiteRegistry {
     if (!site) {
       const root = this.folderFor(name)
       if (!root) throw new ERR_STORE(`site ${name} resolves outside the data folder`)
-      site = new Site(name, root, this.#store.site(root), this.events, this.#defaults, this.rules.limits)
+      site = new Site(name, root, this.#store.site({ name, root }), this.events, this.#defaults, this.rules.limits)
       this.#open.set(name, site)
       this.events.emit('site.opened', { site: name })
     }
