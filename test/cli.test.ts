@@ -206,10 +206,10 @@ t.test('environment variables', async (t) => {
     WIKIFARM_EDIT_RATE: '70', WIKIFARM_UPGRADE_RATE: '0', WIKIFARM_SOCKETS_PER_IP: '8', WIKIFARM_SOCKETS_PER_SITE: '90',
     WIKIFARM_ITEM_LIMIT: '1mb', WIKIFARM_PAGE_LIMIT: '3mb', WIKIFARM_ACTION_LIMIT: '2mb', WIKIFARM_CONNECTIONS_PER_IP: '40',
     WIKIFARM_READ_RATE: '100', WIKIFARM_HEADER_SECONDS: '5', WIKIFARM_REQUEST_SECONDS: '30', WIKIFARM_KEEP_ALIVE_SECONDS: '4',
-    WIKIFARM_SOCKET_IDLE_SECONDS: '90',
+    WIKIFARM_SOCKET_IDLE_SECONDS: '90', WIKIFARM_STORE: 'postgres://u:p@db/w',
   })
   t.same(config, {
-    port: 5000, host: '127.0.0.1', data: '/d', farm: true, allowed: ['a.com', 'b.com'], wikiDomains: { 'example.com': {} },
+    port: 5000, host: '127.0.0.1', data: '/d', farm: true, store: 'postgres://u:p@db/w', allowed: ['a.com', 'b.com'], wikiDomains: { 'example.com': {} },
     security_type: 'friends', cookieSecret: 'cs', cookieSecretIsRandom: false, admin: 'ad', home: 'start', neighbors: 'a.org,b.org',
     security_legacy: true, secure_cookie: true, session_duration: 3, idleSeconds: 9, uploadLimit: 2 * MIB,
     cacheBytes: 4 * MIB, origins: ['https://x.org'], trustProxy: true, logLevel: 'trace',
@@ -272,6 +272,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       loginRate: 3, claimRate: '4', editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: '500',
       itemLimit: '512kb', pageLimit: 2097152, actionLimit: '1mb', connectionsPerIp: 0, readRate: '600',
       headerSeconds: 2.5, requestSeconds: '10', keepAliveSeconds: 1, socketIdleSeconds: 30,
+      store: 'postgresql://u@db:5433/farm',
     }),
     'reference.json': JSON.stringify({
       farm: true, port: 3000, data: '/home/wiki/.wiki', security_type: 'friends', cookieSecret: 'x',
@@ -282,7 +283,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
   })
   const { config, warnings } = configOf(['--config', join(dir, 'full.json')])
   t.same(config, {
-    port: 4100, host: '127.0.0.1', data: '/srv/farm', farm: true, allowed: ['one.example.org', 'two.example.org'],
+    port: 4100, host: '127.0.0.1', data: '/srv/farm', farm: true, store: 'postgresql://u@db:5433/farm', allowed: ['one.example.org', 'two.example.org'],
     wikiDomains: {
       'example.org': { security_type: 'friends', admin: 'domain-admin', cookieSecret: 'dcs', home: 'hello', session_duration: 1 },
       'wiki.test': {},

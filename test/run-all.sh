@@ -9,6 +9,9 @@ need_apt=()
 for tool in socat chromium; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# Debian keeps PostgreSQL's initdb and postgres off PATH, under /usr/lib/postgresql/<version>/bin
+# (test/fixtures/postgres.ts looks there); the tests start their own throwaway server.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${need_apt[*]} from Debian"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}") >/dev/null 2>&1 ||

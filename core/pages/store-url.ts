@@ -30,7 +30,7 @@ export function storeUrlProblem(text: string): string | null {
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     return `must start with postgres:// (got ${url.protocol}//…)`
   }
-  // A socket folder may stand in for the host: postgres://user@/db?host=/run/postgresql
+  // A socket folder may stand in for the host: postgres://user@localhost/db?host=/run/postgresql
   if (url.hostname === '' && !url.searchParams.has('host')) return 'names no host (postgres://user@HOST:5432/database)'
   if (url.pathname.replace(/^\//, '') === '') return 'names no database (postgres://user@host:5432/DATABASE)'
   return null
