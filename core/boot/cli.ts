@@ -1019,6 +1019,8 @@ export function usage(): string {
   const envExamples = ['port', 'cookieSecret', 'cacheMB'].map((k) => envNames(k).join(' or ')).join(', ')
   return [
     'Usage: wikifarm [flags]',
+    '       wikifarm export --store URL --to DIR     a PostgreSQL store to the folder layout',
+    '       wikifarm import --from DIR --store URL   a data folder into a PostgreSQL store',
     '',
     'A federated-wiki farm server: one process, many wikis, routed by Host.',
     '',
