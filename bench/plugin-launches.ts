@@ -26,22 +26,39 @@ async function ours(hosts: string[]): Promise<{ launches: Record<string, number>
   const countFile = join(dir, 'launches')
   makeSiteFolders(data, hosts)
   const farm = await startWikifarm({
-    data, flags: ['--admin', ADMIN], logFile: join(dir, 'farm.log'),
+    data,
+    flags: ['--admin', ADMIN],
+    logFile: join(dir, 'farm.log'),
     env: {
       // Txtzyme runs its device simulator (as `npm start` does), so every plugin is running.
-      WIKIFARM_PLUGINS: JSON.stringify({ txtzyme: { options: { simulator: true } }, 'bench-count': { package: COUNTER, options: { countFile } } }),
+      WIKIFARM_PLUGINS: JSON.stringify({
+        txtzyme: { options: { simulator: true } },
+        'bench-count': { package: COUNTER, options: { countFile } },
+      }),
     },
   })
   try {
     // Each site: a page read and a request to each plugin that answers REST.
     let failed = 0
-    for (const path of ['/welcome-visitors.json', '/plugin/linkmap/map.json', '/plugin/bench-count/hello', '/plugin/txtzyme/status']) {
+    for (const path of [
+      '/welcome-visitors.json',
+      '/plugin/linkmap/map.json',
+      '/plugin/bench-count/hello',
+      '/plugin/txtzyme/status',
+    ]) {
       failed += (await visitAll(farm.port, hosts, path, 20)).failed
     }
-    const login = await fetchHost(farm.port, hosts[0] as string, '/auth/reclaim/', { method: 'POST', body: ADMIN, headers: { 'content-type': 'text/plain' } })
+    const login = await fetchHost(farm.port, hosts[0] as string, '/auth/reclaim/', {
+      method: 'POST',
+      body: ADMIN,
+      headers: { 'content-type': 'text/plain' },
+    })
     if (login.status !== 200) throw new Error(`admin login answered ${login.status}: ${login.body}`)
-    const status = await fetchHost(farm.port, hosts[0] as string, '/system/status.json', { headers: { cookie: cookieHeader(login.cookies) } })
-    const plugins = (JSON.parse(status.body) as { plugins: { name: string; launches: number; state: string }[] }).plugins
+    const status = await fetchHost(farm.port, hosts[0] as string, '/system/status.json', {
+      headers: { cookie: cookieHeader(login.cookies) },
+    })
+    const plugins = (JSON.parse(status.body) as { plugins: { name: string; launches: number; state: string }[] })
+      .plugins
     const launches: Record<string, number> = {}
     for (const p of plugins) launches[`${p.name} (${p.state})`] = p.launches
     launches['bench-count (counter file)'] = lines(countFile)
@@ -85,21 +102,35 @@ export async function pluginLaunches(sites: number): Promise<PartResult> {
     markdown: [
       `### Plugin instances: launches of each server-side plugin after requests to ${sites} sites`,
       '',
-      `wikifarm: every site got GET /welcome-visitors.json and a request to each plugin's REST route (linkmap, txtzyme with ` +
-        'its simulator, and bench-count, a third-party plugin loaded by package path, which runs in a worker thread, its default isolation); launches as the kernel counts them ' +
+      `wikifarm: every site got GET /welcome-visitors.json and a request to each plugin's REST route (linkmap, ` +
+        `txtzyme with ` +
+        'its simulator, and bench-count, a third-party plugin loaded by package path, which runs in a worker ' +
+          'thread, its default isolation); launches as the kernel counts them ' +
         '(`/system/status.json`, admin login) and, for bench-count, by a line its launch appends to a file. ' +
-        `Reference: every site got GET /welcome-visitors.json; starts counted from its "starting plugin" log lines and ` +
-        'a counter plugin (wiki-plugin-benchcount) added to its scratch install whose startServer appends a line to a file.',
+        `Reference: every site got GET /welcome-visitors.json; starts counted from its "starting plugin" log lines ` +
+          `and ` +
+        'a counter plugin (wiki-plugin-benchcount) added to its scratch install whose startServer appends a line to ' +
+          'a file.',
       '',
-      table(['farm', 'plugin', 'launches', 'failed requests'], [
-        ...Object.entries(a.launches).map(([name, n]) => ['wikifarm', name, n, a.failed]),
-        ...(typeof b === 'string' ? [['reference', `could not be run: ${b}`, '—', '—']]
-          : Object.entries(b.launches).map(([name, n]) => ['reference', name, n, b.failed])),
-      ]),
+      table(
+        ['farm', 'plugin', 'launches', 'failed requests'],
+        [
+          ...Object.entries(a.launches).map(([name, n]) => ['wikifarm', name, n, a.failed]),
+          ...(typeof b === 'string'
+            ? [['reference', `could not be run: ${b}`, '—', '—']]
+            : Object.entries(b.launches).map(([name, n]) => ['reference', name, n, b.failed])),
+        ],
+      ),
       '',
-      `Mean launches per plugin: wikifarm ${perPluginOurs.toFixed(1)}, reference ${Number.isFinite(perPluginTheirs) ? perPluginTheirs.toFixed(1) : '—'} ` +
+      `Mean launches per plugin: wikifarm ${perPluginOurs.toFixed(1)}, reference ` +
+        `${Number.isFinite(perPluginTheirs) ? perPluginTheirs.toFixed(1) : '—'} ` +
         `(ratio ${fmtRatio(ratio(perPluginTheirs, perPluginOurs))}).`,
     ].join('\n'),
-    headlines: [{ label: `plugin launches per plugin, ${sites} sites: reference ÷ wikifarm`, value: ratio(perPluginTheirs, perPluginOurs) }],
+    headlines: [
+      {
+        label: `plugin launches per plugin, ${sites} sites: reference ÷ wikifarm`,
+        value: ratio(perPluginTheirs, perPluginOurs),
+      },
+    ],
   }
 }

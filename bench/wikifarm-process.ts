@@ -6,7 +6,20 @@ import { freePort, spawnServer, type Child } from './children.js'
 const BIN = fileURLToPath(new URL('../bin/wikifarm.js', import.meta.url))
 export const BENCH_COOKIE_SECRET = 'bench-cookie-secret-'.repeat(3)
 /** The bench's load comes from one address: the farm's per-address rate limits and caps are off. */
-const NO_LIMITS = ['--loginRate', '0', '--claimRate', '0', '--editRate', '0', '--upgradeRate', '0', '--socketsPerIp', '0', '--socketsPerSite', '0']
+const NO_LIMITS = [
+  '--loginRate',
+  '0',
+  '--claimRate',
+  '0',
+  '--editRate',
+  '0',
+  '--upgradeRate',
+  '0',
+  '--socketsPerIp',
+  '0',
+  '--socketsPerSite',
+  '0',
+]
 
 export interface WikifarmOptions {
   data: string
@@ -26,8 +39,23 @@ export async function startWikifarm(opts: WikifarmOptions): Promise<Child> {
   return spawnServer({
     name: opts.name ?? 'wikifarm',
     port,
-    args: [...(opts.nodeFlags ?? []), BIN, '--farm', '--data', opts.data, '--host', '127.0.0.1', '--port', String(port),
-      '--cookieSecret', BENCH_COOKIE_SECRET, '--logLevel', opts.logLevel ?? 'warn', ...NO_LIMITS, ...(opts.flags ?? [])],
+    args: [
+      ...(opts.nodeFlags ?? []),
+      BIN,
+      '--farm',
+      '--data',
+      opts.data,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--cookieSecret',
+      BENCH_COOKIE_SECRET,
+      '--logLevel',
+      opts.logLevel ?? 'warn',
+      ...NO_LIMITS,
+      ...(opts.flags ?? []),
+    ],
     env: opts.env,
     logFile: opts.logFile ?? null,
   })

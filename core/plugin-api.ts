@@ -144,15 +144,25 @@ export interface PluginReply {
 }
 
 /** A reply with a status and headers; a string or bytes body is sent as is, anything else as JSON. */
-export function reply(options: { status?: number; headers?: Record<string, string>; body: JsonValue | string | Uint8Array }): PluginReply {
-  return Object.freeze({ [REPLY]: true as const, status: options.status ?? 200, headers: { ...options.headers }, body: options.body })
+export function reply(options: {
+  status?: number
+  headers?: Record<string, string>
+  body: JsonValue | string | Uint8Array
+}): PluginReply {
+  return Object.freeze({
+    [REPLY]: true as const,
+    status: options.status ?? 200,
+    headers: { ...options.headers },
+    body: options.body,
+  })
 }
 
 export function isPluginReply(value: unknown): value is PluginReply {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[REPLY] === true
 }
 
-export type RouteResult<S extends RouteSchemas> = (S['response'] extends TSchema ? Static<S['response']> : JsonValue) | PluginReply
+export type RouteResult<S extends RouteSchemas> =
+  (S['response'] extends TSchema ? Static<S['response']> : JsonValue) | PluginReply
 
 export interface RouteDeclaration<S extends RouteSchemas = RouteSchemas> {
   method: HttpMethod
@@ -232,7 +242,9 @@ export interface EventContext {
   readonly site: SiteHandle
 }
 
-export type EventListeners = { [E in keyof FarmEvents]?: (event: FarmEvents[E], ctx: EventContext) => void | Promise<void> }
+export type EventListeners = {
+  [E in keyof FarmEvents]?: (event: FarmEvents[E], ctx: EventContext) => void | Promise<void>
+}
 
 /**
  * A route with its schema types erased, as the kernel stores it. Declare routes with route()

@@ -32,4 +32,7 @@ export const Page = Type.Object({
 export type Page = { title: string; story: StoryItem[]; journal?: JournalEntry[]; [key: string]: unknown }
 
 const compiledPage = Compile(Page)
-export const PageValidator = { Check: (value: unknown): value is Page => compiledPage.Check(value), Errors: (value: unknown) => compiledPage.Errors(value) }
+export const PageValidator = {
+  Check: (value: unknown): value is Page => compiledPage.Check(value),
+  Errors: (value: unknown) => compiledPage.Errors(value),
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything the tests need, type-checks, runs every tap test, and ends with one
+# Installs everything the tests need, type-checks, lints, runs every tap test, and ends with one
 # plain line "N passed, N failed" (assertions, flattened across subtests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,13 +24,20 @@ if ! npm run -s build:all; then
   failed_types=1
 fi
 
+# ESLint (eslint.config.js): a lint error or warning counts as one failure, as a tsc error does.
+failed_lint=0
+if ! npm run -s lint; then
+  echo "eslint reported problems"
+  failed_lint=1
+fi
+
 out=$(mktemp)
 npx tap --reporter=tap "$@" | tee "$out.raw" | npx tap-parser -f -t > "$out"
 tap_status=${PIPESTATUS[0]}
 cat "$out.raw"
 passed=$(grep -cE '^ok ' "$out")
 failed=$(grep -cE '^not ok ' "$out")
-failed=$((failed + failed_types))
+failed=$((failed + failed_types + failed_lint))
 if [ "$tap_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 rm -f "$out" "$out.raw"
 echo "$passed passed, $failed failed"

@@ -26,7 +26,10 @@ export const BUILTIN_PLUGINS = fileURLToPath(new URL('../../plugins/', import.me
  * The folders of the plugins a farm runs: built-ins under their folder, packages given as a
  * path under that path's folder, packages by name under node_modules/<name>/.
  */
-export function pluginSources(records: ReadonlyArray<{ name: string; grant: { package?: string } }>, builtinDir = BUILTIN_PLUGINS): PluginSource[] {
+export function pluginSources(
+  records: ReadonlyArray<{ name: string; grant: { package?: string } }>,
+  builtinDir = BUILTIN_PLUGINS,
+): PluginSource[] {
   return records.map(({ name, grant }) => {
     const spec = grant.package
     if (spec === undefined) return { name, dir: join(builtinDir, name) + sep }
@@ -55,12 +58,20 @@ export interface FaultLog {
 }
 
 /** The log line for an error nobody caught: which plugin, if any, and what happens next. */
-export function describeFault(kind: 'rejection' | 'exception', err: unknown, sources: PluginSource[]): { fields: object; msg: string } {
+export function describeFault(
+  kind: 'rejection' | 'exception',
+  err: unknown,
+  sources: PluginSource[],
+): { fields: object; msg: string } {
   const plugin = blamePlugin(err, sources)
   const where = plugin ? `in plugin ${plugin}` : 'of unknown origin'
   const then = kind === 'rejection' ? 'the farm keeps serving' : 'closing the farm'
   return {
-    fields: { err, plugin, code: kind === 'rejection' ? 'WIKIFARM_ERR_UNHANDLED_REJECTION' : 'WIKIFARM_ERR_UNCAUGHT_EXCEPTION' },
+    fields: {
+      err,
+      plugin,
+      code: kind === 'rejection' ? 'WIKIFARM_ERR_UNHANDLED_REJECTION' : 'WIKIFARM_ERR_UNCAUGHT_EXCEPTION',
+    },
     msg: `${kind === 'rejection' ? 'unhandled rejection' : 'uncaught exception'} ${where}: ${then}`,
   }
 }

@@ -4,7 +4,19 @@ const SITE = /^[a-zA-Z0-9:.-]{1,253}$/
 const SLUG = /^[a-z0-9-]{1,100}(_rev[0-9]{1,9})?$/
 const MAX_PAGES = 20
 /** First segments the kernel routes itself: such a path is never a lineup. */
-const NOT_LINEUP = new Set(['plugin', 'plugins', 'auth', 'system', 'recycler', 'security', 'page', 'remote', 'proxy', 'theme', 'assets'])
+const NOT_LINEUP = new Set([
+  'plugin',
+  'plugins',
+  'auth',
+  'system',
+  'recycler',
+  'security',
+  'page',
+  'remote',
+  'proxy',
+  'theme',
+  'assets',
+])
 
 export interface LineupEntry {
   /** null for this wiki (the path said `view`). */

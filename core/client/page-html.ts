@@ -18,6 +18,7 @@ function linkify(escaped: string): string {
 export function renderStory(page: Page): string {
   return page.story.map((item) => {
     const text = typeof item.text === 'string' ? item.text : ''
-    return `<div class="item ${escapeHtml(item.type)}" data-id="${escapeHtml(item.id)}"><p>${linkify(escapeHtml(text))}</p></div>`
+    const attributes = `class="item ${escapeHtml(item.type)}" data-id="${escapeHtml(item.id)}"`
+    return `<div ${attributes}><p>${linkify(escapeHtml(text))}</p></div>`
   }).join('\n')
 }

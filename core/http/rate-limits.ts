@@ -9,7 +9,10 @@ import { LRUCache } from 'lru-cache'
 import type { FarmConfig } from '../farm-config.js'
 import { ERR_RATE_LIMITED, ERR_TOO_MANY_CONNECTIONS } from '../errors.js'
 
-export type RateLimitSettings = Pick<FarmConfig, 'loginRate' | 'claimRate' | 'editRate' | 'upgradeRate' | 'socketsPerIp' | 'socketsPerSite'>
+export type RateLimitSettings = Pick<
+  FarmConfig,
+  'loginRate' | 'claimRate' | 'editRate' | 'upgradeRate' | 'socketsPerIp' | 'socketsPerSite'
+>
 
 /**
  * Every limit and cap off: for load generators and tests that send thousands of requests from
@@ -141,7 +144,9 @@ export function registerRateLimits(app: FastifyInstance, settings: RateLimitSett
       const wait = limiter.take(request.ip)
       if (wait > 0) {
         reply.header('retry-after', String(wait))
-        throw new ERR_RATE_LIMITED(`more than ${limiter.perMinute} ${WHAT[limited]} a minute from ${request.ip}: retry in ${wait} s`)
+        throw new ERR_RATE_LIMITED(
+          `more than ${limiter.perMinute} ${WHAT[limited]} a minute from ${request.ip}: retry in ${wait} s`,
+        )
       }
     }
     if (limited === 'upgrade' && watchesSockets) {

@@ -143,7 +143,12 @@ export function registerRequestContext(app: FastifyInstance, deps: {
   })
 }
 
-export function replaceSession(request: FastifyRequest, reply: FastifyReply, sessions: SessionKeeper, next: Session): void {
+export function replaceSession(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  sessions: SessionKeeper,
+  next: Session,
+): void {
   request.session = next
   sessions.write(reply, next)
 }

@@ -83,7 +83,12 @@ export class SessionKeeper {
         const body = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as CookieBody
         if (typeof body.i === 'string' && ID.test(body.i)) {
           const proved = typeof body.f === 'string' && DIGEST.test(body.f) && typeof body.s === 'string'
-          return { id: body.i, friend: proved ? body.f as string : null, site: proved ? body.s as string : null, fresh: false }
+          return {
+            id: body.i,
+            friend: proved ? (body.f as string) : null,
+            site: proved ? (body.s as string) : null,
+            fresh: false,
+          }
         }
       } catch {
         // A cookie we signed but cannot read is treated like no cookie.

@@ -27,7 +27,11 @@ export class DefaultPages {
    * The farm's default pages from `dir`, and plugin pages from `pluginDirs` (the first of a
    * slug wins). A plugin page that does not parse is reported through `problem` and skipped.
    */
-  static async load(dir = DEFAULT_PAGES_DIR, pluginDirs: string[] = [], problem: (message: string) => void = () => {}): Promise<DefaultPages> {
+  static async load(
+    dir = DEFAULT_PAGES_DIR,
+    pluginDirs: string[] = [],
+    problem: (message: string) => void = () => {},
+  ): Promise<DefaultPages> {
     const pages = new Map<string, StoredPage>()
     for (const slug of (await readdir(dir)).filter((name) => SLUG.test(name)).sort()) {
       const page = await readPageFile(join(dir, slug))
@@ -35,7 +39,9 @@ export class DefaultPages {
     }
     const pluginPages = new Map<string, StoredPage>()
     for (const pluginDir of pluginDirs) {
-      for (const slug of (await readdir(pluginDir).catch(() => [] as string[])).filter((name) => SLUG.test(name)).sort()) {
+      for (const slug of (await readdir(pluginDir).catch(() => [] as string[]))
+        .filter((name) => SLUG.test(name))
+        .sort()) {
         if (pages.has(slug) || pluginPages.has(slug)) continue
         try {
           pluginPages.set(slug, storedPage(await readPageFile(join(pluginDir, slug))))

@@ -4,7 +4,13 @@ import secureJson from 'secure-json-parse'
 import { ACTION_TYPES, actionValidators, type Action, type ActionType } from '../../schemas/action.js'
 import { ITEM_ID_PATTERN, type JournalEntry, type Page, type StoryItem } from '../../schemas/page.js'
 import {
-  ERR_BAD_ACTION, ERR_BAD_ITEM_ID, ERR_BAD_JSON, ERR_ITEM_NOT_FOUND, ERR_PAGE_EXISTS, ERR_PAGE_NOT_FOUND, ERR_UNKNOWN_ACTION,
+  ERR_BAD_ACTION,
+  ERR_BAD_ITEM_ID,
+  ERR_BAD_JSON,
+  ERR_ITEM_NOT_FOUND,
+  ERR_PAGE_EXISTS,
+  ERR_PAGE_NOT_FOUND,
+  ERR_UNKNOWN_ACTION,
 } from '../errors.js'
 
 const MAX_ERRORS_SHOWN = 3
@@ -48,7 +54,8 @@ export function validateAction(value: unknown): Action {
   if (!(ACTION_TYPES as string[]).includes(type)) throw new ERR_UNKNOWN_ACTION(type.slice(0, 40))
   // Item ids get their own code: a client generating bad ids wants to know it is the ids.
   for (const [field, id] of itemIdsOf(value as Record<string, unknown>)) {
-    if (typeof id === 'string' && !ITEM_ID.test(id)) throw new ERR_BAD_ITEM_ID(`${field} ${JSON.stringify(id.slice(0, 40))}`)
+    if (typeof id === 'string' && !ITEM_ID.test(id))
+      throw new ERR_BAD_ITEM_ID(`${field} ${JSON.stringify(id.slice(0, 40))}`)
   }
   const validator = actionValidators[type as ActionType]
   if (!validator.Check(value)) {
@@ -65,7 +72,8 @@ const ITEM_ID = new RegExp(ITEM_ID_PATTERN)
 function itemIdsOf(action: Record<string, unknown>): Array<[string, unknown]> {
   const ids: Array<[string, unknown]> = [['id', action.id], ['after', action.after]]
   const item = action.item
-  if (action.type !== 'create' && item !== null && typeof item === 'object') ids.push(['item.id', (item as { id?: unknown }).id])
+  if (action.type !== 'create' && item !== null && typeof item === 'object')
+    ids.push(['item.id', (item as { id?: unknown }).id])
   if (Array.isArray(action.order)) action.order.forEach((id, i) => ids.push([`order[${i}]`, id]))
   return ids
 }

@@ -9,7 +9,20 @@ import type { EventBus } from './events.js'
 import type { Site } from './sites.js'
 
 /** Item types whose `text` is prose worth searching (as the reference server indexes them). */
-const TEXT_TYPES = new Set(['paragraph', 'markdown', 'html', 'reference', 'image', 'pagefold', 'math', 'mathjax', 'code', 'audio', 'video', 'frame'])
+const TEXT_TYPES = new Set([
+  'paragraph',
+  'markdown',
+  'html',
+  'reference',
+  'image',
+  'pagefold',
+  'math',
+  'mathjax',
+  'code',
+  'audio',
+  'video',
+  'frame',
+])
 const FIELDS = ['title', 'content']
 
 /** The words of one item's text: links keep their labels, markup and URLs go. */

@@ -45,7 +45,8 @@ export function pageLinks(page: Page): Record<string, string> {
   const links: Record<string, string> = {}
   for (const item of page.story) {
     // Object.hasOwn, not `in`: a page linking [[Constructor]] must not find Object.prototype's.
-    if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug)) links[item.slug] = item.id
+    if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug))
+      links[item.slug] = item.id
     if (typeof item.text !== 'string') continue
     for (const match of item.text.matchAll(LINK)) {
       const slug = asSlug(match[1] as string)
@@ -67,7 +68,10 @@ export function sitemapEntry(slug: string, page: Page): SitemapEntry {
 function parseStoredSitemap(data: Buffer | null): Map<string, SitemapEntry> | null {
   if (!data) return null
   try {
-    const value: unknown = secureJson.parse(data.toString('utf8'), undefined, { protoAction: 'remove', constructorAction: 'remove' })
+    const value: unknown = secureJson.parse(data.toString('utf8'), undefined, {
+      protoAction: 'remove',
+      constructorAction: 'remove',
+    })
     if (!Array.isArray(value)) return null
     const entries = new Map<string, SitemapEntry>()
     for (const entry of value as SitemapEntry[]) {

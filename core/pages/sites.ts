@@ -12,8 +12,8 @@ import type { PageStore, SiteStore, StoredPage } from './page-store.js'
 import { SiteMap } from './sitemap.js'
 import { applyAction, forksFrom } from './page-actions.js'
 import { fetchRemotePage } from './remote-pages.js'
-import { EventBus } from './events.js'
-import { DefaultPages } from './default-pages.js'
+import type { EventBus } from './events.js'
+import type { DefaultPages } from './default-pages.js'
 import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND, ERR_STORE } from '../errors.js'
 import { stripWww } from '../http/site-router.js'
 
@@ -103,8 +103,12 @@ export class Site {
   owner(): Promise<Owner | null> {
     this.#owner ??= this.store.readStatus('owner.json').then((data) => {
       if (!data) return null
-      const value: unknown = secureJson.parse(data.toString('utf8'), undefined, { protoAction: 'remove', constructorAction: 'remove' })
-      if (!OwnerValidator.Check(value)) throw new ERR_STORE(`${this.name}: status/owner.json is not a friends owner record`)
+      const value: unknown = secureJson.parse(data.toString('utf8'), undefined, {
+        protoAction: 'remove',
+        constructorAction: 'remove',
+      })
+      if (!OwnerValidator.Check(value))
+        throw new ERR_STORE(`${this.name}: status/owner.json is not a friends owner record`)
       return value
     }).catch((err: unknown) => {
       this.#owner = null
@@ -149,7 +153,8 @@ export class Site {
 export function matchDomain(host: string, domains: readonly string[]): string | null {
   let best: string | null = null
   for (const domain of domains) {
-    if ((host === domain || host.endsWith(`.${domain}`)) && (best === null || domain.length > best.length)) best = domain
+    if ((host === domain || host.endsWith(`.${domain}`)) && (best === null || domain.length > best.length))
+      best = domain
   }
   return best
 }

@@ -34,7 +34,8 @@ export function siteHandle(sites: SiteRegistry, name: string, push: PushHub, plu
     // The plugin's slug and action are checked as a client's are: a slug is a file name in
     // this site's folder, and must never climb out of it.
     async applyAction(slug: string, action: Action) {
-      if (typeof slug !== 'string' || !SLUG.test(slug)) throw new ERR_BAD_SLUG(JSON.stringify(String(slug).slice(0, 120)))
+      if (typeof slug !== 'string' || !SLUG.test(slug))
+        throw new ERR_BAD_SLUG(JSON.stringify(String(slug).slice(0, 120)))
       return site().applyAction(slug, validateAction(action))
     },
     async publish(key: string, value: JsonValue) {
@@ -60,7 +61,8 @@ function one(value: unknown): string | undefined {
 export function readIdentity(query: Record<string, unknown>, headers: Record<string, unknown>): Identity {
   for (const name of ['page', 'item', 'lineup']) {
     // A repeated parameter is ambiguous: refused, never silently dropped.
-    if (query[name] !== undefined && one(query[name]) === undefined) throw new ERR_VALIDATION(`identity "${name}" given more than once`)
+    if (query[name] !== undefined && one(query[name]) === undefined)
+      throw new ERR_VALIDATION(`identity "${name}" given more than once`)
   }
   const page = one(query.page) ?? one(headers['x-wiki-page'])
   const item = one(query.item) ?? one(headers['x-wiki-item'])

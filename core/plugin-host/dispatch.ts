@@ -8,8 +8,17 @@ import type { WebSocket } from 'ws'
 import type {} from '@fastify/websocket'
 import { randomBytes } from 'node:crypto'
 import {
-  SUBPROTOCOL_V1, isPluginHttpError, isPluginReply, isPluginUnavailable, type HttpMethod, type Identity, type PluginRequest,
-  type PluginLogger, type RequestContext, type RouteSchemas, type SessionInfo,
+  SUBPROTOCOL_V1,
+  isPluginHttpError,
+  isPluginReply,
+  isPluginUnavailable,
+  type HttpMethod,
+  type Identity,
+  type PluginRequest,
+  type PluginLogger,
+  type RequestContext,
+  type RouteSchemas,
+  type SessionInfo,
 } from '../plugin-api.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './registry.js'
 import { pluginLogger, pluginQuery, readIdentity, sessionLabel, siteHandle } from './context.js'
@@ -19,7 +28,12 @@ import type { EventBus } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { PushHub } from '../sockets/push-hub.js'
 import {
-  ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT, ERR_PLUGIN_UNAVAILABLE, ERR_VALIDATION,
+  ERR_PLUGIN_FAILED,
+  ERR_PLUGIN_NOT_ENABLED,
+  ERR_PLUGIN_ROUTE,
+  ERR_PLUGIN_TIMEOUT,
+  ERR_PLUGIN_UNAVAILABLE,
+  ERR_VALIDATION,
   type WikifarmError,
 } from '../errors.js'
 
@@ -177,7 +191,10 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
       return reply.type('application/json; charset=utf-8').send(JSON.stringify(body))
     }
     if (validators.response && !validators.response.Check(result)) {
-      request.log.error({ plugin: record.name, site: request.site.name, route: route.url }, 'plugin reply does not match its response schema')
+      request.log.error(
+        { plugin: record.name, site: request.site.name, route: route.url },
+        'plugin reply does not match its response schema',
+      )
       throw new ERR_PLUGIN_FAILED(record.name)
     }
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(result ?? null))

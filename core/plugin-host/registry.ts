@@ -7,9 +7,20 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
 import {
-  API_VERSION, SUBPROTOCOL_V1, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
-  type AnyRouteDeclaration, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
-  type SiteHandle, type SocketDeclaration, type Trust,
+  API_VERSION,
+  SUBPROTOCOL_V1,
+  SUPPORTED_API_VERSIONS,
+  isDefinedPlugin,
+  isPluginUnavailable,
+  type AnyRouteDeclaration,
+  type DefinedPlugin,
+  type EventContext,
+  type KernelHandle,
+  type PluginInstance,
+  type PluginLogger,
+  type SiteHandle,
+  type SocketDeclaration,
+  type Trust,
 } from '../plugin-api.js'
 import type { EventBus, EventName, Listener } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
@@ -154,7 +165,14 @@ export class PluginRecord {
   host: PluginHost | null = null
   crashes = 0
 
-  constructor(name: string, source: string, definition: DefinedPlugin | null, grant: PluginGrant, state: PluginState, reason: string | null) {
+  constructor(
+    name: string,
+    source: string,
+    definition: DefinedPlugin | null,
+    grant: PluginGrant,
+    state: PluginState,
+    reason: string | null,
+  ) {
     this.name = name
     this.source = source
     this.definition = definition
@@ -206,7 +224,9 @@ function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout
   return Promise.race([
     promise,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms) }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)
+    }),
   ]).finally(() => clearTimeout(timer))
 }
 
@@ -228,7 +248,8 @@ function buildLive(name: string, instance: PluginInstance): LiveInstance {
   const sockets = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
   for (const route of instance.routes ?? []) {
     if (!METHODS.has(route.method)) throw new Error(`route ${String(route.method)} ${route.url}: unsupported method`)
-    if (typeof route.url !== 'string' || !route.url.startsWith('/')) throw new Error(`route ${route.url}: url must start with /`)
+    if (typeof route.url !== 'string' || !route.url.startsWith('/'))
+      throw new Error(`route ${route.url}: url must start with /`)
     if (typeof route.handler !== 'function') throw new Error(`route ${route.method} ${route.url}: no handler`)
     const validators: RouteValidators = {
       params: compileOrNull(route.schema?.params),
@@ -239,19 +260,24 @@ function buildLive(name: string, instance: PluginInstance): LiveInstance {
     try {
       routes.on(route.method, route.url, () => {}, { route, validators } satisfies RouteStore)
     } catch (err) {
-      throw new Error(`route ${route.method} ${route.url}: ${(err as Error).message}`)
+      throw new Error(`route ${route.method} ${route.url}: ${(err as Error).message}`, { cause: err })
     }
   }
   const byUrl = new Map<string, SocketEntry>()
   for (const socket of instance.sockets ?? []) {
-    if (typeof socket.url !== 'string' || !socket.url.startsWith('/')) throw new Error(`socket ${socket.url}: url must start with /`)
-    if (socket.codec !== 'text' && socket.codec !== 'json') throw new Error(`socket ${String((socket as { url: unknown }).url)}: codec must be 'text' or 'json'`)
-    if (socket.codec === 'json' && !socket.message) throw new Error(`socket ${socket.url}: a json socket declares its message schema`)
-    if (socket.protocol !== undefined && socket.protocol !== SUBPROTOCOL_V1) throw new Error(`socket ${socket.url}: unknown protocol ${String(socket.protocol)}`)
+    if (typeof socket.url !== 'string' || !socket.url.startsWith('/'))
+      throw new Error(`socket ${socket.url}: url must start with /`)
+    if (socket.codec !== 'text' && socket.codec !== 'json')
+      throw new Error(`socket ${String((socket as { url: unknown }).url)}: codec must be 'text' or 'json'`)
+    if (socket.codec === 'json' && !socket.message)
+      throw new Error(`socket ${socket.url}: a json socket declares its message schema`)
+    if (socket.protocol !== undefined && socket.protocol !== SUBPROTOCOL_V1)
+      throw new Error(`socket ${socket.url}: unknown protocol ${String(socket.protocol)}`)
     const validator = socket.codec === 'json' ? compileOrNull(socket.message) : null
     const entry = byUrl.get(socket.url) ?? {}
     const slot = socket.protocol === SUBPROTOCOL_V1 ? 'v1' : 'plain'
-    if (entry[slot]) throw new Error(`socket ${socket.url}: declared twice${slot === 'v1' ? ` for ${SUBPROTOCOL_V1}` : ''}`)
+    if (entry[slot])
+      throw new Error(`socket ${socket.url}: declared twice${slot === 'v1' ? ` for ${SUBPROTOCOL_V1}` : ''}`)
     entry[slot] = { socket, validator }
     byUrl.set(socket.url, entry)
   }
@@ -259,14 +285,18 @@ function buildLive(name: string, instance: PluginInstance): LiveInstance {
     try {
       sockets.on('GET', url, () => {}, entry)
     } catch (err) {
-      throw new Error(`socket ${url}: ${(err as Error).message}`)
+      throw new Error(`socket ${url}: ${(err as Error).message}`, { cause: err })
     }
   }
   void name
   return { instance, routes, sockets }
 }
 
-export function findRoute(live: LiveInstance, method: string, path: string): { store: RouteStore; params: Record<string, string | undefined> } | null {
+export function findRoute(
+  live: LiveInstance,
+  method: string,
+  path: string,
+): { store: RouteStore; params: Record<string, string | undefined> } | null {
   const found = live.routes.find(method as FindMyWay.HTTPMethod, path)
   return found ? { store: found.store as RouteStore, params: found.params } : null
 }
@@ -275,11 +305,15 @@ export function findRoute(live: LiveInstance, method: string, path: string): { s
  * The declaration serving a connection to `path`: the one for wikifarm.v1 when the client
  * offered it (the kernel always selects it then), else the plain one.
  */
-export function findSocket(live: LiveInstance, path: string, offersV1: boolean): { store: SocketStore; params: Record<string, string | undefined> } | null {
+export function findSocket(
+  live: LiveInstance,
+  path: string,
+  offersV1: boolean,
+): { store: SocketStore; params: Record<string, string | undefined> } | null {
   const found = live.sockets.find('GET', path)
   if (!found) return null
   const entry = found.store as SocketEntry
-  const store = offersV1 ? entry.v1 ?? entry.plain : entry.plain
+  const store = offersV1 ? (entry.v1 ?? entry.plain) : entry.plain
   return store ? { store, params: found.params } : null
 }
 
@@ -334,16 +368,26 @@ export class PluginRegistry {
     for (const [name, grant] of Object.entries(grants)) {
       if (grant.package) {
         const specifier = grant.package
-        found.push({ name, source: `package ${specifier}`, module: resolvePluginModule(specifier), load: () => importPlugin(specifier) })
+        found.push({
+          name,
+          source: `package ${specifier}`,
+          module: resolvePluginModule(specifier),
+          load: () => importPlugin(specifier),
+        })
       } else if (!found.some((f) => f.name === name)) {
-        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`)
+        throw new ERR_PLUGIN_CONFIG(
+          `plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`,
+        )
       }
     }
     for (const { name, source, module, load } of found) {
-      if (!NAME.test(name)) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
+      if (!NAME.test(name))
+        throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
       // The kernel's own push connections carry this name in the socket hub.
-      if (name === PUSH_CONNECTION_PLUGIN) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
-      if (this.get(name)) throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${this.get(name)?.source} and ${source}`)
+      if (name === PUSH_CONNECTION_PLUGIN)
+        throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
+      if (this.get(name))
+        throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${this.get(name)?.source} and ${source}`)
       const builtin = source.startsWith('built-in')
       const grant: PluginGrant = { ...grants[name] }
       let definition: DefinedPlugin | null = null
@@ -356,7 +400,9 @@ export class PluginRegistry {
         reason = `could not load: ${String((err as Error).message).split(/\r?\n/, 1)[0]}`
       }
       if (definition && definition.name !== name) {
-        throw new ERR_PLUGIN_CONFIG(`${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
+        throw new ERR_PLUGIN_CONFIG(
+          `${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`,
+        )
       }
       // Built-ins get the trust they request unless the operator says otherwise;
       // third-party plugins get `site` unless the operator grants `farm`.
@@ -383,15 +429,23 @@ export class PluginRegistry {
 
   #refusal(definition: DefinedPlugin, grant: PluginGrant): string | null {
     if (!SUPPORTED_API_VERSIONS.includes(definition.apiVersion)) {
-      return `it speaks plugin API v${String(definition.apiVersion)}; this kernel supports v${SUPPORTED_API_VERSIONS.join(', v')} (current v${API_VERSION})`
+      const supported = SUPPORTED_API_VERSIONS.join(', v')
+      const speaks = `it speaks plugin API v${String(definition.apiVersion)}`
+      return `${speaks}; this kernel supports v${supported} (current v${API_VERSION})`
     }
-    if (definition.trust !== 'farm' && definition.trust !== 'site') return `it requests unknown trust ${JSON.stringify(definition.trust)}`
+    if (definition.trust !== 'farm' && definition.trust !== 'site')
+      return `it requests unknown trust ${JSON.stringify(definition.trust)}`
     const isolation = grant.isolation ?? 'none'
     if (definition.isolationModes && !definition.isolationModes.includes(isolation)) {
-      return `it cannot run with isolation "${isolation}" (it supports ${definition.isolationModes.map((m) => `"${m}"`).join(', ')}): set plugins.${definition.name}.isolation`
+      const supported = definition.isolationModes.map((m) => `"${m}"`).join(', ')
+      const fix = `set plugins.${definition.name}.isolation`
+      return `it cannot run with isolation "${isolation}" (it supports ${supported}): ${fix}`
     }
     if (definition.trust === 'farm' && grant.trust !== 'farm') {
-      return `it requests farm trust and the operator granted site trust: grant it with plugins.${definition.name}.trust = "farm"`
+      return (
+        'it requests farm trust and the operator granted site trust: ' +
+        `grant it with plugins.${definition.name}.trust = "farm"`
+      )
     }
     if (definition.options) {
       const validator = Compile(definition.options)
@@ -403,7 +457,9 @@ export class PluginRegistry {
 
   /** Launches every enabled plugin, concurrently, each once. Resolves when all have settled. */
   async launchAll(): Promise<void> {
-    await Promise.all(this.#records.filter((r) => r.state === 'stopped').map((r) => this.#serialise(r, () => this.#launch(r))))
+    await Promise.all(
+      this.#records.filter((r) => r.state === 'stopped').map((r) => this.#serialise(r, () => this.#launch(r))),
+    )
   }
 
   /** Stops and launches a plugin again (admin route, or a retry). */
@@ -452,7 +508,8 @@ export class PluginRegistry {
         }
         const resolved = await sites.resolveName(host)
         const listed = Array.isArray(record.grant.sites) && record.grant.sites.includes(resolved ?? '')
-        if (resolved === null || (trust === 'site' && !listed)) throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
+        if (resolved === null || (trust === 'site' && !listed))
+          throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
         return siteHandle(sites, resolved, push, record.name)
       },
     }
@@ -465,10 +522,14 @@ export class PluginRegistry {
     record.reason = null
     record.nextRetryAt = null
     const log = this.#options.loggerFor(record.name)
-    const options = definition.options ? Compile(definition.options).Default(structuredClone(record.grant.options ?? {})) : (record.grant.options ?? {})
+    const options = definition.options
+      ? Compile(definition.options).Default(structuredClone(record.grant.options ?? {}))
+      : (record.grant.options ?? {})
     const host = record.isolation === 'none' ? null : this.#host(record, options)
     record.host = host
-    const launching = host ? host.launch() : Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
+    const launching = host
+      ? host.launch()
+      : Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
     try {
       const instance = await timeout(launching, this.#options.launchTimeoutMs, 'launch')
       record.live = buildLive(record.name, instance)
@@ -477,7 +538,11 @@ export class PluginRegistry {
       record.launches++
       record.retryDelayMs = 0
       this.#subscribe(record, instance)
-      log.info('plugin launched', { trust: definition.trust, isolation: record.isolation, ...(host?.pid ? { pid: host.pid } : {}) })
+      log.info('plugin launched', {
+        trust: definition.trust,
+        isolation: record.isolation,
+        ...(host?.pid ? { pid: host.pid } : {}),
+      })
     } catch (err) {
       // A launch that finishes after its timeout still gets closed, so it releases what it holds.
       if (host) {
@@ -543,7 +608,9 @@ export class PluginRegistry {
     record.live = null
     record.host = null
     record.state = giveUp ? 'failed' : 'restarting'
-    record.reason = giveUp ? `crashed ${record.crashes} time${record.crashes === 1 ? '' : 's'} in a row; last: ${reason}` : `crashed: ${reason}; restarting`
+    record.reason = giveUp
+      ? `crashed ${record.crashes} time${record.crashes === 1 ? '' : 's'} in a row; last: ${reason}`
+      : `crashed: ${reason}; restarting`
     try {
       // 1012: come back soon, the plugin is restarting; 1011: it failed and stays down.
       await this.onStop(record.name, giveUp ? 1011 : 1012, giveUp ? 'plugin failed' : 'plugin restarting')
@@ -579,7 +646,9 @@ export class PluginRegistry {
       if (typeof listener !== 'function') continue
       // Each event comes with its own site's handle: the one site a site plugin may act on.
       const deliver: Listener<EventName> = (payload) =>
-        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, { site: siteHandle(sites, payload.site, push, record.name) })
+        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, {
+          site: siteHandle(sites, payload.site, push, record.name),
+        })
       record.unsubscribe.push(this.#events.on(event as EventName, deliver, record.name, accepts))
     }
   }
@@ -597,7 +666,9 @@ export class PluginRegistry {
     try {
       await this.onStop(record.name, code, reason)
     } catch (err) {
-      this.#options.loggerFor(record.name).error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
+      this.#options
+        .loggerFor(record.name)
+        .error("closing the plugin's sockets failed", { reason: (err as Error).message })
     }
     if (live?.instance.close) {
       try {

@@ -23,16 +23,27 @@ function sockets(bySite: Record<string, number>): string {
 }
 
 function renderStatus(status: FarmStatus): string {
-  const rows = status.plugins.map((p) => `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
-    `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}${p.isolation === 'none' ? '' : ` (${p.isolation}${p.crashes ? `, ${p.crashes} crashes` : ''})`}</td><td>${escapeHtml(p.launchedAt ?? '')}</td>` +
-    `<td>${p.launches}</td><td>${sockets(p.connections)}</td>` +
-    `<td>${p.state === 'disabled' ? '' : `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch"><button>relaunch</button></form>`}</td></tr>`)
+  const rows = status.plugins.map((p) => {
+    const crashes = p.crashes ? `, ${p.crashes} crashes` : ''
+    const isolation = p.isolation === 'none' ? '' : ` (${p.isolation}${crashes})`
+    const relaunch = `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch">` +
+      '<button>relaunch</button></form>'
+    return (
+      `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
+      `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}${isolation}</td>` +
+      `<td>${escapeHtml(p.launchedAt ?? '')}</td>` +
+      `<td>${p.launches}</td><td>${sockets(p.connections)}</td>` +
+      `<td>${p.state === 'disabled' ? '' : relaunch}</td></tr>`
+    )
+  })
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 <style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 8px;text-align:left;border-bottom:1px solid #ddd}
 .running{color:green}.failed,.unavailable{color:#b00}.restarting{color:#b60}</style></head><body>
 <h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections</p>
-<h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>launched</th><th>launches</th><th>sockets</th><th></th></tr>
+<h2>Plugins</h2><table>
+<tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>launched</th><th>launches</th><th>sockets</th>
+<th></th></tr>
 ${rows.join('\n')}</table>
 <h2>Open sites (${status.sites.open.length})</h2><ul>${sites}</ul></body></html>`
 }

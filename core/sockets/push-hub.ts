@@ -34,11 +34,16 @@ export function keyProblem(key: unknown): string | null {
   const [slug, item] = parts
   // A site's name (a host) has a dot; no slug does. Keys never name a site: the connection's is implied.
   if (slug !== undefined && slug.includes('.')) {
-    return `keys name pages of this connection's site only ("<slug>" or "<slug>/<item-id>"): ${JSON.stringify(key.slice(0, 120))} names a site`
+    const named = JSON.stringify(key.slice(0, 120))
+    return `keys name pages of this connection's site only ("<slug>" or "<slug>/<item-id>"): ${named} names a site`
   }
-  if (parts.length > 2) return `a key is "<slug>" or "<slug>/<item-id>": ${JSON.stringify(key.slice(0, 120))} has too many parts`
-  if (slug === undefined || !SLUG.test(slug)) return `invalid page slug ${JSON.stringify((slug ?? '').slice(0, 120))} (lowercase letters, digits and dashes, 1 to 100)`
-  if (item !== undefined && !ITEM_ID.test(item)) return `invalid item id ${JSON.stringify(item.slice(0, 40))} (16 hex digits)`
+  if (parts.length > 2)
+    return `a key is "<slug>" or "<slug>/<item-id>": ${JSON.stringify(key.slice(0, 120))} has too many parts`
+  if (slug === undefined || !SLUG.test(slug))
+    return `invalid page slug ${JSON.stringify((slug ?? '').slice(0, 120))} ` +
+      '(lowercase letters, digits and dashes, 1 to 100)'
+  if (item !== undefined && !ITEM_ID.test(item))
+    return `invalid item id ${JSON.stringify(item.slice(0, 40))} (16 hex digits)`
   return `invalid key ${JSON.stringify(key.slice(0, 120))}`
 }
 

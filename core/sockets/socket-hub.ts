@@ -5,7 +5,15 @@
 import type { WebSocket, RawData } from 'ws'
 import secureJson from 'secure-json-parse'
 import type { Compile } from 'typebox/compile'
-import { SUBPROTOCOL_V1, type Connection, type Envelope, type Identity, type PluginLogger, type SessionInfo, type SiteHandle } from '../plugin-api.js'
+import {
+  SUBPROTOCOL_V1,
+  type Connection,
+  type Envelope,
+  type Identity,
+  type PluginLogger,
+  type SessionInfo,
+  type SiteHandle,
+} from '../plugin-api.js'
 
 /** Every close code the kernel uses; docs/protocol.md explains each. */
 export const CLOSE = {
@@ -201,7 +209,9 @@ export class SocketConnection implements Connection<unknown> {
       this.close(CLOSE.UNSUPPORTED_DATA, 'binary frames are not accepted')
       return undefined
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
+    const text = Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.from(data as ArrayBuffer).toString('utf8')
     if (this.codec === 'text') return text
     let value: unknown
     try {
@@ -217,7 +227,11 @@ export class SocketConnection implements Connection<unknown> {
     if (!envelopeOk || (this.#validator && !this.#validator.Check(value))) {
       const detail = !envelopeOk
         ? 'expected an envelope {type, id?, data?}'
-        : this.#validator?.Errors(value).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ') ?? ''
+        : (this.#validator
+            ?.Errors(value)
+            .slice(0, 3)
+            .map((e) => `${e.instancePath || '/'} ${e.message}`)
+            .join('; ') ?? '')
       this.#invalidFrames++
       if (this.#invalidFrames >= this.#limits.maxInvalidFrames) {
         this.close(CLOSE.POLICY, 'too many invalid messages')

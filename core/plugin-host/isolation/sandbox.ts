@@ -6,11 +6,33 @@
 // imports the plugin's own compiled module. No loader and no bundle: plain JavaScript from dist/.
 import { parentPort } from 'node:worker_threads'
 import {
-  API_VERSION, PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable,
-  type AnyRouteDeclaration, type Connection, type EventContext, type KernelHandle, type PluginInstance,
-  type PluginLogger, type RequestContext, type SiteHandle, type SocketDeclaration,
+  API_VERSION,
+  PluginHttpError,
+  PluginUnavailable,
+  SUBPROTOCOL_V1,
+  isDefinedPlugin,
+  isPluginHttpError,
+  isPluginReply,
+  isPluginUnavailable,
+  type AnyRouteDeclaration,
+  type Connection,
+  type EventContext,
+  type KernelHandle,
+  type PluginInstance,
+  type PluginLogger,
+  type RequestContext,
+  type SiteHandle,
+  type SocketDeclaration,
 } from '../../plugin-api.js'
-import { errorData, type CallOp, type ContextData, type ErrorData, type KernelMessage, type PluginMessage, type RestResult } from './channel.js'
+import {
+  errorData,
+  type CallOp,
+  type ContextData,
+  type ErrorData,
+  type KernelMessage,
+  type PluginMessage,
+  type RestResult,
+} from './channel.js'
 
 interface Port {
   post(message: PluginMessage): void
@@ -58,9 +80,16 @@ function startSandbox(): void {
       // A value that cannot be cloned (a function, a class instance with private state) is the
       // plugin's mistake: answer the call with an error rather than leaving it unanswered.
       if ((message.t === 'result') && message.ok) {
-        port.post({ t: 'result', id: message.id, ok: false, error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${(err as Error).message}` } })
+        port.post({
+          t: 'result',
+          id: message.id,
+          ok: false,
+          error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${(err as Error).message}` },
+        })
       } else if (message.t === 'send') {
-        throw new TypeError(`the message cannot cross the isolation boundary: ${(err as Error).message}`)
+        throw new TypeError(`the message cannot cross the isolation boundary: ${(err as Error).message}`, {
+          cause: err,
+        })
       } else {
         throw err
       }
@@ -70,7 +99,11 @@ function startSandbox(): void {
   if (isProcess) {
     // Node would print the error and exit; the kernel wants the reason first.
     const fatal = (err: unknown): void => {
-      try { post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` }) } catch { /* exiting anyway */ }
+      try {
+        post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` })
+      } catch {
+        /* exiting anyway */
+      }
       process.exitCode = 70
       setImmediate(() => process.exit(70))
     }
@@ -86,7 +119,8 @@ function startSandbox(): void {
     const id = nextCall++
     return new Promise((resolve, reject) => {
       calls.set(id, { resolve, reject })
-      const message: PluginMessage = site === undefined ? { t: 'call', id, op, args } : { t: 'call', id, op, site, args }
+      const message: PluginMessage =
+        site === undefined ? { t: 'call', id, op, args } : { t: 'call', id, op, site, args }
       try {
         port.post(message)
       } catch (err) {
@@ -118,7 +152,8 @@ function startSandbox(): void {
         getPage: (slug: string) => call('getPage', name, [slug]) as ReturnType<SiteHandle['getPage']>,
         listSlugs: () => call('listSlugs', name, []) as ReturnType<SiteHandle['listSlugs']>,
         sitemap: () => call('sitemap', name, []) as ReturnType<SiteHandle['sitemap']>,
-        applyAction: (slug, action) => call('applyAction', name, [slug, action]) as ReturnType<SiteHandle['applyAction']>,
+        applyAction: (slug, action) =>
+          call('applyAction', name, [slug, action]) as ReturnType<SiteHandle['applyAction']>,
         publish: (key, value) => call('publish', name, [key, value]) as ReturnType<SiteHandle['publish']>,
       }
       handle = Object.freeze(site)
@@ -131,7 +166,11 @@ function startSandbox(): void {
     return Object.freeze({
       site: siteHandle(data.site),
       session: Object.freeze({ ...data.session }),
-      identity: Object.freeze({ page: data.identity.page, item: data.identity.item, lineup: Object.freeze([...data.identity.lineup]) }),
+      identity: Object.freeze({
+        page: data.identity.page,
+        item: data.identity.item,
+        lineup: Object.freeze([...data.identity.lineup]),
+      }),
       log: logger(data.site),
     })
   }
@@ -171,7 +210,8 @@ function startSandbox(): void {
     }
 
     close(code = 1000, reason = ''): void {
-      if (!sendable(code)) throw new RangeError(`close code ${code} cannot be sent: use 1000, 1001, 1003, 1007-1014 or 3000-4999`)
+      if (!sendable(code))
+        throw new RangeError(`close code ${code} cannot be sent: use 1000, 1001, 1003, 1007-1014 or 3000-4999`)
       if (this.#closed) return
       this.#closed = true
       post({ t: 'close-conn', conn: this.id, code, reason: String(reason) })
@@ -208,13 +248,20 @@ function startSandbox(): void {
     for (const route of routes) {
       if (typeof route.handler !== 'function') throw new Error(`route ${route.method} ${route.url}: no handler`)
     }
-    const events = Object.entries(instance.events ?? {}).filter(([, fn]) => typeof fn === 'function').map(([name]) => name)
+    const events = Object.entries(instance.events ?? {})
+      .filter(([, fn]) => typeof fn === 'function')
+      .map(([name]) => name)
     post({
       t: 'ready',
       instance: {
-        routes: routes.map((r) => ({ method: r.method, url: r.url, ...(r.schema ? { schema: r.schema as Record<string, unknown> } : {}) })),
+        routes: routes.map((r) => ({
+          method: r.method,
+          url: r.url,
+          ...(r.schema ? { schema: r.schema as Record<string, unknown> } : {}),
+        })),
         sockets: sockets.map((s) => ({
-          url: s.url, codec: s.codec,
+          url: s.url,
+          codec: s.codec,
           ...(s.protocol !== undefined ? { protocol: s.protocol } : {}),
           ...(s.codec === 'json' ? { message: s.message } : {}),
         })),
@@ -244,7 +291,8 @@ function startSandbox(): void {
           const route = routes[message.route]
           if (!route) throw new Error(`no route ${message.route}`)
           const result = await route.handler(Object.freeze({ ...message.request }) as never, context(message.ctx))
-          if (isPluginReply(result)) return { kind: 'reply', status: result.status, headers: { ...result.headers }, body: result.body }
+          if (isPluginReply(result))
+            return { kind: 'reply', status: result.status, headers: { ...result.headers }, body: result.body }
           return { kind: 'json', value: result }
         })
         return
@@ -276,13 +324,17 @@ function startSandbox(): void {
         })
         return
       case 'event': {
-        const listener = (instance?.events as Record<string, ((e: unknown, ctx: EventContext) => unknown) | undefined> | undefined)?.[message.name]
+        const listener = (
+          instance?.events as Record<string, ((e: unknown, ctx: EventContext) => unknown) | undefined> | undefined
+        )?.[message.name]
         if (!listener) return
         const site = (message.payload as { site?: unknown }).site
         const ctx: EventContext = { site: siteHandle(typeof site === 'string' ? site : '') }
         // A listener that fails is logged, as the kernel's event bus does in-process.
         Promise.resolve().then(() => listener(message.payload, ctx)).catch((err: unknown) => {
-          logger().error(`listener for ${message.name} failed`, { err: err instanceof Error ? err.message : String(err) })
+          logger().error(`listener for ${message.name} failed`, {
+            err: err instanceof Error ? err.message : String(err),
+          })
         })
         return
       }
