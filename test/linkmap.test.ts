@@ -152,7 +152,7 @@ t.test('huge and unbalanced links do not blow up', async (t) => {
   t.equal((await putAction(farm.app, A, ownerA.cookie, 'weird', create('Weird'))).statusCode, 200)
   t.equal((await putAction(farm.app, A, ownerA.cookie, 'weird', add('00000000000000c1', text))).statusCode, 200)
   const map = await mapJson(farm.port, A)
-  // The sitemap's rule (core/sitemap.ts pageLinks): a link is [[ then 1 to 300 characters
+  // The sitemap's rule (schemas/links.ts pageLinks): a link is [[ then 1 to 300 characters
   // without ] or newline, then ]]; longer ones are not links, and slugs left empty are dropped.
   t.same(map.weird, ['unclosed-ok', '--'], 'only bounded links count, slugged by the federated-wiki rule')
   t.ok(Object.values(map).flat().every((slug) => slug.length <= 300), 'no slug longer than a link may be')

@@ -7,9 +7,10 @@ import { randomBytes } from 'node:crypto'
 import { VERSION } from '../package-info.js'
 import secureJson from 'secure-json-parse'
 import { DEFAULTS, type FarmConfig, type WikiDomain } from '../farm-config.js'
-import type { PluginGrant } from '../plugin-host/registry.js'
+import type { PluginGrant } from '../farm-config.js'
 import { normalizeHost, stripWww } from '../http/site-router.js'
 import { ERR_CONFIG } from '../errors.js'
+import { isSlug } from '../../schemas/page.js'
 
 export type CliResult =
   | { config: FarmConfig; warnings: string[] }
@@ -26,7 +27,6 @@ type Settings = Partial<Omit<FarmConfig, 'cookieSecretIsRandom'> & { pluginsDisa
 type LogLevel = FarmConfig['logLevel']
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-const SLUG = /^[a-z0-9-]{1,100}$/
 const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
 /** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
@@ -322,7 +322,7 @@ function securityType(value: unknown, where: string): 'friends' {
 
 function home(value: unknown, where: string): string {
   const slug = text(value, where)
-  if (!SLUG.test(slug)) fail(where, `must be a page slug (a-z, 0-9 and -), got ${show(value)}`)
+  if (!isSlug(slug)) fail(where, `must be a page slug (a-z, 0-9 and -), got ${show(value)}`)
   return slug
 }
 

@@ -2,16 +2,14 @@
 // client, and a search engine following sitemap.xml, see inside the client shell of
 // /<slug>.html (the client replaces it with its own rendering when it starts).
 import type { Page } from '../../schemas/page.js'
+import { asSlug, replaceLinks } from '../../schemas/links.js'
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
 function linkify(escaped: string): string {
-  return escaped.replace(/\[\[([^\]\n]{1,300})\]\]/g, (_m, name: string) => {
-    const slug = name.replace(/\s/g, '-').replace(/[^A-Za-z0-9-]/g, '').toLowerCase()
-    return `<a class="internal" href="/${slug}.html">${name}</a>`
-  })
+  return replaceLinks(escaped, (name) => `<a class="internal" href="/${asSlug(name)}.html">${name}</a>`)
 }
 
 /** The story items as HTML, every text escaped before links are made. */

@@ -2,7 +2,7 @@
 // inside its one-writer-per-page section and tests can run them alone.
 import secureJson from 'secure-json-parse'
 import { ACTION_TYPES, actionValidators, type Action, type ActionType } from '../../schemas/action.js'
-import { ITEM_ID_PATTERN, type JournalEntry, type Page, type StoryItem } from '../../schemas/page.js'
+import { isItemId, type JournalEntry, type Page, type StoryItem } from '../../schemas/page.js'
 import {
   ERR_BAD_ACTION,
   ERR_BAD_ITEM_ID,
@@ -54,7 +54,7 @@ export function validateAction(value: unknown): Action {
   if (!(ACTION_TYPES as string[]).includes(type)) throw new ERR_UNKNOWN_ACTION(type.slice(0, 40))
   // Item ids get their own code: a client generating bad ids wants to know it is the ids.
   for (const [field, id] of itemIdsOf(value as Record<string, unknown>)) {
-    if (typeof id === 'string' && !ITEM_ID.test(id))
+    if (typeof id === 'string' && !isItemId(id))
       throw new ERR_BAD_ITEM_ID(`${field} ${JSON.stringify(id.slice(0, 40))}`)
   }
   const validator = actionValidators[type as ActionType]
@@ -66,7 +66,6 @@ export function validateAction(value: unknown): Action {
   return value as Action
 }
 
-const ITEM_ID = new RegExp(ITEM_ID_PATTERN)
 
 /** The item ids an action names: its own, its item's, `after` and the move order. */
 function itemIdsOf(action: Record<string, unknown>): Array<[string, unknown]> {

@@ -5,12 +5,11 @@ import { readFile, readdir, rename, unlink, mkdir, stat } from 'node:fs/promises
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import secureJson from 'secure-json-parse'
-import { PageValidator, type Page } from '../../schemas/page.js'
+import { PageValidator, isSlug, type Page } from '../../schemas/page.js'
 import { writeFileAtomic } from './atomic-file.js'
 import { KeyedLock } from './keyed-lock.js'
 import { ERR_STORE } from '../errors.js'
 
-const SLUG = /^[a-z0-9-]{1,100}$/
 
 /** A page as read: the parsed object and the exact JSON served for it. */
 export interface StoredPage {
@@ -153,7 +152,7 @@ class FileSiteStore implements SiteStore {
 
   async #list(dir: string): Promise<string[]> {
     try {
-      return (await readdir(dir)).filter((name) => SLUG.test(name))
+      return (await readdir(dir)).filter((name) => isSlug(name))
     } catch (err) {
       if (isMissing(err)) return []
       throw new ERR_STORE((err as Error).message)

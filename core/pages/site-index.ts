@@ -5,6 +5,7 @@
 // kernel's page events: an edit costs the work of that one page, not a read of the site.
 import MiniSearch from 'minisearch'
 import type { Page } from '../../schemas/page.js'
+import { replaceLinks } from '../../schemas/links.js'
 import type { EventBus } from './events.js'
 import type { Site } from './sites.js'
 
@@ -27,9 +28,7 @@ const FIELDS = ['title', 'content']
 
 /** The words of one item's text: links keep their labels, markup and URLs go. */
 function itemWords(text: string): string {
-  return text
-    .replace(/<[^>]{0,1000}>/g, ' ')
-    .replace(/\[\[([^\]]{0,300})\]\]/g, '$1')
+  return replaceLinks(text.replace(/<[^>]{0,1000}>/g, ' '), (title) => title)
     .replace(/\[(https?:\/\/|\/)\S{0,2000}\s([^\]]{0,300})\]/g, '$2')
     .replace(/https?:\/\/\S+/g, ' ')
     .replace(/\s+/g, ' ')

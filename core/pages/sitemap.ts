@@ -4,6 +4,7 @@
 import secureJson from 'secure-json-parse'
 import type { Page, StoryItem } from '../../schemas/page.js'
 import type { SitemapEntry } from '../../schemas/sitemap.js'
+import { pageLinks } from '../../schemas/links.js'
 import type { SiteStore } from './page-store.js'
 
 const SITEMAP_FILE = 'sitemap.json'
@@ -11,12 +12,6 @@ const SITEMAP_FILE = 'sitemap.json'
 // crash in between leaves it behind, and the next open rebuilds instead of trusting the file.
 const DIRTY_FILE = 'sitemap.dirty'
 const SYNOPSIS_MAX = 560
-const LINK = /\[\[([^\]\n]{1,300})\]\]/g
-
-/** Federated-wiki's slug rule: spaces to dashes, drop everything but letters, digits and dashes. */
-export function asSlug(name: string): string {
-  return name.replace(/\s/g, '-').replace(/[^A-Za-z0-9-]/g, '').toLowerCase()
-}
 
 // The reference dates a page by its last dated journal entry that is not a fork.
 function pageDate(page: Page): number | undefined {
@@ -38,22 +33,6 @@ export function synopsis(page: Page): string {
   const [p1, p2] = page.story
   s ||= para(p1) || para(p2) || text(p1) || text(p2) || `A page with ${page.story.length} items.`
   return (s.trim().split(/\r|\n/, 1)[0] ?? '').substring(0, SYNOPSIS_MAX)
-}
-
-/** The internal links of a page: linked slug to the id of the first item that links there. */
-export function pageLinks(page: Page): Record<string, string> {
-  const links: Record<string, string> = {}
-  for (const item of page.story) {
-    // Object.hasOwn, not `in`: a page linking [[Constructor]] must not find Object.prototype's.
-    if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug))
-      links[item.slug] = item.id
-    if (typeof item.text !== 'string') continue
-    for (const match of item.text.matchAll(LINK)) {
-      const slug = asSlug(match[1] as string)
-      if (slug && !Object.hasOwn(links, slug)) links[slug] = item.id
-    }
-  }
-  return links
 }
 
 export function sitemapEntry(slug: string, page: Page): SitemapEntry {

@@ -26,6 +26,7 @@ import type { EventBus, EventName, Listener } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import { siteHandle } from './context.js'
 import { PUSH_CONNECTION_PLUGIN, type PushHub } from '../sockets/push-hub.js'
+import type { PluginGrant } from '../farm-config.js'
 import { normalizeHost } from '../http/site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
@@ -35,30 +36,6 @@ export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../../plugins/', impor
 const NAME = /^[a-z][a-z0-9-]{0,39}$/
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
 const MAX_RETRY_MS = 5 * 60_000
-
-/** The operator's grant for one plugin (config file `plugins.<name>`). */
-export interface PluginGrant {
-  enabled?: boolean
-  /** The trust granted; a plugin requesting more is refused. */
-  trust?: Trust
-  /** Sites the plugin serves: host names, or '*' for every site of the farm. */
-  sites?: string[] | '*'
-  options?: unknown
-  /** For third-party plugins: an npm package name or a path to the module. */
-  package?: string
-  /**
-   * Where the plugin runs: 'none' (the kernel's thread), 'worker' (a worker thread with a heap
-   * limit) or 'process' (a child process under Node's permission model). Default: see
-   * defaultIsolation().
-   */
-  isolation?: IsolationMode
-  /** Heap limit of an isolated plugin, MiB. */
-  maxHeapMb?: number
-  /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
-  allowAddons?: boolean
-  /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
-  allowRead?: string[]
-}
 
 /**
  * The isolation a plugin gets when the operator names none. Built-ins are the kernel's own,
