@@ -40,7 +40,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js'],
+    files: ['bin/**/*.js', 'test/**/*.js'],
     languageOptions: { globals: globals.node },
   },
   {

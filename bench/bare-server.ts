@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const page = JSON.stringify(
-  JSON.parse(readFileSync(fileURLToPath(new URL('../core/default-pages/welcome-visitors', import.meta.url)), 'utf8')),
+  JSON.parse(
+    readFileSync(fileURLToPath(new URL('../core/pages/default-pages/welcome-visitors', import.meta.url)), 'utf8'),
+  ),
 )
 const sites = Number(process.env.BENCH_SITES ?? 1000)
 const pages = new Map<string, string>()

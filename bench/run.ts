@@ -6,7 +6,6 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { cleanupNow, cleanupOnExit } from './cleanup.js'
 import { reads } from './reads.js'
 import { scale } from './scale.js'
@@ -19,10 +18,10 @@ import { soak } from './soak.js'
 import { isolation } from './isolation.js'
 import { ratioChart } from './chart.js'
 import type { Headline, PartResult } from './report.js'
+import { PACKAGE_ROOT } from '../core/package-info.js'
 
-const here = fileURLToPath(new URL('./', import.meta.url))
-const docFile = join(here, '..', 'docs', 'benchmarks.md')
-const chartFile = join(here, '..', 'docs', 'benchmarks.svg')
+const docFile = join(PACKAGE_ROOT, 'docs', 'benchmarks.md')
+const chartFile = join(PACKAGE_ROOT, 'docs', 'benchmarks.svg')
 const SITES = Number(process.env.BENCH_SITES ?? 1000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)

@@ -1,9 +1,10 @@
 // wikifarm as an operator runs it: the CLI (bin/wikifarm.js) in its own process, farm mode, on
 // 127.0.0.1, so boot time and memory are the farm's own and not the bench's.
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { freePort, spawnServer, type Child } from './children.js'
+import { PACKAGE_ROOT } from '../core/package-info.js'
 
-const BIN = fileURLToPath(new URL('../bin/wikifarm.js', import.meta.url))
+const BIN = join(PACKAGE_ROOT, 'bin', 'wikifarm.js')
 export const BENCH_COOKIE_SECRET = 'bench-cookie-secret-'.repeat(3)
 /** The bench's load comes from one address: the farm's per-address rate limits and caps are off. */
 const NO_LIMITS = [

@@ -1,15 +1,15 @@
 // The operator CLI: every flag, the config file, WIKIFARM_* variables, their precedence, every
 // error path (one line, exit 2), and the real `wikifarm` bin booting, serving and closing.
+import { PACKAGE_ROOT } from '../core/package-info.js'
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { parseCli, usage, envNames } from '../core/boot/cli.js'
 import { DEFAULTS, type FarmConfig } from '../core/farm-config.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROOT = PACKAGE_ROOT
 const BIN = join(ROOT, 'bin', 'wikifarm.js')
 const MIB = 1024 * 1024
 
@@ -791,6 +791,9 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     'send-buffer.json': '{"sendBuffer": true}',
     'ping.json': '{"pingSeconds": -5}',
     'domain-plugins.json': '{"wikiDomains": {"a.com": {"plugins": {}}}}',
+    'boolyes.json': '{"farm": "yes"}',
+    'boolnum.json': '{"secure_cookie": 1}',
+    'domainbool.json': '{"wikiDomains": {"a.com": {"security_legacy": "on"}}}',
     folder: {},
   })
   const f = (name: string): string => join(dir, name)
@@ -805,7 +808,10 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['unknown.json', /unknown\.json key "prot": unknown key; did you mean "port"\?$/],
     ['typo.json', /typo\.json key "cookie_secret": unknown key; did you mean "cookieSecret"\?$/],
     ['badport.json', /badport\.json key "port": must be a port number from 0 to 65535, got "http"$/],
-    ['boolstr.json', /boolstr\.json key "farm": must be true or false, got "sometimes"$/],
+    ['boolstr.json', /boolstr\.json key "farm": must be JSON true or false, got "sometimes"$/],
+    ['boolyes.json', /boolyes\.json key "farm": must be JSON true or false, got "yes"$/],
+    ['boolnum.json', /boolnum\.json key "secure_cookie": must be JSON true or false, got 1$/],
+    ['domainbool.json', /key "wikiDomains" "a\.com" key "security_legacy": must be JSON true or false, got "on"$/],
     ['security.json', /security\.json key "security_type": only "friends" security is supported, got "passportjs"$/],
     ['domains.json', /domains\.json key "wikiDomains": must be an object/],
     ['domainval.json', /key "wikiDomains" "a\.com": must be an object of per-domain settings, got "friends"$/],

@@ -114,6 +114,29 @@ t.test('operator options are validated, with an error per field, and defaults fi
     { port: 8080, mode: 'safe', label: 'unnamed' })
 })
 
+t.test('an option the plugin does not declare is refused, with the one that was meant', async (t) => {
+  // The schema does not forbid extra keys: the kernel refuses them anyway.
+  const typo = await farmWith(t, {
+    optioned: { package: pkg('optioned'), options: { port: 8080, mode: 'safe', lable: 'x' } },
+  })
+  t.match(statusOf(typo, 'optioned'), {
+    state: 'failed',
+    reason: 'invalid options: unknown option "lable"; did you mean "label"?',
+  })
+  const far = await farmWith(t, {
+    optioned: { package: pkg('optioned'), options: { port: 8080, mode: 'safe', colour: 'red' } },
+  })
+  t.match(statusOf(far, 'optioned'), {
+    state: 'failed',
+    reason: 'invalid options: unknown option "colour" (it takes port, mode, label)',
+  })
+  // A built-in plugin is held to the same rule: Txtzyme's "simulator" misspelt.
+  const builtin = await startFarm(t, { farm: true, plugins: { txtzyme: { options: { simulater: true } } } }, undefined,
+    { builtinPluginsDir: fileURLToPath(new URL('../plugins/', import.meta.url)) })
+  t.match(builtin.kernel.plugins.statuses().find((s) => s.name === 'txtzyme'),
+    { state: 'failed', reason: 'invalid options: unknown option "simulater"; did you mean "simulator"?' })
+})
+
 t.test('a package that cannot be loaded, or is not a plugin, is failed with a reason', async (t) => {
   const farm = await farmWith(t, {
     'not-a-plugin': { package: pkg('not-a-plugin') },
@@ -138,8 +161,13 @@ t.test('operator mistakes stop createKernel with a clear message', async (t) => 
   const config = { code: 'WIKIFARM_ERR_PLUGIN_CONFIG' }
   await t.rejects(
     farmWith(t, { nosuch: {} }),
-    { ...config, message: /plugins\.nosuch: no built-in plugin of that name/ },
+    { ...config, message: /plugins\.nosuch: no built-in plugin of that name;/ },
     'an unknown plugin',
+  )
+  await t.rejects(
+    farmWith(t, { alhpa: {} }, fixture('plugins-three/')),
+    { ...config, message: /plugins\.alhpa: no built-in plugin of that name \(did you mean "alpha"\?\)/ },
+    'a typo of a built-in name',
   )
   await t.rejects(
     farmWith(t, { alpha: { package: fixture('plugins-three/alpha/index.js') } }, fixture('plugins-three/')),

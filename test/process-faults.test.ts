@@ -3,6 +3,7 @@
 // logged as fatal naming the plugin, the farm closes gracefully (acknowledged writes on disk)
 // and exits 1 for its supervisor to restart. The policy is in core/process-faults.ts and
 // docs/security.md; blamePlugin's reading of stacks is checked directly too.
+import { PACKAGE_ROOT } from '../core/package-info.js'
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { blamePlugin, describeFault, pluginSources } from '../core/boot/process-faults.js'
 import { http } from './fixtures/test-farm.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROOT = PACKAGE_ROOT
 const BIN = join(ROOT, 'bin/wikifarm.js')
 const TIMEBOMB = fileURLToPath(new URL('./fixtures/plugins-faults/timebomb/index.js', import.meta.url))
 const HOST = 'a.example'

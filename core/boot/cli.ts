@@ -8,9 +8,10 @@ import { VERSION } from '../package-info.js'
 import secureJson from 'secure-json-parse'
 import { DEFAULTS, type FarmConfig, type WikiDomain } from '../farm-config.js'
 import type { PluginGrant } from '../farm-config.js'
+import { isSlug } from '../../schemas/page.js'
 import { normalizeHost, stripWww } from '../http/site-router.js'
 import { ERR_CONFIG } from '../errors.js'
-import { isSlug } from '../../schemas/page.js'
+import { suggestion } from '../did-you-mean.js'
 
 export type CliResult =
   | { config: FarmConfig; warnings: string[] }
@@ -723,41 +724,6 @@ const REFUSED: Record<string, string> = {
   database: 'only the file store (<data>/<host>/pages/) is supported',
 }
 
-/** Edit distance, counting a swap of two neighbours as one edit ("prot" is one from "port"). */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)])
-  for (let j = 1; j <= b.length; j++) (d[0] as number[])[j] = j
-  for (let i = 1; i <= a.length; i++) {
-    const row = d[i] as number[]
-    const prev = d[i - 1] as number[]
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1)
-      }
-    }
-  }
-  return (d[a.length] as number[])[b.length] as number
-}
-
-/** The known name an unknown one was probably meant to be, or ''. */
-function suggestion(name: string, known: readonly string[], prefix: string): string {
-  const squash = (s: string): string => s.toLowerCase().replace(/[-_]/g, '')
-  const target = squash(name)
-  let best = ''
-  let bestDistance = target.length <= 4 ? 1 : 2
-  for (const k of known) {
-    const dist = distance(target, squash(k))
-    if (dist === 0) return `${prefix}${k}`
-    if (dist <= bestDistance && (best === '' || dist < bestDistance)) {
-      best = k
-      bestDistance = dist
-    }
-  }
-  return best ? `${prefix}${best}` : ''
-}
-
 function wikiDomains(value: unknown, where: string): Record<string, WikiDomain> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     fail(where, `must be an object {"<domain>": {settings}}, got ${show(value)}`)
@@ -780,6 +746,7 @@ function wikiDomains(value: unknown, where: string): Record<string, WikiDomain> 
         continue
       }
       const parsed: Settings = {}
+      fileValue(setting, v, `${at} key "${key}"`)
       setting.assign(parsed, v, `${at} key "${key}"`)
       Object.assign(entry, parsed)
     }
@@ -901,12 +868,22 @@ function readConfigFile(file: string, where: string): Record<string, unknown> {
   return value as Record<string, unknown>
 }
 
+/**
+ * JSON has booleans, so a config file uses them: `"farm": "yes"` is refused there, although
+ * flags and environment variables, which are text, accept yes/no, on/off and 1/0.
+ */
+function fileValue(setting: Setting, value: unknown, where: string): void {
+  if (setting.flag === 'boolean' && typeof value !== 'boolean')
+    fail(where, `must be JSON true or false, got ${show(value)}`)
+}
+
 function fromFile(data: Record<string, unknown>, file: string, warnings: string[]): Settings {
   const settings: Settings = {}
   for (const [key, value] of Object.entries(data)) {
     const where = `${file} key "${key}"`
     const setting = Object.hasOwn(SETTINGS, key) ? SETTINGS[key] : undefined
     if (setting) {
+      fileValue(setting, value, where)
       setting.assign(settings, value, where)
     } else if (Object.hasOwn(IGNORED, key)) {
       warnings.push(`${file}: "${key}" is a reference-farm setting that wikifarm ignores`)
@@ -1148,9 +1125,8 @@ export function usage(): string {
     '',
     ...wrap(
       'Environment: WIKIFARM_ and the key in upper snake case, or the key uppercased, e.g. ' +
-        `${envExamples}. WIKIFARM_WIKI_DOMAINS and WIKIFARM_PLUGINS hold JSON; WIKIFARM_CONFIG names the config ` +
-          `file. ` +
-        'Empty values count as unset.',
+        `${envExamples}. WIKIFARM_WIKI_DOMAINS and WIKIFARM_PLUGINS hold JSON; ` +
+        'WIKIFARM_CONFIG names the config file. Empty values count as unset.',
       96,
     ),
     '',

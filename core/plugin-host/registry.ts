@@ -29,6 +29,8 @@ import { PUSH_CONNECTION_PLUGIN, type PushHub } from '../sockets/push-hub.js'
 import type { PluginGrant } from '../farm-config.js'
 import { normalizeHost } from '../http/site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
+import { suggestion } from '../did-you-mean.js'
+import { optionsProblem } from './plugin-options.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
 
@@ -141,6 +143,8 @@ export class PluginRecord {
   /** The worker or child process of an isolated plugin, while it runs. */
   host: PluginHost | null = null
   crashes = 0
+  /** The last launch failure logged at warn, so that retries failing alike are not repeated. */
+  lastLogged: string | null = null
 
   constructor(
     name: string,
@@ -191,10 +195,6 @@ export class PluginRecord {
 
 function compileOrNull(schema: unknown): ReturnType<typeof Compile> | null {
   return schema ? Compile(schema as Parameters<typeof Compile>[0]) : null
-}
-
-function describeErrors(validator: ReturnType<typeof Compile>, value: unknown): string {
-  return validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
 }
 
 function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -352,8 +352,10 @@ export class PluginRegistry {
           load: () => importPlugin(specifier),
         })
       } else if (!found.some((f) => f.name === name)) {
+        const hint = suggestion(name, found.map((f) => f.name), '')
         throw new ERR_PLUGIN_CONFIG(
-          `plugins.${name}: no built-in plugin of that name; name its "package" to load a third-party plugin`,
+          `plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
+            'name its "package" to load a third-party plugin',
         )
       }
     }
@@ -424,12 +426,8 @@ export class PluginRegistry {
         `grant it with plugins.${definition.name}.trust = "farm"`
       )
     }
-    if (definition.options) {
-      const validator = Compile(definition.options)
-      const value = validator.Default(structuredClone(grant.options ?? {}))
-      if (!validator.Check(value)) return `invalid options: ${describeErrors(validator, value)}`
-    }
-    return null
+    const problem = definition.options ? optionsProblem(definition.options, grant.options) : null
+    return problem ? `invalid options: ${problem}` : null
   }
 
   /** Launches every enabled plugin, concurrently, each once. Resolves when all have settled. */
@@ -515,6 +513,7 @@ export class PluginRegistry {
       record.launches++
       record.retryDelayMs = 0
       this.#subscribe(record, instance)
+      record.lastLogged = null
       log.info('plugin launched', {
         trust: definition.trust,
         isolation: record.isolation,
@@ -532,7 +531,11 @@ export class PluginRegistry {
       const unavailable = isPluginUnavailable(err)
       record.state = unavailable ? 'unavailable' : 'failed'
       record.reason = unavailable ? err.reason : (err as Error)?.message ?? String(err)
-      log.warn(`plugin ${record.state}`, { reason: record.reason })
+      // Logged once per reason: a plugin waiting for its device retries quietly (debug).
+      const said = `${record.state}: ${record.reason}`
+      if (said === record.lastLogged) log.debug(`plugin still ${record.state}`, { reason: record.reason })
+      else log.warn(`plugin ${record.state}`, { reason: record.reason })
+      record.lastLogged = said
       const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
       if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
     }

@@ -120,8 +120,8 @@ export default definePlugin({
       simulated = sim
       found.path = sim.devicePath
       kernel.log.warn(
-        `no Txtzyme device attached (looked at ${found.looked.join(', ')}): using the simulator (no hardware) at ` +
-          `${sim.devicePath}`,
+        `no Txtzyme device attached (looked at ${found.looked.join(', ')}): ` +
+          `using the simulator (no hardware) at ${sim.devicePath}`,
       )
     }
     if (!found.path) {
@@ -190,7 +190,24 @@ export default definePlugin({
       reason: s.reason,
       since: s.since,
     })
+    // Each change of the device's availability is logged once: gone (warn) and back (info).
+    // Between them the reconnect attempts alternate opening and absent at every backoff, so
+    // those states go to debug only.
+    let wasReady = true
+    const logState = (s: DeviceStatus): void => {
+      const fields = { path: s.path, ...(s.reason ? { reason: s.reason } : {}) }
+      if (s.state === 'ready') {
+        if (!wasReady) kernel.log.info('Txtzyme device found again and ready', { ...fields, chip: s.chip })
+        wasReady = true
+      } else if (wasReady && (s.state === 'lost' || s.state === 'absent')) {
+        kernel.log.warn('Txtzyme device unplugged or not answering: reconnecting', fields)
+        wasReady = false
+      } else {
+        kernel.log.debug(`Txtzyme device ${s.state}`, fields)
+      }
+    }
     const offState = dev.onState((s) => {
+      logState(s)
       for (const conn of jsonClients) conn.send({ type: 'state', data: stateData(s) })
     })
 
