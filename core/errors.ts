@@ -73,7 +73,6 @@ export const ERR_TOO_MANY_CONNECTIONS = coded<[string]>(
   429,
 )
 export const ERR_CLOSING = coded<[]>('WIKIFARM_ERR_CLOSING', 'The farm is shutting down', 503)
-export const ERR_STORE = coded<[string]>('WIKIFARM_ERR_STORE', 'Storage failure: %s', 500)
 export const ERR_CONFIG = coded<[string]>('WIKIFARM_ERR_CONFIG', '%s', 2)
 
 export const ERR_PLUGIN_CONFIG = coded<[string]>('WIKIFARM_ERR_PLUGIN_CONFIG', 'Plugin configuration: %s', 500)

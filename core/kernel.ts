@@ -15,6 +15,7 @@ import { VERSION } from './package-info.js'
 import type { FarmConfig } from './farm-config.js'
 import { FilePageStore, type PageStore } from './pages/page-store.js'
 import { SiteRegistry } from './pages/sites.js'
+import { StoreError } from './pages/store-error.js'
 import { EventBus } from './pages/events.js'
 import { DefaultPages } from './pages/default-pages.js'
 import { SessionKeeper } from './http/sessions.js'
@@ -77,6 +78,8 @@ export interface Kernel {
 const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
 
 function errorBody(error: FastifyError): { status: number; body: Record<string, unknown> } {
+  // The page store's errors carry no status (it knows nothing of HTTP): a storage failure is ours.
+  if (error instanceof StoreError) return { status: 500, body: { error: error.message, code: error.code } }
   if (isWikifarmError(error)) {
     const body: Record<string, unknown> = { error: error.message, code: error.code }
     if (error.reason !== undefined) body.reason = error.reason

@@ -8,7 +8,7 @@ import secureJson from 'secure-json-parse'
 import { PageValidator, isSlug, type Page } from '../../schemas/page.js'
 import { writeFileAtomic } from './atomic-file.js'
 import { KeyedLock } from './keyed-lock.js'
-import { ERR_STORE } from '../errors.js'
+import { StoreError } from './store-error.js'
 
 
 /** A page as read: the parsed object and the exact JSON served for it. */
@@ -88,9 +88,9 @@ export function parsePage(text: string, where: string): Page {
   try {
     value = secureJson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' })
   } catch (err) {
-    throw new ERR_STORE(`${where} is not JSON: ${(err as Error).message}`)
+    throw new StoreError(`${where} is not JSON: ${(err as Error).message}`, { cause: err })
   }
-  if (!PageValidator.Check(value)) throw new ERR_STORE(`${where} is not a wiki page`)
+  if (!PageValidator.Check(value)) throw new StoreError(`${where} is not a wiki page`)
   return value
 }
 
@@ -126,7 +126,7 @@ class FileSiteStore implements SiteStore {
         this.#cache.set(this.#key(slug), MISSING, { ttl: MISSING_TTL_MS })
         return null
       }
-      throw new ERR_STORE(`${slug}: ${(err as Error).message}`)
+      throw new StoreError(`${slug}: ${(err as Error).message}`, { cause: err })
     }
     const stored = storedPage(parsePage(text, `page ${slug}`))
     this.#cache.set(this.#key(slug), stored)
@@ -155,7 +155,7 @@ class FileSiteStore implements SiteStore {
       return (await readdir(dir)).filter((name) => isSlug(name))
     } catch (err) {
       if (isMissing(err)) return []
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 
@@ -182,7 +182,7 @@ class FileSiteStore implements SiteStore {
         await rename(join(this.#pages, slug), join(this.#recycle, slug))
       } catch (err) {
         if (isMissing(err)) return null
-        throw new ERR_STORE((err as Error).message)
+        throw new StoreError((err as Error).message, { cause: err })
       }
       return current.page
     })
@@ -207,7 +207,7 @@ class FileSiteStore implements SiteStore {
       return true
     } catch (err) {
       if (isMissing(err)) return false
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 
@@ -216,7 +216,7 @@ class FileSiteStore implements SiteStore {
       return await readFile(join(this.#status, name))
     } catch (err) {
       if (isMissing(err)) return null
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 
@@ -227,7 +227,7 @@ class FileSiteStore implements SiteStore {
   removeStatus(name: string): Promise<void> {
     return this.#lock.run(`status/${name}`, async () => {
       await unlink(join(this.#status, name)).catch((err: unknown) => {
-        if (!isMissing(err)) throw new ERR_STORE((err as Error).message)
+        if (!isMissing(err)) throw new StoreError((err as Error).message, { cause: err })
       })
     })
   }
@@ -237,7 +237,7 @@ class FileSiteStore implements SiteStore {
       return (await stat(join(this.#status, name))).mtimeMs
     } catch (err) {
       if (isMissing(err)) return null
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 

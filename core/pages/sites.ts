@@ -14,7 +14,8 @@ import { applyAction, forksFrom } from './page-actions.js'
 import { fetchRemotePage } from './remote-pages.js'
 import type { EventBus } from './events.js'
 import type { DefaultPages } from './default-pages.js'
-import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND, ERR_STORE } from '../errors.js'
+import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND } from '../errors.js'
+import { StoreError } from './store-error.js'
 import { stripWww } from '../http/site-router.js'
 
 export interface SiteRules {
@@ -108,7 +109,7 @@ export class Site {
         constructorAction: 'remove',
       })
       if (!OwnerValidator.Check(value))
-        throw new ERR_STORE(`${this.name}: status/owner.json is not a friends owner record`)
+        throw new StoreError(`${this.name}: status/owner.json is not a friends owner record`)
       return value
     }).catch((err: unknown) => {
       this.#owner = null
@@ -223,7 +224,7 @@ export class SiteRegistry {
     let site = this.#open.get(name)
     if (!site) {
       const root = this.folderFor(name)
-      if (!root) throw new ERR_STORE(`site ${name} resolves outside the data folder`)
+      if (!root) throw new StoreError(`site ${name} resolves outside the data folder`)
       site = new Site(name, root, this.#store.site(root), this.events, this.#defaults)
       this.#open.set(name, site)
       this.events.emit('site.opened', { site: name })
