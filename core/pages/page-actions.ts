@@ -12,6 +12,7 @@ import {
   ERR_PAGE_NOT_FOUND,
   ERR_UNKNOWN_ACTION,
 } from '../errors.js'
+import { validationMessage } from '../../schemas/validation.js'
 
 const MAX_ERRORS_SHOWN = 3
 const MAX_DEPTH = 100
@@ -59,9 +60,7 @@ export function validateAction(value: unknown): Action {
   }
   const validator = actionValidators[type as ActionType]
   if (!validator.Check(value)) {
-    const detail = validator.Errors(value).slice(0, MAX_ERRORS_SHOWN)
-      .map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
-    throw new ERR_BAD_ACTION(`${type}: ${detail}`)
+    throw new ERR_BAD_ACTION(`${type}: ${validationMessage(validator.Errors(value), MAX_ERRORS_SHOWN)}`)
   }
   return value as Action
 }

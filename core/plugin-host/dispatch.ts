@@ -22,7 +22,8 @@ import {
 } from '../plugin-api.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './registry.js'
 import { pluginLogger, pluginQuery, readIdentity, sessionLabel, siteHandle } from './context.js'
-import { CLOSE, SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'
+import { SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'
+import { CLOSE } from '../sockets/close-codes.js'
 import type { Guards } from '../http/request-context.js'
 import type { EventBus } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
@@ -36,6 +37,8 @@ import {
   ERR_VALIDATION,
   type WikifarmError,
 } from '../errors.js'
+import { deadline } from '../deadline.js'
+import { validationMessage } from '../../schemas/validation.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -79,17 +82,8 @@ function pathOf(request: FastifyRequest): string {
 
 function check(validator: RouteValidators['body'], value: unknown, where: string): void {
   if (validator && !validator.Check(value)) {
-    const detail = validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
-    throw new ERR_VALIDATION(`${where}: ${detail}`)
+    throw new ERR_VALIDATION(`${where}: ${validationMessage(validator.Errors(value))}`)
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(onTimeout()), ms) }),
-  ]).finally(() => clearTimeout(timer))
 }
 
 export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions): Promise<void> {
@@ -165,8 +159,10 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
     let result: unknown
     try {
       const ctx = context(request)
-      result = await withTimeout(Promise.resolve().then(() => route.handler(pluginRequest, ctx)), opts.handlerTimeoutMs,
-        () => new ERR_PLUGIN_TIMEOUT(record.name))
+      const handling = Promise.resolve().then(() => route.handler(pluginRequest, ctx))
+      result = await deadline(handling, opts.handlerTimeoutMs, () => {
+        throw new ERR_PLUGIN_TIMEOUT(record.name)
+      })
     } catch (err) {
       // A plugin's own client error keeps its status; any other status is a plugin failure.
       if (isPluginHttpError(err) && err.statusCode >= 400 && err.statusCode <= 499) {

@@ -5,6 +5,7 @@
 import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { suggestion } from '../did-you-mean.js'
+import { validationMessage } from '../../schemas/validation.js'
 
 /** The names an object schema declares, or null when it declares none (or is not an object). */
 function declaredKeys(schema: TSchema): string[] | null {
@@ -29,5 +30,5 @@ export function optionsProblem(schema: TSchema, options: unknown): string | null
   const validator = Compile(schema)
   const value = validator.Default(structuredClone(options ?? {}))
   if (validator.Check(value)) return null
-  return validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
+  return validationMessage(validator.Errors(value))
 }

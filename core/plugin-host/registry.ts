@@ -33,6 +33,8 @@ import { suggestion } from '../did-you-mean.js'
 import { optionsProblem } from './plugin-options.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
+import { deadline } from '../deadline.js'
+import { CLOSE } from '../sockets/close-codes.js'
 
 export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url))
 const NAME = /^[a-z][a-z0-9-]{0,39}$/
@@ -198,13 +200,9 @@ function compileOrNull(schema: unknown): ReturnType<typeof Compile> | null {
 }
 
 function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)
-    }),
-  ]).finally(() => clearTimeout(timer))
+  return deadline(promise, ms, () => {
+    throw new Error(`${what} did not finish within ${ms} ms`)
+  })
 }
 
 /** The module a grant's `package` names: a path (from the working directory) made absolute, a package name as it is. */
@@ -444,7 +442,7 @@ export class PluginRegistry {
     return this.#serialise(record, async () => {
       if (record.state === 'disabled' || !record.definition) return
       if (this.#refusal(record.definition, record.grant)) return
-      await this.#stop(record, 1012, 'plugin restarting')
+      await this.#stop(record, CLOSE.RESTART, 'plugin restarting')
       // An operator's relaunch starts the backoff afresh.
       record.retryDelayMs = 0
       record.crashes = 0
@@ -593,7 +591,11 @@ export class PluginRegistry {
       : `crashed: ${reason}; restarting`
     try {
       // 1012: come back soon, the plugin is restarting; 1011: it failed and stays down.
-      await this.onStop(record.name, giveUp ? 1011 : 1012, giveUp ? 'plugin failed' : 'plugin restarting')
+      await this.onStop(
+        record.name,
+        giveUp ? CLOSE.INTERNAL : CLOSE.RESTART,
+        giveUp ? 'plugin failed' : 'plugin restarting',
+      )
     } catch (err) {
       log.error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
     }

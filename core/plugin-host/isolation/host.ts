@@ -21,7 +21,7 @@ import {
 } from './channel.js'
 import { PACKAGE_ROOT, nodeModulesFolders } from '../../package-info.js'
 import type { Action } from '../../../schemas/action.js'
-import { isSendableCloseCode } from '../../sockets/socket-hub.js'
+import { isSendableCloseCode } from '../../sockets/close-codes.js'
 
 export interface IsolationLimits {
   /** V8 old-generation heap limit of the plugin, MiB. */

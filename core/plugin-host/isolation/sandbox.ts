@@ -33,6 +33,7 @@ import {
   type PluginMessage,
   type RestResult,
 } from './channel.js'
+import { CLOSE, assertSendableCloseCode } from '../../sockets/close-codes.js'
 
 interface Port {
   post(message: PluginMessage): void
@@ -59,12 +60,6 @@ function asError(error: ErrorData): Error {
 
 function toErrorData(err: unknown): ErrorData {
   return errorData(err, isPluginUnavailable, isPluginHttpError)
-}
-
-/** Close codes an endpoint may send (the same rule as the kernel's, so misuse throws here too). */
-function sendable(code: number): boolean {
-  return Number.isInteger(code) && (code === 1000 || code === 1001 || code === 1003 ||
-    (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
 }
 
 /** Serves the kernel on this side of the boundary; the plugin is imported on `launch`. */
@@ -209,9 +204,9 @@ function startSandbox(): void {
       return true
     }
 
-    close(code = 1000, reason = ''): void {
-      if (!sendable(code))
-        throw new RangeError(`close code ${code} cannot be sent: use 1000, 1001, 1003, 1007-1014 or 3000-4999`)
+    close(code: number = CLOSE.NORMAL, reason = ''): void {
+      // The kernel's rule, so misuse throws here as it would in-process.
+      assertSendableCloseCode(code)
       if (this.#closed) return
       this.#closed = true
       post({ t: 'close-conn', conn: this.id, code, reason: String(reason) })
