@@ -217,7 +217,7 @@ async function importPlugin(specifier: string): Promise<unknown> {
 }
 
 /** Builds the routers of a launched instance; throws a reason when a declaration is invalid. */
-function buildLive(name: string, instance: PluginInstance): LiveInstance {
+function buildLive(instance: PluginInstance): LiveInstance {
   if (instance === null || typeof instance !== 'object') throw new Error('launch must resolve to an object')
   const routes = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
   const sockets = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
@@ -263,7 +263,6 @@ function buildLive(name: string, instance: PluginInstance): LiveInstance {
       throw new Error(`socket ${url}: ${(err as Error).message}`, { cause: err })
     }
   }
-  void name
   return { instance, routes, sockets }
 }
 
@@ -505,7 +504,7 @@ export class PluginRegistry {
       : Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
     try {
       const instance = await timeout(launching, this.#options.launchTimeoutMs, 'launch')
-      record.live = buildLive(record.name, instance)
+      record.live = buildLive(instance)
       record.state = 'running'
       record.launchedAt = new Date()
       record.launches++

@@ -274,15 +274,16 @@ export class PluginHost {
   }
 
   #log(level: 'debug' | 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>): void {
-    if (this.#countWindow() && ++this.#logs > 200) {
+    this.#rollWindow()
+    if (++this.#logs > 200) {
       this.logsDropped++
       return
     }
     this.#options.log[level](message, data)
   }
 
-  /** Starts a new one-second window when the last is over; true while the window lasts. */
-  #countWindow(): boolean {
+  /** Starts a new one-second window for the message, violation and log counts when the last is over. */
+  #rollWindow(): void {
     const now = Date.now()
     if (now - this.#windowStart >= 1000) {
       this.#windowStart = now
@@ -290,7 +291,6 @@ export class PluginHost {
       this.#violations = 0
       this.#logs = 0
     }
-    return true
   }
 
   #startHeartbeat(): void {
@@ -317,7 +317,7 @@ export class PluginHost {
 
   #violation(problem: string): void {
     this.violationsTotal++
-    this.#countWindow()
+    this.#rollWindow()
     if (++this.#violations > this.#limits.maxViolationsPerSecond) {
       this.kill(
         `protocol violations: more than ${this.#limits.maxViolationsPerSecond} malformed or out-of-turn messages in ` +
@@ -331,7 +331,7 @@ export class PluginHost {
 
   #receive(raw: unknown): void {
     if (this.#dead) return
-    this.#countWindow()
+    this.#rollWindow()
     if (++this.#messages > this.#limits.maxMessagesPerSecond) {
       this.kill(`flooding the kernel: more than ${this.#limits.maxMessagesPerSecond} messages in a second`)
       return
