@@ -41,7 +41,7 @@ export const ERR_UNSUPPORTED_MEDIA = coded<[string]>(
   'Unsupported content type: %s',
   415,
 )
-export const ERR_NOT_OWNER = coded<[]>('WIKIFARM_ERR_NOT_OWNER', 'Only the owner of this wiki may change it', 403)
+export const ERR_NOT_OWNER = coded<[string]>('WIKIFARM_ERR_NOT_OWNER', 'Only the owner of this wiki may %s', 403)
 export const ERR_NOT_ADMIN = coded<[]>('WIKIFARM_ERR_NOT_ADMIN', 'Only the farm administrator may do this', 403)
 export const ERR_READ_ONLY = coded<[]>(
   'WIKIFARM_ERR_READ_ONLY',

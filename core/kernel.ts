@@ -161,7 +161,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     wikiDomains: Object.keys(config.wikiDomains).map((d) => d.toLowerCase()),
     idleMs: config.idleSeconds * 1000,
   }, options.store ?? new FilePageStore({ cacheBytes: config.cacheBytes }), events, defaults)
-  const sessions = new SessionKeeper(config.cookieSecret, config.session_duration * 24 * 3600, config.secure_cookie)
+  const sessionMs = config.session_duration * 24 * 3600 * 1000
+  const sessions = new SessionKeeper(config.cookieSecret, sessionMs, config.secure_cookie)
   const guards = createGuards(config, sessions)
   const wikiClientDir = packageFolder('wiki-client')
   const securityDir = packageFolder('wiki-security-friends')

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { claim, itemId, listenLocal, putAction, startFarm, type TestFarm } from './fixtures/test-farm.js'
 import { launchBrowser, pageErrors, screenshot } from './fixtures/browser.js'
+import { SESSION_COOKIE } from '../core/http/sessions.js'
 import { needSocat, simulatedDevice } from './fixtures/txtzyme-device.js'
 
 const PLUGINS = fileURLToPath(new URL('../plugins/', import.meta.url))
@@ -162,12 +163,22 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     await shown.waitFor({ timeout: WAIT })
     const secret = await shown.inputValue()
     t.equal(secret, answered, 'the dialog shows the secret the claim answered')
+    t.ok(
+      await shown.evaluate((el) => {
+        const box = el as unknown as { scrollWidth: number; clientWidth: number }
+        return box.scrollWidth <= box.clientWidth
+      }),
+      'the whole secret is in view, none cut off',
+    )
     await page.locator('dialog#wikifarm-secret button').click()
     const ownerFile = JSON.parse(await readFile(join(env.farm.data, host, 'status', 'owner.json'), 'utf8')) as {
       name: string
     }
     t.equal(ownerFile.name, ownerName, 'owner.json names the owner')
     await page.locator('footer > #site-owner', { hasText: ownerName }).waitFor({ timeout: WAIT })
+    await page.locator('.editEnable').waitFor({ state: 'visible', timeout: WAIT })
+    t.equal(await page.evaluate(() => (globalThis as unknown as { isOwner: boolean }).isOwner), true,
+      'the new owner edits in place at once: the server, not local storage')
 
     // After a reload the page knows its owner: editing goes to the server.
     await page.reload()
@@ -188,9 +199,25 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     t.equal(onDisk.journal.at(-1)?.type, 'edit', 'the journal ends with the edit')
 
     // Log out: the footer offers to reclaim; a reload shows a visitor.
+    const ownerCookie = (await context.cookies()).find((c) => c.name === SESSION_COOKIE)
     const loggedOut = page.waitForResponse((r) => r.url().endsWith('/logout'))
     await page.locator('footer #security #logout').click()
-    t.equal((await loggedOut).status(), 200)
+    const logout = await loggedOut
+    t.equal(logout.status(), 200, 'the reference client logs out')
+    // What Chromium really sends for wiki-security-friends' fetch('/logout', {mode: 'same-origin'}):
+    // the request test/sessions.test.ts replays, which the origin rule must let through.
+    const sent = await logout.request().allHeaders()
+    t.equal(logout.request().method(), 'GET')
+    t.ok(sent.origin === undefined || sent.origin === url(env, host, ''), `Origin: ${sent.origin ?? 'none'}`)
+    t.equal(sent['sec-fetch-site'], 'same-origin', 'Sec-Fetch-Site: same-origin')
+    const headersSent = Object.fromEntries(Object.entries(sent).filter(([k]) => k !== 'cookie'))
+    t.comment(`logout request headers: ${JSON.stringify(headersSent)}`)
+    // The cookie the browser held before logging out, replayed by hand: the server ended it.
+    t.ok(ownerCookie, 'the owner had a session cookie')
+    const copy = `${SESSION_COOKIE}=${ownerCookie?.value ?? ''}`
+    const replayed = await putAction(env.farm.app, host, copy, 'after-logout',
+      { type: 'create', item: { title: 'After logout' }, date: 1 })
+    t.equal(replayed.statusCode, 403, 'a copy of the logged-out cookie cannot edit')
     await page.reload()
     await page.waitForSelector('.page .story .item', { timeout: WAIT })
     t.equal(
@@ -201,25 +228,30 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     const reclaim = page.locator('footer #security #show-security-dialog[title="Reclaim this Wiki"]')
     await reclaim.waitFor({ timeout: WAIT })
 
-    // A wrong secret is refused; the right one logs the owner in again.
+    // A wrong secret is refused, and the dialog says so; the right one logs the owner in again,
+    // and the page is editable at once, without a reload.
     await reclaim.click()
     await page.locator('#reclaim #reclaimcode').fill('not-the-secret')
     const refused = page.waitForResponse((r) => r.url().includes('/auth/reclaim'))
     await page.locator('#reclaim #confirmBtn').click()
     t.equal((await refused).status(), 401, 'a wrong secret is refused')
-    await reclaim.click()
+    await page
+      .locator('dialog#reclaim[open] .wikifarm-error', { hasText: 'That secret does not match the owner of this wiki' })
+      .waitFor({ timeout: WAIT })
+    t.pass('the dialog opens again and says the secret does not match')
     await page.locator('#reclaim #reclaimcode').fill(secret)
     const accepted = page.waitForResponse((r) => r.url().includes('/auth/reclaim'))
     await page.locator('#reclaim #confirmBtn').click()
     t.equal((await accepted).status(), 200, 'the secret logs the owner in')
-    await page.reload()
-    await page.waitForSelector('.page .story .item', { timeout: WAIT })
+    await page.locator('.editEnable').waitFor({ state: 'visible', timeout: WAIT })
+    t.equal(await page.locator('dialog#reclaim .wikifarm-error').count(), 0, 'the refusal is gone')
     t.equal(await page.evaluate(() => (globalThis as unknown as { isOwner: boolean }).isOwner), true, 'owner again')
     await editParagraph(page, 'welcome-visitors', 'Edited in the browser', 'Edited again after logging in.')
     t.ok(
       (await pageJson(env, host, 'welcome-visitors')).story.some(
         (item) => item.text === 'Edited again after logging in.',
       ),
+      'edited in place, without a reload, and stored on the server',
     )
     t.same(errors, ['http 401 /auth/reclaim/'], 'no script errors; only the wrong secret failed')
   } finally {

@@ -32,6 +32,9 @@ t.test('normalizeHost: what is accepted, and what it becomes', async (t) => {
     ['[::1]', '[::1]'],
     ['[::1]:3000', '[::1]'],
     ['[2001:DB8::1]:80', '[2001:db8::1]'],
+    ['[2001:db8:0:0:0:0:0:1]', '[2001:db8::1]'], // one address, one site: the canonical form
+    ['[::FFFF:127.0.0.1]', '[::ffff:7f00:1]'],
+    ['a_b.example', 'a_b.example'],
     ['bücher.example', 'xn--bcher-kva.example'],
     ['BÜCHER.example', 'xn--bcher-kva.example'],
     ['xn--bcher-kva.example', 'xn--bcher-kva.example'],
@@ -48,6 +51,13 @@ t.test('normalizeHost: everything else is 400 WIKIFARM_ERR_BAD_HOST', async (t) 
     'user:pw@a.example', 'a.example:', 'a.example:abc', 'a.example:99999', 'a.example:3000:4000',
     '-a.example', 'a-.example', 'a.-b.example', `${'a'.repeat(64)}.example`, `${'a.'.repeat(130)}example`,
     'a'.repeat(300), '[::1', '[::1]x', '[::1]:', '[zz::1]', '[]', '[a.example]', 'a.example]',
+    // IPv6 zone ids name the sender's network card, never a host (RFC 6874 spells % as %25).
+    '[fe80::1%25eth0]', '[fe80::1%eth0]', '[fe80::1%eth0]:3000', '[FE80::1%25ETH0]', '[fe80::1%]', '[fe80::1%25]',
+    'fe80::1%eth0', '[::1%lo]',
+    // What a browser would have turned into another address or refused: not IP literals.
+    '1.2.3.999', '256.1.1.1', '0x7f.1', '0x7f000001', '2130706433', '127.1', '01.2.3.4', '999', 'a.999', 'a.0x1',
+    // Punycode that decodes to nothing valid.
+    'xn--zz.example', 'xn--a.example',
   ]
   for (const raw of bad) t.equal(badHost(raw), '400 WIKIFARM_ERR_BAD_HOST', JSON.stringify(raw))
 })
@@ -214,6 +224,40 @@ t.test('Host: .. and friends never reach the file system', async (t) => {
   }
   t.same(await snapshot(root), before, 'nothing created in the data folder or beside it')
   t.equal(farm.kernel.sites.openCount, 0)
+})
+
+t.test('Hosts that are not a hostname or an IP literal: 400, no site opened, no folder', async (t) => {
+  const root = testData(t, { data: {} })
+  const data = join(root, 'data')
+  const farm = await startFarm(t, { farm: true }, data)
+  const port = await listenLocal(farm)
+  const before = await snapshot(root)
+  const hosts = ['[fe80::1%25eth0]', '[fe80::1%eth0]', '[fe80::1%25eth0]:3000', '[::1%25lo]',
+    '0x7f.1', '2130706433', '1.2.3.999', 'xn--zz.example']
+  for (const host of hosts) {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    for (const request of [
+      { method: 'POST' as const, url: '/login' },
+      { method: 'GET' as const, url: '/welcome-visitors.html' },
+      { method: 'PUT' as const, url: '/page/x/action', headers: form, payload: 'action={}' },
+    ]) {
+      const response = await farm.app.inject({ ...request, headers: { ...request.headers, host } })
+      t.equal(response.statusCode, 400, `${request.method} ${request.url} with Host ${host}`)
+      t.equal(response.json().code, 'WIKIFARM_ERR_BAD_HOST')
+      t.equal(response.headers['set-cookie'], undefined, 'no session for it')
+    }
+    // The same bytes over a real socket, as a client on the link sends them.
+    const head = `POST /login HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`
+    const wire = await rawHttp(port, head)
+    t.equal(wire.status, 400, `POST /login over the wire with Host ${host}`)
+  }
+  t.same(await snapshot(root), before, 'nothing created in the data folder or beside it')
+  t.equal(farm.kernel.sites.openCount, 0, 'no site opened')
+  // The canonical spellings of the same addresses are served, under one folder each.
+  const login = (host: string) => farm.app.inject({ method: 'POST', url: '/login', headers: { host } })
+  t.equal((await login('[fe80::1]')).statusCode, 200)
+  t.equal((await login('[FE80:0::1]:3000')).statusCode, 501, 'the same site, already claimed')
+  t.same(await listDir(data), ['[fe80::1]'])
 })
 
 t.test('over HTTP: absent, empty, doubled and raw UTF-8 Host headers', async (t) => {

@@ -61,8 +61,11 @@ t.test(`${RUNS} fuzzed Origins on every state-changing REST route`, async (t) =>
     200,
   )
   const created = new Set(['victim'])
+  // GET /logout changes state too; sent with a visitor's cookie, so an allowed logout ends no login the fuzz needs.
+  const visit = await farm.app.inject({ url: '/welcome-visitors.html', headers: { host: HOST } })
+  const visitor = String(visit.headers['set-cookie']).split(';')[0] ?? ''
   let n = 0
-  const kinds = ['put', 'delete', 'reclaim', 'favicon', 'relaunch', 'logout-post', 'cross-site'] as const
+  const kinds = ['put', 'delete', 'reclaim', 'favicon', 'relaunch', 'logout-post', 'logout', 'cross-site'] as const
   await fuzz(t, 'Origin on REST writes', fc.tuple(origin, fc.constantFrom(...kinds)), async ([o, kind]) => {
     const headers: Record<string, string> = { host: HOST, cookie: owner.cookie, origin: o }
     const slug = `p${n++}`
@@ -102,6 +105,9 @@ t.test(`${RUNS} fuzzed Origins on every state-changing REST route`, async (t) =>
         break
       case 'logout-post':
         response = await farm.app.inject({ method: 'POST', url: '/plugin/linkmap/', headers })
+        break
+      case 'logout':
+        response = await farm.app.inject({ method: 'GET', url: '/logout', headers: { ...headers, cookie: visitor } })
         break
       default: {
         // No Origin, but the browser says the request is cross-site: refused the same.

@@ -209,6 +209,7 @@ for (const mode of modes) {
       const anon = await get(url)
       t.equal(anon.statusCode, 403, `${url} anonymous`)
       t.equal(anon.json().code, 'WIKIFARM_ERR_NOT_OWNER')
+      t.equal(anon.json().error, 'Only the owner of this wiki may see its recycler', 'a read is refused as a read')
     }
     const recycled = await get('/recycler/system/slugs.json', owner.cookie)
     t.equal(recycled.statusCode, 200)

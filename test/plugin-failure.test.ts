@@ -132,11 +132,17 @@ t.test('websocket handlers that throw: an error message, or a close; the plugin 
   const port = await listenLocal(farm)
   const client = await openWs(port, '/plugin/healthy/', HOST)
   client.send({ type: 'crash', id: 'c1' })
-  t.same(await client.nextJson(), {
+  const failed = await client.nextJson()
+  t.same(failed, {
     type: 'error',
     id: 'c1',
-    data: { code: 'WIKIFARM_ERR_PLUGIN_FAILED', error: 'the plugin failed to handle this message' },
+    data: { error: 'the plugin failed to handle this message', code: 'WIKIFARM_ERR_PLUGIN_FAILED' },
   })
+  t.same(
+    Object.keys((failed as { data: object }).data),
+    ['error', 'code'],
+    'the error envelope words it as HTTP does: { error, code }',
+  )
   client.send({ type: 'fine', id: 'f1' })
   t.same(await client.nextJson(), { type: 'ok', id: 'f1' }, 'the connection stays open and served')
 

@@ -94,7 +94,8 @@ t.test('everyone but the administrator gets 403', async (t) => {
     ] as const) {
       const response = await farm.app.inject({ url, headers: { host: A, ...(cookie ? { cookie } : {}) } })
       t.equal(response.statusCode, 403, `${url} for ${who}`)
-      t.equal(response.json().code, 'WIKIFARM_ERR_NOT_ADMIN')
+      if (url.endsWith('.json')) t.equal(response.json().code, 'WIKIFARM_ERR_NOT_ADMIN')
+      else t.match(response.body, /<form id="admin-login">/, 'the page offers the administrator\'s login instead')
       t.notMatch(response.body, /echo|unavailable/, 'and nothing about the plugins')
     }
   }
@@ -105,4 +106,36 @@ t.test('everyone but the administrator gets 403', async (t) => {
     403,
     'a farm with no administrator shows it to no one',
   )
+})
+
+t.test('the status page shows how each plugin runs, and links the guides it serves', async (t) => {
+  const isolated = fileURLToPath(new URL('./fixtures/plugins-isolation/', import.meta.url))
+  // Only steady of the isolation fixtures: the others crash, hog or spin on purpose.
+  const others = Object.fromEntries(
+    ['bomb', 'flaky', 'hog', 'rogue', 'snoop', 'spinner'].map((n) => [n, { enabled: false }]),
+  )
+  const farm = await startFarm(
+    t,
+    { farm: true, admin: ADMIN_SECRET, plugins: { ...others, steady: { isolation: 'process' } } },
+    undefined,
+    { builtinPluginsDir: isolated },
+  )
+  const admin = await adminLogin(t, farm, A)
+  const steady = farm.kernel.plugins.statuses().find((p) => p.name === 'steady')
+  t.match(steady, { state: 'running', isolation: 'process', pid: Number })
+  const html = await farm.app.inject({ url: '/system/status.html', headers: { host: A, cookie: admin } })
+  const row = html.body.split('<tr>').find((r) => r.startsWith('<td>steady</td>')) ?? ''
+  t.match(row, `<td>process, pid ${steady?.pid}</td>`, 'isolation and pid')
+  t.match(row, /<td>1<\/td><td>0<\/td>/, 'launches and restarts')
+  t.match(html.body, /<th>isolation<\/th>.*<th>restarts<\/th>/s)
+  t.match(html.body, '<a href="/system/docs/operators.md">operator guide</a>')
+
+  const guide = await farm.app.inject({ url: '/system/docs/operators.md', headers: { host: A } })
+  t.equal(guide.statusCode, 200)
+  t.match(guide.headers['content-type'], /^text\/markdown/)
+  t.match(guide.body, /^# /, 'the operator guide itself')
+  for (const url of ['/system/docs/nothing.md', '/system/docs/..%2fpackage.md', '/system/docs/%2e%2e.md']) {
+    const refused = await farm.app.inject({ url, headers: { host: A } })
+    t.equal(refused.statusCode, 404, `${url}: only the guides are served`)
+  }
 })

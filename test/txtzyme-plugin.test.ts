@@ -145,6 +145,11 @@ t.test('owners only; the legacy text client; REST; a timeout keeps replies in st
   const bad = await http(port, 'POST', '/plugin/txtzyme/run', host, { headers: json, body: '{"line":"3{2{kp}}"}' })
   t.equal(bad.status, 400)
   t.match(JSON.parse(bad.body), { code: 'TXTZYME_LINE_NESTED_LOOP' })
+  t.same(
+    Object.keys(JSON.parse(bad.body) as object),
+    ['error', 'code'],
+    'worded as the kernel words its errors: { error, code }',
+  )
   const started = Date.now()
   const [slow, next] = await Promise.all([
     http(port, 'POST', '/plugin/txtzyme/run', host, { headers: json, body: '{"line":"400m_slow_","timeoutMs":50}' }),
@@ -232,7 +237,9 @@ t.test('bad input: unknown types, bad lines, floods, a client gone mid-line', as
   a.send({ type: 'launch-missiles', id: 'u' })
   await eventually(() => msgsA.all.some((m) => m.type === 'error'), 2000, 'an error for an unknown type')
   a.send({ type: 'run', id: 'ctl', data: '1p\u0007' })
-  t.match(await reply(msgsA, 'ctl'), { type: 'error', data: { code: 'TXTZYME_LINE_NOT_PRINTABLE' } })
+  const ctl = await reply(msgsA, 'ctl')
+  t.match(ctl, { type: 'error', data: { code: 'TXTZYME_LINE_NOT_PRINTABLE' } })
+  t.same(Object.keys((ctl as { data: object }).data), ['error', 'code'], 'socket errors too')
   a.send({ type: 'run', id: 'long', data: 'p'.repeat(2000) })
   t.match(await reply(msgsA, 'long'), { type: 'error', data: { code: 'TXTZYME_LINE_TOO_LONG' } })
 

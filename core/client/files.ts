@@ -112,9 +112,9 @@ export async function clientFileRoutes(app: FastifyInstance, opts: {
     throw new ERR_CLIENT_FILE_NOT_FOUND(`/plugins/${request.params.file.slice(0, 100)}`)
   })
 
-  app.get('/system/claim-secret.js', async (_request, reply) =>
-    sendInside(reply, OWN_CLIENT_DIR, 'claim-secret.js', '/system'),
-  )
+  for (const script of ['claim-secret.js', 'admin-login.js']) {
+    app.get(`/system/${script}`, async (_request, reply) => sendInside(reply, OWN_CLIENT_DIR, script, '/system'))
+  }
 
   app.get<{ Params: { '*': string } }>('/security/*', async (request, reply) => {
     if (!securityDir) throw new ERR_CLIENT_FILE_NOT_FOUND('no security client installed')

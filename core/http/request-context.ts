@@ -12,6 +12,13 @@ import {
 import { isSlug } from '../../schemas/page.js'
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * A GET that changes state (GET /logout, as the reference client calls it): the foreign-
+     * origin rule of state-changing methods applies to it too.
+     */
+    changesState?: boolean
+  }
   interface FastifyRequest {
     /** The virtual site this request is for, resolved from Host by the site router. */
     site: Site
@@ -29,7 +36,8 @@ export function checkSlug(slug: string): string {
 
 export interface Guards {
   /** Throws unless the request may change its site: the owner, or the admin. */
-  requireOwner(request: FastifyRequest): Promise<void>
+  /** `doing` ends the refusal's sentence "Only the owner of this wiki may …" (default: change it). */
+  requireOwner(request: FastifyRequest, doing?: string): Promise<void>
   requireAdmin(request: FastifyRequest): void
   isOwner(request: FastifyRequest): Promise<boolean>
   isAdmin(request: FastifyRequest): boolean
@@ -49,13 +57,13 @@ export function createGuards(config: FarmConfig, sessions: SessionKeeper): Guard
     requireAdmin(request) {
       if (!isAdmin(request)) throw new ERR_NOT_ADMIN()
     },
-    async requireOwner(request) {
+    async requireOwner(request, doing = 'change it') {
       const owner = await request.site.owner()
       if (!owner) {
         if (config.security_legacy || isAdmin(request)) return
         throw new ERR_READ_ONLY()
       }
-      if (!(await isOwner(request))) throw new ERR_NOT_OWNER()
+      if (!(await isOwner(request))) throw new ERR_NOT_OWNER(doing)
     },
   }
 }
@@ -73,6 +81,46 @@ function hostLines(rawHeaders: string[]): number {
 function ownOrigins(rawHost: string): string[] {
   const host = rawHost.toLowerCase()
   return [`http://${host}`, `https://${host}`]
+}
+
+/**
+ * Who sent a state-changing request, when that is not this site: the Origin if there is one;
+ * else the browser's Sec-Fetch-Site (only `same-origin`, or `none` for what the person typed,
+ * pass: `same-site` is a sibling site of the farm); else, from a browser too old for either,
+ * the Referer's origin. Null when nothing says it came from elsewhere (curl, other tools).
+ */
+function foreignSource(
+  headers: FastifyRequest['headers'], own: readonly string[], extra: ReadonlySet<string>,
+): string | null {
+  const allowed = (origin: string): boolean => own.includes(origin) || extra.has(origin)
+  const origin = headers.origin
+  if (origin !== undefined) return allowed(origin.toLowerCase()) ? null : origin.slice(0, 200)
+  const fetchSite = headers['sec-fetch-site']
+  if (fetchSite !== undefined) {
+    return fetchSite === 'same-origin' || fetchSite === 'none' ? null : String(fetchSite).slice(0, 40)
+  }
+  const referer = headers.referer
+  if (referer !== undefined) {
+    let from: string
+    try {
+      from = new URL(referer).origin.toLowerCase()
+    } catch {
+      return 'a malformed Referer'
+    }
+    return allowed(from) ? null : `Referer ${from.slice(0, 200)}`
+  }
+  return null
+}
+
+/**
+ * The session the cookie stands for now: a login to this site counts only in the site's
+ * current session epoch (a logout anywhere moved it on) and only here; otherwise the
+ * visitor keeps their id and loses the login.
+ */
+async function liveSession(session: Session, site: Site, sessions: SessionKeeper): Promise<Session> {
+  if (session.friend === null) return session
+  if (session.site === site.name && session.epoch === await site.sessionEpoch()) return session
+  return sessions.withoutLogin(session)
 }
 
 /**
@@ -106,22 +154,14 @@ export function registerRequestContext(app: FastifyInstance, deps: {
     const name = await sites.resolveName(host)
     if (name === null) throw new ERR_UNKNOWN_SITE(host)
     request.site = sites.open(name)
-    request.session = sessions.fromRequest(request)
+    request.session = await liveSession(sessions.fromRequest(request), request.site, sessions)
 
     // A websocket upgrade is a GET that changes state (a live channel with the visitor's
     // session): a foreign Origin is refused before any plugin sees it (cross-site hijacking).
     const upgrade = (request.headers.upgrade ?? '').toLowerCase() === 'websocket'
-    if (!SAFE_METHODS.has(request.method) || upgrade) {
-      const origin = request.headers.origin
-      if (origin !== undefined) {
-        const normalized = origin.toLowerCase()
-        // The origin a browser on this site sends: the host the site was resolved from.
-        if (!ownOrigins(rawHost ?? '').includes(normalized) && !extraOrigins.has(normalized)) {
-          throw new ERR_FOREIGN_ORIGIN(origin.slice(0, 200))
-        }
-      } else if (request.headers['sec-fetch-site'] === 'cross-site') {
-        throw new ERR_FOREIGN_ORIGIN('cross-site')
-      }
+    if (!SAFE_METHODS.has(request.method) || upgrade || request.routeOptions.config?.changesState === true) {
+      const foreign = foreignSource(request.headers, ownOrigins(rawHost ?? ''), extraOrigins)
+      if (foreign !== null) throw new ERR_FOREIGN_ORIGIN(foreign)
     }
   })
 

@@ -7,6 +7,8 @@ import { ERR_BAD_HOST } from '../errors.js'
 const MAX_HOST = 253
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/
 const PORT = /^\d{1,5}$/
+/** Dot-separated letters, digits and hyphens whose last label holds a letter and is not hex (0x…). */
+const PLAIN = /^(?:[a-z0-9-]+\.)*(?!0x)(?=[a-z0-9-]*[a-z-])[a-z0-9-]+$/
 // Printable ASCII or any non-ASCII letter (IDN); controls and whitespace are never valid.
 const RAW_ALLOWED = /^[\x21-\x7e\u00a0-\uffff]+$/
 
@@ -32,8 +34,9 @@ function headerText(raw: string): string {
 
 /**
  * Normalises a Host header: lowercase, port and trailing dot stripped, IDN to punycode,
- * then checked label by label. Throws WIKIFARM_ERR_BAD_HOST (400) for anything else.
- * Bracketed IPv6 literals are kept in brackets.
+ * then checked label by label. Throws WIKIFARM_ERR_BAD_HOST (400) for anything that is not
+ * a hostname or an IP literal as a browser sends it. Bracketed IPv6 literals are kept in
+ * brackets, in their canonical form.
  */
 export function normalizeHost(raw: string | undefined): string {
   if (raw === undefined || raw === '') throw new ERR_BAD_HOST('missing')
@@ -46,8 +49,12 @@ export function normalizeHost(raw: string | undefined): string {
       throw new ERR_BAD_HOST(describe(raw))
     }
     const address = host.slice(1, close).toLowerCase()
-    if (!isIPv6(address)) throw new ERR_BAD_HOST(describe(raw))
-    return `[${address}]`
+    // A zone id (fe80::1%eth0, or %25eth0 as RFC 6874 writes it in a URL) names an interface
+    // of the sender's machine, not a host: browsers never send one, and as a site name it
+    // would be a folder named after someone else's network card.
+    if (address.includes('%') || !isIPv6(address)) throw new ERR_BAD_HOST(describe(raw))
+    // One address, one site: [2001:DB8:0::1] and [2001:db8::1] are the same host.
+    return new URL(`http://[${address}]/`).hostname
   }
   const colon = host.lastIndexOf(':')
   if (colon >= 0) {
@@ -58,9 +65,16 @@ export function normalizeHost(raw: string | undefined): string {
   }
   if (host.endsWith('.')) host = host.slice(0, -1)
   if (host === '' || host.includes('..') || host.startsWith('.')) throw new ERR_BAD_HOST(describe(raw))
-  // domainToASCII lowercases, maps IDN to punycode and answers '' for what cannot be a domain.
-  const ascii = /^[\x21-\x7e]+$/.test(host) ? host.toLowerCase() : domainToASCII(host)
+  // The WHATWG host parser, as browsers run it: lowercases, maps IDN to punycode, checks
+  // punycode labels, and reads a name ending in a number as IPv4 ('' when that fails). A
+  // plain name (letters, digits, hyphens; no punycode; not ending in a number) is its own
+  // result, so the common Host skips the parser: it runs on every request.
+  const lower = host.toLowerCase()
+  const ascii = PLAIN.test(lower) && !lower.includes('xn--') ? lower : domainToASCII(host)
   if (ascii === '' || ascii.length > MAX_HOST) throw new ERR_BAD_HOST(describe(raw))
+  // An ASCII host must already be in that form: '0x7f.1' or '2130706433' is 127.0.0.1 to a
+  // browser, which would have sent '127.0.0.1'; such spellings are refused, not folded.
+  if (/^[\x21-\x7e]+$/.test(host) && ascii !== lower) throw new ERR_BAD_HOST(describe(raw))
   if (!ascii.split('.').every((label) => LABEL.test(label))) throw new ERR_BAD_HOST(describe(raw))
   return ascii
 }

@@ -6,10 +6,12 @@ import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import secureJson from 'secure-json-parse'
 import { PageValidator, isSlug, type Page } from '../../schemas/page.js'
-import { writeFileAtomic } from './atomic-file.js'
+import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
 import { KeyedLock } from './keyed-lock.js'
 import { StoreError } from './store-error.js'
 
+/** The names the farm gives status files (owner.json, sitemap.json, favicon.png …). */
+const STATUS_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/
 
 /** A page as read: the parsed object and the exact JSON served for it. */
 export interface StoredPage {
@@ -43,6 +45,11 @@ export interface SiteStore {
   statStatus(name: string): Promise<number | null>
   /** Resolves when every write started so far is on disk. */
   flush(): Promise<void>
+  /**
+   * Removes what interrupted writes of this site left behind (temp files of its pages,
+   * recycled pages and status files); run when the site opens. Returns what it removed.
+   */
+  removeLeftovers(): Promise<string[]>
 }
 
 export type PageChange = (current: Page | null) => Page | null | Promise<Page | null>
@@ -243,6 +250,17 @@ class FileSiteStore implements SiteStore {
 
   flush(): Promise<void> {
     return this.#lock.drain()
+  }
+
+  async removeLeftovers(): Promise<string[]> {
+    const sweep = (dir: string, folder: string, owns: (name: string) => boolean) =>
+      removeLeftoverTemps(folder, owns).then((names) => names.map((n) => `${dir}/${n}`))
+    const found = await Promise.all([
+      sweep('pages', this.#pages, isSlug),
+      sweep('recycle', this.#recycle, isSlug),
+      sweep('status', this.#status, (name) => STATUS_NAME.test(name)),
+    ])
+    return found.flat()
   }
 }
 

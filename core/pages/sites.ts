@@ -18,6 +18,17 @@ import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND } from '../errors.js'
 import { StoreError } from './store-error.js'
 import { stripWww } from '../http/site-router.js'
 
+/**
+ * Where a site keeps its session epoch, beside the reference's status files (owner.json,
+ * sitemap.json, site-index.json, favicon.png), under a name the reference never uses.
+ */
+export const SESSIONS_FILE = 'wikifarm-sessions.json'
+
+/** A new owner secret: 64 hex digits, like the reference's. */
+export function newSecret(): string {
+  return randomBytes(32).toString('hex')
+}
+
 export interface SiteRules {
   /** The data folder: the single site's folder, or the parent of every farm site's folder. */
   data: string
@@ -38,6 +49,8 @@ export class Site {
   #sitemap: Promise<SiteMap> | null = null
   #owner: Promise<Owner | null> | null = null
   #claims: Promise<unknown> = Promise.resolve()
+  #epoch: Promise<number> | null = null
+  #logouts: Promise<unknown> = Promise.resolve()
   readonly #events: EventBus
   readonly #defaults: DefaultPages
 
@@ -47,10 +60,18 @@ export class Site {
     this.store = store
     this.#events = events
     this.#defaults = defaults
+    this.opened = store.removeLeftovers().catch(() => [])
   }
 
+  /**
+   * What opening the site does on disk before its sitemap is read or any page written
+   * through it: removing the temp files of writes a kill interrupted. Best effort: a
+   * leftover that cannot be removed costs disk space, never a page.
+   */
+  readonly opened: Promise<string[]>
+
   sitemap(): Promise<SiteMap> {
-    this.#sitemap ??= SiteMap.open(this.store).catch((err: unknown) => {
+    this.#sitemap ??= this.opened.then(() => SiteMap.open(this.store)).catch((err: unknown) => {
       this.#sitemap = null
       throw err
     })
@@ -118,18 +139,21 @@ export class Site {
     return this.#owner
   }
 
-  /** Claims an unclaimed site for `name`; returns the new secret, shown to the claimant once. */
-  claim(name: string): Promise<string> {
+  /**
+   * Claims an unclaimed site for `name` with `secret` (from `newSecret()`, shown to the
+   * claimant once). The caller prepares its reply first: once owner.json is written, only
+   * the reply tells the claimant the secret.
+   */
+  claim(name: string, secret: string): Promise<void> {
     // One claim at a time, so a second claimant sees the first one's owner and is refused
     // instead of overwriting owner.json with a secret the first claimant never learns.
-    const result = this.#claims.then(() => this.#claimNow(name))
+    const result = this.#claims.then(() => this.#claimNow(name, secret))
     this.#claims = result.catch(() => undefined)
     return result
   }
 
-  async #claimNow(name: string): Promise<string> {
+  async #claimNow(name: string, secret: string): Promise<void> {
     if (await this.owner()) throw new ERR_ALREADY_CLAIMED()
-    const secret = randomBytes(32).toString('hex')
     const owner: Owner = { name, friend: { secret } }
     const claimed = this.store.writeStatus('owner.json', JSON.stringify(owner, null, 2)).then(() => owner)
     this.#owner = claimed
@@ -141,7 +165,45 @@ export class Site {
       throw err
     }
     this.#events.emit('site.claimed', { site: this.name, owner: name })
-    return secret
+  }
+
+  /**
+   * The site's session epoch: a login carries the epoch it was made in and proves nothing
+   * once the epoch has moved on. 0 until the first logout.
+   */
+  sessionEpoch(): Promise<number> {
+    this.#epoch ??= this.store.readStatus(SESSIONS_FILE).then((data) => {
+      if (!data) return 0
+      let value: unknown
+      try {
+        value = secureJson.parse(data.toString('utf8'))
+      } catch {
+        value = null
+      }
+      const epoch = (value as { epoch?: unknown } | null)?.epoch
+      if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) {
+        // Failing closed: with the epoch unknown no login can be checked, so none is honoured.
+        throw new StoreError(`${this.name}: status/${SESSIONS_FILE} is not {"epoch": <count of logouts>}`)
+      }
+      return epoch as number
+    }).catch((err: unknown) => {
+      this.#epoch = null
+      throw err
+    })
+    return this.#epoch
+  }
+
+  /** Ends every login to this site, on every browser: the epoch moves on, durably, before this resolves. */
+  endSessions(): Promise<number> {
+    const result = this.#logouts.then(async () => {
+      const next = (await this.sessionEpoch()) + 1
+      const record = { epoch: next, ended: new Date().toISOString() }
+      await this.store.writeStatus(SESSIONS_FILE, JSON.stringify(record, null, 2))
+      this.#epoch = Promise.resolve(next)
+      return next
+    })
+    this.#logouts = result.catch(() => undefined)
+    return result
   }
 
   async flush(): Promise<void> {

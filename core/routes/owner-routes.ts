@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { randomInt } from 'node:crypto'
 import type { FarmConfig } from '../farm-config.js'
 import { SessionKeeper } from '../http/sessions.js'
+import { newSecret } from '../pages/sites.js'
 import { replaceSession, type Guards } from '../http/request-context.js'
 import { ERR_BAD_SECRET, ERR_NOT_CLAIMED, ERR_VALIDATION, isWikifarmError } from '../errors.js'
 import type { Owner } from '../../schemas/owner.js'
@@ -49,16 +50,21 @@ export async function ownerRoutes(
     const owner = await site.owner()
     if (owner) return claimed(owner)
     const name = nickname()
-    let secret: string
+    const secret = newSecret()
+    // The reply is made before owner.json is written: a claim whose reply could not be sent
+    // would leave the site claimed with a secret nobody was told.
+    const session = sessions.loggedIn(site.name, secret, await site.sessionEpoch())
+    const cookie = sessions.cookie(reply, session)
     try {
-      secret = await site.claim(name)
+      await site.claim(name, secret)
     } catch (err) {
       // Someone else's claim got there first while this one waited.
       const winner = isWikifarmError(err) && err.code === 'WIKIFARM_ERR_ALREADY_CLAIMED' ? await site.owner() : null
       if (winner) return claimed(winner)
       throw err
     }
-    replaceSession(request, reply, sessions, sessions.loggedIn(request.session, site.name, secret))
+    request.session = session
+    sessions.send(reply, cookie)
     // The secret is shown this once; the owner keeps it to log in again.
     return { ownerName: name, secret }
   })
@@ -70,11 +76,16 @@ export async function ownerRoutes(
     const isAdmin = config.admin !== null && SessionKeeper.sameSecret(secret, config.admin)
     if (!owner && !isAdmin) throw new ERR_NOT_CLAIMED()
     if (!isOwner && !isAdmin) throw new ERR_BAD_SECRET()
-    replaceSession(request, reply, sessions, sessions.loggedIn(request.session, request.site.name, secret))
+    const session = sessions.loggedIn(request.site.name, secret, await request.site.sessionEpoch())
+    replaceSession(request, reply, sessions, session)
     return { ownerName: owner?.name ?? '', owner: isOwner, admin: isAdmin }
   })
 
-  app.get('/logout', async (request, reply) => {
+  // GET, as the reference client calls it; a state change all the same, so a foreign origin
+  // is refused (see request-context.ts). Logging out ends every login to this site, on every
+  // browser and every copy of the cookie; a visitor who is not logged in ends only their own.
+  app.get('/logout', { config: { changesState: true } }, async (request, reply) => {
+    if (await guards.isOwner(request) || guards.isAdmin(request)) await request.site.endSessions()
     replaceSession(request, reply, sessions, sessions.loggedOut(request.session))
     return reply.type('text/plain; charset=utf-8').send('OK')
   })

@@ -49,7 +49,7 @@ export async function pageRoutes(app: FastifyInstance, opts: { guards: Guards })
   })
 
   app.get('/recycler/system/slugs.json', async (request, reply) => {
-    await guards.requireOwner(request)
+    await guards.requireOwner(request, 'see its recycler')
     const store = request.site.store
     const entries = await Promise.all((await store.listRecycled()).map(async (slug) => {
       const page = await store.getRecycled(slug).catch(() => null)
@@ -60,7 +60,7 @@ export async function pageRoutes(app: FastifyInstance, opts: { guards: Guards })
 
   app.get<{ Params: SlugParams }>('/recycler/:slug.json', async (request, reply) => {
     const slug = checkSlug(request.params.slug)
-    await guards.requireOwner(request)
+    await guards.requireOwner(request, 'see its recycler')
     const page = await request.site.store.getRecycled(slug)
     if (!page) throw new ERR_PAGE_NOT_FOUND(slug)
     return sendJson(reply, JSON.stringify(page))

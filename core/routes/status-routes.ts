@@ -1,12 +1,17 @@
-// The operator's view of the farm, for the administrator: plugins with their state, reason
-// and launch time, open sites, websocket connections by plugin and site; and relaunch.
+// The operator's view of the farm, for the administrator: plugins with their state, reason,
+// isolation (pid, crashes), launches and restarts, open sites, websocket connections by plugin
+// and site; relaunch; a login form for a browser that is not the administrator's yet; and the
+// operator's guides, so the page can link them.
 import type { FastifyInstance } from 'fastify'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Guards } from '../http/request-context.js'
 import type { PluginRegistry, PluginStatus } from '../plugin-host/registry.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { SocketHub } from '../sockets/socket-hub.js'
 import { escapeHtml } from '../client/page-html.js'
-import { ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
+import { ERR_PLUGIN_NOT_ENABLED, ERR_ROUTE_NOT_FOUND } from '../errors.js'
+import { PACKAGE_ROOT } from '../package-info.js'
 
 export interface FarmStatus {
   plugins: (PluginStatus & { connections: Record<string, number> })[]
@@ -22,30 +27,63 @@ function sockets(bySite: Record<string, number>): string {
   return total === 0 ? '0' : `${total} (${entries.map(([site, n]) => `${escapeHtml(site)}: ${n}`).join(', ')})`
 }
 
+const STYLE = '<style>body{font:14px sans-serif;margin:2em}.error{color:#b00020}</style>'
+const STATUS_STYLE = `<style>td,th{padding:4px 8px;text-align:left;border-bottom:1px solid #ddd}
+.running{color:green}.failed,.unavailable{color:#b00}.restarting{color:#b60}</style>`
+
+/** The operator's guides, served at /system/docs/<name>.md from the package's docs/ folder. */
+const GUIDES: readonly (readonly [string, string])[] = [
+  ['operators', 'operator guide'], ['security', 'security'], ['plugin-guide', 'plugin authors'],
+  ['protocol', 'wire protocol'], ['txtzyme', 'Txtzyme'],
+]
+const DOCS_LINKS = `<p>Docs: ${GUIDES.map(([name, label]) => `<a href="/system/docs/${name}.md">${label}</a>`)
+  .join(' · ')}</p>`
+
+/** How a plugin runs: in-process, or isolated with its pid and the crashes since it last ran stably. */
+function isolation(p: PluginStatus): string {
+  if (p.isolation === 'none') return 'in process'
+  const crashes = p.crashes ? `, ${p.crashes} crash${p.crashes === 1 ? '' : 'es'}` : ''
+  return (
+    `${p.isolation}${p.pid ? `, pid ${p.pid}` : ''}${crashes}` +
+    `${p.violations ? `, ${p.violations} refused messages` : ''}`
+  )
+}
+
 function renderStatus(status: FarmStatus): string {
   const rows = status.plugins.map((p) => {
-    const crashes = p.crashes ? `, ${p.crashes} crashes` : ''
-    const isolation = p.isolation === 'none' ? '' : ` (${p.isolation}${crashes})`
     const relaunch = `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch">` +
       '<button>relaunch</button></form>'
     return (
       `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
-      `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}${isolation}</td>` +
+      `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}</td><td>${isolation(p)}</td>` +
       `<td>${escapeHtml(p.launchedAt ?? '')}</td>` +
-      `<td>${p.launches}</td><td>${sockets(p.connections)}</td>` +
+      `<td>${p.launches}</td><td>${Math.max(0, p.launches - 1)}</td><td>${sockets(p.connections)}</td>` +
       `<td>${p.state === 'disabled' ? '' : relaunch}</td></tr>`
     )
   })
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
-  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
-<style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 8px;text-align:left;border-bottom:1px solid #ddd}
-.running{color:green}.failed,.unavailable{color:#b00}.restarting{color:#b60}</style></head><body>
+  return (
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
+${STYLE}${STATUS_STYLE}</head><body>
 <h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections</p>
-<h2>Plugins</h2><table>
-<tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>launched</th><th>launches</th><th>sockets</th>
-<th></th></tr>
+${DOCS_LINKS}
+<h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th>` +
+    `<th>launched</th><th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
 <h2>Open sites (${status.sites.open.length})</h2><ul>${sites}</ul></body></html>`
+  )
+}
+
+/** What /system/status.html shows a browser that is not the administrator's: a way in. */
+function renderLogin(site: string): string {
+  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status: log in</title>
+${STYLE}</head><body>
+<h1>wikifarm status</h1>
+<p>This page is the farm administrator's. Log in with the administrator's secret (the farm's <code>admin</code>
+setting); it logs you in on ${escapeHtml(site)}, whether or not the site is claimed.</p>
+<form id="admin-login"><p><input type="password" name="secret" autocomplete="current-password" required autofocus
+ size="40" aria-label="administrator secret"> <button>Log in</button></p><p class="error" role="alert"></p></form>
+${DOCS_LINKS}<script src="/system/admin-login.js"></script></body></html>`
 }
 
 export async function statusRoutes(app: FastifyInstance, opts: {
@@ -73,8 +111,17 @@ export async function statusRoutes(app: FastifyInstance, opts: {
   })
 
   app.get('/system/status.html', async (request, reply) => {
-    guards.requireAdmin(request)
+    // A browser that is not (yet) the administrator's gets the login form, still as a 403.
+    if (!guards.isAdmin(request))
+      return reply.code(403).type('text/html; charset=utf-8').send(renderLogin(request.site.name))
     return reply.type('text/html; charset=utf-8').send(renderStatus(status()))
+  })
+
+  app.get<{ Params: { name: string } }>('/system/docs/:name.md', async (request, reply) => {
+    const name = request.params.name
+    if (!GUIDES.some(([guide]) => guide === name)) throw new ERR_ROUTE_NOT_FOUND(`/system/docs/${name.slice(0, 60)}.md`)
+    const text = await readFile(join(PACKAGE_ROOT, 'docs', `${name}.md`), 'utf8')
+    return reply.type('text/markdown; charset=utf-8').send(text)
   })
 
   app.post<{ Params: { name: string } }>('/system/plugins/:name/relaunch', async (request, reply) => {

@@ -195,7 +195,7 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
   }
 
   function error(conn: SocketConnection, id: string | undefined, code: string, text: string): void {
-    const envelope: Envelope = { type: 'error', data: { code, error: text } }
+    const envelope: Envelope = { type: 'error', data: { error: text, code } }
     if (id !== undefined) envelope.id = id
     conn.send(envelope)
   }

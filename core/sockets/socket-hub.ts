@@ -236,7 +236,7 @@ export class SocketConnection implements Connection<unknown> {
       this.send(`error ${code}: ${error}`)
       return
     }
-    const envelope: Envelope = { type: 'error', data: { code, error } }
+    const envelope: Envelope = { type: 'error', data: { error, code } }
     if (id !== undefined) envelope.id = id
     this.send(envelope)
   }

@@ -80,9 +80,10 @@ function statusOf(code: string): number {
   }
 }
 
-function errorData(err: unknown): { code: string; error: string } {
-  if (err instanceof CodedError) return { code: err.code, error: err.message }
-  return { code: 'TXTZYME_FAILED', error: 'the line could not be run' }
+/** An error as the kernel words its own: `{ error, code }`, in that order, on REST and sockets. */
+function errorData(err: unknown): { error: string; code: string } {
+  if (err instanceof CodedError) return { error: err.message, code: err.code }
+  return { error: 'the line could not be run', code: 'TXTZYME_FAILED' }
 }
 
 /** The simulator on a fresh pty pair in a temporary folder; socat must be installed. */
@@ -293,7 +294,7 @@ export default definePlugin({
               return
             }
             if (!mayRun(conn)) {
-              conn.send({ type: 'error', id: message.id, data: { code: 'TXTZYME_NOT_OWNER', error: NOT_ALLOWED } })
+              conn.send({ type: 'error', id: message.id, data: { error: NOT_ALLOWED, code: 'TXTZYME_NOT_OWNER' } })
               return
             }
             if (message.type === 'observe') {
