@@ -347,266 +347,145 @@ interface Setting {
 
 const SETTINGS: Record<string, Setting> = {
   port: {
-    flag: 'string',
-    short: 'p',
-    arg: 'N',
-    shown: String(DEFAULTS.port),
+    flag: 'string', short: 'p', arg: 'N', shown: String(DEFAULTS.port),
     help: 'TCP port to listen on (0: any free port)',
-    assign: (s, v, w) => {
-      s.port = port(v, w)
-    },
+    assign: (s, v, w) => { s.port = port(v, w) },
   },
   host: {
-    flag: 'string',
-    short: 'o',
-    arg: 'ADDR',
-    shown: DEFAULTS.host,
+    flag: 'string', short: 'o', arg: 'ADDR', shown: DEFAULTS.host,
     help: 'address to listen on (127.0.0.1: this machine only)',
-    assign: (s, v, w) => {
-      s.host = text(v, w).trim()
-    },
+    assign: (s, v, w) => { s.host = text(v, w).trim() },
   },
   data: {
-    flag: 'string',
-    short: 'd',
-    arg: 'DIR',
-    shown: DEFAULTS.data,
+    flag: 'string', short: 'd', arg: 'DIR', shown: DEFAULTS.data,
     help: 'data folder: the site itself, or with --farm the parent of one folder per host',
-    assign: (s, v, w) => {
-      s.data = text(v, w)
-    },
+    assign: (s, v, w) => { s.data = text(v, w) },
   },
   farm: {
-    flag: 'boolean',
-    short: 'f',
-    shown: String(DEFAULTS.farm),
+    flag: 'boolean', short: 'f', shown: String(DEFAULTS.farm),
     help: 'serve one wiki per Host name, each in <data>/<host>/',
-    assign: (s, v, w) => {
-      s.farm = bool(v, w)
-    },
+    assign: (s, v, w) => { s.farm = bool(v, w) },
   },
   allowed: {
-    flag: 'string',
-    arg: 'HOSTS',
-    shown: 'none',
-    help:
-      'farm: comma list of hosts served, or * for the site folders in <data>; ' +
+    flag: 'string', arg: 'HOSTS', shown: 'none',
+    help: 'farm: comma list of hosts served, or * for the site folders in <data>; ' +
       'with neither this nor wikiDomains, every host is served',
-    assign: (s, v, w) => {
-      s.allowed = allowedHosts(v, w)
-    },
+    assign: (s, v, w) => { s.allowed = allowedHosts(v, w) },
   },
   wikiDomains: {
-    flag: null,
-    json: true,
-    shown: '{}',
+    flag: null, json: true, shown: '{}',
     help: 'farm: {"<domain>": {per-domain settings}}; the domain and its subdomains are served',
-    assign: (s, v, w) => {
-      s.wikiDomains = wikiDomains(v, w)
-    },
+    assign: (s, v, w) => { s.wikiDomains = wikiDomains(v, w) },
   },
   security_type: {
-    flag: 'string',
-    arg: 'TYPE',
-    shown: DEFAULTS.security_type,
-    perDomain: true,
+    flag: 'string', arg: 'TYPE', shown: DEFAULTS.security_type, perDomain: true,
     help: 'ownership scheme; only friends (claim with a secret) is supported',
-    assign: (s, v, w) => {
-      s.security_type = securityType(v, w)
-    },
+    assign: (s, v, w) => { s.security_type = securityType(v, w) },
   },
   cookieSecret: {
-    flag: 'string',
-    arg: 'SECRET',
-    shown: 'random at each start',
-    perDomain: true,
+    flag: 'string', arg: 'SECRET', shown: 'random at each start', perDomain: true,
     help: 'key that signs session cookies; set it so logins survive a restart',
-    assign: (s, v, w) => {
-      s.cookieSecret = text(v, w)
-    },
+    assign: (s, v, w) => { s.cookieSecret = text(v, w) },
   },
   admin: {
-    flag: 'string',
-    arg: 'SECRET',
-    shown: 'none',
-    perDomain: true,
+    flag: 'string', arg: 'SECRET', shown: 'none', perDomain: true,
     help: 'friend secret of the farm administrator, who may change every site',
-    assign: (s, v, w) => {
-      s.admin = v === null ? null : text(v, w)
-    },
+    assign: (s, v, w) => { s.admin = v === null ? null : text(v, w) },
   },
   home: {
-    flag: 'string',
-    arg: 'SLUG',
-    shown: DEFAULTS.home,
-    perDomain: true,
+    flag: 'string', arg: 'SLUG', shown: DEFAULTS.home, perDomain: true,
     help: 'page that / redirects to',
-    assign: (s, v, w) => {
-      s.home = home(v, w)
-    },
+    assign: (s, v, w) => { s.home = home(v, w) },
   },
   neighbors: {
-    flag: 'string',
-    arg: 'SITES',
-    shown: 'none',
-    perDomain: true,
+    flag: 'string', arg: 'SITES', shown: 'none', perDomain: true,
     help: 'comma-separated sites every page starts with in its neighborhood',
-    assign: (s, v, w) => {
-      s.neighbors = text(v, w)
-        .split(',')
-        .map((n) => n.trim())
-        .filter((n) => n !== '')
-        .join(',')
-    },
+    assign: (s, v, w) => { s.neighbors = text(v, w).split(',').map((n) => n.trim()).filter((n) => n !== '').join(',') },
   },
   security_legacy: {
-    flag: 'boolean',
-    shown: String(DEFAULTS.security_legacy),
-    perDomain: true,
+    flag: 'boolean', shown: String(DEFAULTS.security_legacy), perDomain: true,
     help: 'let any visitor edit sites that nobody has claimed',
-    assign: (s, v, w) => {
-      s.security_legacy = bool(v, w)
-    },
+    assign: (s, v, w) => { s.security_legacy = bool(v, w) },
   },
   secure_cookie: {
-    flag: 'boolean',
-    shown: String(DEFAULTS.secure_cookie),
-    perDomain: true,
+    flag: 'boolean', shown: String(DEFAULTS.secure_cookie), perDomain: true,
     help: 'mark the session cookie Secure (HTTPS only; set it behind a TLS proxy)',
-    assign: (s, v, w) => {
-      s.secure_cookie = bool(v, w)
-    },
+    assign: (s, v, w) => { s.secure_cookie = bool(v, w) },
   },
   session_duration: {
-    flag: 'string',
-    arg: 'DAYS',
-    shown: String(DEFAULTS.session_duration),
-    perDomain: true,
+    flag: 'string', arg: 'DAYS', shown: String(DEFAULTS.session_duration), perDomain: true,
     help: 'lifetime of the session cookie, in days',
-    assign: (s, v, w) => {
-      s.session_duration = positive(v, w, 'a number of days above 0')
-    },
+    assign: (s, v, w) => { s.session_duration = positive(v, w, 'a number of days above 0') },
   },
   uploadLimit: {
-    flag: 'string',
-    arg: 'SIZE',
-    shown: '5mb',
+    flag: 'string', arg: 'SIZE', shown: '5mb',
     help: 'largest request body: bytes, or with a unit (kb, mb, gb)',
-    assign: (s, v, w) => {
-      s.uploadLimit = bytes(v, w)
-    },
+    assign: (s, v, w) => { s.uploadLimit = bytes(v, w) },
   },
   idleSeconds: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.idleSeconds),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.idleSeconds),
     help: 'close a site after this many seconds without requests (0: never)',
-    assign: (s, v, w) => {
-      s.idleSeconds = whole(v, w, 'a whole number of seconds (0 or more)')
-    },
+    assign: (s, v, w) => { s.idleSeconds = whole(v, w, 'a whole number of seconds (0 or more)') },
   },
   cacheMB: {
-    flag: 'string',
-    arg: 'MB',
-    shown: String(DEFAULTS.cacheBytes / MIB),
+    flag: 'string', arg: 'MB', shown: String(DEFAULTS.cacheBytes / MIB),
     help: 'memory for the hot-page cache, shared by all sites, in MiB',
-    assign: (s, v, w) => {
-      s.cacheBytes = Math.max(1, Math.round(positive(v, w, 'a number of MiB above 0') * MIB))
-    },
+    assign: (s, v, w) => { s.cacheBytes = Math.max(1, Math.round(positive(v, w, 'a number of MiB above 0') * MIB)) },
   },
   origins: {
-    flag: 'string',
-    arg: 'URLS',
-    shown: 'none',
-    help: "comma list of extra origins allowed to send changes (each site's own always is)",
-    assign: (s, v, w) => {
-      s.origins = origins(v, w)
-    },
+    flag: 'string', arg: 'URLS', shown: 'none',
+    help: 'comma list of extra origins allowed to send changes (each site\'s own always is)',
+    assign: (s, v, w) => { s.origins = origins(v, w) },
   },
   trustProxy: {
-    flag: 'boolean',
-    shown: String(DEFAULTS.trustProxy),
+    flag: 'boolean', shown: String(DEFAULTS.trustProxy),
     help: 'trust X-Forwarded-* headers (Host, protocol, client address) from a reverse proxy',
-    assign: (s, v, w) => {
-      s.trustProxy = bool(v, w)
-    },
+    assign: (s, v, w) => { s.trustProxy = bool(v, w) },
   },
   logLevel: {
-    flag: 'string',
-    arg: 'LEVEL',
-    shown: DEFAULTS.logLevel,
+    flag: 'string', arg: 'LEVEL', shown: DEFAULTS.logLevel,
     help: `log level: ${LOG_LEVELS.join(', ')}`,
-    assign: (s, v, w) => {
-      s.logLevel = logLevel(v, w)
-    },
+    assign: (s, v, w) => { s.logLevel = logLevel(v, w) },
   },
   plugins: {
-    flag: null,
-    json: true,
-    shown: '{}',
+    flag: null, json: true, shown: '{}',
     help: `{"<plugin>": {${GRANT_KEYS.join(', ')}}}: the operator's grant for each server-side plugin`,
-    assign: (s, v, w) => {
-      s.plugins = pluginGrants(v, w)
-    },
+    assign: (s, v, w) => { s.plugins = pluginGrants(v, w) },
   },
   plugins_disable: {
-    flag: 'string',
-    arg: 'LIST',
-    shown: 'none',
+    flag: 'string', arg: 'LIST', shown: 'none',
     help: 'comma list of server-side plugins not to launch (sets "enabled": false in their grant)',
-    assign: (s, v, w) => {
-      s.pluginsDisabled = pluginNames(v, w)
-    },
+    assign: (s, v, w) => { s.pluginsDisabled = pluginNames(v, w) },
   },
   plugins_farm: {
-    flag: 'string',
-    arg: 'LIST',
-    shown: 'none',
-    help:
-      'comma list of plugins granted farm trust: every site\'s pages and events ' +
+    flag: 'string', arg: 'LIST', shown: 'none',
+    help: 'comma list of plugins granted farm trust: every site\'s pages and events ' +
       '(sets "trust": "farm" in their grant)',
-    assign: (s, v, w) => {
-      s.pluginsFarm = pluginNames(v, w)
-    },
+    assign: (s, v, w) => { s.pluginsFarm = pluginNames(v, w) },
   },
   plugin_timeout: {
-    flag: 'string',
-    arg: 'MS',
-    shown: String(DEFAULTS.pluginLaunchTimeoutMs),
-    help: "milliseconds a plugin's launch may take before it is marked failed",
-    assign: (s, v, w) => {
-      s.pluginLaunchTimeoutMs = millis(v, w)
-    },
+    flag: 'string', arg: 'MS', shown: String(DEFAULTS.pluginLaunchTimeoutMs),
+    help: 'milliseconds a plugin\'s launch may take before it is marked failed',
+    assign: (s, v, w) => { s.pluginLaunchTimeoutMs = millis(v, w) },
   },
   plugin_handler_timeout: {
-    flag: null,
-    shown: String(DEFAULTS.pluginHandlerTimeoutMs),
-    help: "milliseconds a plugin's REST handler may take before the request answers 504",
-    assign: (s, v, w) => {
-      s.pluginHandlerTimeoutMs = millis(v, w)
-    },
+    flag: null, shown: String(DEFAULTS.pluginHandlerTimeoutMs),
+    help: 'milliseconds a plugin\'s REST handler may take before the request answers 504',
+    assign: (s, v, w) => { s.pluginHandlerTimeoutMs = millis(v, w) },
   },
   plugin_close_timeout: {
-    flag: null,
-    shown: String(DEFAULTS.pluginCloseTimeoutMs),
-    help: "milliseconds a plugin's close may take at shutdown or relaunch",
-    assign: (s, v, w) => {
-      s.pluginCloseTimeoutMs = millis(v, w)
-    },
+    flag: null, shown: String(DEFAULTS.pluginCloseTimeoutMs),
+    help: 'milliseconds a plugin\'s close may take at shutdown or relaunch',
+    assign: (s, v, w) => { s.pluginCloseTimeoutMs = millis(v, w) },
   },
   plugin_heartbeat_timeout: {
-    flag: null,
-    shown: String(DEFAULTS.pluginHeartbeatTimeoutMs),
-    help:
-      'milliseconds an isolated plugin may leave a heartbeat unanswered (a blocked event loop) ' +
+    flag: null, shown: String(DEFAULTS.pluginHeartbeatTimeoutMs),
+    help: 'milliseconds an isolated plugin may leave a heartbeat unanswered (a blocked event loop) ' +
       'before it is ended and restarted',
-    assign: (s, v, w) => {
-      s.pluginHeartbeatTimeoutMs = millis(v, w)
-    },
+    assign: (s, v, w) => { s.pluginHeartbeatTimeoutMs = millis(v, w) },
   },
   plugin_restart_limit: {
-    flag: null,
-    shown: String(DEFAULTS.pluginRestartLimit),
+    flag: null, shown: String(DEFAULTS.pluginRestartLimit),
     help: 'crashes in a row after which an isolated plugin stays failed until the admin relaunches it',
     assign: (s, v, w) => {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000)
@@ -615,87 +494,50 @@ const SETTINGS: Record<string, Setting> = {
     },
   },
   maxPayload: {
-    flag: 'string',
-    arg: 'SIZE',
-    shown: '1mb',
-    help:
-      'largest incoming websocket message: bytes, or with a unit (kb, mb), at most 16mb; ' +
+    flag: 'string', arg: 'SIZE', shown: '1mb',
+    help: 'largest incoming websocket message: bytes, or with a unit (kb, mb), at most 16mb; ' +
       'a bigger one closes the socket (1009)',
-    assign: (s, v, w) => {
-      s.maxPayload = bytesAtMost(v, w, MAX_PAYLOAD, '16mb')
-    },
+    assign: (s, v, w) => { s.maxPayload = bytesAtMost(v, w, MAX_PAYLOAD, '16mb') },
   },
   sendBuffer: {
-    flag: 'string',
-    arg: 'SIZE',
-    shown: '4mb',
+    flag: 'string', arg: 'SIZE', shown: '4mb',
     help: 'bytes queued for one websocket client before it is dropped as a slow reader (1013), at most 1gb',
-    assign: (s, v, w) => {
-      s.sendBufferBytes = bytesAtMost(v, w, MAX_SEND_BUFFER, '1gb')
-    },
+    assign: (s, v, w) => { s.sendBufferBytes = bytesAtMost(v, w, MAX_SEND_BUFFER, '1gb') },
   },
   pingSeconds: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.pingIntervalSeconds),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.pingIntervalSeconds),
     help: `websocket heartbeat: ping every N seconds (1 to ${MAX_PING_SECONDS}); a peer that misses a pong is cut off`,
-    assign: (s, v, w) => {
-      s.pingIntervalSeconds = pingSeconds(v, w)
-    },
+    assign: (s, v, w) => { s.pingIntervalSeconds = pingSeconds(v, w) },
   },
   loginRate: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.loginRate),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.loginRate),
     help: 'login attempts (POST /auth/reclaim/) a minute per client address, then 429 (0: no limit)',
-    assign: (s, v, w) => {
-      s.loginRate = whole(v, w, 'a whole number a minute (0: no limit)')
-    },
+    assign: (s, v, w) => { s.loginRate = whole(v, w, 'a whole number a minute (0: no limit)') },
   },
   claimRate: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.claimRate),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.claimRate),
     help: 'claims (POST /login) a minute per client address, then 429 (0: no limit)',
-    assign: (s, v, w) => {
-      s.claimRate = whole(v, w, 'a whole number a minute (0: no limit)')
-    },
+    assign: (s, v, w) => { s.claimRate = whole(v, w, 'a whole number a minute (0: no limit)') },
   },
   editRate: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.editRate),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.editRate),
     help: 'edits (PUT /page/:slug/action) a minute per client address, then 429 (0: no limit)',
-    assign: (s, v, w) => {
-      s.editRate = whole(v, w, 'a whole number a minute (0: no limit)')
-    },
+    assign: (s, v, w) => { s.editRate = whole(v, w, 'a whole number a minute (0: no limit)') },
   },
   upgradeRate: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.upgradeRate),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.upgradeRate),
     help: 'websocket connections opened a minute per client address, then 429 (0: no limit)',
-    assign: (s, v, w) => {
-      s.upgradeRate = whole(v, w, 'a whole number a minute (0: no limit)')
-    },
+    assign: (s, v, w) => { s.upgradeRate = whole(v, w, 'a whole number a minute (0: no limit)') },
   },
   socketsPerIp: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.socketsPerIp),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.socketsPerIp),
     help: 'open websockets per client address; more are refused with 429 (0: no cap)',
-    assign: (s, v, w) => {
-      s.socketsPerIp = whole(v, w, 'a whole number of connections (0: no cap)')
-    },
+    assign: (s, v, w) => { s.socketsPerIp = whole(v, w, 'a whole number of connections (0: no cap)') },
   },
   socketsPerSite: {
-    flag: 'string',
-    arg: 'N',
-    shown: String(DEFAULTS.socketsPerSite),
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.socketsPerSite),
     help: 'open websockets per site; more are refused with 429 (0: no cap)',
-    assign: (s, v, w) => {
-      s.socketsPerSite = whole(v, w, 'a whole number of connections (0: no cap)')
-    },
+    assign: (s, v, w) => { s.socketsPerSite = whole(v, w, 'a whole number of connections (0: no cap)') },
   },
 }
 
@@ -1102,14 +944,14 @@ export function usage(): string {
       .join(`\n${' '.repeat(head.length)}`).replace(/^/, head).replace(/\u00a0/g, ' ')
   }
   const fileKeys = Object.entries(SETTINGS).filter(([, s]) => !s.flag)
+  const perDomain = Object.keys(SETTINGS).filter((k) => SETTINGS[k]?.perDomain)
   const fileNotes: Record<string, string> = {
-    wikiDomains:
-      `. Per-domain settings are checked (${Object.keys(SETTINGS)
-        .filter((k) => SETTINGS[k]?.perDomain)
-        .join(', ')}); ` + 'the farm-wide values are the ones used',
+    wikiDomains: `. Per-domain settings are checked (${perDomain.join(', ')}); ` +
+      'the farm-wide values are the ones used',
     plugins: '. --plugins_disable and --plugins_farm add to these grants',
   }
   const envExamples = ['port', 'cookieSecret', 'cacheMB'].map((k) => envNames(k).join(' or ')).join(', ')
+  const ignored = Object.keys(IGNORED).map((k) => `--${k}`).join(' ')
   return [
     'Usage: wikifarm [flags]',
     '',
@@ -1123,21 +965,13 @@ export function usage(): string {
     'Config file: a JSON object whose keys are the flag names above (without --), plus these keys:',
     ...fileKeys.map(([key, s]) => line([key, `${s.help}${fileNotes[key] ?? ''}`, s.shown])),
     '',
-    ...wrap(
-      'Environment: WIKIFARM_ and the key in upper snake case, or the key uppercased, e.g. ' +
-        `${envExamples}. WIKIFARM_WIKI_DOMAINS and WIKIFARM_PLUGINS hold JSON; ` +
-        'WIKIFARM_CONFIG names the config file. Empty values count as unset.',
-      96,
-    ),
+    ...wrap('Environment: WIKIFARM_ and the key in upper snake case, or the key uppercased, e.g. ' +
+      `${envExamples}. WIKIFARM_WIKI_DOMAINS and WIKIFARM_PLUGINS hold JSON; WIKIFARM_CONFIG names the config file. ` +
+      'Empty values count as unset.', 96),
     '',
     'Precedence: flags, then the config file, then WIKIFARM_* variables, then the defaults.',
     '',
-    ...wrap(
-      `Reference-farm options accepted and ignored (with a warning): ${Object.keys(IGNORED)
-        .map((k) => `--${k}`)
-        .join(' ')}`,
-      96,
-    ),
+    ...wrap(`Reference-farm options accepted and ignored (with a warning): ${ignored}`, 96),
     '',
   ].join('\n')
 }
