@@ -168,3 +168,22 @@ t.test("the page store's errors carry a code and no HTTP status", async (t) => {
   t.notOk('statusCode' in (err as object), 'no status code')
   t.notOk('status' in (err as object), 'no status')
 })
+
+t.test('each rule is written once', async (t) => {
+  // A rule's tell-tale text, and the one file allowed to hold it.
+  const rules: [string, RegExp, string][] = [
+    ['the slug pattern', /\[a-z0-9-\]\{1,100\}/, 'schemas/page.ts'],
+    ['the item-id pattern', /\[0-9a-f\]\{16\}/, 'schemas/page.ts'],
+    ['the [[link]] pattern', /\\\[\\\[/, 'schemas/links.ts'],
+    ['a validation-message formatter', /instancePath/, 'schemas/validation.ts'],
+    ['the sendable close codes', /code >= 3000/, 'core/sockets/close-codes.ts'],
+    ['a deadline (Promise.race against a timer)', /Promise\.race\(/, 'core/deadline.ts'],
+  ]
+  for (const [what, tell, home] of rules) {
+    const holders = files.filter((f) => tell.test(readFileSync(join(PACKAGE_ROOT, f), 'utf8')))
+    // Txtzyme races a device sync against the port's failure, not a timer, and may not import core/.
+    const others = holders.filter((f) => f !== home && f !== 'plugins/txtzyme/device.ts')
+    t.same(others, [], `${what}: only in ${home}`)
+    t.ok(holders.includes(home), `${what}: ${home} holds it`)
+  }
+})
