@@ -40,7 +40,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js', 'test/**/*.js'],
+    files: ['bin/**/*.js', 'test/**/*.js', 'bench/**/*.mjs', 'bench/**/*.js'],
     languageOptions: { globals: globals.node },
   },
   {

@@ -20,11 +20,15 @@ const NO_LIMITS = [
   '0',
   '--socketsPerSite',
   '0',
+  '--readRate',
+  '0',
+  '--connectionsPerIp',
+  '0',
 ]
 
 export interface WikifarmOptions {
   data: string
-  /** Extra CLI flags, e.g. ['--admin', 'secret']. */
+  /** Extra CLI flags, e.g. ['--farm']; secrets go in `env` (WIKIFARM_ADMIN), never in argv. */
   flags?: string[]
   /** Node flags before the script, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
   nodeFlags?: string[]
@@ -40,24 +44,10 @@ export async function startWikifarm(opts: WikifarmOptions): Promise<Child> {
   return spawnServer({
     name: opts.name ?? 'wikifarm',
     port,
-    args: [
-      ...(opts.nodeFlags ?? []),
-      BIN,
-      '--farm',
-      '--data',
-      opts.data,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--cookieSecret',
-      BENCH_COOKIE_SECRET,
-      '--logLevel',
-      opts.logLevel ?? 'warn',
-      ...NO_LIMITS,
-      ...(opts.flags ?? []),
-    ],
-    env: opts.env,
+    args: [...(opts.nodeFlags ?? []), BIN, '--farm', '--data', opts.data, '--host', '127.0.0.1', '--port', String(port),
+      '--logLevel', opts.logLevel ?? 'warn', ...NO_LIMITS, ...(opts.flags ?? [])],
+    // The secret through the environment, as operators are told to (never argv).
+    env: { WIKIFARM_COOKIE_SECRET: BENCH_COOKIE_SECRET, ...opts.env },
     logFile: opts.logFile ?? null,
   })
 }

@@ -36,6 +36,7 @@ export const ERR_PAYLOAD_TOO_LARGE = coded<[number]>(
   'Request body exceeds %s bytes',
   413,
 )
+export const ERR_TOO_LARGE = coded<[string]>('WIKIFARM_ERR_TOO_LARGE', 'Too large: %s', 413)
 export const ERR_UNSUPPORTED_MEDIA = coded<[string]>(
   'WIKIFARM_ERR_UNSUPPORTED_MEDIA',
   'Unsupported content type: %s',
@@ -67,11 +68,8 @@ export const ERR_CLIENT_FILE_NOT_FOUND = coded<[string]>(
 )
 export const ERR_ROUTE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_ROUTE_NOT_FOUND', 'No route for %s', 404)
 export const ERR_RATE_LIMITED = coded<[string]>('WIKIFARM_ERR_RATE_LIMITED', 'Too many requests: %s', 429)
-export const ERR_TOO_MANY_CONNECTIONS = coded<[string]>(
-  'WIKIFARM_ERR_TOO_MANY_CONNECTIONS',
-  'Too many websocket connections: %s',
-  429,
-)
+export const ERR_TOO_MANY_CONNECTIONS =
+  coded<[string]>('WIKIFARM_ERR_TOO_MANY_CONNECTIONS', 'Too many connections: %s', 429)
 export const ERR_CLOSING = coded<[]>('WIKIFARM_ERR_CLOSING', 'The farm is shutting down', 503)
 export const ERR_CONFIG = coded<[string]>('WIKIFARM_ERR_CONFIG', '%s', 2)
 

@@ -21,6 +21,11 @@ export interface PluginGrant {
   isolation?: IsolationMode
   /** Heap limit of an isolated plugin, MiB. */
   maxHeapMb?: number
+  /**
+   * Memory limit of an isolated plugin, MiB, Buffers included: its RSS in `process` mode, its
+   * isolate's heap and external memory in `worker` mode. Default maxHeapMb + 256.
+   */
+  maxRssMb?: number
   /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
   allowAddons?: boolean
   /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
@@ -61,6 +66,12 @@ export interface FarmConfig {
   idleSeconds: number
   /** Largest request body in bytes. */
   uploadLimit: number
+  /** Largest story item an action may bring, in bytes of JSON (413 beyond it). */
+  itemLimit: number
+  /** Largest page, journal included, in bytes of JSON: old journal entries are compacted to stay under it, else 413. */
+  pageLimit: number
+  /** Largest journal action, in bytes of JSON (413 beyond it). */
+  actionLimit: number
   /** Bytes of page JSON kept in the hot-page cache. */
   cacheBytes: number
   /** Extra origins allowed to send state-changing requests (besides each site's own). */
@@ -98,6 +109,18 @@ export interface FarmConfig {
   socketsPerIp: number
   /** Open websockets per site; 0: no cap. */
   socketsPerSite: number
+  /** Open HTTP connections (websockets included) per client address; 0: no cap. */
+  connectionsPerIp: number
+  /** Reads (GET and HEAD) a minute per client address; 0: no limit. */
+  readRate: number
+  /** Seconds a client may take to send a request's headers. */
+  headerSeconds: number
+  /** Seconds a client may take to send a whole request, headers and body. */
+  requestSeconds: number
+  /** Seconds an idle keep-alive connection stays open between requests. */
+  keepAliveSeconds: number
+  /** Seconds a connection may stay silent in either direction (not websockets) before it is closed. */
+  socketIdleSeconds: number
 }
 
 export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
@@ -116,6 +139,9 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   session_duration: 7,
   idleSeconds: 600,
   uploadLimit: 5 * 1024 * 1024,
+  itemLimit: 4 * 1024 * 1024,
+  pageLimit: 16 * 1024 * 1024,
+  actionLimit: 5 * 1024 * 1024,
   cacheBytes: 64 * 1024 * 1024,
   origins: [],
   trustProxy: false,
@@ -135,4 +161,10 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   upgradeRate: 120,
   socketsPerIp: 100,
   socketsPerSite: 2000,
+  connectionsPerIp: 256,
+  readRate: 3000,
+  headerSeconds: 20,
+  requestSeconds: 60,
+  keepAliveSeconds: 72,
+  socketIdleSeconds: 120,
 }

@@ -1,21 +1,8 @@
-// Federated wiki's internal link, `[[Page Title]]` in an item's text, and its slug rule. One copy
-// for everything that reads links: the sitemap, the Linkmap plugin, the server-rendered story
-// and the search index.
+// A page's internal links, as the sitemap lists them and the Linkmap plugin maps them: one copy
+// of the rule, built on the linear-time `[[link]]` scanner of schemas/page-text.ts, for the
+// kernel and for plugins (which may import schemas/, never core/).
 import type { Page } from './page.js'
-
-// `[[`, then 1 to 300 characters that are neither `]` nor a newline, then `]]`: bounded, so
-// matching stays linear in the text.
-const LINK = /\[\[([^\]\n]{1,300})\]\]/g
-
-/** Federated wiki's slug rule: spaces to dashes, drop everything but letters, digits and dashes. */
-export function asSlug(name: string): string {
-  return name.replace(/\s/g, '-').replace(/[^A-Za-z0-9-]/g, '').toLowerCase()
-}
-
-/** The text with each link replaced by what `replace` makes of its title. */
-export function replaceLinks(text: string, replace: (title: string) => string): string {
-  return text.replace(LINK, (_match, title: string) => replace(title))
-}
+import { asSlug, internalLinks } from './page-text.js'
 
 /** The internal links of a page: linked slug to the id of the first item that links there. */
 export function pageLinks(page: Page): Record<string, string> {
@@ -25,8 +12,8 @@ export function pageLinks(page: Page): Record<string, string> {
     if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug))
       links[item.slug] = item.id
     if (typeof item.text !== 'string') continue
-    for (const match of item.text.matchAll(LINK)) {
-      const slug = asSlug(match[1] as string)
+    for (const link of internalLinks(item.text)) {
+      const slug = asSlug(link.name)
       if (slug && !Object.hasOwn(links, slug)) links[slug] = item.id
     }
   }

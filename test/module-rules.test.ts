@@ -174,7 +174,8 @@ t.test('each rule is written once', async (t) => {
   const rules: [string, RegExp, string][] = [
     ['the slug pattern', /\[a-z0-9-\]\{1,100\}/, 'schemas/page.ts'],
     ['the item-id pattern', /\[0-9a-f\]\{16\}/, 'schemas/page.ts'],
-    ['the [[link]] pattern', /\\\[\\\[/, 'schemas/links.ts'],
+    ['the [[link]] pattern', /\\\[\\\[/, 'schemas/page-text.ts'],
+    ['the slug rule for a link name', /\[\^A-Za-z0-9-\]/, 'schemas/page-text.ts'],
     ['a validation-message formatter', /instancePath/, 'schemas/validation.ts'],
     ['the sendable close codes', /code >= 3000/, 'core/sockets/close-codes.ts'],
     ['a deadline (Promise.race against a timer)', /Promise\.race\(/, 'core/deadline.ts'],

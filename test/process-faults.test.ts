@@ -158,3 +158,18 @@ t.test('blamePlugin reads the stack for the nearest plugin frame', async (t) => 
     fields: { plugin: null },
   })
 })
+
+t.test('blamePlugin finds a built-in in its compiled folder and, with source maps, in its sources', async (t) => {
+  const sources = pluginSources([{ name: 'txtzyme', grant: {} }], join(ROOT, 'dist', 'plugins') + '/')
+  const withStack = (frame: string) => Object.assign(new Error('x'), { stack: `Error: x\n    at ${frame}` })
+  t.equal(
+    blamePlugin(withStack(`f (file://${join(ROOT, 'dist/plugins/txtzyme/device.js')}:1:1)`), sources),
+    'txtzyme',
+    'compiled',
+  )
+  t.equal(
+    blamePlugin(withStack(`f (${join(ROOT, 'plugins/txtzyme/device.ts')}:1:1)`), sources),
+    'txtzyme',
+    'source-mapped',
+  )
+})
