@@ -14,7 +14,7 @@ import { claimedSites, siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 import { findPostgres, launchPostgres } from '../test/fixtures/postgres.js'
 import { PostgresPageStore } from '../core/pages/postgres-store.js'
-import { importFolder } from '../core/pages/store-transfer.js'
+import { importFolder } from '../core/boot/store-transfer.js'
 
 const SITES = 100
 const SLUG = 'welcome-visitors'

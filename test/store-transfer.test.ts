@@ -123,13 +123,14 @@ if (server) {
         assets: { 'photo.jpg': 'jpeg' },
       },
       'Upper.Example': { pages: {} },
+      'no spaces here': { pages: {} },
       'stray.txt': 'hello',
     })
     symlinkSync('/etc/passwd', join(dir, 'a.example', 'pages', 'linked'))
     const store = await server.createDatabase(`transfer_${++databases}`)
     const run = await wikifarm(['import', '--from', dir], { WIKIFARM_STORE: store })
     t.equal(run.code, 1, 'the command fails')
-    t.match(run.stdout, /imported 1 sites: 1 pages, 0 recycled, 0 status files; 8 files NOT taken/)
+    t.match(run.stdout, /imported 1 sites: 1 pages, 0 recycled, 0 status files; 9 files NOT taken/)
     for (const [path, why] of [
       ['a.example/pages/broken', /not JSON/],
       ['a.example/pages/Bad_Name', /not a page slug/],
@@ -138,6 +139,7 @@ if (server) {
       ['a.example/pages/linked', /not a regular file/],
       ['a.example/assets', /not part of a site/],
       ['Upper.Example', /not a host name/],
+      ['no spaces here', /not a host name/],
       ['stray.txt', /beside the site folders/],
     ] as const) {
       t.match(run.stderr, new RegExp(`NOT TAKEN ${path.replace(/\./g, '\\.')}: .*${why.source}`), `${path} is reported`)

@@ -1,11 +1,11 @@
 // `wikifarm export --store URL --to DIR` and `wikifarm import --from DIR --store URL`: a farm
-// between the folder layout and PostgreSQL (core/pages/store-transfer.ts does the moving).
+// between the folder layout and PostgreSQL (store-transfer.ts does the moving).
 // Exit codes: 0 everything moved, 1 something was not (each file named, with why), 2 bad usage.
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { envNames, redactedCommandLine, secretFlagWarning } from './cli.js'
 import { PostgresPageStore } from '../pages/postgres-store.js'
-import { exportFolder, importFolder, type TransferReport } from '../pages/store-transfer.js'
+import { exportFolder, importFolder, type TransferReport } from './store-transfer.js'
 import { storeUrlProblem } from '../pages/store-url.js'
 import type { MainIO } from './main.js'
 

@@ -14,7 +14,7 @@ import { KeyedLock } from './keyed-lock.js'
 import { sitemapEntry } from './sitemap.js'
 import { MIGRATIONS } from './postgres-schema.js'
 import { redactStoreUrl } from './store-url.js'
-import { ERR_STORE, ERR_STORE_UNAVAILABLE, ERR_UNSTORABLE, type WikifarmError } from '../errors.js'
+import { StoreError } from './store-error.js'
 
 /** A key no other user of the database is likely to lock: the schema's migrations run under it. */
 const MIGRATION_LOCK = 0x77696b69
@@ -34,18 +34,20 @@ const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', '
 // Values PostgreSQL cannot hold: \u0000 in text or jsonb, lone surrogates in jsonb.
 const UNSTORABLE_CODES = new Set(['22P05', '22021', '22P02', '22025'])
 
-/** A pg failure as the farm's coded error; messages never carry the URL. */
-export function storeError(err: unknown, what: string): WikifarmError {
-  if (err instanceof Error && typeof (err as WikifarmError).statusCode === 'number') return err as WikifarmError
+/** A pg failure as the store's coded error; pg's messages never carry the URL. */
+export function storeError(err: unknown, what: string): StoreError {
+  if (err instanceof StoreError) return err
   const code = (err as { code?: unknown }).code
   const message = err instanceof Error ? err.message : String(err)
-  if (typeof code === 'string' && UNSTORABLE_CODES.has(code)) return new ERR_UNSTORABLE(`${what}: ${message}`)
+  if (typeof code === 'string' && UNSTORABLE_CODES.has(code)) {
+    return new StoreError(`${what}: ${message}`, { cause: err, code: 'WIKIFARM_ERR_UNSTORABLE' })
+  }
   const unavailable = typeof code === 'string' &&
     (UNAVAILABLE_ERRNOS.has(code) || (code.length === 5 && UNAVAILABLE_CLASSES.includes(code.slice(0, 2))))
   if (unavailable || /timeout exceeded when trying to connect|Connection terminated/i.test(message)) {
-    return new ERR_STORE_UNAVAILABLE(`${what}: ${message}`)
+    return new StoreError(`${what}: ${message}`, { cause: err, code: 'WIKIFARM_ERR_STORE_UNAVAILABLE' })
   }
-  return new ERR_STORE(`${what}: ${message}`)
+  return new StoreError(`${what}: ${message}`, { cause: err })
 }
 
 type Queryable = pg.Pool | pg.PoolClient
@@ -293,7 +295,7 @@ export class PostgresPageStore implements PageStore {
       const newest = Math.max(0, ...applied)
       const known = MIGRATIONS.at(-1)?.version ?? 0
       if (newest > known) {
-        throw new ERR_STORE(`the database's schema is version ${newest}, newer than this wikifarm knows (${known}): ` +
+        throw new StoreError(`the database's schema is version ${newest}, newer than this wikifarm knows (${known}): ` +
           'upgrade wikifarm')
       }
       const ran: number[] = []

@@ -4,12 +4,11 @@
 // cannot, with the reason; export writes the layout the file store and the reference serve.
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
-import { parsePage, serializePage } from './page-store.js'
-import { writeFileAtomic } from './atomic-file.js'
-import type { PostgresPageStore } from './postgres-store.js'
+import { parsePage, serializePage } from '../pages/page-store.js'
+import { writeFileAtomic } from '../pages/atomic-file.js'
+import type { PostgresPageStore } from '../pages/postgres-store.js'
 import { normalizeHost } from '../http/site-router.js'
-
-const SLUG = /^[a-z0-9-]{1,100}$/
+import { isSlug } from '../../schemas/page.js'
 /** The site name a single-site folder is kept under: the name the farm gives its one site. */
 export const SINGLE_SITE = 'default'
 const SITE_FOLDERS = ['pages', 'status', 'recycle']
@@ -72,7 +71,12 @@ async function sitesIn(from: string, problems: TransferProblem[]): Promise<Array
       problems.push({ path: entry.name, reason: 'a file beside the site folders: not copied' })
       continue
     }
-    const name = normalizeHost(entry.name)
+    let name: string | null
+    try {
+      name = normalizeHost(entry.name)
+    } catch {
+      name = null
+    }
     if (name === null || name !== entry.name) {
       problems.push({ path: entry.name, reason: 'not a host name the farm would serve (lower case, no www. needed): not copied' })
       continue
@@ -139,7 +143,7 @@ async function importFile(store: PostgresPageStore, site: string, folder: string
     report.statusFiles++
     return null
   }
-  if (!SLUG.test(name)) return `${where}: not a page slug (a-z, 0-9 and -): no page of the farm has this name`
+  if (!isSlug(name)) return `${where}: not a page slug (a-z, 0-9 and -): no page of the farm has this name`
   const page = parsePage(await readFile(path, 'utf8'), where)
   if (folder === 'pages') {
     await siteStore.updatePage(name, () => page)
