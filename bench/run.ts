@@ -67,7 +67,9 @@ const parts: Record<string, () => Promise<PartResult>> = {
 // run with the load average at 13 on 2 cores took 544 s with dispatch in it); dispatch
 // (~50 s), stores (~30 s, needs PostgreSQL) and soak (two minutes) run when named.
 const DEFAULT = ['reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation']
-const ORDER = ['reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation', 'stores', 'dispatch', 'soak']
+const ORDER = [
+  'reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation', 'stores', 'dispatch', 'soak',
+]
 const named = args.filter((a) => !a.startsWith('--'))
 for (const name of named) {
   if (!parts[name]) {
@@ -110,7 +112,8 @@ numbers are noisy: compare ratios, not values. Each part can run alone
 (\`npm run bench -- reads\`); its section below says when it ran.
 
 Parts: ${ORDER.join(', ')}. The default run is every part but stores (it needs PostgreSQL), dispatch
-and soak (two minutes); run those by name, e.g. \`npm run bench -- soak\`. \`--no-profile\` skips the CPU profile of the reads part.
+and soak (two minutes); run those by name, e.g. \`npm run bench -- soak\`. \`--no-profile\` skips the CPU
+profile of the reads part.
 \`BENCH_SECONDS\` (10) is each server's measuring time in a part, split over \`BENCH_ROUNDS\` (5)
 alternating rounds; \`BENCH_SITES\` (1000) the farm size for reads and plugins;
 \`BENCH_NO_REFERENCE=1\` leaves the reference farm out. The bench raises its open-file limit to

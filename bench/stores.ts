@@ -26,15 +26,18 @@ type Farm = Child & { cookies: Map<string, string> }
 async function logins(port: number, hosts: string[]): Promise<Map<string, string>> {
   const cookies = new Map<string, string>()
   for (const host of hosts) {
-    const answer = await fetchHost(port, host, '/auth/reclaim/', { method: 'POST', body: secretOf(host), headers: { 'content-type': 'text/plain' } })
-    if (answer.status !== 200) throw new Error(`login on ${host} answered ${answer.status}: ${answer.body.slice(0, 200)}`)
+    const answer = await fetchHost(port, host, '/auth/reclaim/', {
+      method: 'POST', body: secretOf(host), headers: { 'content-type': 'text/plain' },
+    })
+    if (answer.status !== 200) throw new Error(`login on ${host} answered ${answer.status}`)
     cookies.set(host, cookieHeader(answer.cookies))
   }
   return cookies
 }
 
 function editBody(n: number): string {
-  const action = { type: 'edit', id: ITEM, item: { type: 'paragraph', id: ITEM, text: `Edited by the bench, edit ${n}.` }, date: Date.now() }
+  const item = { type: 'paragraph', id: ITEM, text: `Edited by the bench, edit ${n}.` }
+  const action = { type: 'edit', id: ITEM, item, date: Date.now() }
   return `action=${encodeURIComponent(JSON.stringify(action))}`
 }
 
@@ -48,7 +51,9 @@ export async function stores(opts: { seconds: number; rounds: number }): Promise
   const farms: Farm[] = []
   const edit = (s: Farm, secs: number) => load(s.port, `/page/${SLUG}/action`, hosts, secs, {
     method: 'PUT', connections: 20,
-    headersFor: (host) => ({ cookie: s.cookies.get(host) as string, 'content-type': 'application/x-www-form-urlencoded' }),
+    headersFor: (host) => ({
+      cookie: s.cookies.get(host) as string, 'content-type': 'application/x-www-form-urlencoded',
+    }),
     body: (_host, n) => editBody(n),
   })
   const read = (s: Farm, secs: number) => load(s.port, `/${SLUG}.json`, hosts, secs, { connections: 20 })
@@ -94,7 +99,8 @@ export async function stores(opts: { seconds: number; rounds: number }): Promise
       '',
       'Reads are `GET /welcome-visitors.json` of a stored page: the file store answers from its hot-page cache, the ' +
         'PostgreSQL store (no page cache) with one query each. Edits are an edit of one paragraph: the file store ' +
-        'writes durably (temp file, fsync, rename); the PostgreSQL store commits the page and its sitemap entry in one ' +
+        'writes durably (temp file, fsync, rename); the PostgreSQL store commits the page and its sitemap entry ' +
+        'in one ' +
         'transaction (fsync on, the server on the same machine, sharing its 2 cores).',
       '',
       '**Reads**',

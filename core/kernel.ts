@@ -184,7 +184,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const ownsStore = options.store === undefined
   const store = options.store ?? (config.store
     ? await PostgresPageStore.open(config.store, {
-      onIdleError: (err) => app.log.warn({ code: 'WIKIFARM_ERR_STORE_UNAVAILABLE', err }, 'a PostgreSQL connection broke'),
+      onIdleError: (err) =>
+        app.log.warn({ code: 'WIKIFARM_ERR_STORE_UNAVAILABLE', err }, 'a PostgreSQL connection broke'),
     })
     : new FilePageStore({ cacheBytes: config.cacheBytes }))
   const clientScan = await findClientPlugins()

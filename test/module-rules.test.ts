@@ -163,7 +163,8 @@ t.test('the page store and what it imports know nothing of HTTP', async (t) => {
 
 t.test("the page store's errors carry a code and no HTTP status", async (t) => {
   const root = t.testdir({ pages: { broken: '{"title": "no story"' } })
-  const err = await new FilePageStore().site({ name: 'default', root }).getPage('broken').then(() => null, (e: unknown) => e)
+  const err = await new FilePageStore().site({ name: 'default', root }).getPage('broken')
+    .then(() => null, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
   t.equal((err as StoreError).code, 'WIKIFARM_ERR_STORE')
   t.notOk('statusCode' in (err as object), 'no status code')

@@ -60,7 +60,9 @@ if (server) {
     t.equal((await putAction(open.app, HOST, owner.cookie, 'kept', create('Kept'))).statusCode, 200)
     t.equal((await putAction(open.app, HOST, owner.cookie, 'kept', add('See [[Gone]]'))).statusCode, 200)
     t.equal((await putAction(open.app, HOST, owner.cookie, 'gone', create('Gone'))).statusCode, 200)
-    const deleted = await open.app.inject({ method: 'DELETE', url: '/gone.json', headers: { host: HOST, cookie: owner.cookie } })
+    const deleted = await open.app.inject({
+      method: 'DELETE', url: '/gone.json', headers: { host: HOST, cookie: owner.cookie },
+    })
     t.equal(deleted.statusCode, 200, 'delete moves the page to the recycler')
     await open.kernel.close()
 
@@ -73,8 +75,11 @@ if (server) {
     t.same((sitemap.json() as Array<{ slug: string; links?: object }>).map((e) => [e.slug, e.links]),
       [['kept', { gone: ITEM }]], 'the sitemap has the kept page with its link, not the recycled one')
     const login = await httpLogin(again, owner.secret)
-    const recycled = await again.app.inject({ url: '/recycler/system/slugs.json', headers: { host: HOST, cookie: login } })
-    t.same((recycled.json() as Array<{ slug: string }>).map((e) => e.slug), ['gone'], 'the owner logs in again; the recycler kept gone')
+    const recycled = await again.app.inject({
+      url: '/recycler/system/slugs.json', headers: { host: HOST, cookie: login },
+    })
+    t.same((recycled.json() as Array<{ slug: string }>).map((e) => e.slug), ['gone'],
+      'the owner logs in again; the recycler kept gone')
     const rows = await sql<{ site: string; slug: string }>(url, 'SELECT site, slug FROM wikifarm_pages ORDER BY slug')
     t.same(rows, [{ site: HOST, slug: 'kept' }], 'rows are keyed by site name')
   })
@@ -86,7 +91,8 @@ if (server) {
     t.equal((await putAction(farm.app, HOST, cookie, 'atomic', create('Atomic'))).statusCode, 200)
     await sql(url, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
       $$ BEGIN RAISE EXCEPTION 'sitemap write refused by the test'; END $$`)
-    await sql(url, 'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON wikifarm_sitemap FOR EACH ROW EXECUTE FUNCTION refuse()')
+    await sql(url,
+      'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON wikifarm_sitemap FOR EACH ROW EXECUTE FUNCTION refuse()')
     const failed = await putAction(farm.app, HOST, cookie, 'atomic', add('never stored'))
     t.equal(failed.statusCode, 500)
     t.equal(failed.json().code, 'WIKIFARM_ERR_STORE', 'a coded store error')
@@ -97,7 +103,8 @@ if (server) {
     t.same((read.json() as Page).story, [], 'and the farm serves the page as it was')
     const failedNew = await putAction(farm.app, HOST, cookie, 'fresh', create('Fresh'))
     t.equal(failedNew.statusCode, 500)
-    t.same(await sql(url, "SELECT slug FROM wikifarm_pages WHERE slug = 'fresh'"), [], 'a new page is not left without its entry')
+    t.same(await sql(url, "SELECT slug FROM wikifarm_pages WHERE slug = 'fresh'"), [],
+      'a new page is not left without its entry')
     await sql(url, 'DROP TRIGGER refuse ON wikifarm_sitemap')
     t.equal((await putAction(farm.app, HOST, cookie, 'atomic', add('stored'))).statusCode, 200, 'writes work again')
     const sitemap = await farm.app.inject({ url: '/system/sitemap.json', headers: { host: HOST } })
@@ -142,7 +149,8 @@ if (server) {
     const url = await database()
     const secret = 'c'.repeat(64)
     const seed = await PostgresPageStore.open(url)
-    await seed.site({ name: HOST, root: '' }).writeStatus('owner.json', JSON.stringify({ name: 'Crash', friend: { secret } }))
+    await seed.site({ name: HOST, root: '' })
+      .writeStatus('owner.json', JSON.stringify({ name: 'Crash', friend: { secret } }))
     await seed.close()
     const acked = new Map<string, number>()
     let version = 0
@@ -155,8 +163,9 @@ if (server) {
       const writers = ['one', 'two', 'three', 'four'].map(async (slug) => {
         for (;;) {
           const v = ++version
-          const action = acked.has(slug) ? { type: 'edit', id: ITEM, item: { type: 'paragraph', id: ITEM, text: `v${v}` }, date: v }
-            : { type: 'create', item: { title: slug, story: [{ type: 'paragraph', id: ITEM, text: `v${v}` }] }, date: v }
+          const item = { type: 'paragraph', id: ITEM, text: `v${v}` }
+          const action = acked.has(slug) ? { type: 'edit', id: ITEM, item, date: v }
+            : { type: 'create', item: { title: slug, story: [item] }, date: v }
           const response = await httpCall(port, {
             method: 'PUT', path: `/page/${slug}/action`,
             headers: { host: HOST, cookie, 'content-type': 'application/x-www-form-urlencoded' },
@@ -172,8 +181,8 @@ if (server) {
       await Promise.all(writers)
     }
     const pages = await sql<{ slug: string; body: string }>(url, 'SELECT slug, body FROM wikifarm_pages ORDER BY slug')
-    const entries = new Map((await sql<{ slug: string; entry: object }>(url, 'SELECT slug, entry FROM wikifarm_sitemap'))
-      .map((r) => [r.slug, r.entry]))
+    const entryRows = await sql<{ slug: string; entry: object }>(url, 'SELECT slug, entry FROM wikifarm_sitemap')
+    const entries = new Map(entryRows.map((r) => [r.slug, r.entry]))
     t.ok(acked.size > 0, `edits were acknowledged (${[...acked.values()].join(', ')})`)
     for (const { slug, body } of pages) {
       const page = JSON.parse(body) as Page
@@ -198,7 +207,10 @@ async function httpLogin(farm: Awaited<ReturnType<typeof startFarm>>, secret: st
 
 async function startChild(store: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/farm-child.js')], {
-    env: { ...process.env, WIKIFARM_TEST_CONFIG: JSON.stringify({ data: '/nonexistent', store, farm: true, allowed: [HOST] }) },
+    env: {
+      ...process.env,
+      WIKIFARM_TEST_CONFIG: JSON.stringify({ data: '/nonexistent', store, farm: true, allowed: [HOST] }),
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const [chunk] = await once(child.stdout!, 'data') as [Buffer]

@@ -39,7 +39,8 @@ t.test('a bad store URL is refused with a reason that does not quote it', async 
     ['postgres:///wiki', /names no host/],
     ['s3cret-pw', /must be a URL like postgres:\/\//],
   ] as const) {
-    t.throws(() => parseCli(['--store', value], {}), { code: 'WIKIFARM_ERR_CONFIG', message: reason }, value.replace('s3cret-pw', '…'))
+    t.throws(() => parseCli(['--store', value], {}), { code: 'WIKIFARM_ERR_CONFIG', message: reason },
+      value.replace('s3cret-pw', '…'))
     try {
       parseCli([], { WIKIFARM_STORE: value })
     } catch (err) {
@@ -52,7 +53,9 @@ t.test('a bad store URL is refused with a reason that does not quote it', async 
   t.equal(redactedCommandLine(['node', 'wikifarm', `--store=${URL_WITH_SECRET}`]), 'node wikifarm --store=***')
 })
 
-function run(t: Test, args: string[], env: NodeJS.ProcessEnv, until: RegExp): Promise<{ out: string; pid: number; code: number | null }> {
+interface Ran { out: string; pid: number; code: number | null }
+
+function run(t: Test, args: string[], env: NodeJS.ProcessEnv, until: RegExp): Promise<Ran> {
   const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--data', t.testdir(), ...args],
     { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
@@ -80,7 +83,7 @@ t.test('bin: a store that cannot be reached stops the boot with a coded reason a
   t.notMatch(result.out, 's3cret-pw')
 })
 
-t.test('bin: a farm on PostgreSQL says where it serves from, password hidden, also from its command line', async (t) => {
+t.test('bin: a farm on PostgreSQL says where it serves from, password hidden, from its command line too', async (t) => {
   const server = await startPostgres(t)
   if (!server) return
   const url = await server.createDatabase('flags')

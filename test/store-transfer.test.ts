@@ -21,7 +21,8 @@ interface Run { code: number | null; stdout: string; stderr: string }
 
 function wikifarm(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, ...args],
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
@@ -56,9 +57,12 @@ if (server) {
       const { cookie } = await claim(t, farm.app, host)
       for (let n = 1; n <= 5; n++) {
         const slug = `page-${n}`
-        t.equal((await putAction(farm.app, host, cookie, slug, { type: 'create', item: { title: `Page ${n}` }, date: n })).statusCode, 200)
-        const item = { type: 'paragraph', id: `${n}`.padStart(16, '0'), text: `On ${host}: see [[Page ${n + 1}]] ünïcödé ✓` }
-        t.equal((await putAction(farm.app, host, cookie, slug, { type: 'add', id: item.id, item, date: n + 10 })).statusCode, 200)
+        const created = { type: 'create', item: { title: `Page ${n}` }, date: n }
+        t.equal((await putAction(farm.app, host, cookie, slug, created)).statusCode, 200)
+        const text = `On ${host}: see [[Page ${n + 1}]] ünïcödé ✓`
+        const item = { type: 'paragraph', id: `${n}`.padStart(16, '0'), text }
+        const added = { type: 'add', id: item.id, item, date: n + 10 }
+        t.equal((await putAction(farm.app, host, cookie, slug, added)).statusCode, 200)
       }
       const gone = await farm.app.inject({ method: 'DELETE', url: '/page-5.json', headers: { host, cookie } })
       t.equal(gone.statusCode, 200)
@@ -66,7 +70,8 @@ if (server) {
     await farm.kernel.close()
     mkdirSync(join(farm.data, 'a.example', 'status', 'theme'), { recursive: true })
     writeFileSync(join(farm.data, 'a.example', 'status', 'theme', 'style.css'), 'body { color: teal }')
-    writeFileSync(join(farm.data, 'b.example', 'status', 'favicon.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 255]))
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 255])
+    writeFileSync(join(farm.data, 'b.example', 'status', 'favicon.png'), png)
 
     const store = await server.createDatabase(`transfer_${++databases}`)
     const imported = await wikifarm(['import', '--from', farm.data], { WIKIFARM_STORE: store })
@@ -81,9 +86,11 @@ if (server) {
     t.equal(exported.code, 0, `export succeeds: ${exported.stderr}`)
     t.match(exported.stderr, /--store puts a secret on the command line/, 'a store URL as a flag is warned about')
     t.notMatch(exported.stderr + exported.stdout, new URL(store).password, 'the password is never printed')
-    t.same(await files(join(out, 'farm')), await files(farm.data), 'pages, recycler and status files are byte for byte the same')
+    t.same(await files(join(out, 'farm')), await files(farm.data),
+      'pages, recycler and status files are byte for byte the same')
     for (const host of ['a.example', 'b.example']) {
-      t.same(await sitemap(join(out, 'farm', host, 'status', 'sitemap.json')), await sitemap(join(farm.data, host, 'status', 'sitemap.json')),
+      t.same(await sitemap(join(out, 'farm', host, 'status', 'sitemap.json')),
+        await sitemap(join(farm.data, host, 'status', 'sitemap.json')),
         `${host}: the sitemap has the same entries`)
     }
 
@@ -98,7 +105,8 @@ if (server) {
   t.test('a single site keeps the single-site layout', async (t) => {
     const farm = await startFarm(t, { farm: false })
     const { cookie } = await claim(t, farm.app, 'localhost')
-    t.equal((await putAction(farm.app, 'localhost', cookie, 'solo', { type: 'create', item: { title: 'Solo' }, date: 1 })).statusCode, 200)
+    const created = { type: 'create', item: { title: 'Solo' }, date: 1 }
+    t.equal((await putAction(farm.app, 'localhost', cookie, 'solo', created)).statusCode, 200)
     await farm.kernel.close()
     const store = await server.createDatabase(`transfer_${++databases}`)
     t.equal((await wikifarm(['import', '--from', farm.data], { WIKIFARM_STORE: store })).code, 0)

@@ -78,7 +78,8 @@ async function sitesIn(from: string, problems: TransferProblem[]): Promise<Array
       name = null
     }
     if (name === null || name !== entry.name) {
-      problems.push({ path: entry.name, reason: 'not a host name the farm would serve (lower case, no www. needed): not copied' })
+      const reason = 'not a host name the farm would serve (lower case, no www. needed): not copied'
+      problems.push({ path: entry.name, reason })
       continue
     }
     sites.push({ name, dir: join(from, entry.name) })
@@ -87,7 +88,8 @@ async function sitesIn(from: string, problems: TransferProblem[]): Promise<Array
 }
 
 /** Loads the folder `from` into `store`; what it could not take is in the report's problems. */
-export async function importFolder(store: PostgresPageStore, from: string, progress?: Progress): Promise<TransferReport> {
+export async function importFolder(store: PostgresPageStore, from: string, progress?: Progress):
+  Promise<TransferReport> {
   const report = emptyReport()
   if (!await isDir(from)) {
     report.problems.push({ path: from, reason: 'not a folder' })
@@ -98,12 +100,14 @@ export async function importFolder(store: PostgresPageStore, from: string, progr
   const plan: Array<{ site: string; folder: string; name: string; path: string }> = []
   for (const { name: site, dir } of sites) {
     if (already.has(site)) {
-      report.problems.push({ path: relative(from, dir) || '.', reason: `the store already has a site ${site}: not imported over it` })
+      const reason = `the store already has a site ${site}: not imported over it`
+      report.problems.push({ path: relative(from, dir) || '.', reason })
       continue
     }
     for (const sub of await readdir(dir, { withFileTypes: true })) {
       if (SITE_FOLDERS.includes(sub.name) && sub.isDirectory()) continue
-      report.problems.push({ path: relative(from, join(dir, sub.name)), reason: 'not part of a site (pages/, status/, recycle/): not copied' })
+      const reason = 'not part of a site (pages/, status/, recycle/): not copied'
+      report.problems.push({ path: relative(from, join(dir, sub.name)), reason })
     }
     for (const folder of SITE_FOLDERS) {
       const root = join(dir, folder)
@@ -136,7 +140,9 @@ async function importFile(store: PostgresPageStore, site: string, folder: string
   report: TransferReport): Promise<string | null> {
   const where = `${folder}/${name}`
   const siteStore = store.site({ name: site, root: '' })
-  if (name.split('/').some((part) => part.startsWith('.'))) return 'a hidden or temporary file (an interrupted write?): not copied'
+  if (name.split('/').some((part) => part.startsWith('.'))) {
+    return 'a hidden or temporary file (an interrupted write?): not copied'
+  }
   if (folder === 'status') {
     if (DERIVED.has(name)) return 'derived'
     await siteStore.writeStatus(name, await readFile(path))
@@ -159,7 +165,9 @@ async function importFile(store: PostgresPageStore, site: string, folder: string
 export async function exportFolder(store: PostgresPageStore, to: string, progress?: Progress): Promise<TransferReport> {
   const report = emptyReport()
   const existing = await readdir(to).catch(() => null)
-  if (existing && existing.length > 0) throw new Error(`${to} is not empty: export writes only into a new or empty folder`)
+  if (existing && existing.length > 0) {
+    throw new Error(`${to} is not empty: export writes only into a new or empty folder`)
+  }
   const sites = await store.listSites()
   // One site named "default" is a single-site farm: its folders go at the top, as the reference keeps them.
   const single = sites.length === 1 && sites[0] === SINGLE_SITE

@@ -35,7 +35,10 @@ export async function runTransfer(command: TransferCommand, argv: string[], io: 
   try {
     values = parseArgs({
       args: argv,
-      options: { store: { type: 'string' }, to: { type: 'string' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        store: { type: 'string' }, to: { type: 'string' }, from: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values
   } catch (err) {
@@ -50,7 +53,8 @@ export async function runTransfer(command: TransferCommand, argv: string[], io: 
   const title = redactedCommandLine(process.argv)
   if (title !== null) process.title = title
   if (values.store !== undefined) say(secretFlagWarning('store'))
-  const url = values.store ?? envNames('store').map((name) => io.env[name]).find((v) => v !== undefined && v.trim() !== '')
+  const url = values.store ??
+    envNames('store').map((name) => io.env[name]).find((v) => v !== undefined && v.trim() !== '')
   const folder = command === 'export' ? values.to : values.from
   const problem = url === undefined ? `no store: give --store URL or set ${envNames('store')[0]}` : storeUrlProblem(url)
   if (problem !== null || url === undefined || folder === undefined) {

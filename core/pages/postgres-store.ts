@@ -302,7 +302,8 @@ export class PostgresPageStore implements PageStore {
       for (const migration of MIGRATIONS) {
         if (applied.has(migration.version)) continue
         await tx.query(migration.sql)
-        await tx.query('INSERT INTO wikifarm_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name])
+        await tx.query('INSERT INTO wikifarm_migrations (version, name) VALUES ($1, $2)',
+          [migration.version, migration.name])
         ran.push(migration.version)
       }
       return ran
@@ -320,7 +321,8 @@ export class PostgresPageStore implements PageStore {
 
   /** Every site that has been written to, by name. */
   async listSites(): Promise<string[]> {
-    const { rows } = await this.query<{ site: string }>('sites', 'SELECT site FROM wikifarm_sites ORDER BY site COLLATE "C"', [])
+    const { rows } = await this.query<{ site: string }>('sites',
+      'SELECT site FROM wikifarm_sites ORDER BY site COLLATE "C"', [])
     return rows.map((r) => r.site)
   }
 
