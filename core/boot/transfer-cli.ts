@@ -7,7 +7,13 @@ import { envNames, redactedCommandLine, secretFlagWarning } from './cli.js'
 import { PostgresPageStore } from '../pages/postgres-store.js'
 import { exportFolder, importFolder, type TransferReport } from './store-transfer.js'
 import { storeUrlProblem } from '../pages/store-url.js'
-import type { MainIO } from './main.js'
+
+/** What a command reads and writes: main's io (core/boot/main.ts), given without importing main. */
+export interface CommandIO {
+  env: NodeJS.ProcessEnv
+  stdout: NodeJS.WriteStream
+  stderr: NodeJS.WriteStream
+}
 
 export const TRANSFER_COMMANDS = ['export', 'import'] as const
 export type TransferCommand = (typeof TRANSFER_COMMANDS)[number]
@@ -29,7 +35,7 @@ function oneLine(err: unknown): string {
 }
 
 /** Runs one transfer command; sets process.exitCode. */
-export async function runTransfer(command: TransferCommand, argv: string[], io: MainIO): Promise<void> {
+export async function runTransfer(command: TransferCommand, argv: string[], io: CommandIO): Promise<void> {
   const say = (line: string) => io.stderr.write(`wikifarm ${command}: ${line}\n`)
   let values: { store?: string; to?: string; from?: string; help?: boolean }
   try {

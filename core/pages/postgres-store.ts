@@ -34,6 +34,16 @@ const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', '
 // Values PostgreSQL cannot hold: \u0000 in text or jsonb, lone surrogates in jsonb.
 const UNSTORABLE_CODES = new Set(['22P05', '22021', '22P02', '22025'])
 
+const CONNECTION_LOST = /timeout exceeded when trying to connect|Connection terminated/i
+
+/** Whether `err` came from the database or the connection to it, rather than from the farm's own code. */
+function fromDatabase(err: unknown): boolean {
+  if (err instanceof pg.DatabaseError) return true
+  const code = (err as { code?: unknown } | null)?.code
+  return (typeof code === 'string' && UNAVAILABLE_ERRNOS.has(code)) ||
+    (err instanceof Error && CONNECTION_LOST.test(err.message))
+}
+
 /** A pg failure as the store's coded error; pg's messages never carry the URL. */
 export function storeError(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err
@@ -44,7 +54,7 @@ export function storeError(err: unknown, what: string): StoreError {
   }
   const unavailable = typeof code === 'string' &&
     (UNAVAILABLE_ERRNOS.has(code) || (code.length === 5 && UNAVAILABLE_CLASSES.includes(code.slice(0, 2))))
-  if (unavailable || /timeout exceeded when trying to connect|Connection terminated/i.test(message)) {
+  if (unavailable || CONNECTION_LOST.test(message)) {
     return new StoreError(`${what}: ${message}`, { cause: err, code: 'WIKIFARM_ERR_STORE_UNAVAILABLE' })
   }
   return new StoreError(`${what}: ${message}`, { cause: err })
@@ -277,7 +287,8 @@ export class PostgresPageStore implements PageStore {
       return result
     } catch (err) {
       await client.query('ROLLBACK').catch((rollback: unknown) => { broken = rollback as Error })
-      throw storeError(err, what)
+      // The farm's own errors (a refused action in a page change) go through as they are.
+      throw fromDatabase(err) ? storeError(err, what) : err
     } finally {
       // A connection whose rollback failed is closed rather than handed to the next request.
       client.release(broken)
