@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { SESSION_COOKIE } from '../core/http/sessions.js'
 import {
-  claim, itemId, listDir, putAction, sessionCookie, snapshot, startFarm, storeFailingStatus, testData, type TestFarm,
+  claim, itemId, listDir, putAction, sessionCookie, startFarm, storeFailingStatus, storeView, testData, type TestFarm,
 } from './fixtures/test-farm.js'
 import type { InjectOptions } from 'fastify'
 
@@ -29,6 +29,16 @@ function reclaim(farm: TestFarm, host: string, body: string, type: string, cooki
   return farm.app.inject({ method: 'POST', url: '/auth/reclaim/', headers, payload: body })
 }
 
+/**
+ * Whether this test is about files on disk (a folder seeded by hand, a failing disk) and the run
+ * is on PostgreSQL (test/postgres-owners.test.ts), where test/postgres-store.test.ts covers it.
+ */
+function filesOnly(t: Test): boolean {
+  if (process.env.WIKIFARM_TEST_STORE !== 'postgres') return false
+  t.pass('a test of the file store: not run on PostgreSQL')
+  return true
+}
+
 t.test('claim: the first visitor becomes the owner and gets the secret once', async (t) => {
   const farm = await startFarm(t, { farm: true })
   const read = await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })
@@ -45,7 +55,7 @@ t.test('claim: the first visitor becomes the owner and gets the secret once', as
   const body = login.json() as { ownerName: string; secret: string }
   t.match(body.ownerName, /^([bcdfghjklmnprstvwy][aeiou]){3}$/, 'a pronounceable nickname')
   t.match(body.secret, /^[0-9a-f]{64}$/)
-  const ownerFile = await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8')
+  const ownerFile = await storeView(farm).status(HOST, 'owner.json')
   t.equal(
     ownerFile,
     JSON.stringify({ name: body.ownerName, friend: { secret: body.secret } }, null, 2),
@@ -74,7 +84,7 @@ t.test('claim: the first visitor becomes the owner and gets the secret once', as
     t.equal(second.json().code, 'WIKIFARM_ERR_ALREADY_CLAIMED')
     t.notMatch(second.body, body.secret, 'the secret is never shown again')
   }
-  t.equal(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8'), ownerFile, 'owner.json unchanged')
+  t.equal(await storeView(farm).status(HOST, 'owner.json'), ownerFile, 'owner.json unchanged')
 
   const session = await farm.app.inject({ url: '/system/session.json', headers: { host: HOST, cookie } })
   t.same(session.json(), { site: HOST, claimed: true, ownerName: body.ownerName, isOwner: true, isAdmin: false })
@@ -100,7 +110,7 @@ t.test('two visitors claiming at once: exactly one owner, whose secret is on dis
     t.equal(loser.json().code, 'WIKIFARM_ERR_ALREADY_CLAIMED')
     t.equal(loser.json().ownerName, winner.json().ownerName)
   }
-  const owner = JSON.parse(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8')) as {
+  const owner = JSON.parse(await storeView(farm).status(HOST, 'owner.json') ?? '') as {
     friend: { secret: string }
   }
   t.equal(owner.friend.secret, winner.json().secret, 'the secret handed out is the one kept')
@@ -108,6 +118,7 @@ t.test('two visitors claiming at once: exactly one owner, whose secret is on dis
 })
 
 t.test('a claim whose owner.json cannot be written leaves the site unclaimed, and claimable', async (t) => {
+  if (filesOnly(t)) return
   let failing = true
   const farm = await startFarm(t, { farm: true }, undefined, {
     store: storeFailingStatus((name) => failing && name === 'owner.json'),
@@ -196,7 +207,7 @@ t.test('owner-only writes; unclaimed sites are read-only unless security_legacy'
     t.equal(response.statusCode, 403, `unclaimed: ${request.method} ${request.url}`)
     t.equal(response.json().code, 'WIKIFARM_ERR_READ_ONLY')
   }
-  t.same(await snapshot(farm.data), {}, 'nothing written to an unclaimed site')
+  t.same(await storeView(farm).snapshot(), {}, 'nothing written to an unclaimed site')
 
   const owner = await claim(t, farm.app, HOST)
   for (const cookie of [visitor, null]) {
@@ -206,7 +217,7 @@ t.test('owner-only writes; unclaimed sites are read-only unless security_legacy'
       t.equal(response.json().code, 'WIKIFARM_ERR_NOT_OWNER')
     }
   }
-  t.same(await listDir(join(farm.data, HOST)), ['status'])
+  t.same(await storeView(farm).parts(HOST), ['status'])
   t.equal(await canWrite(farm, HOST, owner.cookie, 'x'), 200)
 
   // A forged cookie: the owner's value with another signature, or re-signed by nobody.
@@ -223,7 +234,7 @@ t.test('owner-only writes; unclaimed sites are read-only unless security_legacy'
 t.test('security_legacy opens unclaimed sites, and only those', async (t) => {
   const farm = await startFarm(t, { farm: true, security_legacy: true })
   t.equal(await canWrite(farm, 'open.example', null, 'x'), 200, 'anyone writes to an unclaimed site')
-  t.same(await listDir(join(farm.data, 'open.example', 'pages')), ['x'])
+  t.same(await storeView(farm).pages('open.example'), ['x'])
   const owner = await claim(t, farm.app, 'open.example')
   t.equal(await canWrite(farm, 'open.example', null), '403 WIKIFARM_ERR_NOT_OWNER', 'claimed: the owner only')
   t.equal(await canWrite(farm, 'open.example', owner.cookie), 200)
@@ -240,7 +251,7 @@ t.test('an owner cookie from one site does not work on another', async (t) => {
   t.equal((await reclaim(farm, 'b.example', a.secret, 'text/plain')).statusCode, 401)
   t.equal(await canWrite(farm, 'a.example', a.cookie), 200)
   t.equal(await canWrite(farm, 'b.example', b.cookie), 200)
-  t.same(await listDir(join(farm.data, 'c.example')), [], 'nothing written for c.example')
+  t.same(await storeView(farm).parts('c.example'), [], 'nothing written for c.example')
 })
 
 t.test('the farm administrator: any site, and /system/version.json', async (t) => {
@@ -291,6 +302,7 @@ t.test('the farm administrator: any site, and /system/version.json', async (t) =
 })
 
 t.test('a reference owner.json is honoured as it is', async (t) => {
+  if (filesOnly(t)) return
   const secret = 'c0ffee'.repeat(10) + 'abcd'
   const ownerJson = JSON.stringify({ name: 'fovisu', friend: { secret }, extra: 'kept' }, null, '  ')
   const data = testData(t, { 'a.example': { status: { 'owner.json': ownerJson } } })
@@ -318,14 +330,14 @@ t.test('mutating requests from a foreign origin are refused and change nothing',
   )
   t.equal(foreignClaim.statusCode, 403)
   t.equal(foreignClaim.json().code, 'WIKIFARM_ERR_FOREIGN_ORIGIN')
-  t.same(await snapshot(farm.data), {})
+  t.same(await storeView(farm).snapshot(), {})
   const own = await withOrigin(
     { origin: 'http://a.example:3000' },
     { method: 'POST', url: '/login', headers: { host: 'a.example:3000' } },
   )
   t.equal(own.statusCode, 200, 'its own origin, port included')
   const cookie = sessionCookie(own) ?? ''
-  const before = await snapshot(farm.data)
+  const before = await storeView(farm).snapshot()
 
   const action = (slug: string): InjectOptions => ({
     method: 'PUT', url: `/page/${slug}/action`,
@@ -369,7 +381,7 @@ t.test('mutating requests from a foreign origin are refused and change nothing',
     t.equal(response.statusCode, 403, why)
     t.equal(response.json().code, 'WIKIFARM_ERR_FOREIGN_ORIGIN', why)
   }
-  t.same(await snapshot(farm.data), before, 'no refused request changed a file')
+  t.same(await storeView(farm).snapshot(), before, 'no refused request changed a file')
 
   t.equal(
     (await withOrigin({ origin: 'HTTP://A.EXAMPLE:3000' }, action('same-origin'))).statusCode,
@@ -389,7 +401,7 @@ t.test('mutating requests from a foreign origin are refused and change nothing',
     { url: '/welcome-visitors.json', headers: { host: 'a.example:3000' } },
   )
   t.equal(read.statusCode, 200, 'reads from anywhere are fine')
-  t.same(await listDir(join(farm.data, 'a.example', 'pages')), [
+  t.same(await storeView(farm).pages('a.example'), [
     'configured',
     'no-headers',
     'no-origin',
@@ -399,6 +411,7 @@ t.test('mutating requests from a foreign origin are refused and change nothing',
 })
 
 t.test('claiming a site whose folder already exists keeps what is there', async (t: Test) => {
+  if (filesOnly(t)) return
   const data = testData(t, { 'a.example': { status: { 'sitemap.json': '[]' }, assets: { 'keep.txt': 'x' } } })
   const farm = await startFarm(t, { farm: true }, data)
   await claim(t, farm.app, HOST)
