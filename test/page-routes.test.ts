@@ -9,24 +9,25 @@ import {
   claim,
   FORM,
   itemId,
-  listDir,
   putAction,
   readJson,
-  snapshot,
   startFarm,
+  storeView,
   testData,
 } from './fixtures/test-farm.js'
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
 const modes = [
-  { name: 'single-site', farm: false, host: 'localhost:3000', folder: (data: string) => data },
-  { name: 'farm', farm: true, host: 'a.example', folder: (data: string) => join(data, 'a.example') },
+  { name: 'single-site', farm: false, host: 'localhost:3000' },
+  { name: 'farm', farm: true, host: 'a.example' },
 ]
 
 for (const mode of modes) {
   t.test(`${mode.name}: reads on a new site`, async (t) => {
-    const { app, data } = await startFarm(t, { farm: mode.farm })
+    const farm = await startFarm(t, { farm: mode.farm })
+    const { app } = farm
+    const view = storeView(farm)
     const host = mode.host
     const get = (url: string) => app.inject({ url, headers: { host } })
 
@@ -100,13 +101,14 @@ for (const mode of modes) {
     t.equal(version.statusCode, 403, 'version is for the farm administrator')
     t.equal(version.json().code, 'WIKIFARM_ERR_NOT_ADMIN')
 
-    t.same(await snapshot(data), {}, 'reading creates nothing on disk')
+    t.same(await view.snapshot(), {}, 'reading creates nothing on disk')
   })
 
   t.test(`${mode.name}: writes, delete into the recycler, and the recycler`, async (t) => {
-    const { app, data } = await startFarm(t, { farm: mode.farm })
+    const farm = await startFarm(t, { farm: mode.farm })
+    const { app } = farm
+    const view = storeView(farm)
     const host = mode.host
-    const folder = mode.folder(data)
     const owner = await claim(t, app, host)
     const get = (url: string, cookie?: string) => app.inject({ url, headers: cookie ? { host, cookie } : { host } })
 
@@ -146,8 +148,8 @@ for (const mode of modes) {
     })
     t.equal(asObject.statusCode, 200, 'JSON body {action: {...}}')
 
-    t.same(await listDir(join(folder, 'pages')), ['first-page', 'second-page'], 'pages/<slug>, no extension')
-    const onDisk = await readFile(join(folder, 'pages', 'first-page'), 'utf8')
+    t.same(await view.pages(host), ['first-page', 'second-page'], 'pages/<slug>, no extension')
+    const onDisk = await view.pageText(host, 'first-page') ?? 'missing'
     t.equal(onDisk, JSON.stringify(JSON.parse(onDisk), null, 2), 'pretty JSON, as the reference writes it')
     t.same((await get('/first-page.json')).json(), JSON.parse(onDisk), 'served as stored')
     t.same((await get('/second-page.json')).json().story, [{ type: 'paragraph', id: itemId(2), text: 'Second words' }])
@@ -183,9 +185,9 @@ for (const mode of modes) {
     })
     t.equal(deleted.statusCode, 200)
     t.equal(deleted.body, '')
-    t.same(await listDir(join(folder, 'pages')), ['second-page'])
-    t.same(await listDir(join(folder, 'recycle')), ['first-page'])
-    t.equal(await readFile(join(folder, 'recycle', 'first-page'), 'utf8'), onDisk, 'moved as it was')
+    t.same(await view.pages(host), ['second-page'])
+    t.same(await view.recycled(host), ['first-page'])
+    t.equal(await view.recycledText(host, 'first-page'), onDisk, 'moved as it was')
     t.equal((await get('/first-page.json')).statusCode, 404)
     t.same((await get('/system/slugs.json')).json(), ['second-page'])
     t.same((await get('/system/sitemap.json')).json().map((e: { slug: string }) => e.slug), ['second-page'])
@@ -220,7 +222,7 @@ for (const mode of modes) {
     t.equal((await get('/recycler/nothing-here.json', owner.cookie)).statusCode, 404)
     const anonRemove = await app.inject({ method: 'DELETE', url: '/recycler/first-page.json', headers: { host } })
     t.equal(anonRemove.statusCode, 403)
-    t.same(await listDir(join(folder, 'recycle')), ['first-page'])
+    t.same(await view.recycled(host), ['first-page'])
     const removed = await app.inject({
       method: 'DELETE',
       url: '/recycler/first-page.json',
@@ -228,7 +230,7 @@ for (const mode of modes) {
     })
     t.equal(removed.statusCode, 200)
     t.equal(removed.body, '')
-    t.same(await listDir(join(folder, 'recycle')), [])
+    t.same(await view.recycled(host), [])
     t.same((await get('/recycler/system/slugs.json', owner.cookie)).json(), [])
     const removedAgain = await app.inject({
       method: 'DELETE',
@@ -240,9 +242,10 @@ for (const mode of modes) {
   })
 
   t.test(`${mode.name}: favicon`, async (t) => {
-    const { app, data } = await startFarm(t, { farm: mode.farm })
+    const farm = await startFarm(t, { farm: mode.farm })
+    const { app } = farm
+    const view = storeView(farm)
     const host = mode.host
-    const folder = mode.folder(data)
     const owner = await claim(t, app, host)
     const png = drawFlag('something else')
     const post = (payload: unknown, cookie: string | null, type = 'application/json') =>
@@ -255,12 +258,12 @@ for (const mode of modes) {
 
     const anon = await post({ image: `data:image/png;base64,${png.toString('base64')}` }, null)
     t.equal(anon.statusCode, 403)
-    t.equal(await readFile(join(folder, 'status', 'favicon.png')).catch(() => null), null)
+    t.equal(await view.statusBytes(host, 'favicon.png').catch(() => null), null)
 
     const saved = await post({ image: `data:image/png;base64,${png.toString('base64')}` }, owner.cookie)
     t.equal(saved.statusCode, 200)
     t.equal(saved.body, 'Favicon Saved')
-    t.same(await readFile(join(folder, 'status', 'favicon.png')), png, 'status/favicon.png')
+    t.same(await view.statusBytes(host, 'favicon.png'), png, 'status/favicon.png')
     const served = await app.inject({ url: '/favicon.png', headers: { host } })
     t.equal(served.headers['content-type'], 'image/png')
     t.same(served.rawPayload, png)
@@ -268,7 +271,7 @@ for (const mode of modes) {
     const other = drawFlag('a third flag')
     const form = await post(`image=${encodeURIComponent(other.toString('base64'))}`, owner.cookie, FORM)
     t.equal(form.statusCode, 200, 'a form field with bare base64 works too, and overwrites')
-    t.same(await readFile(join(folder, 'status', 'favicon.png')), other)
+    t.same(await view.statusBytes(host, 'favicon.png'), other)
 
     for (const image of [
       'data:image/png;base64,aGVsbG8=',
@@ -283,12 +286,14 @@ for (const mode of modes) {
     }
     const none = await post({}, owner.cookie)
     t.equal(none.statusCode, 400, 'missing image')
-    t.same(await readFile(join(folder, 'status', 'favicon.png')), other, 'bad uploads change nothing')
+    t.same(await view.statusBytes(host, 'favicon.png'), other, 'bad uploads change nothing')
   })
 }
 
 t.test('farm: each site has its own pages, sitemap, flag and recycler', async (t) => {
-  const { app, data } = await startFarm(t, { farm: true })
+  const farm = await startFarm(t, { farm: true })
+  const { app } = farm
+  const view = storeView(farm)
   const a = await claim(t, app, 'a.example')
   const b = await claim(t, app, 'b.example')
   t.equal(
@@ -314,8 +319,8 @@ t.test('farm: each site has its own pages, sitemap, flag and recycler', async (t
     (await app.inject({ url: '/recycler/system/slugs.json', headers: { host: 'b.example', cookie: b.cookie } })).json(),
     [],
   )
-  t.same(await listDir(join(data, 'a.example', 'recycle')), ['only-on-a'])
-  t.same(await listDir(data), ['a.example', 'b.example'])
+  t.same(await view.recycled('a.example'), ['only-on-a'])
+  t.same(await view.sites(), ['a.example', 'b.example'])
 })
 
 t.test('HTML escapes what pages say', async (t) => {
@@ -373,6 +378,11 @@ t.test('HEAD is served by the GET routes', async (t) => {
 })
 
 t.test('a page that is not JSON is a 500 with a code, and the others still read', async (t) => {
+  if (process.env.WIKIFARM_TEST_STORE === 'postgres') {
+    // A file edited by hand; a row cannot hold a page that is not JSON (jsonb refuses it).
+    t.pass('a test of the file store: not run on PostgreSQL')
+    return
+  }
   const data = testData(t, { pages: { broken: '{ not json', fine: JSON.stringify({ title: 'Fine', story: [] }) } })
   const { app } = await startFarm(t, { farm: false }, data)
   const broken = await app.inject({ url: '/broken.json', headers: { host: 'localhost' } })
