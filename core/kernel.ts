@@ -27,6 +27,10 @@ import { escapeHtml } from './client/page-html.js'
 import { PluginRegistry } from './plugin-host/registry.js'
 import { pluginScope } from './plugin-host/dispatch.js'
 import { pluginLogger } from './plugin-host/context.js'
+import { findLegacyPackages } from './plugin-host/legacy/packages.js'
+import { LegacyPlugins } from './plugin-host/legacy/host.js'
+import { legacyGrants } from './plugin-host/legacy/grants.js'
+import { legacyRoutes } from './plugin-host/legacy/routes.js'
 import { CLOSE, SocketHub, negotiateProtocol } from './sockets/socket-hub.js'
 import { PushHub, pushRoutes } from './sockets/push-hub.js'
 import { registerRateLimits } from './http/rate-limits.js'
@@ -44,6 +48,8 @@ export interface KernelOptions {
   store?: PageStore
   /** Where built-in plugins are found (tests point it at fixtures); default plugins/. */
   builtinPluginsDir?: string
+  /** Where wiki-plugin-* server parts are looked for (tests); default every node_modules from wikifarm's up. */
+  legacyNodeModules?: string[]
 }
 
 export interface Kernel {
@@ -56,6 +62,8 @@ export interface Kernel {
   readonly sockets: SocketHub
   /** Push subscriptions (GET /system/push) and what plugins publish to them. */
   readonly push: PushHub
+  /** The wiki-plugin-* server parts, each started once (core/plugin-host/legacy/). */
+  readonly legacy: LegacyPlugins
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
   listen(): Promise<string>
   /** Refuses new requests (503), lets pending writes finish, then closes. */
@@ -158,6 +166,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   })
   // A published message may be as big as a frame a client may send.
   const push = new PushHub({ maxFrameBytes: config.maxPayload })
+  const legacyPackages = await findLegacyPackages(options.legacyNodeModules)
   const plugins = new PluginRegistry({
     grants: config.plugins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
@@ -170,6 +179,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     },
     restart: { limit: config.pluginRestartLimit },
     builtinDir: options.builtinPluginsDir,
+    legacyNames: new Set(legacyPackages.map((p) => p.name)),
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
     push,
@@ -181,6 +191,17 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   // before any site is visited.
   await plugins.discover()
   await plugins.launchAll()
+  // The existing federated-wiki server parts, once each, after wikifarm's own plugins, whose
+  // names they may not take.
+  const builtins = new Set(plugins.records().filter((r) => r.source.startsWith('built-in')).map((r) => r.name))
+  const legacy = new LegacyPlugins({
+    config,
+    packages: legacyPackages,
+    builtins,
+    launchTimeoutMs: config.pluginLaunchTimeoutMs,
+    log: pluginLogger(app.log.child({ legacy: true })),
+  }, legacyGrants(config.plugins, new Set(legacyPackages.map((p) => p.name).filter((n) => !builtins.has(n)))))
+  await legacy.launchAll()
 
   await app.register(fastifyCookie, { secret: config.cookieSecret })
   await app.register(fastifyFormbody, { bodyLimit: config.uploadLimit })
@@ -244,7 +265,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   await app.register(shellRoutes, shell)
   await app.register(clientFileRoutes, { clientPlugins, clientDir: wikiClientDir === null ? null : `${wikiClientDir}/client`, securityDir: securityDir === null ? null : `${securityDir}/client` })
   await app.register(ownerRoutes, { config, sessions, guards })
-  await app.register(statusRoutes, { guards, plugins, sites, hub })
+  await app.register(statusRoutes, { guards, plugins, legacy, sites, hub })
+  await app.register(legacyRoutes, { legacy, guards, config, handlerTimeoutMs: config.pluginHandlerTimeoutMs })
   const labelKey = randomBytes(32)
   await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
   for (const record of plugins.records()) {
@@ -254,7 +276,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub, push,
+    app, config, sites, events, guards, plugins, sockets: hub, push, legacy,
     async listen() {
       return app.listen({ port: config.port, host: config.host })
     },
@@ -262,6 +284,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       closing = true
       await app.close()
       await plugins.close()
+      legacy.close()
       await sites.close()
     },
   }

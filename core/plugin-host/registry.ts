@@ -112,6 +112,8 @@ export interface RegistryOptions {
   /** Limits of isolated plugins (heap, heartbeat, calls in flight). */
   isolation?: Partial<IsolationLimits>
   restart?: Partial<RestartPolicy>
+  /** Installed wiki-plugin-* server parts: grants naming them belong to the legacy adapter. */
+  legacyNames?: ReadonlySet<string>
 }
 
 type RouteStore = { route: AnyRouteDeclaration; validators: RouteValidators }
@@ -335,7 +337,7 @@ export class PluginRegistry {
       if (grant.package) {
         const specifier = grant.package
         found.push({ name, source: `package ${specifier}`, module: resolvePluginModule(specifier), load: () => importPlugin(specifier) })
-      } else if (!found.some((f) => f.name === name)) {
+      } else if (!found.some((f) => f.name === name) && !this.#options.legacyNames?.has(name)) {
         const hint = suggestion(name, found.map((f) => f.name), '')
         throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
           'name its "package" to load a third-party plugin')

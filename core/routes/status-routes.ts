@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Guards } from '../http/request-context.js'
 import type { PluginRegistry, PluginStatus } from '../plugin-host/registry.js'
+import type { LegacyPlugins, LegacyStatus } from '../plugin-host/legacy/host.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { SocketHub } from '../sockets/socket-hub.js'
 import { escapeHtml } from '../client/page-html.js'
@@ -15,6 +16,8 @@ import { PACKAGE_ROOT } from '../package-info.js'
 
 export interface FarmStatus {
   plugins: (PluginStatus & { connections: Record<string, number> })[]
+  /** The wiki-plugin-* server parts (core/plugin-host/legacy/): one instance each for the farm. */
+  legacy: LegacyStatus[]
   sites: { open: string[] }
   connections: { total: number; byPlugin: Record<string, Record<string, number>> }
   uptimeSeconds: number
@@ -50,6 +53,9 @@ function renderStatus(status: FarmStatus): string {
     `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}</td><td>${isolation(p)}</td><td>${escapeHtml(p.launchedAt ?? '')}</td>` +
     `<td>${p.launches}</td><td>${Math.max(0, p.launches - 1)}</td><td>${sockets(p.connections)}</td>` +
     `<td>${p.state === 'disabled' ? '' : `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch"><button>relaunch</button></form>`}</td></tr>`)
+  const legacyRows = status.legacy.map((p) => `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
+    `<td>${escapeHtml(p.reason ?? '')}</td><td>${escapeHtml(p.source)}</td><td>${p.mode}</td>` +
+    `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td></tr>`)
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 ${STYLE}${STATUS_STYLE}</head><body>
@@ -57,6 +63,9 @@ ${STYLE}${STATUS_STYLE}</head><body>
 <h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th><th>launched</th>` +
 `<th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
+<h2>Legacy plugins (wiki-plugin-* server parts)</h2><table><tr><th>plugin</th><th>state</th><th>reason</th>` +
+`<th>package</th><th>mode</th><th>launched</th><th>launches</th></tr>
+${legacyRows.join('\n')}</table>
 <h2>Open sites (${status.sites.open.length})</h2><ul>${sites}</ul></body></html>`
 }
 
@@ -75,16 +84,18 @@ ${DOCS_LINKS}<script src="/system/admin-login.js"></script></body></html>`
 export async function statusRoutes(app: FastifyInstance, opts: {
   guards: Guards
   plugins: PluginRegistry
+  legacy: LegacyPlugins
   sites: SiteRegistry
   hub: SocketHub
 }): Promise<void> {
-  const { guards, plugins, sites, hub } = opts
+  const { guards, plugins, legacy, sites, hub } = opts
   const started = Date.now()
 
   function status(): FarmStatus {
     const byPlugin = hub.counts()
     return {
       plugins: plugins.statuses().map((p) => ({ ...p, connections: byPlugin[p.name] ?? {} })),
+      legacy: legacy.statuses(),
       sites: { open: sites.openSites() },
       connections: { total: hub.size, byPlugin },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
