@@ -50,6 +50,7 @@ export const ERR_PLUGIN_UNAVAILABLE = coded<[string]>('WIKIFARM_ERR_PLUGIN_UNAVA
 export const ERR_PLUGIN_FAILED = coded<[string]>('WIKIFARM_ERR_PLUGIN_FAILED', 'Plugin %s failed to handle the request', 500)
 export const ERR_PLUGIN_TIMEOUT = coded<[string]>('WIKIFARM_ERR_PLUGIN_TIMEOUT', 'Plugin %s did not answer in time', 504)
 export const ERR_PLUGIN_ROUTE = coded<[string]>('WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND', 'No plugin route for %s', 404)
+export const ERR_LEGACY_REFUSED = coded<[string]>('WIKIFARM_ERR_LEGACY_REFUSED', 'Refused by the farm: %s', 403)
 
 export function isWikifarmError(err: unknown): err is WikifarmError {
   return err instanceof Error && typeof (err as WikifarmError).code === 'string' &&

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Guards } from '../../http/request-context.js'
 import { matchDomain } from '../../pages/sites.js'
 import {
-  ERR_PAYLOAD_TOO_LARGE, ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT,
+  ERR_LEGACY_REFUSED, ERR_PAYLOAD_TOO_LARGE, ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT,
   ERR_PLUGIN_UNAVAILABLE,
 } from '../../errors.js'
 import type { FarmConfig } from '../../farm-config.js'
@@ -19,6 +19,7 @@ import type { LegacyPlugin, LegacyPlugins } from './host.js'
 import { LegacyExitRefused } from './exit-guard.js'
 import { fenced } from './fault-guard.js'
 import { SiteFolders } from './site-folders.js'
+import { refusalFor } from './refusals.js'
 
 const WRITE_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE'] as const
 
@@ -62,6 +63,8 @@ export async function legacyRoutes(app: FastifyInstance, opts: {
     if (plugin.state !== 'running' || !app) {
       throw Object.assign(new ERR_PLUGIN_UNAVAILABLE(plugin.name), { reason: plugin.reason ?? plugin.state })
     }
+    const refusal = refusalFor(plugin.name, request.method, request.url.split('?')[0] ?? '')
+    if (refusal) throw new ERR_LEGACY_REFUSED(refusal.reason)
     const length = Number(request.headers['content-length'] ?? 0)
     if (length > config.uploadLimit) throw new ERR_PAYLOAD_TOO_LARGE(config.uploadLimit)
     const authorized = await guards.requireOwner(request).then(() => true, () => false)
