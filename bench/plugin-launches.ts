@@ -26,10 +26,15 @@ async function ours(hosts: string[]): Promise<{ launches: Record<string, number>
   const countFile = join(dir, 'launches')
   makeSiteFolders(data, hosts)
   const farm = await startWikifarm({
-    data, flags: ['--admin', ADMIN], logFile: join(dir, 'farm.log'),
+    data, logFile: join(dir, 'farm.log'),
     env: {
+      // Secrets through the environment, never argv (docs/operators.md).
+      WIKIFARM_ADMIN: ADMIN,
       // Txtzyme runs its device simulator (as `npm start` does), so every plugin is running.
-      WIKIFARM_PLUGINS: JSON.stringify({ txtzyme: { options: { simulator: true } }, 'bench-count': { package: COUNTER, options: { countFile } } }),
+      WIKIFARM_PLUGINS: JSON.stringify({
+        txtzyme: { options: { simulator: true } },
+        'bench-count': { package: COUNTER, isolation: 'worker', options: { countFile } },
+      }),
     },
   })
   try {
@@ -86,7 +91,8 @@ export async function pluginLaunches(sites: number): Promise<PartResult> {
       `### Plugin instances: launches of each server-side plugin after requests to ${sites} sites`,
       '',
       `wikifarm: every site got GET /welcome-visitors.json and a request to each plugin's REST route (linkmap, txtzyme with ` +
-        'its simulator, and bench-count, a third-party plugin loaded by package path, which runs in a worker thread, its default isolation); launches as the kernel counts them ' +
+        'its simulator, and bench-count, a third-party plugin loaded by package path, which runs in a worker thread, granted so: its counter file is a write the default process isolation ' +
+        'refuses); launches as the kernel counts them ' +
         '(`/system/status.json`, admin login) and, for bench-count, by a line its launch appends to a file. ' +
         `Reference: every site got GET /welcome-visitors.json; starts counted from its "starting plugin" log lines and ` +
         'a counter plugin (wiki-plugin-benchcount) added to its scratch install whose startServer appends a line to a file.',

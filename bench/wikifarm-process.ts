@@ -7,11 +7,12 @@ import { PACKAGE_ROOT } from '../core/package-info.js'
 const BIN = join(PACKAGE_ROOT, 'bin', 'wikifarm.js')
 export const BENCH_COOKIE_SECRET = 'bench-cookie-secret-'.repeat(3)
 /** The bench's load comes from one address: the farm's per-address rate limits and caps are off. */
-const NO_LIMITS = ['--loginRate', '0', '--claimRate', '0', '--editRate', '0', '--upgradeRate', '0', '--socketsPerIp', '0', '--socketsPerSite', '0']
+const NO_LIMITS = ['--loginRate', '0', '--claimRate', '0', '--editRate', '0', '--upgradeRate', '0', '--socketsPerIp', '0',
+  '--socketsPerSite', '0', '--readRate', '0', '--connectionsPerIp', '0']
 
 export interface WikifarmOptions {
   data: string
-  /** Extra CLI flags, e.g. ['--admin', 'secret']. */
+  /** Extra CLI flags, e.g. ['--farm']; secrets go in `env` (WIKIFARM_ADMIN), never in argv. */
   flags?: string[]
   /** Node flags before the script, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
   nodeFlags?: string[]
@@ -28,8 +29,9 @@ export async function startWikifarm(opts: WikifarmOptions): Promise<Child> {
     name: opts.name ?? 'wikifarm',
     port,
     args: [...(opts.nodeFlags ?? []), BIN, '--farm', '--data', opts.data, '--host', '127.0.0.1', '--port', String(port),
-      '--cookieSecret', BENCH_COOKIE_SECRET, '--logLevel', opts.logLevel ?? 'warn', ...NO_LIMITS, ...(opts.flags ?? [])],
-    env: opts.env,
+      '--logLevel', opts.logLevel ?? 'warn', ...NO_LIMITS, ...(opts.flags ?? [])],
+    // The secret through the environment, as operators are told to (never argv).
+    env: { WIKIFARM_COOKIE_SECRET: BENCH_COOKIE_SECRET, ...opts.env },
     logFile: opts.logFile ?? null,
   })
 }

@@ -28,6 +28,7 @@ export const ERR_UNKNOWN_ACTION = coded<[string]>('WIKIFARM_ERR_UNKNOWN_ACTION',
 export const ERR_BAD_JSON = coded<[string]>('WIKIFARM_ERR_BAD_JSON', 'Malformed JSON: %s', 400)
 export const ERR_VALIDATION = coded<[string]>('WIKIFARM_ERR_VALIDATION', 'Invalid request: %s', 400)
 export const ERR_PAYLOAD_TOO_LARGE = coded<[number]>('WIKIFARM_ERR_PAYLOAD_TOO_LARGE', 'Request body exceeds %s bytes', 413)
+export const ERR_TOO_LARGE = coded<[string]>('WIKIFARM_ERR_TOO_LARGE', 'Too large: %s', 413)
 export const ERR_UNSUPPORTED_MEDIA = coded<[string]>('WIKIFARM_ERR_UNSUPPORTED_MEDIA', 'Unsupported content type: %s', 415)
 export const ERR_NOT_OWNER = coded<[string]>('WIKIFARM_ERR_NOT_OWNER', 'Only the owner of this wiki may %s', 403)
 export const ERR_NOT_ADMIN = coded<[]>('WIKIFARM_ERR_NOT_ADMIN', 'Only the farm administrator may do this', 403)
@@ -39,7 +40,8 @@ export const ERR_NOT_CLAIMED = coded<[]>('WIKIFARM_ERR_NOT_CLAIMED', 'This wiki 
 export const ERR_CLIENT_FILE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_CLIENT_FILE_NOT_FOUND', 'No such client file: %s', 404)
 export const ERR_ROUTE_NOT_FOUND = coded<[string]>('WIKIFARM_ERR_ROUTE_NOT_FOUND', 'No route for %s', 404)
 export const ERR_RATE_LIMITED = coded<[string]>('WIKIFARM_ERR_RATE_LIMITED', 'Too many requests: %s', 429)
-export const ERR_TOO_MANY_CONNECTIONS = coded<[string]>('WIKIFARM_ERR_TOO_MANY_CONNECTIONS', 'Too many websocket connections: %s', 429)
+export const ERR_TOO_MANY_CONNECTIONS =
+  coded<[string]>('WIKIFARM_ERR_TOO_MANY_CONNECTIONS', 'Too many connections: %s', 429)
 export const ERR_CLOSING = coded<[]>('WIKIFARM_ERR_CLOSING', 'The farm is shutting down', 503)
 export const ERR_STORE = coded<[string]>('WIKIFARM_ERR_STORE', 'Storage failure: %s', 500)
 export const ERR_CONFIG = coded<[string]>('WIKIFARM_ERR_CONFIG', '%s', 2)

@@ -36,6 +36,12 @@ export interface FarmConfig {
   idleSeconds: number
   /** Largest request body in bytes. */
   uploadLimit: number
+  /** Largest story item an action may bring, in bytes of JSON (413 beyond it). */
+  itemLimit: number
+  /** Largest page, journal included, in bytes of JSON: old journal entries are compacted to stay under it, else 413. */
+  pageLimit: number
+  /** Largest journal action, in bytes of JSON (413 beyond it). */
+  actionLimit: number
   /** Bytes of page JSON kept in the hot-page cache. */
   cacheBytes: number
   /** Extra origins allowed to send state-changing requests (besides each site's own). */
@@ -73,6 +79,18 @@ export interface FarmConfig {
   socketsPerIp: number
   /** Open websockets per site; 0: no cap. */
   socketsPerSite: number
+  /** Open HTTP connections (websockets included) per client address; 0: no cap. */
+  connectionsPerIp: number
+  /** Reads (GET and HEAD) a minute per client address; 0: no limit. */
+  readRate: number
+  /** Seconds a client may take to send a request's headers. */
+  headerSeconds: number
+  /** Seconds a client may take to send a whole request, headers and body. */
+  requestSeconds: number
+  /** Seconds an idle keep-alive connection stays open between requests. */
+  keepAliveSeconds: number
+  /** Seconds a connection may stay silent in either direction (not websockets) before it is closed. */
+  socketIdleSeconds: number
 }
 
 export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
@@ -91,6 +109,9 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   session_duration: 7,
   idleSeconds: 600,
   uploadLimit: 5 * 1024 * 1024,
+  itemLimit: 4 * 1024 * 1024,
+  pageLimit: 16 * 1024 * 1024,
+  actionLimit: 5 * 1024 * 1024,
   cacheBytes: 64 * 1024 * 1024,
   origins: [],
   trustProxy: false,
@@ -110,4 +131,10 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   upgradeRate: 120,
   socketsPerIp: 100,
   socketsPerSite: 2000,
+  connectionsPerIp: 256,
+  readRate: 3000,
+  headerSeconds: 20,
+  requestSeconds: 60,
+  keepAliveSeconds: 72,
+  socketIdleSeconds: 120,
 }

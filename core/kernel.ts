@@ -35,12 +35,17 @@ import { CLOSE, SocketHub, negotiateProtocol } from './sockets/socket-hub.js'
 import { PushHub, pushRoutes } from './sockets/push-hub.js'
 import { registerRateLimits } from './http/rate-limits.js'
 import { registerUpgradeGuard } from './http/upgrade-guard.js'
+import { guardConnections, type ConnectionGuard } from './http/connection-guard.js'
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
 import {
   ERR_BAD_JSON, ERR_BAD_URL, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_URL_TOO_LONG, ERR_VALIDATION,
   isWikifarmError,
   ERR_PLUGIN_NOT_ENABLED,
 } from './errors.js'
+
+// What `import … from 'wikifarm'` gives beside createKernel: the config it takes (a plugin
+// package's tests start a kernel with DEFAULTS and their grants).
+export { DEFAULTS, type FarmConfig } from './farm-config.js'
 
 export interface KernelOptions {
   /** A pino logger config or instance; false for silence (tests). */
@@ -64,6 +69,8 @@ export interface Kernel {
   readonly push: PushHub
   /** The wiki-plugin-* server parts, each started once (core/plugin-host/legacy/). */
   readonly legacy: LegacyPlugins
+  /** Open HTTP connections per client address, and those refused over the cap. */
+  readonly connections: ConnectionGuard
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
   listen(): Promise<string>
   /** Refuses new requests (503), lets pending writes finish, then closes. */
@@ -129,12 +136,25 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     trustProxy: config.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     return503OnClosing: true,
+    // Deadlines on what a client sends, so a slow sender cannot hold a connection: Fastify's
+    // own requestTimeout is 0 (none), and Node checks its deadlines only every 30 s by default.
+    requestTimeout: Math.round(config.requestSeconds * 1000),
+    keepAliveTimeout: Math.round(config.keepAliveSeconds * 1000),
+    connectionTimeout: Math.round(config.socketIdleSeconds * 1000),
+    http: {
+      headersTimeout: Math.round(config.headerSeconds * 1000),
+      // A quarter of the shortest deadline, at most a second: a deadline is kept within 25 %.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000,
+        Math.round(Math.min(config.headerSeconds, config.requestSeconds) * 250))),
+    },
     // Errors the router raises before any hook runs answer in the kernel's shape too.
     frameworkErrors: (error, _request, reply) => {
       const { status, body } = errorBody(error)
       void (reply as FastifyReply).code(status).type('application/json; charset=utf-8').send(body)
     },
   })
+  // Behind a trusted proxy every connection comes from the proxy: the proxy caps them there.
+  const connections = guardConnections(app.server, config.trustProxy ? 0 : config.connectionsPerIp)
   const events = new EventBus(({ owner, event, error }) => {
     app.log.error({ err: error, owner, event }, `event listener of ${owner} failed on ${event}`)
   })
@@ -149,6 +169,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     allowed: config.allowed,
     wikiDomains: Object.keys(config.wikiDomains).map((d) => d.toLowerCase()),
     idleMs: config.idleSeconds * 1000,
+    limits: { itemBytes: config.itemLimit, pageBytes: config.pageLimit, actionBytes: config.actionLimit },
   }, options.store ?? new FilePageStore({ cacheBytes: config.cacheBytes }), events, defaults)
   const sessionMs = config.session_duration * 24 * 3600 * 1000
   const sessions = new SessionKeeper(config.cookieSecret, sessionMs, config.secure_cookie)
@@ -180,6 +201,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     restart: { limit: config.pluginRestartLimit },
     builtinDir: options.builtinPluginsDir,
     legacyNames: new Set(legacyPackages.map((p) => p.name)),
+    dataDir: config.data,
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
     push,
@@ -265,7 +287,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   await app.register(shellRoutes, shell)
   await app.register(clientFileRoutes, { clientPlugins, clientDir: wikiClientDir === null ? null : `${wikiClientDir}/client`, securityDir: securityDir === null ? null : `${securityDir}/client` })
   await app.register(ownerRoutes, { config, sessions, guards })
-  await app.register(statusRoutes, { guards, plugins, legacy, sites, hub })
+  await app.register(statusRoutes, { guards, plugins, legacy, sites, hub, connections })
   await app.register(legacyRoutes, { legacy, guards, config, handlerTimeoutMs: config.pluginHandlerTimeoutMs })
   const labelKey = randomBytes(32)
   await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
@@ -276,7 +298,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub, push, legacy,
+    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections,
     async listen() {
       return app.listen({ port: config.port, host: config.host })
     },

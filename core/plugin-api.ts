@@ -1,18 +1,21 @@
-// What plugin authors import. A plugin declares its REST routes, websocket routes and event
+// The plugin SDK, what `import … from 'wikifarm/plugin'` gives a plugin author, and nothing
+// else: definePlugin, route, socket, reply, the two errors and the types of what a plugin
+// declares and receives. A plugin declares its REST routes, websocket routes and event
 // listeners from `launch`, which the kernel calls once per process, at start. Everything a
-// plugin receives is data or a kernel-owned handle with async methods, so the same plugin
-// can later run in a worker or a child process unchanged. Plugins never see Fastify, ws or
-// the http server.
+// plugin receives is data or a kernel-owned handle with async methods, so the same plugin runs
+// in the kernel, a worker or a child process unchanged. Plugins never see Fastify, ws or the
+// http server.
+//
+// A leaf: it imports only schemas/ and TypeBox types, so a plugin package's copy of it brings
+// no kernel code along. What only the kernel uses (the guards that recognise what this module
+// builds, the versions it launches) is in core/plugin-host/contract.ts.
 import type { Static, TSchema } from 'typebox'
 import type { Page } from '../schemas/page.js'
 import type { SitemapEntry } from '../schemas/sitemap.js'
 import type { Action } from '../schemas/action.js'
-import type { FarmEvents } from './pages/events.js'
 
-/** The plugin API major version this kernel speaks. */
+/** The plugin API major version of this SDK; definePlugin stamps it on every plugin. */
 export const API_VERSION = 1
-/** Majors this kernel can launch. */
-export const SUPPORTED_API_VERSIONS: readonly number[] = [1]
 /** The websocket subprotocol of the kernel's conventions (docs/protocol.md). */
 export const SUBPROTOCOL_V1 = 'wikifarm.v1'
 
@@ -21,10 +24,14 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 // Object members may be undefined: JSON.stringify leaves them out, as authors expect.
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined }
 
-// Errors are recognised by a registered symbol, not by class identity: a plugin package may
-// bring its own copy of this module (as definePlugin results are, below).
+// What this module builds is branded with registered symbols (Symbol.for), not recognised by
+// class identity: a plugin package brings its own copy of this module, and the kernel's guards
+// (core/plugin-host/contract.ts) must recognise that copy's errors, replies and plugins too.
+// The keys are part of the contract between copies: never rename them.
 const UNAVAILABLE = Symbol.for('wikifarm.unavailable')
 const HTTP_ERROR = Symbol.for('wikifarm.http-error')
+const REPLY = Symbol.for('wikifarm.reply')
+const DEFINED = Symbol.for('wikifarm.plugin')
 
 /** Thrown by `launch` (or a handler) when the plugin cannot serve now, e.g. no device attached. */
 export class PluginUnavailable extends Error {
@@ -41,11 +48,6 @@ export class PluginUnavailable extends Error {
   }
 }
 
-/** Is this a PluginUnavailable, from this copy of the API or another? */
-export function isPluginUnavailable(value: unknown): value is PluginUnavailable {
-  return value instanceof Error && (value as unknown as Record<symbol, unknown>)[UNAVAILABLE] === true
-}
-
 /** Thrown by a REST handler to answer a client error with a status and a code of its own. */
 export class PluginHttpError extends Error {
   readonly statusCode: number
@@ -58,11 +60,6 @@ export class PluginHttpError extends Error {
     this.code = code
     Object.defineProperty(this, HTTP_ERROR, { value: true })
   }
-}
-
-/** Is this a PluginHttpError, from this copy of the API or another? */
-export function isPluginHttpError(value: unknown): value is PluginHttpError {
-  return value instanceof Error && (value as unknown as Record<symbol, unknown>)[HTTP_ERROR] === true
 }
 
 export interface PluginLogger {
@@ -133,8 +130,6 @@ export interface PluginRequest<S extends RouteSchemas> {
   readonly headers: Readonly<Record<string, string>>
 }
 
-const REPLY = Symbol.for('wikifarm.reply')
-
 /** A full reply, when a handler needs a status, headers or a non-JSON body: build it with reply(). */
 export interface PluginReply {
   readonly [REPLY]: true
@@ -144,15 +139,19 @@ export interface PluginReply {
 }
 
 /** A reply with a status and headers; a string or bytes body is sent as is, anything else as JSON. */
-export function reply(options: { status?: number; headers?: Record<string, string>; body: JsonValue | string | Uint8Array }): PluginReply {
-  return Object.freeze({ [REPLY]: true as const, status: options.status ?? 200, headers: { ...options.headers }, body: options.body })
+export function reply(options: {
+  status?: number
+  headers?: Record<string, string>
+  body: JsonValue | string | Uint8Array
+}): PluginReply {
+  return Object.freeze({
+    [REPLY]: true as const, status: options.status ?? 200, headers: { ...options.headers }, body: options.body,
+  })
 }
 
-export function isPluginReply(value: unknown): value is PluginReply {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[REPLY] === true
-}
-
-export type RouteResult<S extends RouteSchemas> = (S['response'] extends TSchema ? Static<S['response']> : JsonValue) | PluginReply
+export type RouteResult<S extends RouteSchemas> =
+  | (S['response'] extends TSchema ? Static<S['response']> : JsonValue)
+  | PluginReply
 
 export interface RouteDeclaration<S extends RouteSchemas = RouteSchemas> {
   method: HttpMethod
@@ -232,13 +231,27 @@ export interface EventContext {
   readonly site: SiteHandle
 }
 
-export type EventListeners = { [E in keyof FarmEvents]?: (event: FarmEvents[E], ctx: EventContext) => void | Promise<void> }
+/** What the kernel tells plugins about, by event name (listen with `events` in the instance). */
+export interface FarmEvents {
+  'page.changed': { site: string; slug: string; action: Action; page: Page }
+  'page.deleted': { site: string; slug: string }
+  'site.opened': { site: string }
+  'site.created': { site: string }
+  'site.closed': { site: string }
+  'site.claimed': { site: string; owner: string }
+  'connection.opened': { site: string; plugin: string; connectionId: string }
+  'connection.closed': { site: string; plugin: string; connectionId: string; code: number }
+}
+
+export type EventListeners = {
+  [E in keyof FarmEvents]?: (event: FarmEvents[E], ctx: EventContext) => void | Promise<void>
+}
 
 /**
- * A route with its schema types erased, as the kernel stores it. Declare routes with route()
- * so each handler is checked against its own schemas.
+ * A route with its schema types erased, as `launch` returns it. Declare routes with route()
+ * so each handler is checked against its own schemas. (The kernel names it AnyRouteDeclaration.)
  */
-export interface AnyRouteDeclaration {
+interface ErasedRoute {
   method: HttpMethod
   url: string
   schema?: RouteSchemas
@@ -247,7 +260,7 @@ export interface AnyRouteDeclaration {
 }
 
 export interface PluginInstance {
-  routes?: AnyRouteDeclaration[]
+  routes?: ErasedRoute[]
   sockets?: SocketDeclaration[]
   events?: EventListeners
   /** Called once at shutdown or before a relaunch, with a timeout. */
@@ -268,31 +281,31 @@ export interface KernelHandle {
 export interface PluginDefinition<O extends TSchema = TSchema> {
   /** Routes live under /plugin/<name>. Lowercase letters, digits and dashes. */
   name: string
-  apiVersion: number
+  /** The plugin API major it is written for; definePlugin fills in this SDK's API_VERSION. */
+  apiVersion?: number
   /** The trust the plugin requests; the operator grants it (or not). */
   trust: Trust
   /** Schema of the operator's options for this plugin. */
   options?: O
-  /** Milliseconds between launch retries while unavailable (hot-plugged hardware). */
-  retryIntervalMs?: number
   /**
    * The isolation modes this plugin can run in (plugins.<name>.isolation); all when absent. A
    * plugin whose native dependencies are not safe in a worker thread (serialport) leaves it out,
    * and the kernel refuses that mode with a clear reason instead of letting the process abort.
    */
   isolationModes?: readonly ('none' | 'worker' | 'process')[]
+  /**
+   * Called once, at kernel start. Throw PluginUnavailable when the plugin cannot serve now
+   * (its retryAfterMs asks the kernel to try again later, e.g. for hot-plugged hardware).
+   */
   launch(kernel: KernelHandle, options: Static<O>): Promise<PluginInstance>
 }
 
-const DEFINED = Symbol.for('wikifarm.plugin')
-
-export type DefinedPlugin<O extends TSchema = TSchema> = PluginDefinition<O> & { readonly [DEFINED]: true }
-
-/** Builds a plugin's default export. */
-export function definePlugin<O extends TSchema>(definition: PluginDefinition<O>): DefinedPlugin<O> {
-  return Object.freeze({ ...definition, [DEFINED]: true as const })
-}
-
-export function isDefinedPlugin(value: unknown): value is DefinedPlugin {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DEFINED] === true
+/**
+ * Builds a plugin's default export: frozen, its API version stamped, and branded (at run time
+ * only, so a plugin's declarations name no private symbol) for the kernel to recognise.
+ */
+export function definePlugin<O extends TSchema>(
+  definition: PluginDefinition<O>,
+): Readonly<PluginDefinition<O> & { apiVersion: number }> {
+  return Object.freeze({ ...definition, apiVersion: definition.apiVersion ?? API_VERSION, [DEFINED]: true as const })
 }

@@ -204,6 +204,9 @@ t.test('environment variables', async (t) => {
     WIKIFARM_PLUGIN_HANDLER_TIMEOUT: '2500', WIKIFARM_PLUGIN_CLOSE_TIMEOUT: '3500', WIKIFARM_MAX_PAYLOAD: '64kb',
     WIKIFARM_SEND_BUFFER: '2mb', WIKIFARM_PING_SECONDS: '15', WIKIFARM_LOGIN_RATE: '5', WIKIFARM_CLAIM_RATE: '6',
     WIKIFARM_EDIT_RATE: '70', WIKIFARM_UPGRADE_RATE: '0', WIKIFARM_SOCKETS_PER_IP: '8', WIKIFARM_SOCKETS_PER_SITE: '90',
+    WIKIFARM_ITEM_LIMIT: '1mb', WIKIFARM_PAGE_LIMIT: '3mb', WIKIFARM_ACTION_LIMIT: '2mb', WIKIFARM_CONNECTIONS_PER_IP: '40',
+    WIKIFARM_READ_RATE: '100', WIKIFARM_HEADER_SECONDS: '5', WIKIFARM_REQUEST_SECONDS: '30', WIKIFARM_KEEP_ALIVE_SECONDS: '4',
+    WIKIFARM_SOCKET_IDLE_SECONDS: '90',
   })
   t.same(config, {
     port: 5000, host: '127.0.0.1', data: '/d', farm: true, allowed: ['a.com', 'b.com'], wikiDomains: { 'example.com': {} },
@@ -219,6 +222,8 @@ t.test('environment variables', async (t) => {
     pluginHeartbeatTimeoutMs: 5000, pluginRestartLimit: 5,
     maxPayload: 65536, sendBufferBytes: 2 * MIB, pingIntervalSeconds: 15,
     loginRate: 5, claimRate: 6, editRate: 70, upgradeRate: 0, socketsPerIp: 8, socketsPerSite: 90,
+    itemLimit: MIB, pageLimit: 3 * MIB, actionLimit: 2 * MIB, connectionsPerIp: 40, readRate: 100,
+    headerSeconds: 5, requestSeconds: 30, keepAliveSeconds: 4, socketIdleSeconds: 90,
   })
   t.same(envNames('maxPayload'), ['WIKIFARM_MAX_PAYLOAD', 'WIKIFARM_MAXPAYLOAD'])
   t.same(envNames('plugins_disable'), ['WIKIFARM_PLUGINS_DISABLE'])
@@ -265,6 +270,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       plugin_timeout: 20000, plugin_handler_timeout: '45000', plugin_close_timeout: 1000,
       maxPayload: '512kb', sendBuffer: 8388608, pingSeconds: '20',
       loginRate: 3, claimRate: '4', editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: '500',
+      itemLimit: '512kb', pageLimit: 2097152, actionLimit: '1mb', connectionsPerIp: 0, readRate: '600',
+      headerSeconds: 2.5, requestSeconds: '10', keepAliveSeconds: 1, socketIdleSeconds: 30,
     }),
     'reference.json': JSON.stringify({
       farm: true, port: 3000, data: '/home/wiki/.wiki', security_type: 'friends', cookieSecret: 'x',
@@ -293,6 +300,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     pluginHeartbeatTimeoutMs: 5000, pluginRestartLimit: 5,
     maxPayload: 512 * 1024, sendBufferBytes: 8 * MIB, pingIntervalSeconds: 20,
     loginRate: 3, claimRate: 4, editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: 500,
+    itemLimit: 512 * 1024, pageLimit: 2 * MIB, actionLimit: MIB, connectionsPerIp: 0, readRate: 600,
+    headerSeconds: 2.5, requestSeconds: 10, keepAliveSeconds: 1, socketIdleSeconds: 30,
   })
   t.match(warnings, [/wikiDomains "example.org": per-domain .*"admin".* not applied yet/], 'per-domain overrides are reported as not applied')
   t.notOk(warnings.some((w) => /promiscuous/.test(w)))
@@ -359,8 +368,12 @@ t.test('plugins: grants from the file, the shortcut flags merged into them', asy
 t.test('timeouts and websocket limits from the file', async (t) => {
   const dir = t.testdir({
     'limits.json': JSON.stringify({ plugin_handler_timeout: 100, plugin_close_timeout: '200', plugin_heartbeat_timeout: 700, plugin_restart_limit: 2, maxPayload: 1, sendBuffer: '1kb', pingSeconds: 1 }),
-    'isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'process', maxHeapMb: 64 }, txtzyme: { isolation: 'process', allowAddons: true } } }),
+    'isolation.json': JSON.stringify({ plugins: {
+      linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
+      txtzyme: { isolation: 'process', allowAddons: true },
+    } }),
     'bad-isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'vm' } } }),
+    'bad-rss.json': JSON.stringify({ plugins: { linkmap: { maxRssMb: 8 } } }),
   })
   const { config } = configOf(['--config', join(dir, 'limits.json'), '--plugin_timeout', '300'])
   t.match(config, {
@@ -369,9 +382,11 @@ t.test('timeouts and websocket limits from the file', async (t) => {
     maxPayload: 1, sendBufferBytes: 1024, pingIntervalSeconds: 1,
   })
   t.same(configOf(['--config', join(dir, 'isolation.json')]).config.plugins, {
-    linkmap: { isolation: 'process', maxHeapMb: 64 }, txtzyme: { isolation: 'process', allowAddons: true },
+    linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
+    txtzyme: { isolation: 'process', allowAddons: true },
   }, 'isolation per plugin')
   t.match(refusal(t, ['--config', join(dir, 'bad-isolation.json')]), /key "plugins\.linkmap\.isolation": must be "none", "worker" or "process", got "vm"$/)
+  t.match(refusal(t, ['--config', join(dir, 'bad-rss.json')]), /key "plugins\.linkmap\.maxRssMb": must be a whole number of MiB from 32 to 65536, got 8$/)
   const { config: defaults } = configOf([])
   t.match(defaults, {
     pluginLaunchTimeoutMs: 10_000, pluginHandlerTimeoutMs: 30_000, pluginCloseTimeoutMs: 5_000,
@@ -390,6 +405,24 @@ t.test('rate limits and connection caps: flags, defaults, 0 turns off, bad value
   t.match(refusal(t, ['--loginRate=-1']), /^--loginRate: must be a whole number a minute/)
 })
 
+t.test('page caps, connection caps and request deadlines: flags, defaults, bad values refused', async (t) => {
+  t.match(configOf([]).config, {
+    itemLimit: 4 * MIB, pageLimit: 16 * MIB, actionLimit: 5 * MIB, connectionsPerIp: 256, readRate: 3000,
+    headerSeconds: 20, requestSeconds: 60, keepAliveSeconds: 72, socketIdleSeconds: 120,
+  }, 'the defaults the docs state')
+  t.match(configOf(['--itemLimit', '64kb', '--pageLimit=1mb', '--actionLimit', '100000', '--connectionsPerIp', '0', '--readRate', '7',
+    '--headerSeconds', '0.5', '--requestSeconds', '90', '--keepAliveSeconds', '3', '--socketIdleSeconds', '600']).config, {
+    itemLimit: 65536, pageLimit: MIB, actionLimit: 100000, connectionsPerIp: 0, readRate: 7,
+    headerSeconds: 0.5, requestSeconds: 90, keepAliveSeconds: 3, socketIdleSeconds: 600,
+  })
+  t.match(refusal(t, ['--pageLimit', 'huge']), /^--pageLimit: must be a byte count like 5242880 or "5mb", got "huge"$/)
+  t.match(refusal(t, ['--itemLimit', '0']), /^--itemLimit: must be a byte count/)
+  t.match(refusal(t, ['--connectionsPerIp=-3']), /^--connectionsPerIp: must be a whole number of connections/)
+  t.match(refusal(t, ['--readRate', '2.5']), /^--readRate: must be a whole number a minute/)
+  t.match(refusal(t, ['--requestSeconds', '0']), /^--requestSeconds: must be a number of seconds above 0 and at most 86400, got "0"$/)
+  t.match(refusal(t, ['--headerSeconds', '100000']), /^--headerSeconds: must be a number of seconds above 0 and at most 86400/)
+})
+
 t.test('warnings at boot', async (t) => {
   const warned = (argv: string[], pattern: RegExp): boolean => configOf(argv).warnings.some((w) => pattern.test(w))
   const promiscuous = /promiscuous farm: .*every Host is served/
@@ -401,11 +434,15 @@ t.test('warnings at boot', async (t) => {
   t.notOk(warned(['--config', join(dir, 'd.json')], promiscuous), 'not with wikiDomains')
 
   t.ok(warned([], /no cookieSecret configured.*random/), 'random secret')
-  t.notOk(warned(['--cookieSecret', 'x'], /cookieSecret/), 'not with a secret')
+  t.notOk(warned(['--cookieSecret', 'x'], /no cookieSecret configured/), 'not with a secret')
   t.ok(warned(['--security_legacy'], /security_legacy is on/), 'security_legacy')
   t.notOk(warned([], /security_legacy/))
   t.ok(warned(['--allowed', 'a.com'], /only apply with --farm/), 'allowed without --farm')
-  t.same(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings, [], 'a tidy farm boots silently')
+  t.same(configOf(['--farm', '--allowed', 'a.com'], { WIKIFARM_COOKIE_SECRET: 'x' }).warnings, [],
+    'a tidy farm boots silently')
+  t.match(configOf(['--farm', '--allowed', 'a.com', '--cookieSecret', 'x']).warnings,
+    [/^--cookieSecret puts a secret on the command line/],
+    'a secret as a flag is its one warning (test/secret-flags.test.ts)')
 
   const grants = t.testdir({
     'single.json': JSON.stringify({ cookieSecret: 'x', plugins: { echo: { sites: ['a.com'] }, off: { sites: ['a.com'], enabled: false } } }),
@@ -579,13 +616,13 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['test.json', /test\.json key "test": .*not supported/],
     ['allowedtype.json', /allowedtype\.json key "allowed": must be a comma-separated list, got 5$/],
     ['admin.json', /admin\.json key "admin": must be a string, got 42$/],
-    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/],
+    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/],
     ['plugins-null.json', /key "plugins": must be an object/],
     ['plugin-name.json', /key "plugins\.Txtzyme": "Txtzyme" is not a plugin name/],
     ['plugin-name-path.json', /key "plugins\.\.\.\/evil": "\.\.\/evil" is not a plugin name/],
-    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead, got true$/],
+    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, got true$/],
     ['plugin-key.json', /key "plugins\.txtzyme\.trusted": unknown key; did you mean "trust"\?$/],
-    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, allowAddons, allowRead\)$/],
+    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\)$/],
     ['plugin-proto.json', /plugin-proto\.json: the config file is not valid JSON: .*prototype/i],
     ['plugin-enabled.json', /key "plugins\.txtzyme\.enabled": must be true or false, got "yes"$/],
     ['plugin-trust.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "all"$/],

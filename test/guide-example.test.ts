@@ -88,13 +88,21 @@ t.test('recent: REST, a json websocket and page events, per site', async (t) => 
 
 import { readFileSync } from 'node:fs'
 
+// The sources, not their compiled copies in dist/test/: the guide prints TypeScript.
+const read = (relative: string): string => readFileSync(new URL(relative, new URL('../../test/', import.meta.url)), 'utf8')
+
 t.test('docs/plugin-guide.md prints this plugin and this test as they are', async (t) => {
-  // The sources, not their compiled copies in dist/test/: the guide prints TypeScript.
-  const read = (relative: string): string => readFileSync(new URL(relative, new URL('../../test/', import.meta.url)), 'utf8')
   const guide = read('../docs/plugin-guide.md')
-  const plugin = read('./fixtures/guide-plugins/recent/index.ts').split('\n').slice(2).join('\n')
-    .replace("'../../../../core/plugin-api.js'", "'../../core/plugin-api.js'").trimEnd()
-  t.ok(guide.includes(plugin), 'the example plugin (import path adjusted)')
+  const plugin = read('./fixtures/guide-plugins/recent/index.ts').split('\n').slice(2).join('\n').trimEnd()
+  t.ok(plugin.includes("from 'wikifarm/plugin'"), 'the example imports the SDK by its package name')
+  t.ok(guide.includes(plugin), 'the example plugin')
   const test = read('./guide-example.test.ts').split('// ─── docs/plugin-guide.md prints')[0]?.trimEnd() ?? ''
   t.ok(test.length > 1000 && guide.includes(test), 'the test')
+})
+
+t.test("the guide's package.json of a plugin in its own package is the fixture package's", async (t) => {
+  const section = read('../docs/plugin-guide.md').split('## A plugin in its own package')[1] ?? ''
+  const printed = /```json\n([\s\S]*?)```/.exec(section)?.[1] ?? '{}'
+  t.same(JSON.parse(printed), JSON.parse(read('./fixtures/plugin-package/package.json')))
+  t.match(read('./fixtures/plugin-package/src/index.ts'), /from 'wikifarm\/plugin'/, 'it imports the SDK by its package name')
 })

@@ -6,12 +6,15 @@
 import t from 'tap'
 import { Type, type Static } from 'typebox'
 import {
-  API_VERSION, SUBPROTOCOL_V1, SUPPORTED_API_VERSIONS, PluginHttpError, PluginUnavailable,
-  definePlugin, isDefinedPlugin, isPluginReply, reply, route, socket,
-  type Connection, type Envelope, type Identity, type KernelHandle, type PluginInstance, type PluginLogger,
+  API_VERSION, SUBPROTOCOL_V1, PluginHttpError, PluginUnavailable,
+  definePlugin, reply, route, socket,
+  type Connection, type Envelope, type FarmEvents, type Identity, type KernelHandle, type PluginInstance, type PluginLogger,
   type PluginRequest, type RequestContext, type SessionInfo, type SiteHandle,
 } from '../core/plugin-api.js'
-import type { FarmEvents } from '../core/pages/events.js'
+import type * as Sdk from '../core/plugin-api.js'
+import {
+  SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable,
+} from '../core/plugin-host/contract.js'
 import type { Page } from '../schemas/page.js'
 
 // ─── type-level helpers ─────────────────────────────────────────────────────────────────────
@@ -76,12 +79,11 @@ const shoutSocket = socket({
 
 const heard: string[] = []
 
+// No apiVersion: definePlugin stamps the SDK's.
 const good = definePlugin({
   name: 'types-good',
-  apiVersion: 1,
   trust: 'site',
   options: Type.Object({ greeting: Type.String({ default: 'hello' }), limit: Type.Optional(Type.Number()) }),
-  retryIntervalMs: 5000,
   async launch(kernel, options) {
     assertType<Equals<typeof options, { greeting: string; limit?: number }>>()
     assertType<Equals<typeof kernel, KernelHandle>>()
@@ -235,56 +237,58 @@ function wrongSockets(): void {
 
 function wrongPlugins(): void {
   // @ts-expect-error: trust is 'farm' or 'site'
-  definePlugin({ name: 'x', apiVersion: 1, trust: 'world', async launch() { return {} } })
+  definePlugin({ name: 'x', trust: 'world', async launch() { return {} } })
   // @ts-expect-error: a plugin without launch
-  definePlugin({ name: 'x', apiVersion: 1, trust: 'site' })
+  definePlugin({ name: 'x', trust: 'site' })
   // @ts-expect-error: a plugin without trust
-  definePlugin({ name: 'x', apiVersion: 1, async launch() { return {} } })
+  definePlugin({ name: 'x', async launch() { return {} } })
   // @ts-expect-error: a misspelt key of the definition
-  definePlugin({ name: 'x', apiVersion: 1, trust: 'site', optoins: Type.Object({}), async launch() { return {} } })
+  definePlugin({ name: 'x', trust: 'site', optoins: Type.Object({}), async launch() { return {} } })
   // @ts-expect-error: apiVersion is a number
   definePlugin({ name: 'x', apiVersion: '1', trust: 'site', async launch() { return {} } })
+  // @ts-expect-error: the retry interval is the error's: throw new PluginUnavailable(reason, { retryAfterMs })
+  definePlugin({ name: 'x', trust: 'site', retryIntervalMs: 2000, async launch() { return {} } })
   // @ts-expect-error: launch is async
-  definePlugin({ name: 'x', apiVersion: 1, trust: 'site', launch() { return {} } })
+  definePlugin({ name: 'x', trust: 'site', launch() { return {} } })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site',
+    name: 'x', trust: 'site',
     // @ts-expect-error: 'page.changd' is not an event of the farm
     async launch() { return { events: { 'page.changd': () => {} } } },
   })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site',
+    name: 'x', trust: 'site',
     async launch(): Promise<PluginInstance> {
       // @ts-expect-error: with launch's result type written out, a misspelt event next to a real one is caught too
       return { events: { 'page.changed': () => {}, 'page.deleteed': () => {} } }
     },
   })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site',
+    name: 'x', trust: 'site',
     // @ts-expect-error: the page.changed payload has no `title` (it is event.page.title)
     async launch() { return { events: { 'page.changed': (event) => { void event.title } } } },
   })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site',
+    name: 'x', trust: 'site',
     // @ts-expect-error: an instance has routes, sockets, events and close, nothing else
     async launch() { return { rotes: [] } },
   })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site',
+    name: 'x', trust: 'site',
     // @ts-expect-error: close is async too
     async launch() { return { close: () => {} } },
   })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site', options: Type.Object({ device: Type.String() }),
+    name: 'x', trust: 'site', options: Type.Object({ device: Type.String() }),
     // @ts-expect-error: options are typed by their schema: device is a string
     async launch(_kernel, options) { const n: number = options.device; void n; return {} },
   })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site', options: Type.Object({ device: Type.String() }),
+    name: 'x', trust: 'site', options: Type.Object({ device: Type.String() }),
     // @ts-expect-error: and have only the fields the schema declares
     async launch(_kernel, options) { void options.baud; return {} },
   })
   definePlugin({
-    name: 'x', apiVersion: 1, trust: 'site',
+    name: 'x', trust: 'site',
     // @ts-expect-error: a kernel handle cannot write files or reach Fastify: it has sites() and site()
     async launch(kernel) { void kernel.app; return {} },
   })
@@ -311,7 +315,7 @@ void notEnforced
 // one is not caught: TypeScript checks excess properties of the returned literal only when
 // launch's result type is written out (see above), or when every key is wrong.
 definePlugin({
-  name: 'x', apiVersion: 1, trust: 'site',
+  name: 'x', trust: 'site',
   async launch() { return { routes: [], rotes: [], events: { 'page.changed': () => {}, 'page.deleteed': () => {} } } },
 })
 // A params schema that is not all strings: params come from the path as strings and are
@@ -320,9 +324,26 @@ route({ method: 'GET', url: '/n/:id', schema: { params: Type.Object({ id: Type.N
 // A plugin written for another API major compiles; the registry refuses it at boot.
 definePlugin({ name: 'x', apiVersion: 2, trust: 'site', async launch() { return {} } })
 
+// The SDK carries no kernel-only names: what recognises its products is the kernel's.
+function kernelOnly(sdk: typeof Sdk): void {
+  // @ts-expect-error: the guards are the kernel's (core/plugin-host/contract.ts)
+  void sdk.isDefinedPlugin
+  // @ts-expect-error: the guards are the kernel's
+  void sdk.isPluginUnavailable
+  // @ts-expect-error: the guards are the kernel's
+  void sdk.isPluginReply
+  // @ts-expect-error: which majors a kernel launches is the kernel's
+  void sdk.SUPPORTED_API_VERSIONS
+}
+// @ts-expect-error: the erased route type is the kernel's
+type NoAnyRoute = Sdk.AnyRouteDeclaration
+// @ts-expect-error: the branded definition type is the kernel's
+type NoDefinedPlugin = Sdk.DefinedPlugin
+
 void wrongRoutes
 void wrongSockets
 void wrongPlugins
+void kernelOnly
 
 // ─── at run time ────────────────────────────────────────────────────────────────────────────
 
@@ -333,14 +354,36 @@ t.test('definePlugin returns a frozen, recognisable definition', async (t) => {
   t.ok(Object.isFrozen(good), 'frozen')
   t.throws(() => { (good as { name: string }).name = 'renamed' }, TypeError, 'cannot be renamed after the fact')
   t.equal(good.name, 'types-good')
-  t.equal(good.apiVersion, 1)
+  t.equal(good.apiVersion, API_VERSION, 'definePlugin stamps the API version when the author leaves it out')
+  t.equal(API_VERSION, 1)
+  t.equal(definePlugin({ name: 'x', apiVersion: 2, trust: 'site', async launch() { return {} } }).apiVersion, 2,
+    'a version the author gives is kept (and the registry refuses a major it does not support)')
   t.equal(good.trust, 'site')
-  t.equal(good.retryIntervalMs, 5000)
   const { launch, name, apiVersion, trust } = good
   t.notOk(isDefinedPlugin({ launch, name, apiVersion, trust }), 'a look-alike object is not a definePlugin() result')
   for (const value of [null, undefined, 'types-good', 42, () => good]) t.notOk(isDefinedPlugin(value), String(value))
   t.ok(SUPPORTED_API_VERSIONS.includes(API_VERSION), 'this kernel launches its own API version')
   t.equal(SUBPROTOCOL_V1, 'wikifarm.v1')
+})
+
+t.test('the SDK exports what an author needs and nothing of the kernel', async (t) => {
+  const sdk = await import('../core/plugin-api.js')
+  t.same(Object.keys(sdk).sort(), [
+    'API_VERSION', 'PluginHttpError', 'PluginUnavailable', 'SUBPROTOCOL_V1', 'definePlugin', 'reply', 'route', 'socket',
+  ])
+})
+
+t.test("the kernel's guards recognise another copy of the SDK, by registered symbols", async (t) => {
+  // A plugin package resolves its own `wikifarm/plugin`: another module instance, as this is.
+  const copy = await import(new URL('../core/plugin-api.js?another-copy', import.meta.url).href) as typeof Sdk
+  t.not(copy.PluginUnavailable, PluginUnavailable, 'a separate module instance')
+  t.ok(isDefinedPlugin(copy.definePlugin({ name: 'x', trust: 'site', async launch() { return {} } })))
+  t.ok(isPluginUnavailable(new copy.PluginUnavailable('later')))
+  t.ok(isPluginHttpError(new copy.PluginHttpError(409, 'X', 'x')))
+  t.ok(isPluginReply(copy.reply({ body: 'x' })))
+  t.notOk(isPluginUnavailable(new copy.PluginHttpError(409, 'X', 'x')), 'one brand is not another')
+  t.notOk(isPluginHttpError(Object.assign(new Error('x'), { statusCode: 409, code: 'X' })), 'a look-alike error is not one')
+  t.notOk(isPluginUnavailable({ reason: 'x', [Symbol('wikifarm.unavailable')]: true }), 'an unregistered symbol is not the brand')
 })
 
 t.test('route() and socket() return the declaration itself', async (t) => {

@@ -103,3 +103,10 @@ t.test('blamePlugin reads the stack for the nearest plugin frame', async (t) => 
   t.equal(blamePlugin(withStack('j (/srv/wikifarm/plugins/txtzymeish/index.ts:1:1)'), sources), null, 'a folder whose name only starts the same is another')
   t.match(describeFault('rejection', 'a string reason', sources), { msg: 'unhandled rejection of unknown origin: the farm keeps serving', fields: { plugin: null } })
 })
+
+t.test('blamePlugin finds a built-in in its compiled folder and, with source maps, in its sources', async (t) => {
+  const sources = pluginSources([{ name: 'txtzyme', grant: {} }], join(ROOT, 'dist', 'plugins') + '/')
+  const withStack = (frame: string) => Object.assign(new Error('x'), { stack: `Error: x\n    at ${frame}` })
+  t.equal(blamePlugin(withStack(`f (file://${join(ROOT, 'dist/plugins/txtzyme/device.js')}:1:1)`), sources), 'txtzyme', 'compiled')
+  t.equal(blamePlugin(withStack(`f (${join(ROOT, 'plugins/txtzyme/device.ts')}:1:1)`), sources), 'txtzyme', 'source-mapped')
+})

@@ -32,12 +32,16 @@ const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
 /** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
 const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
-const GRANT_KEYS: readonly (keyof PluginGrant)[] = ['enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'allowAddons', 'allowRead']
+const GRANT_KEYS: readonly (keyof PluginGrant)[] = [
+  'enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'maxRssMb', 'allowAddons', 'allowRead',
+]
 /** Node's timers fire at once beyond this many milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_PAYLOAD = 16 * MIB
 const MAX_SEND_BUFFER = 1024 * MIB
 const MAX_PING_SECONDS = 3600
+const MAX_TIMEOUT_SECONDS = 86400
+const TIMEOUT_RANGE = `(above 0, at most ${MAX_TIMEOUT_SECONDS})`
 
 
 // ─── value parsers: (value, where) ─▶ typed value, or a one-line error ──────────────────────
@@ -125,6 +129,14 @@ function millis(value: unknown, where: string): number {
   const what = `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`
   const n = whole(value, where, what)
   if (n < 1 || n > MAX_TIMER_MS) fail(where, `must be ${what}, got ${show(value)}`)
+  return n
+}
+
+/** Seconds for a connection deadline: above 0 (fractions allowed), at most a day. */
+function timeoutSeconds(value: unknown, where: string): number {
+  const what = `a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}`
+  const n = positive(value, where, what)
+  if (n > MAX_TIMEOUT_SECONDS) fail(where, `must be ${what}, got ${show(value)}`)
   return n
 }
 
@@ -258,6 +270,12 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
           if (typeof v !== 'number' || !Number.isInteger(v) || v < 16 || v > 16384) fail(field, `must be a whole number of MiB from 16 to 16384, got ${show(v)}`)
           grant.maxHeapMb = v
           break
+        case 'maxRssMb':
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 32 || v > 65536) {
+            fail(field, `must be a whole number of MiB from 32 to 65536, got ${show(v)}`)
+          }
+          grant.maxRssMb = v
+          break
         case 'allowAddons':
           if (typeof v !== 'boolean') fail(field, `must be true or false, got ${show(v)}`)
           grant.allowAddons = v
@@ -319,6 +337,8 @@ interface Setting {
   perDomain?: boolean
   /** Its environment variable holds JSON (an object-valued key). */
   json?: boolean
+  /** A secret: accepted as a flag, with a warning, since any local user reads a command line. */
+  secret?: boolean
   assign(into: Settings, value: unknown, where: string): void
 }
 
@@ -359,12 +379,12 @@ const SETTINGS: Record<string, Setting> = {
     assign: (s, v, w) => { s.security_type = securityType(v, w) },
   },
   cookieSecret: {
-    flag: 'string', arg: 'SECRET', shown: 'random at each start', perDomain: true,
+    flag: 'string', arg: 'SECRET', shown: 'random at each start', perDomain: true, secret: true,
     help: 'key that signs session cookies; set it so logins survive a restart',
     assign: (s, v, w) => { s.cookieSecret = text(v, w) },
   },
   admin: {
-    flag: 'string', arg: 'SECRET', shown: 'none', perDomain: true,
+    flag: 'string', arg: 'SECRET', shown: 'none', perDomain: true, secret: true,
     help: 'friend secret of the farm administrator, who may change every site',
     assign: (s, v, w) => { s.admin = v === null ? null : text(v, w) },
   },
@@ -397,6 +417,22 @@ const SETTINGS: Record<string, Setting> = {
     flag: 'string', arg: 'SIZE', shown: '5mb',
     help: 'largest request body: bytes, or with a unit (kb, mb, gb)',
     assign: (s, v, w) => { s.uploadLimit = bytes(v, w) },
+  },
+  itemLimit: {
+    flag: 'string', arg: 'SIZE', shown: '4mb',
+    help: 'largest story item an action may bring, in bytes of JSON or with a unit; a bigger one is refused (413)',
+    assign: (s, v, w) => { s.itemLimit = bytes(v, w) },
+  },
+  pageLimit: {
+    flag: 'string', arg: 'SIZE', shown: '16mb',
+    help: 'largest page, journal included, in bytes of JSON: old journal entries lose their items to stay under it, ' +
+      'and a story bigger than it is refused (413)',
+    assign: (s, v, w) => { s.pageLimit = bytes(v, w) },
+  },
+  actionLimit: {
+    flag: 'string', arg: 'SIZE', shown: '5mb',
+    help: 'largest journal action (PUT /page/:slug/action), in bytes of JSON; a bigger one is refused (413)',
+    assign: (s, v, w) => { s.actionLimit = bytes(v, w) },
   },
   idleSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.idleSeconds),
@@ -510,6 +546,37 @@ const SETTINGS: Record<string, Setting> = {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.socketsPerSite),
     help: 'open websockets per site; more are refused with 429 (0: no cap)',
     assign: (s, v, w) => { s.socketsPerSite = whole(v, w, 'a whole number of connections (0: no cap)') },
+  },
+  connectionsPerIp: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.connectionsPerIp),
+    help: 'open HTTP connections (websockets included) per client address; more are answered 429 and closed at once ' +
+      '(0: no cap; not applied with trustProxy, where every connection comes from the proxy)',
+    assign: (s, v, w) => { s.connectionsPerIp = whole(v, w, 'a whole number of connections (0: no cap)') },
+  },
+  readRate: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.readRate),
+    help: 'reads (GET, HEAD) a minute per client address, then 429 (0: no limit)',
+    assign: (s, v, w) => { s.readRate = whole(v, w, 'a whole number a minute (0: no limit)') },
+  },
+  headerSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.headerSeconds),
+    help: `seconds a client may take to send a request's headers, then the connection is closed ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.headerSeconds = timeoutSeconds(v, w) },
+  },
+  requestSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.requestSeconds),
+    help: `seconds a client may take to send a whole request, body included, then 408 ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.requestSeconds = timeoutSeconds(v, w) },
+  },
+  keepAliveSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.keepAliveSeconds),
+    help: `seconds an idle keep-alive connection stays open between requests ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.keepAliveSeconds = timeoutSeconds(v, w) },
+  },
+  socketIdleSeconds: {
+    flag: 'string', arg: 'N', shown: String(DEFAULTS.socketIdleSeconds),
+    help: `seconds an HTTP connection may stay silent both ways before it is closed; websockets have their ping ${TIMEOUT_RANGE}`,
+    assign: (s, v, w) => { s.socketIdleSeconds = timeoutSeconds(v, w) },
   },
 }
 
@@ -741,13 +808,44 @@ function fromEnv(env: NodeJS.ProcessEnv): Settings {
   return settings
 }
 
+/** The warning for a secret given as a flag, naming where it belongs instead. */
+export function secretFlagWarning(name: string): string {
+  return `--${name} puts a secret on the command line, where other local users and processes can read it ` +
+    `(ps, /proc/<pid>/cmdline): set "${name}" in the config file or ${envNames(name).join(' or ')} instead`
+}
+
+/**
+ * The command line with the values of secret flags (--admin, --cookieSecret) replaced, or null
+ * when it holds none. The farm shows this as its process title once it has read its flags, which
+ * overwrites what /proc/<pid>/cmdline and ps show (and what a worker-thread plugin reads in
+ * /proc/self/cmdline); the warning stays, since the secret was visible until then.
+ */
+export function redactedCommandLine(argv: readonly string[]): string | null {
+  const secrets = Object.entries(SETTINGS).filter(([, s]) => s.secret).map(([name]) => `--${name}`)
+  let redacted = false
+  const out = argv.map((arg, i) => {
+    if (secrets.some((flag) => arg.startsWith(`${flag}=`))) {
+      redacted = true
+      return `${arg.slice(0, arg.indexOf('='))}=***`
+    }
+    if (i > 0 && secrets.includes(argv[i - 1] ?? '')) {
+      redacted = true
+      return '***'
+    }
+    return arg
+  })
+  return redacted ? out.join(' ') : null
+}
+
 function fromFlags(flags: Flags, warnings: string[]): Settings {
   const settings: Settings = {}
   for (const [name, value] of Object.entries(flags)) {
     if (value === undefined) continue
     const setting = Object.hasOwn(SETTINGS, name) ? SETTINGS[name] : undefined
-    if (setting) setting.assign(settings, value, `--${name}`)
-    else if (Object.hasOwn(IGNORED, name)) warnings.push(`--${name} is a reference-farm flag that wikifarm ignores`)
+    if (setting) {
+      setting.assign(settings, value, `--${name}`)
+      if (setting.secret) warnings.push(secretFlagWarning(name))
+    } else if (Object.hasOwn(IGNORED, name)) warnings.push(`--${name} is a reference-farm flag that wikifarm ignores`)
   }
   return settings
 }
@@ -803,6 +901,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     session_duration: pick('session_duration', ...layers) ?? DEFAULTS.session_duration,
     idleSeconds: pick('idleSeconds', ...layers) ?? DEFAULTS.idleSeconds,
     uploadLimit: pick('uploadLimit', ...layers) ?? DEFAULTS.uploadLimit,
+    itemLimit: pick('itemLimit', ...layers) ?? DEFAULTS.itemLimit,
+    pageLimit: pick('pageLimit', ...layers) ?? DEFAULTS.pageLimit,
+    actionLimit: pick('actionLimit', ...layers) ?? DEFAULTS.actionLimit,
     cacheBytes: pick('cacheBytes', ...layers) ?? DEFAULTS.cacheBytes,
     origins: pick('origins', ...layers) ?? [...DEFAULTS.origins],
     trustProxy: pick('trustProxy', ...layers) ?? DEFAULTS.trustProxy,
@@ -822,6 +923,12 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     upgradeRate: pick('upgradeRate', ...layers) ?? DEFAULTS.upgradeRate,
     socketsPerIp: pick('socketsPerIp', ...layers) ?? DEFAULTS.socketsPerIp,
     socketsPerSite: pick('socketsPerSite', ...layers) ?? DEFAULTS.socketsPerSite,
+    connectionsPerIp: pick('connectionsPerIp', ...layers) ?? DEFAULTS.connectionsPerIp,
+    readRate: pick('readRate', ...layers) ?? DEFAULTS.readRate,
+    headerSeconds: pick('headerSeconds', ...layers) ?? DEFAULTS.headerSeconds,
+    requestSeconds: pick('requestSeconds', ...layers) ?? DEFAULTS.requestSeconds,
+    keepAliveSeconds: pick('keepAliveSeconds', ...layers) ?? DEFAULTS.keepAliveSeconds,
+    socketIdleSeconds: pick('socketIdleSeconds', ...layers) ?? DEFAULTS.socketIdleSeconds,
   }
   return { config, warnings: [...warnings, ...bootWarnings(config)] }
 }

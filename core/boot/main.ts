@@ -3,7 +3,7 @@
 import closeWithGrace from 'close-with-grace'
 import type { AddressInfo } from 'node:net'
 import type { FastifyServerOptions } from 'fastify'
-import { parseCli, type CliResult } from './cli.js'
+import { parseCli, redactedCommandLine, type CliResult } from './cli.js'
 import { createKernel, type Kernel } from '../kernel.js'
 import type { FarmConfig } from '../farm-config.js'
 import { describeFault, keepServingOnRejection, pluginSources } from './process-faults.js'
@@ -64,6 +64,9 @@ export async function main(io: MainIO = {
   }
 
   const { config, warnings } = parsed
+  // Read once; from now on the farm's command line shows no secret (the warnings say where it goes).
+  const title = redactedCommandLine(process.argv)
+  if (title !== null) process.title = title
   let kernel: Kernel
   try {
     kernel = await createKernel(config, { logger: loggerFor(config, io.stdout.isTTY === true) })

@@ -12,6 +12,7 @@
 //   "Plugin isolation") is what keeps the farm up then.
 import { isAbsolute, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PACKAGE_ROOT } from '../package-info.js'
 
 /** Where one plugin's code lives: frames under `dir` are the plugin's. */
 export interface PluginSource {
@@ -27,16 +28,25 @@ export const BUILTIN_PLUGINS = fileURLToPath(new URL('../../plugins/', import.me
  * path under that path's folder, packages by name under node_modules/<name>/.
  */
 export function pluginSources(records: ReadonlyArray<{ name: string; grant: { package?: string } }>, builtinDir = BUILTIN_PLUGINS): PluginSource[] {
-  return records.map(({ name, grant }) => {
+  return records.flatMap(({ name, grant }) => {
     const spec = grant.package
-    if (spec === undefined) return { name, dir: join(builtinDir, name) + sep }
+    if (spec === undefined) return withSourceTwin(name, join(builtinDir, name) + sep)
     if (isAbsolute(spec) || spec.startsWith('.')) {
       const path = resolve(spec)
       // A path to a file names its folder; a path to a folder names itself.
-      return { name, dir: /\.[cm]?[jt]s$/.test(path) ? join(path, '..') + sep : path + sep }
+      return withSourceTwin(name, /\.[cm]?[jt]s$/.test(path) ? join(path, '..') + sep : path + sep)
     }
-    return { name, dir: `${sep}node_modules${sep}${spec}${sep}` }
+    return [{ name, dir: `${sep}node_modules${sep}${spec}${sep}` }]
   })
+}
+
+/**
+ * A folder of wikifarm's own compiled code (dist/plugins/x/) and the TypeScript it came from
+ * (plugins/x/): with --enable-source-maps (in NODE_OPTIONS, say) stacks name the sources.
+ */
+function withSourceTwin(name: string, dir: string): PluginSource[] {
+  const compiled = join(PACKAGE_ROOT, 'dist') + sep
+  return dir.startsWith(compiled) ? [{ name, dir }, { name, dir: join(PACKAGE_ROOT, dir.slice(compiled.length)) }] : [{ name, dir }]
 }
 
 /** The plugin whose code is nearest the top of the error's stack, or null. */

@@ -1,26 +1,31 @@
 // Rate limits and connection caps: what one client address may cost the farm. Logins
-// (POST /auth/reclaim/), claims (POST /login), edits (PUT /page/:slug/action) and websocket
-// upgrades are counted per client address in token buckets (a burst of the whole per-minute
-// allowance, refilled evenly); open websockets are capped per address and per site. Refusals
-// are 429 with the kernel's {error, code} and Retry-After, before any route or plugin runs.
+// (POST /auth/reclaim/), claims (POST /login), edits (PUT /page/:slug/action), websocket
+// upgrades and reads (every other GET and HEAD) are counted per client address in token
+// buckets (a burst of the whole per-minute allowance, refilled evenly); open websockets are
+// capped per address and per site. Refusals are 429 with the kernel's {error, code} and
+// Retry-After, before any route or plugin runs. Open HTTP connections are capped earlier, where
+// they are accepted (connection-guard.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import { LRUCache } from 'lru-cache'
 import type { FarmConfig } from '../farm-config.js'
 import { ERR_RATE_LIMITED, ERR_TOO_MANY_CONNECTIONS } from '../errors.js'
 
-export type RateLimitSettings = Pick<FarmConfig, 'loginRate' | 'claimRate' | 'editRate' | 'upgradeRate' | 'socketsPerIp' | 'socketsPerSite'>
+export type RateLimitSettings = Pick<FarmConfig,
+  'loginRate' | 'claimRate' | 'editRate' | 'upgradeRate' | 'readRate' |
+  'socketsPerIp' | 'socketsPerSite' | 'connectionsPerIp'>
 
 /**
  * Every limit and cap off: for load generators and tests that send thousands of requests from
  * one address (spread over DEFAULTS).
  */
 export const RATE_LIMITS_OFF: RateLimitSettings = Object.freeze({
-  loginRate: 0, claimRate: 0, editRate: 0, upgradeRate: 0, socketsPerIp: 0, socketsPerSite: 0,
+  loginRate: 0, claimRate: 0, editRate: 0, upgradeRate: 0, readRate: 0,
+  socketsPerIp: 0, socketsPerSite: 0, connectionsPerIp: 0,
 })
 
 /** What is counted, and under which setting. */
-export type Limited = 'login' | 'claim' | 'edit' | 'upgrade'
+export type Limited = 'login' | 'claim' | 'edit' | 'upgrade' | 'read'
 
 /** Client addresses remembered per limit; beyond it the least recently seen is forgotten. */
 const MAX_TRACKED = 100_000
@@ -68,6 +73,7 @@ export function limitedAs(request: FastifyRequest): Limited | null {
   if (request.method === 'POST' && route === '/auth/reclaim/') return 'login'
   if (request.method === 'POST' && route === '/login') return 'claim'
   if (request.method === 'PUT' && route === '/page/:slug/action') return 'edit'
+  if (request.method === 'GET' || request.method === 'HEAD') return 'read'
   return null
 }
 
@@ -112,11 +118,11 @@ export interface RateLimits {
 }
 
 const SETTING: Record<Limited, keyof RateLimitSettings> = {
-  login: 'loginRate', claim: 'claimRate', edit: 'editRate', upgrade: 'upgradeRate',
+  login: 'loginRate', claim: 'claimRate', edit: 'editRate', upgrade: 'upgradeRate', read: 'readRate',
 }
 
 const WHAT: Record<Limited, string> = {
-  login: 'login attempts', claim: 'claims', edit: 'edits', upgrade: 'websocket connections',
+  login: 'login attempts', claim: 'claims', edit: 'edits', upgrade: 'websocket connections', read: 'reads',
 }
 
 /**

@@ -1,20 +1,10 @@
 // The typed event bus: the kernel publishes what happened to pages, sites and connections;
 // plugins listen. A listener that throws or rejects is logged under its owner's name and
 // never reaches the emitter or the other listeners.
-import type { Page } from '../../schemas/page.js'
-import type { Action } from '../../schemas/action.js'
+import type { FarmEvents } from '../plugin-api.js'
 
-export interface FarmEvents {
-  'page.changed': { site: string; slug: string; action: Action; page: Page }
-  'page.deleted': { site: string; slug: string }
-  'site.opened': { site: string }
-  'site.created': { site: string }
-  'site.closed': { site: string }
-  'site.claimed': { site: string; owner: string }
-  'connection.opened': { site: string; plugin: string; connectionId: string }
-  'connection.closed': { site: string; plugin: string; connectionId: string; code: number }
-}
-
+// The events are part of the plugin contract, so the SDK declares them.
+export type { FarmEvents }
 export type EventName = keyof FarmEvents
 export type Listener<E extends EventName> = (event: FarmEvents[E]) => void | Promise<void>
 

@@ -4,7 +4,8 @@ import secureJson from 'secure-json-parse'
 import { ACTION_TYPES, actionValidators, type Action, type ActionType } from '../../schemas/action.js'
 import { ITEM_ID_PATTERN, type JournalEntry, type Page, type StoryItem } from '../../schemas/page.js'
 import {
-  ERR_BAD_ACTION, ERR_BAD_ITEM_ID, ERR_BAD_JSON, ERR_ITEM_NOT_FOUND, ERR_PAGE_EXISTS, ERR_PAGE_NOT_FOUND, ERR_UNKNOWN_ACTION,
+  ERR_BAD_ACTION, ERR_BAD_ITEM_ID, ERR_BAD_JSON, ERR_ITEM_NOT_FOUND, ERR_PAGE_EXISTS, ERR_PAGE_NOT_FOUND, ERR_TOO_LARGE,
+  ERR_UNKNOWN_ACTION, type WikifarmError,
 } from '../errors.js'
 
 const MAX_ERRORS_SHOWN = 3
@@ -150,5 +151,91 @@ export function applyAction(base: Page | null, action: Action, slug: string, now
       break
   }
   journal.push(journalEntry(action, now))
+  return page
+}
+
+/** The size caps of page writes, in bytes of JSON (UTF-8). */
+export interface PageLimits {
+  /** One story item, as an action carries it. */
+  itemBytes: number
+  /** A whole page, journal included. */
+  pageBytes: number
+  /** One action, as the client sends it. */
+  actionBytes: number
+}
+
+export type Capped = keyof PageLimits
+
+const CAP_FLAG: Record<Capped, string> = { itemBytes: 'itemLimit', pageBytes: 'pageLimit', actionBytes: 'actionLimit' }
+const CAP_NAME: Record<Capped, string> = { itemBytes: 'item', pageBytes: 'page', actionBytes: 'action' }
+
+/** The 413 for a cap passed; `reason` names the cap, so a client can tell which one. */
+export function tooLarge(cap: Capped, bytes: number, limit: number): WikifarmError {
+  const error = new ERR_TOO_LARGE(
+    `the ${CAP_NAME[cap]} is ${bytes} bytes of JSON, over the cap of ${limit} (${CAP_FLAG[cap]})`)
+  error.reason = CAP_NAME[cap]
+  return error
+}
+
+export function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? '')
+}
+
+/** The story items an action brings: an added or edited item, a created page's story. */
+function itemsBrought(action: Action): unknown[] {
+  if (action.type === 'add' || action.type === 'edit') return [action.item]
+  if (action.type === 'create' && Array.isArray(action.item.story)) return action.item.story
+  return []
+}
+
+/** Refuses (413) an action over the action cap, or bringing an item over the item cap; else its size. */
+export function checkActionSize(action: Action, limits: PageLimits): number {
+  const bytes = jsonBytes(action)
+  if (bytes > limits.actionBytes) throw tooLarge('actionBytes', bytes, limits.actionBytes)
+  for (const item of itemsBrought(action)) {
+    const itemBytes = jsonBytes(item)
+    if (itemBytes > limits.itemBytes) throw tooLarge('itemBytes', itemBytes, limits.itemBytes)
+  }
+  return bytes
+}
+
+/** What an old journal entry keeps of an item once its payload is dropped. */
+function compactItem(item: Record<string, unknown>): Record<string, unknown> {
+  return { type: 'paragraph', id: item.id, text: JOURNAL_COMPACTED }
+}
+
+export const JOURNAL_COMPACTED =
+  '(This version was dropped from the journal to keep the page under the farm\'s size cap.)'
+
+/** The entry with its item's payload dropped, or null when that would save nothing. */
+function compactEntry(entry: JournalEntry): JournalEntry | null {
+  const item = entry.item
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) return null
+  const record = item as Record<string, unknown>
+  const smaller = entry.type === 'create'
+    ? { ...entry, item: { title: record.title } }
+    : { ...entry, item: compactItem(record) }
+  return jsonBytes(smaller) < jsonBytes(entry) ? smaller : null
+}
+
+/**
+ * Keeps a page under the page cap. The journal is compacted, not refused: the oldest entries
+ * lose their items' payloads first (an edit keeps its item's id, as a short paragraph saying
+ * why), so every entry stays and the reference client still replays the journal into
+ * revisions; the newest entry, the action just applied, always keeps its item. A page whose
+ * story alone is over the cap is refused (413) and the stored page stays as it was.
+ * Mutates `page`'s journal: pass a page of your own (applyAction returns a fresh one).
+ */
+export function fitPage(page: Page, limits: PageLimits): Page {
+  let bytes = jsonBytes(page)
+  const journal = page.journal ?? []
+  for (let i = 0; i < journal.length - 1 && bytes > limits.pageBytes; i++) {
+    const entry = journal[i] as JournalEntry
+    const compacted = compactEntry(entry)
+    if (compacted === null) continue
+    bytes += jsonBytes(compacted) - jsonBytes(entry)
+    journal[i] = compacted
+  }
+  if (bytes > limits.pageBytes) throw tooLarge('pageBytes', bytes, limits.pageBytes)
   return page
 }

@@ -53,7 +53,8 @@ export interface SiteStore {
   removeLeftovers(): Promise<string[]>
 }
 
-export type PageChange = (current: Page | null) => Page | null | Promise<Page | null>
+/** A change of one page, given the page as stored (null: none) and the JSON it is served as. */
+export type PageChange = (current: Page | null, currentJson: string | null) => Page | null | Promise<Page | null>
 
 export interface PageStore {
   /** The store of the site whose folder is `root`; opening creates nothing on disk. */
@@ -170,7 +171,7 @@ class FileSiteStore implements SiteStore {
   updatePage(slug: string, change: PageChange, options: { backup?: boolean } = {}): Promise<StoredPage | null> {
     return this.#lock.run(slug, async () => {
       const current = await this.getPage(slug)
-      const next = await change(current ? current.page : null)
+      const next = await change(current ? current.page : null, current ? current.json : null)
       if (next === null) return null
       if (options.backup && current) await writeFileAtomic(join(this.#recycle, slug), serializePage(current.page))
       await writeFileAtomic(join(this.#pages, slug), serializePage(next))

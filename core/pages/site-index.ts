@@ -6,29 +6,42 @@
 import MiniSearch from 'minisearch'
 import type { Page } from '../../schemas/page.js'
 import type { EventBus } from './events.js'
+import { collapseSpaces, externalLinkLabels, replaceInternalLinks, stripTags } from './page-text.js'
 import type { Site } from './sites.js'
 
 /** Item types whose `text` is prose worth searching (as the reference server indexes them). */
 const TEXT_TYPES = new Set(['paragraph', 'markdown', 'html', 'reference', 'image', 'pagefold', 'math', 'mathjax', 'code', 'audio', 'video', 'frame'])
 const FIELDS = ['title', 'content']
+/** Characters of a page's item text that search indexes. */
+export const SEARCH_TEXT_MAX = 256 * 1024
 
-/** The words of one item's text: links keep their labels, markup and URLs go. */
-function itemWords(text: string): string {
-  return text
-    .replace(/<[^>]{0,1000}>/g, ' ')
-    .replace(/\[\[([^\]]{0,300})\]\]/g, '$1')
-    .replace(/\[(https?:\/\/|\/)\S{0,2000}\s([^\]]{0,300})\]/g, '$2')
-    .replace(/https?:\/\/\S+/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim()
+/**
+ * The words of one item's text: links keep their labels, markup and URLs go. Every step is
+ * linear in the text (see page-text.ts): the two regular expressions left cannot backtrack,
+ * as nothing follows their one open-ended run.
+ */
+export function itemWords(text: string): string {
+  return collapseSpaces(externalLinkLabels(replaceInternalLinks(stripTags(text), (name) => name))
+    .replace(/https?:\/\/\S+/g, ' '))
 }
 
+/**
+ * The searchable text of a page: its first SEARCH_TEXT_MAX characters of prose. Every client
+ * downloads the whole index, and every edit re-indexes the page, so a page of megabytes must
+ * not cost megabytes of index; real pages are far shorter.
+ */
 export function pageText(page: Page): string {
-  return page.story
-    .filter((item) => TEXT_TYPES.has(item.type) && typeof item.text === 'string')
-    .map((item) => itemWords(item.text as string))
-    .filter((words) => words !== '')
-    .join(' ')
+  const words: string[] = []
+  let budget = SEARCH_TEXT_MAX
+  for (const item of page.story) {
+    if (budget <= 0) break
+    if (!TEXT_TYPES.has(item.type) || typeof item.text !== 'string') continue
+    const text = itemWords(item.text.length > budget ? item.text.slice(0, budget) : item.text)
+    if (text === '') continue
+    words.push(text)
+    budget -= item.text.length
+  }
+  return words.join(' ')
 }
 
 interface SiteIndex {

@@ -5,18 +5,15 @@ import secureJson from 'secure-json-parse'
 import type { Page, StoryItem } from '../../schemas/page.js'
 import type { SitemapEntry } from '../../schemas/sitemap.js'
 import type { SiteStore } from './page-store.js'
+import { asSlug, internalLinks } from './page-text.js'
 
 const SITEMAP_FILE = 'sitemap.json'
 // Present on disk from before a page write until the sitemap that includes it is saved: a
 // crash in between leaves it behind, and the next open rebuilds instead of trusting the file.
 const DIRTY_FILE = 'sitemap.dirty'
 const SYNOPSIS_MAX = 560
-const LINK = /\[\[([^\]\n]{1,300})\]\]/g
 
-/** Federated-wiki's slug rule: spaces to dashes, drop everything but letters, digits and dashes. */
-export function asSlug(name: string): string {
-  return name.replace(/\s/g, '-').replace(/[^A-Za-z0-9-]/g, '').toLowerCase()
-}
+export { asSlug }
 
 // The reference dates a page by its last dated journal entry that is not a fork.
 function pageDate(page: Page): number | undefined {
@@ -47,8 +44,8 @@ export function pageLinks(page: Page): Record<string, string> {
     // Object.hasOwn, not `in`: a page linking [[Constructor]] must not find Object.prototype's.
     if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug)) links[item.slug] = item.id
     if (typeof item.text !== 'string') continue
-    for (const match of item.text.matchAll(LINK)) {
-      const slug = asSlug(match[1] as string)
+    for (const link of internalLinks(item.text)) {
+      const slug = asSlug(link.name)
       if (slug && !Object.hasOwn(links, slug)) links[slug] = item.id
     }
   }
@@ -79,8 +76,13 @@ function parseStoredSitemap(data: Buffer | null): Map<string, SitemapEntry> | nu
   }
 }
 
+/** Sitemap versions, unique across every sitemap the farm opens. */
+let versions = 0
+
 export class SiteMap {
   readonly #store: SiteStore
+  /** Moves on every change of the entries: what caches of whole-site renderings key on. */
+  #version = ++versions
   #entries = new Map<string, SitemapEntry>()
   #json: string | null = null
   #flushing: Promise<void> | null = null
@@ -119,6 +121,10 @@ export class SiteMap {
     // A site with no pages and no sitemap stays without one: reading must not create folders.
     if (stored || pages.length > 0) map.#schedule()
     return map
+  }
+
+  get version(): number {
+    return this.#version
   }
 
   get modifiedAt(): number {
@@ -175,6 +181,7 @@ export class SiteMap {
   /** Coalesces bursts of writes into one file write, at most one in flight. */
   #schedule(): void {
     this.#json = null
+    this.#version = ++versions
     this.#modifiedAt = Date.now()
     this.#dirty = true
     // Nobody awaits a save, so a failed one must not become an unhandled rejection (which

@@ -10,7 +10,7 @@ import type { Action } from '../../schemas/action.js'
 import { OwnerValidator, type Owner } from '../../schemas/owner.js'
 import type { PageStore, SiteStore, StoredPage } from './page-store.js'
 import { SiteMap } from './sitemap.js'
-import { applyAction, forksFrom } from './page-actions.js'
+import { applyAction, checkActionSize, fitPage, forksFrom, type PageLimits } from './page-actions.js'
 import { fetchRemotePage } from './remote-pages.js'
 import { EventBus } from './events.js'
 import { DefaultPages } from './default-pages.js'
@@ -38,6 +38,8 @@ export interface SiteRules {
   wikiDomains: string[]
   /** Milliseconds a site may stay unused before it is closed. */
   idleMs: number
+  /** Size caps of items, pages and actions (413 beyond them). */
+  limits: PageLimits
 }
 
 export class Site {
@@ -52,13 +54,16 @@ export class Site {
   #logouts: Promise<unknown> = Promise.resolve()
   readonly #events: EventBus
   readonly #defaults: DefaultPages
+  readonly #limits: PageLimits
 
-  constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages) {
+  constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages,
+    limits: PageLimits) {
     this.name = name
     this.root = root
     this.store = store
     this.#events = events
     this.#defaults = defaults
+    this.#limits = limits
     this.opened = store.removeLeftovers().catch(() => [])
   }
 
@@ -83,6 +88,7 @@ export class Site {
   }
 
   async applyAction(slug: string, action: Action): Promise<Page> {
+    const actionBytes = checkActionSize(action, this.#limits)
     const sitemap = await this.sitemap()
     const source = forksFrom(action)
     // A fork's page comes from the other site; fetched before taking the page's write lock.
@@ -91,11 +97,16 @@ export class Site {
     await sitemap.beginWrite()
     let stored: StoredPage | null = null
     try {
-      stored = await this.store.updatePage(slug, (current) => {
+      stored = await this.store.updatePage(slug, (current, currentJson) => {
         created = current === null
         // Editing a default page copies it into the site, as the reference does on first write.
         const base = forked ?? current ?? this.#defaults.get(slug)?.page ?? null
-        return applyAction(base, action, slug, Date.now())
+        const next = applyAction(base, action, slug, Date.now())
+        // An action adds at most its own size twice (its journal entry and its item) to the
+        // page it applies to: when that bound is under the cap, the page need not be measured.
+        const bound = base === current && currentJson !== null
+          ? Buffer.byteLength(currentJson) + 2 * actionBytes + 512 : Infinity
+        return bound <= this.#limits.pageBytes ? next : fitPage(next, this.#limits)
       }, { backup: forked !== null })
     } finally {
       sitemap.endWrite(slug, stored?.page)
@@ -305,7 +316,7 @@ export class SiteRegistry {
     if (!site) {
       const root = this.folderFor(name)
       if (!root) throw new ERR_STORE(`site ${name} resolves outside the data folder`)
-      site = new Site(name, root, this.#store.site(root), this.events, this.#defaults)
+      site = new Site(name, root, this.#store.site(root), this.events, this.#defaults, this.rules.limits)
       this.#open.set(name, site)
       this.events.emit('site.opened', { site: name })
     }

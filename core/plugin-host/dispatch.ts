@@ -8,9 +8,10 @@ import type { WebSocket } from 'ws'
 import type {} from '@fastify/websocket'
 import { randomBytes } from 'node:crypto'
 import {
-  SUBPROTOCOL_V1, isPluginHttpError, isPluginReply, isPluginUnavailable, type HttpMethod, type Identity, type PluginRequest,
+  SUBPROTOCOL_V1, type HttpMethod, type Identity, type PluginRequest,
   type PluginLogger, type RequestContext, type RouteSchemas, type SessionInfo,
 } from '../plugin-api.js'
+import { isPluginHttpError, isPluginReply, isPluginUnavailable } from './contract.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './registry.js'
 import { pluginLogger, pluginQuery, readIdentity, sessionLabel, siteHandle } from './context.js'
 import { CLOSE, SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'

@@ -2,9 +2,15 @@
 // schema the plugin declares. A key the schema does not name is refused for every plugin,
 // built-in or not, whatever the schema says of additional properties: a typo such as
 // "simulater" would otherwise be dropped silently and the plugin run with its default.
+// Defaults come from the schema's `default`s, whether it is a TypeBox schema (in-process) or
+// the plain JSON Schema an isolated plugin's sandbox sent.
 import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { suggestion } from '../did-you-mean.js'
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
 
 /** The names an object schema declares, or null when it declares none (or is not an object). */
 function declaredKeys(schema: TSchema): string[] | null {
@@ -27,7 +33,28 @@ export function optionsProblem(schema: TSchema, options: unknown): string | null
     }
   }
   const validator = Compile(schema)
-  const value = validator.Default(structuredClone(options ?? {}))
+  const value = optionsWithDefaults(schema, options)
   if (validator.Check(value)) return null
   return validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
+}
+
+/**
+ * JSON Schema `default`s of object properties, filled in where the value lacks them, at every
+ * depth. TypeBox's own Default() follows the kinds TypeBox keeps in non-enumerable keys, which
+ * do not cross an isolation boundary: an isolated plugin's schema arrives as plain JSON Schema,
+ * and this gives it the defaults an in-process plugin gets from TypeBox.
+ */
+function fillDefaults(schema: unknown, value: unknown): unknown {
+  if (!isRecord(schema) || !isRecord(schema.properties) || !isRecord(value)) return value
+  for (const [key, property] of Object.entries(schema.properties)) {
+    if (!isRecord(property)) continue
+    if (!Object.hasOwn(value, key) && property.default !== undefined) value[key] = structuredClone(property.default)
+    if (Object.hasOwn(value, key)) value[key] = fillDefaults(property, value[key])
+  }
+  return value
+}
+
+/** The operator's options for a plugin with its schema's defaults applied (not yet checked). */
+export function optionsWithDefaults(schema: TSchema, options: unknown): unknown {
+  return fillDefaults(schema, Compile(schema).Default(structuredClone(options ?? {})))
 }

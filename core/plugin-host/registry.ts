@@ -1,16 +1,19 @@
 // Server-side plugins: discovery (built-ins in plugins/, packages named in the config),
 // validation, launch once per process at kernel start (with a timeout), state and reasons,
 // retries for hot-plugged hardware, admin relaunch, and shutdown in reverse order.
+import { existsSync, realpathSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
 import {
-  API_VERSION, SUBPROTOCOL_V1, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable,
-  type AnyRouteDeclaration, type DefinedPlugin, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
+  SUBPROTOCOL_V1, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
   type SiteHandle, type SocketDeclaration, type Trust,
 } from '../plugin-api.js'
+import {
+  API_VERSION, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable, type AnyRouteDeclaration, type DefinedPlugin,
+} from './contract.js'
 import type { EventBus, EventName, Listener } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import { siteHandle } from './context.js'
@@ -18,9 +21,10 @@ import { PUSH_CONNECTION_PLUGIN, type PushHub } from '../sockets/push-hub.js'
 import { normalizeHost } from '../http/site-router.js'
 import { ERR_PLUGIN_CONFIG, ERR_PLUGIN_NOT_ENABLED } from '../errors.js'
 import { suggestion } from '../did-you-mean.js'
-import { optionsProblem } from './plugin-options.js'
+import { optionsProblem, optionsWithDefaults } from './plugin-options.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
+import { describedPlugin, sameDescription, type PluginDescription } from './description.js'
 
 export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url))
 const NAME = /^[a-z][a-z0-9-]{0,39}$/
@@ -45,6 +49,11 @@ export interface PluginGrant {
   isolation?: IsolationMode
   /** Heap limit of an isolated plugin, MiB. */
   maxHeapMb?: number
+  /**
+   * Memory limit of an isolated plugin, MiB, Buffers included: its RSS in `process` mode, its
+   * isolate's heap and external memory in `worker` mode. Default maxHeapMb + 256.
+   */
+  maxRssMb?: number
   /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
   allowAddons?: boolean
   /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
@@ -52,15 +61,14 @@ export interface PluginGrant {
 }
 
 /**
- * The isolation a plugin gets when the operator names none. Built-ins are the kernel's own,
- * reviewed code and include hardware drivers whose native bindings need the main thread: in
- * process. A third-party plugin granted only `site` trust is code the operator has not vouched
- * for with the farm: a worker thread, so its crash, heap or spin loop cannot take the farm down.
- * One granted `farm` trust already reaches every site's data and usually drives something
- * shared: in process, as the operator chose to trust it.
+ * The isolation a plugin gets when the operator names none, decided before any of its code runs
+ * (reading its definition would run it). Built-ins are the kernel's own, reviewed code and
+ * include hardware drivers whose native bindings need the main thread: in process. A third-party
+ * plugin is code the farm has not reviewed: a child process, the one mode that is a security
+ * boundary (docs/security.md). The operator's `isolation` grant wins over both.
  */
-export function defaultIsolation(builtin: boolean, trust: Trust): IsolationMode {
-  return builtin || trust === 'farm' ? 'none' : 'worker'
+export function defaultIsolation(builtin: boolean): IsolationMode {
+  return builtin ? 'none' : 'process'
 }
 
 /** How the kernel restarts an isolated plugin that died. */
@@ -105,6 +113,8 @@ export interface RegistryOptions {
   launchTimeoutMs: number
   closeTimeoutMs: number
   builtinDir?: string
+  /** The farm's data folder, which a `process` plugin's child must never be able to read. */
+  dataDir?: string
   log: PluginLogger
   loggerFor(plugin: string): PluginLogger
   /** Where site handles publish (ctx.site.publish). */
@@ -115,6 +125,9 @@ export interface RegistryOptions {
   /** Installed wiki-plugin-* server parts: grants naming them belong to the legacy adapter. */
   legacyNames?: ReadonlySet<string>
 }
+
+/** A plugin's definition as discovery read it, or why it could not. */
+type ReadDefinition = { definition: PluginDescription | null; inProcess: DefinedPlugin | null; reason: string | null }
 
 type RouteStore = { route: AnyRouteDeclaration; validators: RouteValidators }
 type SocketStore = { socket: SocketDeclaration; validator: ReturnType<typeof Compile> | null }
@@ -136,7 +149,10 @@ export interface LiveInstance {
 export class PluginRecord {
   readonly name: string
   readonly source: string
-  readonly definition: DefinedPlugin | null
+  /** What the plugin declared: read in the kernel's thread for `none`, inside its sandbox otherwise. */
+  definition: PluginDescription | null
+  /** The module's export, for a plugin that runs in the kernel's thread; never set for an isolated one. */
+  inProcess: DefinedPlugin | null = null
   readonly grant: PluginGrant
   state: PluginState
   reason: string | null = null
@@ -156,11 +172,14 @@ export class PluginRecord {
   isolation: IsolationMode = 'none'
   /** The worker or child process of an isolated plugin, while it runs. */
   host: PluginHost | null = null
+  /** The sandbox that described an isolated plugin at discovery, kept for its first launch. */
+  parked: PluginHost | null = null
   crashes = 0
   /** The last launch failure logged at warn, so that retries failing alike are not repeated. */
   lastLogged: string | null = null
 
-  constructor(name: string, source: string, definition: DefinedPlugin | null, grant: PluginGrant, state: PluginState, reason: string | null) {
+  constructor(name: string, source: string, definition: PluginDescription | null, grant: PluginGrant,
+    state: PluginState, reason: string | null) {
     this.name = name
     this.source = source
     this.definition = definition
@@ -217,6 +236,32 @@ function resolvePluginModule(specifier: string): string {
   return isAbsolute(specifier) || specifier.startsWith('.') ? resolve(specifier) : specifier
 }
 
+/**
+ * The folder a `process` plugin may read besides the node_modules folders: a module file's
+ * folder, or an installed package's own folder by its real path (npm installs a package from
+ * a folder as a link to that folder, outside node_modules).
+ */
+function pluginFolder(module: string): string | null {
+  if (isAbsolute(module)) return dirname(module)
+  try {
+    // Resolved as the sandbox's import will resolve it: from beside wikifarm, through `exports`.
+    const entry = realpathSync(fileURLToPath(import.meta.resolve(module)))
+    for (let dir = dirname(entry); dirname(dir) !== dir; dir = dirname(dir)) {
+      if (existsSync(join(dir, 'package.json'))) return dir
+    }
+  } catch {
+    // Not installed, or not a file: loading it reports why.
+  }
+  return null
+}
+
+/** Is `path` the folder `folder` or inside it? */
+function within(path: string, folder: string): boolean {
+  const rel = relative(folder, path)
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
+}
+
+/** Imports a plugin in the kernel's own thread: only ever one that runs there (isolation `none`). */
 async function importPlugin(specifier: string): Promise<unknown> {
   const module = resolvePluginModule(specifier)
   const loaded = await import(isAbsolute(module) ? pathToFileURL(module).href : module) as { default?: unknown }
@@ -322,70 +367,129 @@ export class PluginRegistry {
    */
   async discover(): Promise<void> {
     const grants = this.#options.grants
-    const found: { name: string; source: string; module: string; load: () => Promise<unknown> }[] = []
+    const found: { name: string; source: string; module: string }[] = []
     const builtinDir = this.#options.builtinDir ?? BUILTIN_PLUGINS_DIR
     for (const entry of (await readdir(builtinDir).catch(() => [] as string[])).sort()) {
       for (const file of ['index.ts', 'index.js']) {
         const path = join(builtinDir, entry, file)
         if (await stat(path).then((s) => s.isFile(), () => false)) {
-          found.push({ name: entry, source: `built-in plugins/${entry}`, module: path, load: () => importPlugin(path) })
+          found.push({ name: entry, source: `built-in plugins/${entry}`, module: path })
           break
         }
       }
     }
     for (const [name, grant] of Object.entries(grants)) {
       if (grant.package) {
-        const specifier = grant.package
-        found.push({ name, source: `package ${specifier}`, module: resolvePluginModule(specifier), load: () => importPlugin(specifier) })
+        found.push({ name, source: `package ${grant.package}`, module: resolvePluginModule(grant.package) })
       } else if (!found.some((f) => f.name === name) && !this.#options.legacyNames?.has(name)) {
         const hint = suggestion(name, found.map((f) => f.name), '')
         throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
           'name its "package" to load a third-party plugin')
       }
     }
-    for (const { name, source, module, load } of found) {
+    const records: PluginRecord[] = []
+    for (const { name, source, module } of found) {
       if (!NAME.test(name)) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
       // The kernel's own push connections carry this name in the socket hub.
       if (name === PUSH_CONNECTION_PLUGIN) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
-      if (this.get(name)) throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${this.get(name)?.source} and ${source}`)
-      const builtin = source.startsWith('built-in')
+      const twin = records.find((r) => r.name === name)
+      if (twin) throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${twin.source} and ${source}`)
       const grant: PluginGrant = { ...grants[name] }
-      let definition: DefinedPlugin | null = null
-      let reason: string | null = null
-      try {
-        const loaded = await load()
-        if (!isDefinedPlugin(loaded)) throw new Error('its default export is not a definePlugin() result')
-        definition = loaded
-      } catch (err) {
-        reason = `could not load: ${String((err as Error).message).split(/\r?\n/, 1)[0]}`
-      }
-      if (definition && definition.name !== name) {
-        throw new ERR_PLUGIN_CONFIG(`${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
-      }
-      // Built-ins get the trust they request unless the operator says otherwise;
-      // third-party plugins get `site` unless the operator grants `farm`.
-      grant.trust ??= builtin && definition ? definition.trust : 'site'
-      grant.isolation ??= defaultIsolation(builtin, grant.trust)
-      const record = new PluginRecord(name, source, definition, grant, 'stopped', null)
-      record.module = module
-      record.dir = isAbsolute(module) ? dirname(module) : null
       if (grant.isolation !== undefined && !ISOLATION_MODES.includes(grant.isolation)) {
         throw new ERR_PLUGIN_CONFIG(`plugins.${name}.isolation must be one of ${ISOLATION_MODES.join(', ')}`)
       }
+      // Decided before any of the plugin's code runs: where it runs is where it is read.
+      grant.isolation ??= defaultIsolation(source.startsWith('built-in'))
+      const record = new PluginRecord(name, source, null, grant, 'stopped', null)
+      record.module = module
+      record.dir = pluginFolder(module)
       record.isolation = grant.isolation
-      if (grant.enabled === false) {
-        record.state = 'disabled'
-        record.reason = 'disabled by the operator'
-      } else if (reason ?? (definition && this.#refusal(definition, grant))) {
-        record.state = 'failed'
-        record.reason = reason ?? this.#refusal(definition as DefinedPlugin, grant)
+      records.push(record)
+    }
+    // Definitions are read concurrently: each isolated plugin describes itself in its own sandbox.
+    const read = await Promise.all(records.map((record) => this.#read(record)))
+    try {
+      for (const [index, record] of records.entries()) {
+        const { definition, inProcess, reason } = read[index] as ReadDefinition
+        this.#admit(record, definition, inProcess, reason)
       }
-      if (record.state === 'failed') this.#options.loggerFor(name).error(`plugin refused: ${record.reason}`, { source })
-      this.#records.push(record)
+    } catch (err) {
+      // The farm does not start: no sandbox outlives it.
+      for (const record of records) record.parked?.terminate()
+      throw err
     }
   }
 
-  #refusal(definition: DefinedPlugin, grant: PluginGrant): string | null {
+  // A process plugin's child may read its plugin's folder: never one that holds every site's pages.
+  #folderRefusal(record: PluginRecord): string | null {
+    const data = this.#options.dataDir
+    if (record.isolation !== 'process' || record.dir === null || data === undefined) return null
+    if (!within(resolve(data), record.dir)) return null
+    return `its folder ${record.dir} holds the farm's data folder, which a process plugin must not read: `
+      + 'move the plugin to a folder of its own'
+  }
+
+  /**
+   * Reads a plugin's definition where it will run: imported here for `none`, described by its
+   * worker or child otherwise (the sandbox is kept for the first launch). A disabled isolated
+   * plugin is not started at all.
+   */
+  async #read(record: PluginRecord): Promise<ReadDefinition> {
+    // Refused before its sandbox starts: describing runs the plugin's code with its folder readable.
+    const folder = this.#folderRefusal(record)
+    if (folder) return { definition: null, inProcess: null, reason: folder }
+    try {
+      if (record.isolation === 'none') {
+        const loaded = await importPlugin(record.module)
+        if (!isDefinedPlugin(loaded)) throw new Error('its default export is not a definePlugin() result')
+        return { definition: loaded, inProcess: loaded, reason: null }
+      }
+      if (record.grant.enabled === false) return { definition: null, inProcess: null, reason: null }
+      const host = this.#host(record)
+      record.parked = host
+      try {
+        const data = await timeout(host.describe(), this.#options.launchTimeoutMs, 'describing itself')
+        return { definition: describedPlugin(data), inProcess: null, reason: null }
+      } catch (err) {
+        host.terminate()
+        record.parked = null
+        throw err
+      }
+    } catch (err) {
+      const first = String((err as Error).message).split(/\r?\n/, 1)[0]
+      return { definition: null, inProcess: null, reason: `could not load: ${first}` }
+    }
+  }
+
+  /** Applies the operator's grant to what the plugin declared, with the same rules wherever it was read. */
+  #admit(record: PluginRecord, definition: PluginDescription | null, inProcess: DefinedPlugin | null,
+    reason: string | null): void {
+    const { name, source, grant } = record
+    if (definition && definition.name !== name) {
+      throw new ERR_PLUGIN_CONFIG(
+        `${source} defines plugin ${JSON.stringify(definition.name)} but is configured as ${name}`)
+    }
+    // Built-ins get the trust they request unless the operator says otherwise;
+    // third-party plugins get `site` unless the operator grants `farm`.
+    grant.trust ??= source.startsWith('built-in') && definition ? definition.trust : 'site'
+    record.definition = definition
+    record.inProcess = inProcess
+    if (grant.enabled === false) {
+      record.state = 'disabled'
+      record.reason = 'disabled by the operator'
+    } else if (reason ?? (definition && this.#refusal(definition, grant))) {
+      record.state = 'failed'
+      record.reason = reason ?? this.#refusal(definition as PluginDescription, grant)
+    }
+    if (record.state !== 'stopped') {
+      record.parked?.terminate()
+      record.parked = null
+    }
+    if (record.state === 'failed') this.#options.loggerFor(name).error(`plugin refused: ${record.reason}`, { source })
+    this.#records.push(record)
+  }
+
+  #refusal(definition: PluginDescription, grant: PluginGrant): string | null {
     if (!SUPPORTED_API_VERSIONS.includes(definition.apiVersion)) {
       return `it speaks plugin API v${String(definition.apiVersion)}; this kernel supports v${SUPPORTED_API_VERSIONS.join(', v')} (current v${API_VERSION})`
     }
@@ -412,7 +516,7 @@ export class PluginRegistry {
     if (!record) return Promise.reject(new ERR_PLUGIN_NOT_ENABLED(name))
     return this.#serialise(record, async () => {
       if (record.state === 'disabled' || !record.definition) return
-      if (this.#refusal(record.definition, record.grant)) return
+      if (this.#refusal(record.definition, record.grant) ?? this.#folderRefusal(record)) return
       await this.#stop(record, 1012, 'plugin restarting')
       // An operator's relaunch starts the backoff afresh.
       record.retryDelayMs = 0
@@ -465,10 +569,25 @@ export class PluginRegistry {
     record.reason = null
     record.nextRetryAt = null
     const log = this.#options.loggerFor(record.name)
-    const options = definition.options ? Compile(definition.options).Default(structuredClone(record.grant.options ?? {})) : (record.grant.options ?? {})
-    const host = record.isolation === 'none' ? null : this.#host(record, options)
+    const options = definition.options
+      ? optionsWithDefaults(definition.options, record.grant.options)
+      : (record.grant.options ?? {})
+    const inProcess = record.inProcess
+    let host: PluginHost | null = null
+    if (record.isolation !== 'none') {
+      const parked = record.parked
+      record.parked = null
+      if (parked?.alive) host = parked
+      else parked?.terminate()
+    }
+    const fresh = record.isolation !== 'none' && host === null
+    if (fresh) host = this.#host(record)
     record.host = host
-    const launching = host ? host.launch() : Promise.resolve().then(() => definition.launch(this.#handle(record), options as never))
+    const launching = host ? this.#launchIsolated(record, host, fresh, options)
+      : Promise.resolve().then(() => {
+        if (!inProcess) throw new Error('its module was not loaded')
+        return inProcess.launch(this.#handle(record), options as never)
+      })
     try {
       const instance = await timeout(launching, this.#options.launchTimeoutMs, 'launch')
       record.live = buildLive(record.name, instance)
@@ -496,7 +615,7 @@ export class PluginRegistry {
       if (said === record.lastLogged) log.debug(`plugin still ${record.state}`, { reason: record.reason })
       else log.warn(`plugin ${record.state}`, { reason: record.reason })
       record.lastLogged = said
-      const retry = unavailable ? err.retryAfterMs ?? definition.retryIntervalMs : undefined
+      const retry = unavailable ? err.retryAfterMs : undefined
       if (retry !== undefined && retry > 0) this.#scheduleRetry(record, retry)
     }
   }
@@ -505,10 +624,27 @@ export class PluginRegistry {
     return { ...DEFAULT_ISOLATION_LIMITS, ...this.#options.isolation }
   }
 
-  #host(record: PluginRecord, options: unknown): PluginHost {
-    const definition = record.definition as DefinedPlugin
+  /**
+   * Launches an isolated plugin on its host. A fresh host (a restart or relaunch) reads the
+   * definition again in its new sandbox: one that changed since discovery is refused, since
+   * the grant was checked against the old one.
+   */
+  async #launchIsolated(record: PluginRecord, host: PluginHost, fresh: boolean,
+    options: unknown): Promise<PluginInstance> {
+    const definition = record.definition as PluginDescription
+    if (fresh) {
+      const again = describedPlugin(await host.describe())
+      if (!sameDescription(again, definition)) {
+        throw new Error('its definition changed since the farm started: restart the farm to check it again')
+      }
+    }
+    return host.launch(definition.trust, definition.apiVersion, options)
+  }
+
+  #host(record: PluginRecord): PluginHost {
     const limits = this.#limits()
     if (record.grant.maxHeapMb !== undefined) limits.maxHeapMb = record.grant.maxHeapMb
+    if (record.grant.maxRssMb !== undefined) limits.maxRssMb = record.grant.maxRssMb
     const push = this.#options.push
     const sites = this.#sites
     const host: PluginHost = new PluginHost({
@@ -518,9 +654,6 @@ export class PluginRegistry {
       pluginDir: record.dir,
       allowAddons: record.grant.allowAddons === true,
       allowRead: record.grant.allowRead ?? [],
-      trust: definition.trust,
-      apiVersion: definition.apiVersion,
-      options,
       limits,
       kernel: this.#handle(record),
       siteHandle: (name) => siteHandle(sites, name, push, record.name),
@@ -619,6 +752,8 @@ export class PluginRegistry {
   async close(): Promise<void> {
     this.#closed = true
     for (const record of [...this.#records].reverse()) {
+      record.parked?.terminate()
+      record.parked = null
       await this.#serialise(record, () => this.#stop(record, 1001, 'server shutting down'))
       if (record.state !== 'disabled' && record.state !== 'failed') record.state = 'stopped'
     }

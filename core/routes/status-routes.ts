@@ -10,6 +10,7 @@ import type { PluginRegistry, PluginStatus } from '../plugin-host/registry.js'
 import type { LegacyPlugins, LegacyStatus } from '../plugin-host/legacy/host.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { SocketHub } from '../sockets/socket-hub.js'
+import type { ConnectionGuard } from '../http/connection-guard.js'
 import { escapeHtml } from '../client/page-html.js'
 import { ERR_PLUGIN_NOT_ENABLED, ERR_ROUTE_NOT_FOUND } from '../errors.js'
 import { PACKAGE_ROOT } from '../package-info.js'
@@ -20,6 +21,8 @@ export interface FarmStatus {
   legacy: LegacyStatus[]
   sites: { open: string[] }
   connections: { total: number; byPlugin: Record<string, Record<string, number>> }
+  /** HTTP connections open now, and refused over the per-address cap since start. */
+  http: { open: number; refused: number }
   uptimeSeconds: number
 }
 
@@ -59,7 +62,8 @@ function renderStatus(status: FarmStatus): string {
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 ${STYLE}${STATUS_STYLE}</head><body>
-<h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections</p>${DOCS_LINKS}
+<h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections,
+${status.http.refused} HTTP connections refused over the per-address cap</p>${DOCS_LINKS}
 <h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th><th>launched</th>` +
 `<th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
@@ -87,8 +91,9 @@ export async function statusRoutes(app: FastifyInstance, opts: {
   legacy: LegacyPlugins
   sites: SiteRegistry
   hub: SocketHub
+  connections: ConnectionGuard
 }): Promise<void> {
-  const { guards, plugins, legacy, sites, hub } = opts
+  const { guards, plugins, legacy, sites, hub, connections } = opts
   const started = Date.now()
 
   function status(): FarmStatus {
@@ -98,6 +103,7 @@ export async function statusRoutes(app: FastifyInstance, opts: {
       legacy: legacy.statuses(),
       sites: { open: sites.openSites() },
       connections: { total: hub.size, byPlugin },
+      http: { open: [...connections.open.values()].reduce((sum, n) => sum + n, 0), refused: connections.refused },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
     }
   }

@@ -1,15 +1,51 @@
 // The reference wiki-server's /system routes, the sitemaps, the favicon and the home redirect.
 import type { FastifyInstance } from 'fastify'
+import { LRUCache } from 'lru-cache'
 import type { ClientPlugin } from '../client/plugins.js'
 import type { Guards } from '../http/request-context.js'
 import { decodeFlag, drawFlag } from '../client/favicon.js'
 import type { SiteIndexes } from '../pages/site-index.js'
+import type { SitemapEntry } from '../../schemas/sitemap.js'
 import { ERR_UNSUPPORTED_MEDIA, ERR_VALIDATION } from '../errors.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
+/** Bytes of rendered exports and sitemap.xml kept, shared by every site. */
+const RENDERED_CACHE_BYTES = 64 * 1024 * 1024
+
+/**
+ * Whole-site renderings (export.json, sitemap.xml) are built once per version of the site and
+ * served from memory until a page changes: a visitor repeating them costs a copy, not a walk
+ * of every page. The sitemap's version moves on every write through the farm (and differs
+ * after a site is opened again), so it keys the rendering; entries past the byte budget are
+ * forgotten, least recently used first.
+ */
+class RenderedCache {
+  readonly #cache = new LRUCache<string, { version: number; text: string }>({
+    maxSize: RENDERED_CACHE_BYTES, sizeCalculation: (value) => Math.max(1, value.text.length),
+  })
+
+  async get(key: string, version: number, render: () => Promise<string>): Promise<string> {
+    const hit = this.#cache.get(key)
+    if (hit && hit.version === version) return hit.text
+    const text = await render()
+    if (text.length <= RENDERED_CACHE_BYTES / 4) this.#cache.set(key, { version, text })
+    return text
+  }
+}
 
 function xmlEscape(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+function sitemapXml(entries: SitemapEntry[], base: string): string {
+  const urls = entries.map((entry) => {
+    // As the reference: a lastmod only for a valid date (toISOString throws on others).
+    const when = entry.date !== undefined ? new Date(entry.date) : null
+    const lastmod = when && Number.isFinite(when.getTime()) ? `<lastmod>${when.toISOString().slice(0, 10)}</lastmod>` : ''
+    return `  <url><loc>${xmlEscape(`${base}/${entry.slug}.html`)}</loc>${lastmod}</url>`
+  })
+  return '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' +
+    '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls.join('\n') + (urls.length ? '\n' : '') + '</urlset>\n'
 }
 
 export async function systemRoutes(app: FastifyInstance, opts: {
@@ -22,6 +58,7 @@ export async function systemRoutes(app: FastifyInstance, opts: {
   const { guards, clientPlugins, home } = opts
   const pluginsJson = JSON.stringify(clientPlugins.map((p) => p.name))
   const factoriesJson = JSON.stringify(clientPlugins.flatMap((p) => (p.factory ? [p.factory] : [])))
+  const rendered = new RenderedCache()
 
   app.get('/system/slugs.json', async (request, reply) =>
     reply.type(JSON_TYPE).send(JSON.stringify(await request.site.store.listSlugs())))
@@ -40,14 +77,9 @@ export async function systemRoutes(app: FastifyInstance, opts: {
   app.get('/sitemap.xml', async (request, reply) => {
     // request.host is the Host header, or behind a trusted proxy the host it forwarded.
     const base = `${request.protocol}://${request.host}`
-    const urls = (await request.site.sitemap()).entries().map((entry) => {
-      // As the reference: a lastmod only for a valid date (toISOString throws on others).
-      const when = entry.date !== undefined ? new Date(entry.date) : null
-      const lastmod = when && Number.isFinite(when.getTime()) ? `<lastmod>${when.toISOString().slice(0, 10)}</lastmod>` : ''
-      return `  <url><loc>${xmlEscape(`${base}/${entry.slug}.html`)}</loc>${lastmod}</url>`
-    })
-    const body = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' +
-      '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls.join('\n') + (urls.length ? '\n' : '') + '</urlset>\n'
+    const sitemap = await request.site.sitemap()
+    const body = await rendered.get(`xml\0${request.site.name}\0${base}`, sitemap.version,
+      async () => sitemapXml(sitemap.entries(), base))
     return reply.type('application/xml; charset=utf-8').send(body)
   })
 
@@ -56,12 +88,16 @@ export async function systemRoutes(app: FastifyInstance, opts: {
 
   app.get('/system/export.json', async (request, reply) => {
     const store = request.site.store
-    const pages: Record<string, unknown> = {}
-    for (const slug of await store.listSlugs()) {
-      const stored = await store.getPage(slug).catch(() => null)
-      if (stored) pages[slug] = stored.page
-    }
-    return reply.type(JSON_TYPE).send(JSON.stringify(pages))
+    const sitemap = await request.site.sitemap()
+    const json = await rendered.get(`export\0${request.site.name}`, sitemap.version, async () => {
+      const pages: Record<string, unknown> = {}
+      for (const slug of await store.listSlugs()) {
+        const stored = await store.getPage(slug).catch(() => null)
+        if (stored) pages[slug] = stored.page
+      }
+      return JSON.stringify(pages)
+    })
+    return reply.type(JSON_TYPE).send(json)
   })
 
   app.get('/system/version.json', async (request, reply) => {

@@ -9,7 +9,7 @@ import { Type } from 'typebox'
 import {
   SUBPROTOCOL_V1, definePlugin, route, socket,
   type Connection, type Envelope, type PluginInstance, type SiteHandle,
-} from '../../core/plugin-api.js'
+} from 'wikifarm/plugin'
 import { pageLinks } from '../../core/pages/sitemap.js'
 import type { Page } from '../../schemas/page.js'
 
@@ -46,7 +46,6 @@ function asJson(map: LinkMap): { [slug: string]: string[] } {
 
 export default definePlugin({
   name: 'linkmap',
-  apiVersion: 1,
   trust: 'site',
 
   async launch(kernel): Promise<PluginInstance> {

@@ -10,7 +10,7 @@ import { Type } from 'typebox'
 import {
   PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, definePlugin, reply, route, socket,
   type Connection, type Envelope, type JsonValue, type PluginInstance, type RequestContext,
-} from '../../core/plugin-api.js'
+} from 'wikifarm/plugin'
 import { TxtzymeDevice, discover, type DeviceStatus } from './device.js'
 import { MAX_LINE, validateLine } from './line.js'
 import { CodedError } from './coded-error.js'
@@ -79,9 +79,13 @@ function errorData(err: unknown): { error: string; code: string } {
   return { error: 'the line could not be run', code: 'TXTZYME_FAILED' }
 }
 
+// Unavailable (no device, no socat): the kernel launches it again after 2 s, doubling up to its
+// cap, so a device plugged in later is found without a restart (docs/txtzyme.md).
+const AGAIN = { retryAfterMs: 2000 }
+
 /** The simulator on a fresh pty pair in a temporary folder; socat must be installed. */
 async function startSimulator(): Promise<{ devicePath: string; close(): Promise<void> }> {
-  if (!(await haveSocat())) throw new PluginUnavailable('no Txtzyme device attached, and the simulator needs socat (apt-get install socat)')
+  if (!(await haveSocat())) throw new PluginUnavailable('no Txtzyme device attached, and the simulator needs socat (apt-get install socat)', AGAIN)
   const dir = await mkdtemp(join(tmpdir(), 'wikifarm-txtzyme-'))
   const pair = await openPtyPair(join(dir, 'device'), join(dir, 'simulator'))
   const served = await serveSimulator(pair.simulatorPath)
@@ -97,13 +101,11 @@ async function startSimulator(): Promise<{ devicePath: string; close(): Promise<
 
 export default definePlugin({
   name: 'txtzyme',
-  apiVersion: 1,
   trust: 'farm',
   // serialport's native binding aborts the whole process (a V8 locking failure) when used from
   // a worker thread: in-process or a child process only (docs/txtzyme.md).
   isolationModes: ['none', 'process'],
   options: Options,
-  retryIntervalMs: 2000,
 
   async launch(kernel, options): Promise<PluginInstance> {
     const found = await discover(options.device, options.devDir)
@@ -115,12 +117,12 @@ export default definePlugin({
       kernel.log.warn(`no Txtzyme device attached (looked at ${found.looked.join(', ')}): using the simulator (no hardware) at ${sim.devicePath}`)
     }
     if (!found.path) {
-      throw new PluginUnavailable(`no Txtzyme device attached (looked at ${found.looked.join(', ')})`)
+      throw new PluginUnavailable(`no Txtzyme device attached (looked at ${found.looked.join(', ')})`, AGAIN)
     }
     try {
       await access(found.path)
     } catch {
-      throw new PluginUnavailable(`no Txtzyme device attached at ${found.path} (the configured device path does not exist)`)
+      throw new PluginUnavailable(`no Txtzyme device attached at ${found.path} (the configured device path does not exist)`, AGAIN)
     }
     let device: TxtzymeDevice | null = null
     const queue = new LineQueue({
@@ -139,7 +141,7 @@ export default definePlugin({
     } catch (err) {
       await dev.close()
       await simulated?.close()
-      throw new PluginUnavailable(`the Txtzyme device at ${found.path} did not open: ${(err as Error).message}`)
+      throw new PluginUnavailable(`the Txtzyme device at ${found.path} did not open: ${(err as Error).message}`, AGAIN)
     }
     kernel.log.info('Txtzyme device ready', { path: found.path, chip: dev.status().chip })
 

@@ -9,7 +9,6 @@ import { definePlugin, route } from '../../../core/plugin-api.js'
 
 export default definePlugin({
   name: 'bench-count',
-  apiVersion: 1,
   trust: 'site',
   options: Type.Object({ countFile: Type.Optional(Type.String()) }),
   async launch(_kernel, options) {

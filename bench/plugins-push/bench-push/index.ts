@@ -5,7 +5,6 @@ import { definePlugin, route } from '../../../core/plugin-api.js'
 
 export default definePlugin({
   name: 'bench-push',
-  apiVersion: 1,
   trust: 'site',
   async launch() {
     return {

@@ -3,7 +3,6 @@ import { definePlugin, route, socket } from '../../../core/plugin-api.js'
 
 export default definePlugin({
   name: 'bench-echo',
-  apiVersion: 1,
   trust: 'site',
   async launch() {
     return {

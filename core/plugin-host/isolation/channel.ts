@@ -47,10 +47,29 @@ export interface InstanceInfo {
 export type CallOp = 'sites' | 'site' | 'getPage' | 'listSlugs' | 'sitemap' | 'applyAction' | 'publish'
 export const CALL_OPS: readonly CallOp[] = ['sites', 'site', 'getPage', 'listSlugs', 'sitemap', 'applyAction', 'publish']
 
+/**
+ * A plugin's definition as it crosses, read inside its worker or child: everything but its
+ * launch function. Nothing here is trusted: the kernel checks each field (describedPlugin()).
+ */
+export interface DescriptionData {
+  name: string
+  apiVersion: number
+  trust: Trust
+  /** The options schema: JSON Schema (a TypeBox schema is one), compiled by the kernel. */
+  options?: Record<string, unknown>
+  isolationModes?: IsolationMode[]
+}
+
 /** Kernel → plugin. `id` numbers a call the plugin answers with a `result`. */
 export type KernelMessage =
-  /** `module`: the plugin's compiled module, a file: URL or a package name, imported by the sandbox. */
-  | { t: 'launch'; name: string; module: string; trust: Trust; apiVersion: number; options: unknown }
+  /**
+   * The first message: import the plugin's compiled module (`module`, a file: URL or a package
+   * name) and answer with its definition. `memoryLimitMb` bounds the plugin's isolate (heap and
+   * memory outside it, Buffers included) from then on, its top-level code included.
+   */
+  | { t: 'describe'; module: string; memoryLimitMb: number; allowAddons: boolean }
+  /** Launch the plugin described before, with the trust and options the kernel settled. */
+  | { t: 'launch'; trust: Trust; apiVersion: number; options: unknown }
   | { t: 'rest'; id: number; route: number; request: { method: HttpMethod; path: string; params: unknown; query: unknown; body: unknown; headers: Record<string, string> }; ctx: ContextData }
   | { t: 'ws-open'; id: number; socket: number; conn: string; protocol: string | null; ctx: ContextData }
   | { t: 'ws-message'; id: number; conn: string; message: unknown }
@@ -64,6 +83,8 @@ export type KernelMessage =
 
 /** Plugin → kernel. */
 export type PluginMessage =
+  | { t: 'definition'; definition: DescriptionData }
+  | { t: 'describe-failed'; error: ErrorData }
   | { t: 'ready'; instance: InstanceInfo }
   | { t: 'launch-failed'; error: ErrorData }
   | { t: 'result'; id: number; ok: true; value?: RestResult }
@@ -102,6 +123,11 @@ function isErrorData(value: unknown): value is ErrorData {
 export function pluginMessageProblem(message: unknown): string | null {
   if (!isRecord(message) || typeof message.t !== 'string') return 'not a message object with a type'
   switch (message.t) {
+    case 'definition':
+      // Its fields are the registry's to judge, with the reasons an in-process plugin gets.
+      return isRecord(message.definition) ? null : 'definition without a definition object'
+    case 'describe-failed':
+      return isErrorData(message.error) ? null : 'describe-failed without an error'
     case 'ready':
       return isRecord(message.instance) && Array.isArray(message.instance.routes) && Array.isArray(message.instance.sockets) &&
         Array.isArray(message.instance.events) ? null : 'ready without its declarations'

@@ -1,20 +1,25 @@
 // The kernel's side of plugin isolation. A PluginHost starts a plugin in a worker thread (with
-// V8 heap limits) or a child process (under Node's permission model), and gives the registry a
-// PluginInstance whose handlers forward every REST request, websocket connect/message/close
+// V8 heap limits) or a child process (under Node's permission model, as an unprivileged user when
+// the farm runs as root, its RSS watched), has it describe itself there (the plugin's module is
+// never imported in the farm's thread), and gives the registry a PluginInstance whose handlers
+// forward every REST request, websocket connect/message/close
 // and event across the boundary, so routing, validation, sockets and status stay the kernel's,
 // unchanged. It answers the plugin's own calls (its KernelHandle and site handles) only for
 // sites the plugin has been handed, watches the plugin with a heartbeat, and reports its death
 // (crash, heap limit, uncaught exception, blocked event loop, protocol abuse) exactly once.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import {
   PluginHttpError, PluginUnavailable, reply,
-  type AnyRouteDeclaration, type Connection, type EventListeners, type JsonValue, type KernelHandle,
+  type Connection, type EventListeners, type JsonValue, type KernelHandle,
   type PluginInstance, type PluginLogger, type PluginRequest, type RequestContext, type RouteSchemas, type SiteHandle,
   type SocketDeclaration, type Trust,
 } from '../../plugin-api.js'
+import type { AnyRouteDeclaration } from '../contract.js'
 import {
   pluginMessageProblem, type ContextData, type ErrorData, type InstanceInfo, type IsolationMode, type KernelMessage,
   type PluginMessage, type RestResult,
@@ -26,6 +31,14 @@ import { isSendableCloseCode } from '../../sockets/socket-hub.js'
 export interface IsolationLimits {
   /** V8 old-generation heap limit of the plugin, MiB. */
   maxHeapMb: number
+  /**
+   * Memory the plugin may hold, MiB, Buffers and other memory outside the V8 heap included: the
+   * child's RSS in `process` mode, its isolate's heap plus external memory in `worker` mode.
+   * Default: maxHeapMb + RSS_SLACK_MB.
+   */
+  maxRssMb?: number
+  /** How often the kernel reads a `process` plugin's RSS. */
+  memoryCheckMs: number
   /** Heartbeat period; the plugin must answer each ping before the next deadline. */
   heartbeatMs: number
   /** No answer to a ping for this long: the plugin's event loop is blocked, and it is ended. */
@@ -42,12 +55,21 @@ export interface IsolationLimits {
 
 export const DEFAULT_ISOLATION_LIMITS: IsolationLimits = {
   maxHeapMb: 256,
+  memoryCheckMs: 100,
   heartbeatMs: 1000,
   heartbeatDeadlineMs: 5000,
   callTimeoutMs: 31_000,
   maxInFlight: 1024,
   maxMessagesPerSecond: 50_000,
   maxViolationsPerSecond: 100,
+}
+
+/** What Node itself holds beside the heap (code, stacks, libuv): the default room above maxHeapMb. */
+export const RSS_SLACK_MB = 256
+
+/** The memory limit of a plugin under these limits, MiB. */
+export function memoryLimitMb(limits: IsolationLimits): number {
+  return limits.maxRssMb ?? limits.maxHeapMb + RSS_SLACK_MB
 }
 
 export interface HostOptions {
@@ -61,9 +83,6 @@ export interface HostOptions {
   allowAddons: boolean
   /** More paths a `process` plugin may read (the operator's grant), e.g. /dev for device discovery. */
   allowRead: string[]
-  trust: Trust
-  apiVersion: number
-  options: unknown
   limits: IsolationLimits
   /** The plugin's KernelHandle as the registry builds it: the grant is checked there. */
   kernel: KernelHandle
@@ -121,6 +140,35 @@ function moduleSpecifier(module: string): string {
   return isAbsolute(module) ? pathToFileURL(module).href : module
 }
 
+/**
+ * The user a `process` plugin runs as when the farm runs as root: `nobody`, so the kernel itself
+ * refuses its signals to the farm and its reads of the farm's /proc entries, whatever happens
+ * inside Node. Null when the farm is not root (it cannot change user): then the guard and the
+ * permission model stand alone (docs/security.md).
+ */
+export function pluginUser(): { uid: number; gid: number } | null {
+  if (process.getuid?.() !== 0) return null
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'))
+    const [, , uid, gid] = line?.split(':') ?? []
+    if (uid && gid && Number(uid) > 0 && Number(gid) > 0) return { uid: Number(uid), gid: Number(gid) }
+  } catch { /* no passwd file: the conventional id below */ }
+  return { uid: 65534, gid: 65534 }
+}
+
+/** Resident memory of a process, bytes, from /proc/<pid>/statm; null once it is gone. */
+async function residentBytes(pid: number): Promise<number | null> {
+  try {
+    const pages = Number((await readFile(`/proc/${pid}/statm`, 'utf8')).split(' ')[1])
+    return Number.isFinite(pages) ? pages * PAGE_SIZE : null
+  } catch {
+    return null
+  }
+}
+
+/** Linux's page size on every platform Node ships for but a few ARM kernels; statm counts pages. */
+const PAGE_SIZE = 4096
+
 /** The environment a child process gets: nothing of the kernel's secrets (WIKIFARM_* included). */
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
@@ -144,6 +192,8 @@ export class PluginHost {
   readonly #connections = new Map<string, Connection<unknown>>()
   /** Sites the plugin has been handed (by a request, a connection, an event or kernel.site()). */
   readonly #sites = new Set<string>()
+  #described: ((definition: unknown) => void) | null = null
+  #describeFailed: ((err: Error) => void) | null = null
   #ready: ((info: InstanceInfo) => void) | null = null
   #launchFailed: ((err: Error) => void) | null = null
   #dead = false
@@ -151,6 +201,9 @@ export class PluginHost {
   #fatal: string | null = null
   readonly #stderr = new Tail()
   #heartbeat: NodeJS.Timeout | null = null
+  #memoryWatch: NodeJS.Timeout | null = null
+  /** The trust the plugin was launched with: what #allowed() lets it reach. */
+  #trust: Trust = 'site'
   #pingSeq = 0
   #lastPong = Date.now()
   #windowStart = Date.now()
@@ -177,15 +230,32 @@ export class PluginHost {
     return !this.#dead
   }
 
-  /** Starts the plugin and resolves with its instance, or rejects with why it did not launch. */
-  async launch(): Promise<PluginInstance> {
+  /**
+   * Starts the worker or child and has it import the plugin and send back its definition, which
+   * resolves unchecked: the registry validates it as it does an in-process plugin's.
+   */
+  async describe(): Promise<unknown> {
+    const described = new Promise<unknown>((resolve, reject) => {
+      this.#described = resolve
+      this.#describeFailed = reject
+    })
+    if (this.mode === 'worker') this.#startWorker()
+    else this.#startChild()
+    this.#post({
+      t: 'describe', module: moduleSpecifier(this.#options.module),
+      memoryLimitMb: memoryLimitMb(this.#limits), allowAddons: this.#options.allowAddons,
+    })
+    return described
+  }
+
+  /** Launches the plugin described before; resolves with its instance, or rejects with why it did not launch. */
+  async launch(trust: Trust, apiVersion: number, options: unknown): Promise<PluginInstance> {
     const ready = new Promise<InstanceInfo>((resolve, reject) => {
       this.#ready = resolve
       this.#launchFailed = reject
     })
-    if (this.mode === 'worker') this.#startWorker()
-    else this.#startChild()
-    this.#post({ t: 'launch', name: this.name, module: moduleSpecifier(this.#options.module), trust: this.#options.trust, apiVersion: this.#options.apiVersion, options: this.#options.options })
+    this.#trust = trust
+    this.#post({ t: 'launch', trust, apiVersion, options })
     const info = await ready
     this.#startHeartbeat()
     return this.#instance(info)
@@ -204,7 +274,7 @@ export class PluginHost {
     this.#pipeOutput(worker.stdout, worker.stderr)
     worker.on('message', (message: unknown) => this.#receive(message))
     worker.on('error', (err: Error & { code?: string }) => {
-      this.#fatal = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+      this.#fatal ??= err.code === 'ERR_WORKER_OUT_OF_MEMORY'
         ? `out of memory: heap limit of ${this.#limits.maxHeapMb} MiB reached`
         : `uncaught exception: ${err.message}`
     })
@@ -239,8 +309,12 @@ export class PluginHost {
       cwd: pluginDir ?? COMPILED_ROOT,
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // A plugin granted native addons drives hardware (a device node the farm's user may open)
+      // and runs native code no sandbox holds: it keeps the farm's user, as documented.
+      ...(this.#options.allowAddons ? {} : pluginUser()),
     })
     this.#child = child
+    this.#watchResidentMemory(child)
     this.#pipeOutput(child.stdout, child.stderr)
     child.on('message', (message: unknown) => this.#receive(message))
     child.on('error', (err) => { this.#fatal ??= `could not run: ${err.message}` })
@@ -249,6 +323,26 @@ export class PluginHost {
       this.#exited(oom ? `out of memory: heap limit of ${this.#limits.maxHeapMb} MiB reached`
         : signal ? `killed by ${signal}` : `exited with code ${String(code)}`)
     })
+  }
+
+  /**
+   * Ends a child whose RSS (everything it holds: heap, Buffers, native memory) passes its limit.
+   * Polled, so a plugin may overshoot by what it allocates within one period.
+   */
+  #watchResidentMemory(child: ChildProcess): void {
+    const limit = memoryLimitMb(this.#limits)
+    let reading = false
+    this.#memoryWatch = setInterval(() => {
+      if (reading || this.#dead || child.pid === undefined) return
+      reading = true
+      void residentBytes(child.pid).then((bytes) => {
+        reading = false
+        if (bytes !== null && bytes > limit * 1024 * 1024) {
+          this.kill(`out of memory: RSS ${Math.round(bytes / 1048576)} MiB passed the limit of ${limit} MiB`)
+        }
+      })
+    }, this.#limits.memoryCheckMs)
+    this.#memoryWatch.unref()
   }
 
   #pipeOutput(stdout: NodeJS.ReadableStream | null, stderr: NodeJS.ReadableStream | null): void {
@@ -326,6 +420,20 @@ export class PluginHost {
     }
     const message = raw as PluginMessage
     switch (message.t) {
+      case 'definition':
+        if (!this.#described) return this.#violation('definition out of turn')
+        this.#described(message.definition)
+        this.#described = null
+        this.#describeFailed = null
+        return
+      case 'describe-failed':
+        if (!this.#describeFailed) return this.#violation('describe-failed out of turn')
+        this.#describeFailed(fromErrorData(message.error))
+        this.#described = null
+        this.#describeFailed = null
+        this.#stopping = true
+        this.#terminate()
+        return
       case 'ready':
         if (!this.#ready) return this.#violation('ready twice')
         this.#ready(message.instance)
@@ -381,7 +489,7 @@ export class PluginHost {
   /** May the plugin act on this site? Farm plugins: any site the grant allows; site plugins: those handed. */
   async #allowed(site: string): Promise<string> {
     if (this.#sites.has(site)) return site
-    if (this.#options.trust === 'farm') {
+    if (this.#trust === 'farm') {
       const handle = await this.#options.kernel.site(site)
       this.#sites.add(handle.name)
       return handle.name
@@ -552,6 +660,7 @@ export class PluginHost {
     if (this.#dead) return
     this.#dead = true
     if (this.#heartbeat) clearInterval(this.#heartbeat)
+    if (this.#memoryWatch) clearInterval(this.#memoryWatch)
     const reason = this.#fatal ?? fallback
     // Every call in flight is answered now, never left to hang.
     for (const [id, pending] of this.#pending) {
@@ -559,6 +668,9 @@ export class PluginHost {
       pending.reject(new PluginUnavailable(`${this.name} stopped: ${reason}`))
       this.#pending.delete(id)
     }
+    this.#describeFailed?.(new Error(`the plugin exited before it described itself: ${reason}`))
+    this.#described = null
+    this.#describeFailed = null
     this.#launchFailed?.(new Error(`the plugin exited before it launched: ${reason}`))
     this.#ready = null
     this.#launchFailed = null

@@ -2,15 +2,28 @@
 // launches the plugin module unchanged, and rebuilds for it the API it would get in-process:
 // a KernelHandle, site handles, request contexts and connections whose every operation is a
 // message to the kernel. Nothing here trusts itself: the kernel checks each message again.
-// This file is the entry of the worker or child: it waits for the kernel's `launch`, then
-// imports the plugin's own compiled module. No loader and no bundle: plain JavaScript from dist/.
+// This file is the entry of the worker or child. On the kernel's `describe` it installs the
+// guard (guard.ts) and a memory watchdog, then imports the plugin's own compiled module (its
+// top-level code runs here, never in the farm's thread) and sends back its definition; on
+// `launch` it launches it. No loader and no bundle: plain JavaScript from dist/.
 import { parentPort } from 'node:worker_threads'
 import {
-  API_VERSION, PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable,
-  type AnyRouteDeclaration, type Connection, type EventContext, type KernelHandle, type PluginInstance,
-  type PluginLogger, type RequestContext, type SiteHandle, type SocketDeclaration,
+  PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, type Connection, type EventContext, type KernelHandle,
+  type PluginInstance, type PluginLogger, type RequestContext, type SiteHandle, type SocketDeclaration,
 } from '../../plugin-api.js'
-import { errorData, type CallOp, type ContextData, type ErrorData, type KernelMessage, type PluginMessage, type RestResult } from './channel.js'
+import {
+  isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable, type AnyRouteDeclaration, type DefinedPlugin,
+} from '../contract.js'
+import {
+  errorData, type CallOp, type ContextData, type DescriptionData, type ErrorData, type KernelMessage,
+  type PluginMessage, type RestResult,
+} from './channel.js'
+import { installGuard } from './guard.js'
+
+/** How often the sandbox measures its own isolate against the memory limit. */
+const MEMORY_CHECK_MS = 100
+/** Exit code of a plugin ended by its own memory watchdog. */
+const EXIT_OUT_OF_MEMORY = 71
 
 interface Port {
   post(message: PluginMessage): void
@@ -51,6 +64,8 @@ function startSandbox(): void {
   if (!found) throw new Error('the plugin sandbox runs only in a worker thread or a child process with IPC')
   const port: Port = found
   const isProcess = !parentPort
+  // Taken before any plugin code runs: a plugin that replaces process.exit cannot keep itself alive.
+  const exit = process.exit.bind(process)
   const post = (message: PluginMessage): void => {
     try {
       port.post(message)
@@ -72,12 +87,12 @@ function startSandbox(): void {
     const fatal = (err: unknown): void => {
       try { post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` }) } catch { /* exiting anyway */ }
       process.exitCode = 70
-      setImmediate(() => process.exit(70))
+      setImmediate(() => exit(70))
     }
     process.on('uncaughtException', fatal)
     process.on('unhandledRejection', fatal)
     // The kernel gone means this plugin has no one to serve.
-    process.on('disconnect', () => process.exit(0))
+    process.on('disconnect', () => exit(0))
   }
 
   let nextCall = 1
@@ -190,17 +205,58 @@ function startSandbox(): void {
     )
   }
 
-  async function launch(message: Extract<KernelMessage, { t: 'launch' }>): Promise<void> {
+  let plugin: DefinedPlugin | null = null
+
+  /**
+   * The plugin's own isolate (heap, and what it holds outside it: Buffers, ArrayBuffers) against
+   * its limit, from a reference taken before any plugin code runs. In a worker this is the one
+   * measure Node 20 offers (the kernel cannot read a worker's heap statistics); in a child the
+   * kernel also watches the whole process's RSS.
+   */
+  function watchMemory(limitMb: number): void {
+    const memoryUsage = process.memoryUsage.bind(process)
+    const timer = setInterval(() => {
+      const usage = memoryUsage()
+      const held = usage.heapUsed + usage.external
+      if (held <= limitMb * 1024 * 1024) return
+      clearInterval(timer)
+      try {
+        const mb = Math.round(held / 1048576)
+        post({ t: 'fatal', reason: `out of memory: ${mb} MiB held (heap and Buffers), limit ${limitMb} MiB` })
+      } finally {
+        exit(EXIT_OUT_OF_MEMORY)
+      }
+    }, MEMORY_CHECK_MS)
+    timer.unref()
+  }
+
+  async function describe(message: Extract<KernelMessage, { t: 'describe' }>): Promise<void> {
+    installGuard(isProcess ? 'process' : 'worker', message.allowAddons)
+    watchMemory(message.memoryLimitMb)
     const loaded = (await import(message.module) as { default?: unknown }).default
     if (!isDefinedPlugin(loaded)) throw new Error('its default export is not a definePlugin() result')
+    plugin = loaded
+    // Plain data only: the schema as JSON (TypeBox's symbols do not cross), the rest as declared.
+    const definition: DescriptionData = {
+      name: loaded.name, apiVersion: loaded.apiVersion, trust: loaded.trust,
+      ...(loaded.options !== undefined
+        ? { options: JSON.parse(JSON.stringify(loaded.options)) as Record<string, unknown> }
+        : {}),
+      ...(loaded.isolationModes !== undefined ? { isolationModes: [...loaded.isolationModes] } : {}),
+    }
+    post({ t: 'definition', definition })
+  }
+
+  async function launch(message: Extract<KernelMessage, { t: 'launch' }>): Promise<void> {
+    if (!plugin) throw new Error('launch before describe')
     const handle: KernelHandle = {
-      apiVersion: message.apiVersion ?? API_VERSION,
+      apiVersion: message.apiVersion,
       trust: message.trust,
       log: logger(),
       sites: () => call('sites', undefined, []) as Promise<string[]>,
       site: async (name: string) => siteHandle(await call('site', undefined, [name]) as string),
     }
-    const launched = await loaded.launch(handle, message.options as never)
+    const launched = await plugin.launch(handle, message.options as never)
     if (launched === null || typeof launched !== 'object') throw new Error('launch must resolve to an object')
     instance = launched
     routes = instance.routes ?? []
@@ -225,6 +281,9 @@ function startSandbox(): void {
 
   function handle(message: KernelMessage): void {
     switch (message.t) {
+      case 'describe':
+        describe(message).catch((err: unknown) => post({ t: 'describe-failed', error: toErrorData(err) }))
+        return
       case 'launch':
         launch(message).catch((err: unknown) => post({ t: 'launch-failed', error: toErrorData(err) }))
         return
