@@ -199,9 +199,11 @@ export class LegacyPlugins {
         this.#options.log.error('legacy plugin threw outside a request', { plugin: plugin.name, reason: plugin.lastFault })
       }
       await legacyScope.run({ farm: this.#farmId, plugin: plugin.name, request: null }, () => fenced(onFault, [], async () => {
-        const loaded = await import(pathToFileURL(plugin.pkg.server).href) as { startServer?: unknown }
-        if (typeof loaded.startServer !== 'function') throw new Error('server/server.js exports no startServer function')
-        const start = loaded.startServer as (params: { argv: LegacyArgv; app: Express; packageJson: unknown }) => unknown
+        const loaded = await import(pathToFileURL(plugin.pkg.server).href) as { startServer?: unknown; default?: { startServer?: unknown } }
+        // An ES module exports it by name; a CommonJS one (the 2016 plugins) on module.exports.
+        const found = loaded.startServer ?? loaded.default?.startServer
+        if (typeof found !== 'function') throw new Error('server/server.js exports no startServer function')
+        const start = found as (params: { argv: LegacyArgv; app: Express; packageJson: unknown }) => unknown
         await timeout(Promise.resolve().then(() => start({ argv, app, packageJson })), this.#options.launchTimeoutMs)
       }))
       // A process.exit during start has already marked it failed.
