@@ -6,7 +6,7 @@
 // package name, it answers its REST route and its websocket with isolation none, worker and
 // process; and Node itself refuses `wikifarm/core/...` imports from the farm's modules.
 import t from 'tap'
-import { cp, mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, cp, mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,6 +20,8 @@ const TSC = join(REPO, 'node_modules/typescript/bin/tsc')
 t.test('a plugin package installed into a farm folder beside wikifarm', { timeout: 110_000 }, async (t) => {
   t.ok(existsSync(join(REPO, 'dist/core/kernel.js')), 'the package is built (npm run build)')
   const tmp = await mkdtemp(join(tmpdir(), 'wikifarm-package-'))
+  // Readable by others, as a farm's install folder is: a root farm runs process plugins as nobody.
+  await chmod(tmp, 0o755)
   t.teardown(() => rm(tmp, { recursive: true, force: true }))
 
   const wikifarm = await pack(REPO, tmp)
