@@ -53,6 +53,7 @@ export const ERR_PLUGIN_FAILED = coded<[string]>('WIKIFARM_ERR_PLUGIN_FAILED', '
 export const ERR_PLUGIN_TIMEOUT = coded<[string]>('WIKIFARM_ERR_PLUGIN_TIMEOUT', 'Plugin %s did not answer in time', 504)
 export const ERR_PLUGIN_ROUTE = coded<[string]>('WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND', 'No plugin route for %s', 404)
 export const ERR_LEGACY_REFUSED = coded<[string]>('WIKIFARM_ERR_LEGACY_REFUSED', 'Refused by the farm: %s', 403)
+export const ERR_LENGTH_REQUIRED = coded<[string]>('WIKIFARM_ERR_LENGTH_REQUIRED', 'A Content-Length is required: %s', 411)
 
 export function isWikifarmError(err: unknown): err is WikifarmError {
   return err instanceof Error && typeof (err as WikifarmError).code === 'string' &&

@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { claim, http, listenLocal, startFarm, type TestFarm } from './fixtures/test-farm.js'
 import { ADMIN_SECRET, adminLogin } from './fixtures/admin.js'
 import type { LegacyStatus } from '../core/plugin-host/legacy/host.js'
@@ -128,6 +129,14 @@ t.test('writes land in the request\'s site; kernel routes are never shadowed; le
   t.equal(JSON.parse(foreign.body).code, 'WIKIFARM_ERR_FOREIGN_ORIGIN', 'the kernel refuses a foreign origin before the plugin')
   const big = await http(port, 'POST', '/plugin/probe/note', A, { headers: form, body: `text=${'x'.repeat(2048)}` })
   t.equal(big.status, 413, 'a body over the upload limit is refused')
+  const chunked = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/plugin/probe/note', agent: false,
+      headers: { host: A, cookie: owner.cookie, 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' } },
+    (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+    req.on('error', reject)
+    req.end('text=chunked')
+  })
+  t.equal(chunked, 411, 'a body of undeclared length is refused: its size could not be capped unread')
   t.equal((await http(port, 'GET', '/plugin/probe/nothing-here', A)).status, 404)
   t.equal(JSON.parse((await http(port, 'GET', '/plugin/probe/nothing-here', A)).body).code, 'WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND')
 })

@@ -4,7 +4,9 @@
 // runs in the farm's thread, so it runs inside a node:domain: the one mechanism in Node that
 // routes an exception from any callback, timer or event a piece of code started to a handler of
 // its own. The module is deprecated for new designs; here it fences code that predates them, and
-// the handler only answers, logs and counts: the farm's own code never runs in one.
+// the handler only answers, logs and counts. The kernel's request handling never runs inside a
+// fence; only what a legacy plugin calls into does (its pagehandler's reads and writes, which
+// are promise-based, so their failures reach the plugin's callback, not the fence).
 import domain from 'node:domain'
 import type { EventEmitter } from 'node:events'
 

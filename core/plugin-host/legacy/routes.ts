@@ -2,15 +2,15 @@
 // below (every method), and the state-changing methods under `/plugins/<name>/` (the image
 // upload posts there; GETs under it stay the kernel's client files). These are ordinary Fastify
 // routes, so the site, session, Origin and rate-limit hooks have run before, and no kernel
-// route is ever shadowed. The body is left unread for Express (multer, body-parser) to parse,
-// within the farm's upload limit.
+// route is ever shadowed. The body is left unread for Express (multer, body-parser) to parse;
+// its declared length is capped at the farm's upload limit.
 import { createHash } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Guards } from '../../http/request-context.js'
 import { matchDomain } from '../../pages/sites.js'
 import {
-  ERR_LEGACY_REFUSED, ERR_PAYLOAD_TOO_LARGE, ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT,
+  ERR_LEGACY_REFUSED, ERR_LENGTH_REQUIRED, ERR_PAYLOAD_TOO_LARGE, ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT,
   ERR_PLUGIN_UNAVAILABLE,
 } from '../../errors.js'
 import type { FarmConfig } from '../../farm-config.js'
@@ -65,7 +65,14 @@ export async function legacyRoutes(app: FastifyInstance, opts: {
     }
     const refusal = refusalFor(plugin.name, request.method, request.url.split('?')[0] ?? '')
     if (refusal) throw new ERR_LEGACY_REFUSED(refusal.reason)
+    // The body's length must be known up front: Node ends the body at Content-Length, so the
+    // cap holds without reading it here (a counting listener would start the stream flowing
+    // before the plugin's parser is attached, and lose what it counted). Browsers' uploads
+    // (fetch, forms) always send one.
     const length = Number(request.headers['content-length'] ?? 0)
+    if (request.headers['transfer-encoding'] !== undefined && request.headers['content-length'] === undefined) {
+      throw new ERR_LENGTH_REQUIRED('legacy plugins take bodies of a declared length')
+    }
     if (length > config.uploadLimit) throw new ERR_PAYLOAD_TOO_LARGE(config.uploadLimit)
     const authorized = await guards.requireOwner(request).then(() => true, () => false)
     if (WRITE_METHODS.some((m) => m === request.method)) await folders.prepare(plugin.name, request.site.name, request.site.root)
@@ -73,15 +80,6 @@ export async function legacyRoutes(app: FastifyInstance, opts: {
     const facts = { site: request.site, authorized, admin: guards.isAdmin(request), friend: friendToken(request.session.friend), argv }
     const req = request.raw
     const res = reply.raw
-    // A chunked body past the limit is cut off: Express's parsers have their own limits, multer has none.
-    let received = 0
-    req.on('data', (chunk: Buffer) => {
-      received += chunk.length
-      if (received > config.uploadLimit) {
-        sendCoded(res, new ERR_PAYLOAD_TOO_LARGE(config.uploadLimit))
-        req.destroy()
-      }
-    })
     reply.hijack()
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
