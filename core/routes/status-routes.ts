@@ -58,7 +58,11 @@ function renderStatus(status: FarmStatus): string {
     `<td>${p.state === 'disabled' ? '' : `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch"><button>relaunch</button></form>`}</td></tr>`)
   const legacyRows = status.legacy.map((p) => `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
     `<td>${escapeHtml(p.reason ?? '')}</td><td>${escapeHtml(p.source)}</td><td>${p.mode}</td>` +
-    `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td></tr>`)
+    `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td><td>${p.faults}</td></tr>`)
+  // Shown when wiki-plugin-* server parts are installed: most farms of the reference have some.
+  const legacyTable = legacyRows.length === 0 ? '' : '<h2>Legacy server parts (wiki-plugin-*)</h2><table><tr><th>plugin</th>' +
+    '<th>state</th><th>reason</th><th>package</th><th>mode</th><th>launched</th><th>launches</th><th>faults</th></tr>\n' +
+    `${legacyRows.join('\n')}</table>`
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 ${STYLE}${STATUS_STYLE}</head><body>
@@ -67,9 +71,7 @@ ${status.http.refused} HTTP connections refused over the per-address cap</p>${DO
 <h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th><th>launched</th>` +
 `<th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
-<h2>Legacy plugins (wiki-plugin-* server parts)</h2><table><tr><th>plugin</th><th>state</th><th>reason</th>` +
-`<th>package</th><th>mode</th><th>launched</th><th>launches</th></tr>
-${legacyRows.join('\n')}</table>
+${legacyTable}
 <h2>Open sites (${status.sites.open.length})</h2><ul>${sites}</ul></body></html>`
 }
 
