@@ -4,7 +4,11 @@ import Fastify from 'fastify'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-const page = JSON.stringify(JSON.parse(readFileSync(fileURLToPath(new URL('../core/pages/default-pages/welcome-visitors', import.meta.url)), 'utf8')))
+const page = JSON.stringify(
+  JSON.parse(
+    readFileSync(fileURLToPath(new URL('../core/pages/default-pages/welcome-visitors', import.meta.url)), 'utf8'),
+  ),
+)
 const sites = Number(process.env.BENCH_SITES ?? 1000)
 const pages = new Map<string, string>()
 for (let i = 0; i < sites; i++) pages.set(`site${i}.example`, page)

@@ -4,7 +4,10 @@
 import type { Headline } from './report.js'
 
 function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] as string)
+  return s.replace(
+    /[<>&"']/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] as string,
+  )
 }
 
 export function ratioChart(headlines: readonly Headline[], title: string): string {
@@ -26,8 +29,14 @@ export function ratioChart(headlines: readonly Headline[], title: string): strin
   ]
   for (let d = lo; d <= hi; d++) {
     const gx = x(10 ** d)
-    parts.push(`<line x1="${gx}" y1="${top - 8}" x2="${gx}" y2="${height - 30}" stroke="${d === 0 ? '#333' : '#ddd'}" stroke-width="${d === 0 ? 1.5 : 1}"/>`)
-    parts.push(`<text x="${gx}" y="${height - 14}" text-anchor="middle" fill="#555">${10 ** d >= 1 ? 10 ** d : (10 ** d).toFixed(-d)}×</text>`)
+    parts.push(
+      `<line x1="${gx}" y1="${top - 8}" x2="${gx}" y2="${height - 30}" stroke="${d === 0 ? '#333' : '#ddd'}" ` +
+        `stroke-width="${d === 0 ? 1.5 : 1}"/>`,
+    )
+    parts.push(
+      `<text x="${gx}" y="${height - 14}" text-anchor="middle" ` +
+        `fill="#555">${10 ** d >= 1 ? 10 ** d : (10 ** d).toFixed(-d)}×</text>`,
+    )
   }
   headlines.forEach((h, i) => {
     const y = top + i * rowHeight
@@ -39,7 +48,10 @@ export function ratioChart(headlines: readonly Headline[], title: string): strin
     const x0 = Math.min(x(1), x(h.value))
     const w = Math.max(1, Math.abs(x(h.value) - x(1)))
     const good = h.value >= 1
-    parts.push(`<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${good ? '#3a7d44' : '#d1813b'}"/>`)
+    parts.push(
+      `<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" ` +
+        `fill="${good ? '#3a7d44' : '#d1813b'}"/>`,
+    )
     const label = h.value >= 10 ? h.value.toFixed(0) : h.value.toFixed(2)
     parts.push(good
       ? `<text x="${(x0 + w + 5).toFixed(1)}" y="${y + 16}">${label}×</text>`

@@ -61,7 +61,10 @@ export async function spawnServer(opts: SpawnOptions): Promise<Child> {
   const deadline = started + (opts.timeoutMs ?? 30_000)
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${opts.name} exited (${child.exitCode ?? child.signalCode}) before listening${opts.logFile ? `; see ${opts.logFile}` : ''}`)
+      throw new Error(
+        `${opts.name} exited (${child.exitCode ?? child.signalCode}) before ` +
+          `listening${opts.logFile ? `; see ${opts.logFile}` : ''}`,
+      )
     }
     if (await accepts(opts.port)) break
     if (performance.now() > deadline) {
@@ -70,7 +73,14 @@ export async function spawnServer(opts: SpawnOptions): Promise<Child> {
     }
     await new Promise((r) => setTimeout(r, 5))
   }
-  return { name: opts.name, child, port: opts.port, bootMs: performance.now() - started, spawnedAt: started, logFile: opts.logFile ?? null }
+  return {
+    name: opts.name,
+    child,
+    port: opts.port,
+    bootMs: performance.now() - started,
+    spawnedAt: started,
+    logFile: opts.logFile ?? null,
+  }
 }
 
 function ownRss(pid: number): number {

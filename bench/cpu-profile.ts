@@ -44,7 +44,9 @@ export function areaOf(url: string): string {
 function shortUrl(url: string, line: number): string {
   if (url === '') return ''
   const pkg = /node_modules\/(.+)$/.exec(url)
-  const tail = pkg ? pkg[1] as string : (/\/(core|plugins|schemas|bin)\/.+$/.exec(url)?.[0].slice(1) ?? url.replace(/^file:\/\//, ''))
+  const tail = pkg
+    ? (pkg[1] as string)
+    : (/\/(core|plugins|schemas|bin)\/.+$/.exec(url)?.[0].slice(1) ?? url.replace(/^file:\/\//, ''))
   // tsx's transpiled modules report line 0 for every function: the file alone says as much.
   return line > 0 ? `${tail}:${line + 1}` : tail
 }
@@ -53,7 +55,11 @@ function shortUrl(url: string, line: number): string {
  * Self time of the samples taken between `window.fromMs` and `window.toMs` after the
  * profile started (so boot and shutdown are left out), the top `top` of each list.
  */
-export function summariseProfile(file: string, window: { fromMs: number; toMs: number } = { fromMs: 0, toMs: Infinity }, top = 12): ProfileSummary {
+export function summariseProfile(
+  file: string,
+  window: { fromMs: number; toMs: number } = { fromMs: 0, toMs: Infinity },
+  top = 12,
+): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parentOf = new Map<number, ProfileNode>()
@@ -75,12 +81,20 @@ export function summariseProfile(file: string, window: { fromMs: number; toMs: n
     if (functionName === '(idle)') continue
     busy += us
     const key = `${functionName}@${url}:${lineNumber}`
-    const entry = fns.get(key) ?? { name: functionName || '(anonymous)', where: shortUrl(url, lineNumber), us: 0, callers: new Map() }
+    const entry = fns.get(key) ?? {
+      name: functionName || '(anonymous)',
+      where: shortUrl(url, lineNumber),
+      us: 0,
+      callers: new Map(),
+    }
     entry.us += us
     // The nearest caller with a name and a script: native frames say little on their own.
     let up = parentOf.get(id)
-    while (up && (up.callFrame.url === '' || up.callFrame.functionName === '') && parentOf.get(up.id)) up = parentOf.get(up.id)
-    const caller = up ? `${up.callFrame.functionName || '(anonymous)'} ${shortUrl(up.callFrame.url, up.callFrame.lineNumber)}`.trim() : ''
+    while (up && (up.callFrame.url === '' || up.callFrame.functionName === '') && parentOf.get(up.id))
+      up = parentOf.get(up.id)
+    const caller = up
+      ? `${up.callFrame.functionName || '(anonymous)'} ${shortUrl(up.callFrame.url, up.callFrame.lineNumber)}`.trim()
+      : ''
     entry.callers.set(caller, (entry.callers.get(caller) ?? 0) + us)
     fns.set(key, entry)
     const area = areaOf(url)
@@ -88,9 +102,18 @@ export function summariseProfile(file: string, window: { fromMs: number; toMs: n
   }
   return {
     busyMs: busy / 1000,
-    functions: [...fns.values()].sort((a, b) => b.us - a.us).slice(0, top).map((f) => ({
-      name: f.name, where: f.where, share: f.us / busy, caller: [...f.callers].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
-    })),
-    areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([area, us]) => ({ area, share: us / busy })),
+    functions: [...fns.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, top)
+      .map((f) => ({
+        name: f.name,
+        where: f.where,
+        share: f.us / busy,
+        caller: [...f.callers].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
+      })),
+    areas: [...areas.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([area, us]) => ({ area, share: us / busy })),
   }
 }

@@ -28,10 +28,17 @@ export async function dispatch(opts: { seconds: number; rounds: number }): Promi
       await echoLoad(s.port, '/plugin/bench-echo', hosts, 50, 1)
     }
     // REST and websocket rounds are kept apart: each keeps its own best.
-    const rest = await alternate(servers, opts.rounds, (s) => load(s.port, '/plugin/bench-echo/echo', hosts, seconds), (a, b) => a.rps > b.rps)
+    const rest = await alternate(
+      servers,
+      opts.rounds,
+      (s) => load(s.port, '/plugin/bench-echo/echo', hosts, seconds),
+      (a, b) => a.rps > b.rps,
+    )
     const ws = await alternate(servers, opts.rounds, (s) => echoLoad(s.port, '/plugin/bench-echo', hosts, 50, seconds),
       (a, b) => a.messagesPerSecond > b.messagesPerSecond)
-    results = new Map(servers.map((s) => [s.name, { rest: rest.get(s.name) as LoadResult, ws: ws.get(s.name) as EchoResult }]))
+    results = new Map(
+      servers.map((s) => [s.name, { rest: rest.get(s.name) as LoadResult, ws: ws.get(s.name) as EchoResult }]),
+    )
   } finally {
     for (const s of servers) await stop(s)
   }
@@ -39,15 +46,30 @@ export async function dispatch(opts: { seconds: number; rounds: number }): Promi
   const ours = results.get(KERNEL) as { rest: LoadResult; ws: EchoResult }
   return {
     markdown: [
-      `### Plugin dispatch: GET /plugin/bench-echo/echo (100 connections) and a websocket text echo (50 clients), 100 sites, best of ${opts.rounds} alternating rounds of ${seconds} s`,
+      `### Plugin dispatch: GET /plugin/bench-echo/echo (100 connections) and a websocket text echo (50 clients), ` +
+        `100 sites, best of ${opts.rounds} alternating rounds of ${seconds} s`,
       '',
-      table(['handler', 'REST req/s', 'p50 ms', 'p99 ms', 'ratio', 'echo msg/s', 'echo p50 ms', 'echo p99 ms', 'ratio'],
-        [...results].map(([name, { rest: r, ws: w }]) => [name, Math.round(r.rps), r.p50, r.p99, fmtRatio(ratio(r.rps, base.rest.rps)),
-          Math.round(w.messagesPerSecond), w.p50, w.p99, fmtRatio(ratio(w.messagesPerSecond, base.ws.messagesPerSecond))])),
+      table(
+        ['handler', 'REST req/s', 'p50 ms', 'p99 ms', 'ratio', 'echo msg/s', 'echo p50 ms', 'echo p99 ms', 'ratio'],
+        [...results].map(([name, { rest: r, ws: w }]) => [
+          name,
+          Math.round(r.rps),
+          r.p50,
+          r.p99,
+          fmtRatio(ratio(r.rps, base.rest.rps)),
+          Math.round(w.messagesPerSecond),
+          w.p50,
+          w.p99,
+          fmtRatio(ratio(w.messagesPerSecond, base.ws.messagesPerSecond)),
+        ]),
+      ),
     ].join('\n'),
     headlines: [
       { label: 'plugin REST req/s: kernel ÷ direct Fastify', value: ratio(ours.rest.rps, base.rest.rps) },
-      { label: 'plugin ws echo msg/s: kernel ÷ direct', value: ratio(ours.ws.messagesPerSecond, base.ws.messagesPerSecond) },
+      {
+        label: 'plugin ws echo msg/s: kernel ÷ direct',
+        value: ratio(ours.ws.messagesPerSecond, base.ws.messagesPerSecond),
+      },
     ],
   }
 }

@@ -17,6 +17,9 @@ export function claimedSites(data: string, hosts: readonly string[], secretOf: (
   for (const host of hosts) {
     mkdirSync(join(data, host, 'pages'), { recursive: true })
     mkdirSync(join(data, host, 'status'), { recursive: true })
-    writeFileSync(join(data, host, 'status', 'owner.json'), JSON.stringify({ name: 'bench', friend: { secret: secretOf(host) } }))
+    writeFileSync(
+      join(data, host, 'status', 'owner.json'),
+      JSON.stringify({ name: 'bench', friend: { secret: secretOf(host) } }),
+    )
   }
 }

@@ -12,11 +12,22 @@ import type { IsolationMode } from '../core/plugin-host/isolation/channel.js'
 const mode = (process.argv[2] ?? 'none') as IsolationMode
 const data = mkdtempSync(join(tmpdir(), 'wikifarm-bench-isolation-'))
 const plugins = fileURLToPath(new URL('../test/fixtures/plugins-isolation/', import.meta.url))
-const disabled = Object.fromEntries(['bomb', 'hog', 'spinner', 'snoop', 'flaky', 'rogue'].map((name) => [name, { enabled: false }]))
-const kernel = await createKernel({
-  ...DEFAULTS, ...RATE_LIMITS_OFF, farm: true, data, cookieSecret: 'b'.repeat(32), cookieSecretIsRandom: false, logLevel: 'silent',
-  plugins: { ...disabled, steady: { isolation: mode } },
-}, { logger: false, builtinPluginsDir: plugins })
+const disabled = Object.fromEntries(
+  ['bomb', 'hog', 'spinner', 'snoop', 'flaky', 'rogue'].map((name) => [name, { enabled: false }]),
+)
+const kernel = await createKernel(
+  {
+    ...DEFAULTS,
+    ...RATE_LIMITS_OFF,
+    farm: true,
+    data,
+    cookieSecret: 'b'.repeat(32),
+    cookieSecretIsRandom: false,
+    logLevel: 'silent',
+    plugins: { ...disabled, steady: { isolation: mode } },
+  },
+  { logger: false, builtinPluginsDir: plugins },
+)
 await kernel.app.listen({ host: '127.0.0.1', port: 0 })
 const address = kernel.app.server.address()
 console.log(`PORT ${typeof address === 'object' && address ? address.port : 0}`)

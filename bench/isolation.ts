@@ -30,16 +30,29 @@ function serve(mode: string): Promise<Served> {
   })
 }
 
-async function rest(port: number, connections: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+async function rest(
+  port: number,
+  connections: number,
+): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
   const result = await autocannon({
-    url: `http://127.0.0.1:${port}/plugin/steady/hello`, connections, duration: SECONDS, headers: { host: 'a.example' },
+    url: `http://127.0.0.1:${port}/plugin/steady/hello`,
+    connections,
+    duration: SECONDS,
+    headers: { host: 'a.example' },
   })
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx,
+  }
 }
 
 /** Sequential echoes on one socket: round-trip latency; then a pipelined burst: throughput. */
 async function ws(port: number): Promise<{ rttUs: number; p99Us: number; msgsPerSec: number }> {
-  const socket = new WebSocket(`ws://127.0.0.1:${port}/plugin/steady/`, { headers: { host: 'a.example', origin: 'http://a.example' } })
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/plugin/steady/`, {
+    headers: { host: 'a.example', origin: 'http://a.example' },
+  })
   await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
   const times: number[] = []
   for (let i = 0; i < WS_ROUNDS; i++) {
@@ -57,7 +70,11 @@ async function ws(port: number): Promise<{ rttUs: number; p99Us: number; msgsPer
   })
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
   socket.close()
-  return { rttUs: times[Math.floor(times.length / 2)] ?? 0, p99Us: times[Math.floor(times.length * 0.99)] ?? 0, msgsPerSec: burst / seconds }
+  return {
+    rttUs: times[Math.floor(times.length / 2)] ?? 0,
+    p99Us: times[Math.floor(times.length * 0.99)] ?? 0,
+    msgsPerSec: burst / seconds,
+  }
 }
 
 export async function isolation(): Promise<string> {
@@ -70,16 +87,20 @@ export async function isolation(): Promise<string> {
       const r = await rest(served.port, 10)
       const w = await ws(served.port)
       base ??= { rps: r.rps, rtt: w.rttUs, ws: w.msgsPerSec }
-      rows.push(`| ${mode} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${(r.rps / base.rps).toFixed(2)} | ${Math.round(w.rttUs)} | ${Math.round(w.p99Us)} | ${Math.round(w.msgsPerSec)} | ${(w.msgsPerSec / base.ws).toFixed(2)} | ${r.errors} |`)
+      const cells = [mode, Math.round(r.rps), r.p50, r.p99, (r.rps / base.rps).toFixed(2), Math.round(w.rttUs),
+        Math.round(w.p99Us), Math.round(w.msgsPerSec), (w.msgsPerSec / base.ws).toFixed(2), r.errors]
+      rows.push(`| ${cells.join(' | ')} |`)
     } finally {
       served.child.kill('SIGTERM')
       await new Promise((resolve) => served.child.once('exit', resolve))
     }
   }
   return [
-    `Plugin isolation (${cpus().length} cores, ${cpus()[0]?.model ?? 'cpu'}; REST: autocannon, 10 connections, ${SECONDS} s; websocket: ${WS_ROUNDS} sequential echoes, then ${WS_ROUNDS * 3} pipelined)`,
+    `Plugin isolation (${cpus().length} cores, ${cpus()[0]?.model ?? 'cpu'}; REST: autocannon, 10 connections, ` +
+      `${SECONDS} s; websocket: ${WS_ROUNDS} sequential echoes, then ${WS_ROUNDS * 3} pipelined)`,
     '',
-    '| isolation | REST req/s | p50 ms | p99 ms | vs none | WS RTT p50 µs | WS RTT p99 µs | WS echoes/s | vs none | errors |',
+    '| isolation | REST req/s | p50 ms | p99 ms | vs none | WS RTT p50 µs | WS RTT p99 µs | WS echoes/s | vs none | ' +
+      'errors |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n')

@@ -11,7 +11,10 @@ export interface Served {
 }
 
 export async function serve(script: string, env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   trackChild(child)
   const [chunk] = await once(child.stdout!, 'data') as [Buffer]
   child.stdout!.resume()
@@ -45,24 +48,32 @@ export interface LoadOptions {
   body?: (host: string, n: number) => string
 }
 
-export async function load(port: number, path: string | ((host: string, n: number) => string), hosts: string[], seconds: number, opts: LoadOptions = {}): Promise<LoadResult> {
+export async function load(
+  port: number,
+  path: string | ((host: string, n: number) => string),
+  hosts: string[],
+  seconds: number,
+  opts: LoadOptions = {},
+): Promise<LoadResult> {
   let next = 0
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: opts.connections ?? 100,
     duration: seconds,
-    requests: [{
-      method: opts.method ?? 'GET',
-      path: typeof path === 'string' ? path : '/',
-      setupRequest: (request) => {
-        const n = next++
-        const host = hosts[n % hosts.length] as string
-        request.headers = { ...request.headers, host, ...opts.headersFor?.(host) }
-        if (typeof path !== 'string') request.path = path(host, n)
-        if (opts.body) request.body = opts.body(host, n)
-        return request
+    requests: [
+      {
+        method: opts.method ?? 'GET',
+        path: typeof path === 'string' ? path : '/',
+        setupRequest: (request) => {
+          const n = next++
+          const host = hosts[n % hosts.length] as string
+          request.headers = { ...request.headers, host, ...opts.headersFor?.(host) }
+          if (typeof path !== 'string') request.path = path(host, n)
+          if (opts.body) request.body = opts.body(host, n)
+          return request
+        },
       },
-    }],
+    ],
   })
   return {
     rps: result.requests.average,

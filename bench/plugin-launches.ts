@@ -40,13 +40,25 @@ async function ours(hosts: string[]): Promise<{ launches: Record<string, number>
   try {
     // Each site: a page read and a request to each plugin that answers REST.
     let failed = 0
-    for (const path of ['/welcome-visitors.json', '/plugin/linkmap/map.json', '/plugin/bench-count/hello', '/plugin/txtzyme/status']) {
+    for (const path of [
+      '/welcome-visitors.json',
+      '/plugin/linkmap/map.json',
+      '/plugin/bench-count/hello',
+      '/plugin/txtzyme/status',
+    ]) {
       failed += (await visitAll(farm.port, hosts, path, 20)).failed
     }
-    const login = await fetchHost(farm.port, hosts[0] as string, '/auth/reclaim/', { method: 'POST', body: ADMIN, headers: { 'content-type': 'text/plain' } })
+    const login = await fetchHost(farm.port, hosts[0] as string, '/auth/reclaim/', {
+      method: 'POST',
+      body: ADMIN,
+      headers: { 'content-type': 'text/plain' },
+    })
     if (login.status !== 200) throw new Error(`admin login answered ${login.status}: ${login.body}`)
-    const status = await fetchHost(farm.port, hosts[0] as string, '/system/status.json', { headers: { cookie: cookieHeader(login.cookies) } })
-    const plugins = (JSON.parse(status.body) as { plugins: { name: string; launches: number; state: string }[] }).plugins
+    const status = await fetchHost(farm.port, hosts[0] as string, '/system/status.json', {
+      headers: { cookie: cookieHeader(login.cookies) },
+    })
+    const plugins = (JSON.parse(status.body) as { plugins: { name: string; launches: number; state: string }[] })
+      .plugins
     const launches: Record<string, number> = {}
     for (const p of plugins) launches[`${p.name} (${p.state})`] = p.launches
     launches['bench-count (counter file)'] = lines(countFile)
@@ -90,22 +102,36 @@ export async function pluginLaunches(sites: number): Promise<PartResult> {
     markdown: [
       `### Plugin instances: launches of each server-side plugin after requests to ${sites} sites`,
       '',
-      `wikifarm: every site got GET /welcome-visitors.json and a request to each plugin's REST route (linkmap, txtzyme with ` +
-        'its simulator, and bench-count, a third-party plugin loaded by package path, which runs in a worker thread, granted so: its counter file is a write the default process isolation ' +
+      `wikifarm: every site got GET /welcome-visitors.json and a request to each plugin's REST route (linkmap, ` +
+        `txtzyme with ` +
+        'its simulator, and bench-count, a third-party plugin loaded by package path, which runs in a worker ' +
+          'thread, granted so: its counter file is a write the default process isolation ' +
         'refuses); launches as the kernel counts them ' +
         '(`/system/status.json`, admin login) and, for bench-count, by a line its launch appends to a file. ' +
-        `Reference: every site got GET /welcome-visitors.json; starts counted from its "starting plugin" log lines and ` +
-        'a counter plugin (wiki-plugin-benchcount) added to its scratch install whose startServer appends a line to a file.',
+        `Reference: every site got GET /welcome-visitors.json; starts counted from its "starting plugin" log lines ` +
+          `and ` +
+        'a counter plugin (wiki-plugin-benchcount) added to its scratch install whose startServer appends a line to ' +
+          'a file.',
       '',
-      table(['farm', 'plugin', 'launches', 'failed requests'], [
-        ...Object.entries(a.launches).map(([name, n]) => ['wikifarm', name, n, a.failed]),
-        ...(typeof b === 'string' ? [['reference', `could not be run: ${b}`, '—', '—']]
-          : Object.entries(b.launches).map(([name, n]) => ['reference', name, n, b.failed])),
-      ]),
+      table(
+        ['farm', 'plugin', 'launches', 'failed requests'],
+        [
+          ...Object.entries(a.launches).map(([name, n]) => ['wikifarm', name, n, a.failed]),
+          ...(typeof b === 'string'
+            ? [['reference', `could not be run: ${b}`, '—', '—']]
+            : Object.entries(b.launches).map(([name, n]) => ['reference', name, n, b.failed])),
+        ],
+      ),
       '',
-      `Mean launches per plugin: wikifarm ${perPluginOurs.toFixed(1)}, reference ${Number.isFinite(perPluginTheirs) ? perPluginTheirs.toFixed(1) : '—'} ` +
+      `Mean launches per plugin: wikifarm ${perPluginOurs.toFixed(1)}, reference ` +
+        `${Number.isFinite(perPluginTheirs) ? perPluginTheirs.toFixed(1) : '—'} ` +
         `(ratio ${fmtRatio(ratio(perPluginTheirs, perPluginOurs))}).`,
     ].join('\n'),
-    headlines: [{ label: `plugin launches per plugin, ${sites} sites: reference ÷ wikifarm`, value: ratio(perPluginTheirs, perPluginOurs) }],
+    headlines: [
+      {
+        label: `plugin launches per plugin, ${sites} sites: reference ÷ wikifarm`,
+        value: ratio(perPluginTheirs, perPluginOurs),
+      },
+    ],
   }
 }

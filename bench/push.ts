@@ -27,12 +27,25 @@ export interface FanOutResult {
 function post(port: number, path: string, body: unknown): Promise<string> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body)
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path, agent: false,
-      headers: { host: HOST, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`${path}: ${res.statusCode}`))))
-    })
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path,
+        agent: false,
+        headers: { host: HOST, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(Buffer.concat(chunks).toString())
+            : reject(new Error(`${path}: ${res.statusCode}`)),
+        )
+      },
+    )
     req.on('error', reject)
     req.end(payload)
   })
@@ -45,7 +58,9 @@ interface Subscriber {
 
 function subscribe(target: FanOutTarget): Promise<Subscriber> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${target.port}${target.wsPath}`, ['wikifarm.v1'], { headers: { host: HOST, origin: `http://${HOST}` } })
+    const ws = new WebSocket(`ws://127.0.0.1:${target.port}${target.wsPath}`, ['wikifarm.v1'], {
+      headers: { host: HOST, origin: `http://${HOST}` },
+    })
     const sub: Subscriber = { ws, onPublished: null }
     ws.once('error', reject)
     ws.once('open', () => ws.send(JSON.stringify({ type: 'subscribe', id: 's', data: { key: 'bench' } })))
@@ -53,7 +68,8 @@ function subscribe(target: FanOutTarget): Promise<Subscriber> {
       const now = performance.timeOrigin + performance.now()
       const message = JSON.parse(data.toString()) as { type: string; data?: { value?: { n: number; at: number } } }
       if (message.type === 'subscribed') resolve(sub)
-      else if (message.type === 'published' && message.data?.value) sub.onPublished?.(message.data.value.n, now - message.data.value.at)
+      else if (message.type === 'published' && message.data?.value)
+        sub.onPublished?.(message.data.value.n, now - message.data.value.at)
       else reject(new Error(`unexpected ${data.toString().slice(0, 200)}`))
     })
   })
@@ -75,7 +91,10 @@ export async function fanOutLatency(target: FanOutTarget, subscribers = 1000, ro
     for (let n = -3; n < rounds; n++) { // three warm-up rounds, not counted
       const latencies: number[] = []
       const done = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`round ${n}: ${latencies.length} of ${subscribers} received`)), 10_000)
+        const timer = setTimeout(
+          () => reject(new Error(`round ${n}: ${latencies.length} of ${subscribers} received`)),
+          10_000,
+        )
         for (const sub of subs) {
           sub.onPublished = (got, latency) => {
             if (got !== n) return

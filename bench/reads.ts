@@ -37,8 +37,12 @@ async function profileReads(hosts: string[], seconds: number): Promise<string> {
   const dir = scratchDir('profile')
   const data = join(dir, 'data')
   makeSiteFolders(data, hosts)
-  const farm = await startWikifarm({ data, nodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir], name: 'wikifarm (profiled)' })
-  let window = { fromMs: 0, toMs: Infinity }
+  const farm = await startWikifarm({
+    data,
+    nodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir],
+    name: 'wikifarm (profiled)',
+  })
+  let window: { fromMs: number; toMs: number }
   try {
     await visitAll(farm.port, hosts, PATH, 20)
     await load(farm.port, PATH, hosts, 1)
@@ -54,15 +58,26 @@ async function profileReads(hosts: string[], seconds: number): Promise<string> {
   const s = summariseProfile(join(dir, file), window)
   const pct = (x: number) => `${(x * 100).toFixed(1)} %`
   return [
-    `CPU profile of a separate wikifarm process (\`node --cpu-prof\`) under the same load, the samples of ${seconds} s ` +
+    `CPU profile of a separate wikifarm process (\`node --cpu-prof\`) under the same load, the samples of ` +
+      `${seconds} s ` +
       `of load only (${Math.round(s.busyMs)} ms of them non-idle). Self time, as a share of non-idle time:`,
     '',
-    table(['function', 'where', 'self', 'mostly called from'], s.functions.map((f) => [`\`${f.name}\``, f.where ? `\`${f.where}\`` : '(native)', pct(f.share),
-      f.caller ? `\`${f.caller}\`` : ''])),
+    table(
+      ['function', 'where', 'self', 'mostly called from'],
+      s.functions.map((f) => [
+        `\`${f.name}\``,
+        f.where ? `\`${f.where}\`` : '(native)',
+        pct(f.share),
+        f.caller ? `\`${f.caller}\`` : '',
+      ]),
+    ),
     '',
     'By area (package, wikifarm file, node core):',
     '',
-    table(['area', 'self'], s.areas.map((a) => [a.area, pct(a.share)])),
+    table(
+      ['area', 'self'],
+      s.areas.map((a) => [a.area, pct(a.share)]),
+    ),
   ].join('\n')
 }
 
@@ -83,13 +98,20 @@ export async function reads(opts: ReadsOptions): Promise<PartResult> {
     servers.push({ name: BARE, ...bare })
     const quiet = await startWikifarm({ data: ours })
     servers.push({ name: WIKIFARM, port: quiet.port, child: quiet.child })
-    const logging = await startWikifarm({ data: ours, logLevel: 'info', logFile: join(dir, 'wikifarm.log'), name: WIKIFARM_LOGGING })
+    const logging = await startWikifarm({
+      data: ours,
+      logLevel: 'info',
+      logFile: join(dir, 'wikifarm.log'),
+      name: WIKIFARM_LOGGING,
+    })
     servers.push({ name: WIKIFARM_LOGGING, port: logging.port, child: logging.child })
     if (ref.ok) {
       const reference = await startReference(ref.install, { data: refData, logFile: join(dir, 'reference.log') })
       servers.push({ name: REFERENCE, port: reference.port, child: reference.child })
     } else {
-      notes.push(`The reference farm could not be run: ${ref.reason}. Its row is missing; no figure is invented for it.`)
+      notes.push(
+        `The reference farm could not be run: ${ref.reason}. Its row is missing; no figure is invented for it.`,
+      )
     }
     // Warm-up: every site visited once (the reference creates a server per site on its first
     // visit), then two seconds of the real load.
@@ -113,12 +135,17 @@ export async function reads(opts: ReadsOptions): Promise<PartResult> {
   const ourRps = (results.get(WIKIFARM) as LoadResult).rps
   return {
     markdown: [
-      `### Page reads: GET ${PATH}, ${opts.sites} sites, Host rotating, 100 connections, best of ${opts.rounds} alternating rounds of ${seconds} s`,
+      `### Page reads: GET ${PATH}, ${opts.sites} sites, Host rotating, 100 connections, best of ${opts.rounds} ` +
+        `alternating rounds of ${seconds} s`,
       '',
-      'Every site was visited once and loaded for 2 s before the rounds. wikifarm runs as the CLI (`bin/wikifarm.js --farm`) ' +
-        'with `--logLevel warn`; the second wikifarm row logs one line per request (`--logLevel info`, to a file), as the ' +
-        'reference does with no way to turn it off (its log also goes to a file).' + (ref.ok ? ` Reference: wiki ${ref.install.version}, ` +
-        '`--farm --security_type friends`, NODE_ENV=production.' : ''),
+      'Every site was visited once and loaded for 2 s before the rounds. wikifarm runs as the CLI (`bin/wikifarm.js ' +
+        '--farm`) ' +
+        'with `--logLevel warn`; the second wikifarm row logs one line per request (`--logLevel info`, to a file), ' +
+          'as the ' +
+        'reference does with no way to turn it off (its log also goes to a file).' +
+        (ref.ok
+          ? ` Reference: wiki ${ref.install.version}, ` + '`--farm --security_type friends`, NODE_ENV=production.'
+          : ''),
       '',
       table(['server', 'req/s', 'p50 ms', 'p99 ms', 'ratio to bare', 'ratio to reference', 'errors'], rows),
       ...notes.map((n) => `\n${n}`),

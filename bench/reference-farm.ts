@@ -48,12 +48,16 @@ async function install(): Promise<ReferenceStatus> {
     return { ok: false, reason: `npm install -g wiki failed: ${message.split('\n').slice(0, 3).join(' ')}` }
   }
   const root = join(prefix, 'lib', 'node_modules', 'wiki')
-  if (!existsSync(join(root, 'index.js'))) return { ok: false, reason: `npm installed no wiki/index.js under ${prefix}` }
+  if (!existsSync(join(root, 'index.js')))
+    return { ok: false, reason: `npm installed no wiki/index.js under ${prefix}` }
   const pkgFile = join(root, 'package.json')
   const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version: string; dependencies: Record<string, string> }
   const plugin = join(root, 'node_modules', 'wiki-plugin-benchcount')
   mkdirSync(join(plugin, 'server'), { recursive: true })
-  writeFileSync(join(plugin, 'package.json'), JSON.stringify({ name: 'wiki-plugin-benchcount', version: '0.0.0', type: 'module' }))
+  writeFileSync(
+    join(plugin, 'package.json'),
+    JSON.stringify({ name: 'wiki-plugin-benchcount', version: '0.0.0', type: 'module' }),
+  )
   writeFileSync(join(plugin, 'server', 'server.js'), COUNTER_PLUGIN)
   pkg.dependencies['wiki-plugin-benchcount'] = '0.0.0'
   writeFileSync(pkgFile, JSON.stringify(pkg, null, 2))
@@ -77,7 +81,18 @@ export async function startReference(ref: ReferenceInstall, opts: ReferenceOptio
   return spawnServer({
     name: 'reference farm',
     port,
-    args: [join(ref.root, 'index.js'), '--farm', '--data', opts.data, '--port', String(port), '--host', '127.0.0.1', '--security_type', 'friends'],
+    args: [
+      join(ref.root, 'index.js'),
+      '--farm',
+      '--data',
+      opts.data,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--security_type',
+      'friends',
+    ],
     // Express's default 'development' mode makes every site print all its options on first
     // visit; operators run production. Its per-request log line (morgan) cannot be turned off.
     env: { NODE_ENV: 'production', ...(opts.countFile ? { BENCH_PLUGIN_COUNT_FILE: opts.countFile } : {}) },
@@ -90,9 +105,13 @@ export function referencePluginStarts(logFile: string, countFile: string | null)
   const counts: Record<string, number> = {}
   const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''
   for (const m of log.matchAll(/^starting plugin (\S+)/gm)) counts[m[1] as string] = (counts[m[1] as string] ?? 0) + 1
-  for (const m of log.matchAll(/^failed to start plugin (\S+)/gm)) counts[m[1] as string] = (counts[m[1] as string] ?? 0) - 1
+  for (const m of log.matchAll(/^failed to start plugin (\S+)/gm))
+    counts[m[1] as string] = (counts[m[1] as string] ?? 0) - 1
   // The counter plugin is counted by its own file, not its log line.
   delete counts['wiki-plugin-benchcount']
-  if (countFile) counts['wiki-plugin-benchcount (counter file)'] = existsSync(countFile) ? readFileSync(countFile, 'utf8').split('\n').filter(Boolean).length : 0
+  if (countFile)
+    counts['wiki-plugin-benchcount (counter file)'] = existsSync(countFile)
+      ? readFileSync(countFile, 'utf8').split('\n').filter(Boolean).length
+      : 0
   return counts
 }

@@ -6,7 +6,6 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { cleanupNow, cleanupOnExit } from './cleanup.js'
 import { reads } from './reads.js'
 import { scale } from './scale.js'
@@ -21,7 +20,6 @@ import { ratioChart } from './chart.js'
 import type { Headline, PartResult } from './report.js'
 import { PACKAGE_ROOT } from '../core/package-info.js'
 
-const here = fileURLToPath(new URL('./', import.meta.url))
 const docFile = join(PACKAGE_ROOT, 'docs', 'benchmarks.md')
 const chartFile = join(PACKAGE_ROOT, 'docs', 'benchmarks.svg')
 const SITES = Number(process.env.BENCH_SITES ?? 1000)
@@ -33,8 +31,18 @@ const FD_NEEDED = 12_000
 // raise the soft limit to the hard one by running again under `ulimit -n`, children inherit it.
 const softLimit = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim())
 if (Number.isFinite(softLimit) && softLimit < FD_NEEDED && !process.env.BENCH_FD_RAISED) {
-  const again = spawnSync('sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: 'inherit', env: { ...process.env, BENCH_FD_RAISED: '1' } })
+  const again = spawnSync(
+    'sh',
+    [
+      '-c',
+      'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"',
+      'sh',
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, BENCH_FD_RAISED: '1' } },
+  )
   process.exit(again.status ?? 1)
 }
 
@@ -67,7 +75,8 @@ for (const name of named) {
 const chosen = named.length ? named : DEFAULT
 
 const now = () => new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC'
-const header = `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
+const header =
+  `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
   `Node ${process.version}, ${process.platform}; run of ${now()}`
 
 /** The sections already in the doc, by part name, so a partial run keeps the others. */
@@ -127,7 +136,9 @@ for (const name of chosen) {
   console.log(`── ${name} …`)
   try {
     const result = await (parts[name] as () => Promise<PartResult>)()
-    const section = `<!-- part ${name} -->\n${result.markdown}\n\n_Part \`${name}\` measured ${now()} in ${Math.round((performance.now() - t0) / 1000)} s._\n` +
+    const section =
+      `<!-- part ${name} -->\n${result.markdown}\n\n_Part \`${name}\` measured ${now()} in ` +
+        `${Math.round((performance.now() - t0) / 1000)} s._\n` +
       `<!-- headlines ${JSON.stringify(result.headlines)} -->\n<!-- /part ${name} -->`
     sections.set(name, section)
     console.log(result.markdown + '\n')

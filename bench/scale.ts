@@ -38,7 +38,14 @@ async function settle(ms = 1000): Promise<void> {
 }
 
 /** Boots on `data` twice (keeping the faster), then first visits of sites no one opened yet. */
-async function boot(start: Start, data: string, log: string, folders: number, hosts: string[], firstFrom: number): Promise<Boot> {
+async function boot(
+  start: Start,
+  data: string,
+  log: string,
+  folders: number,
+  hosts: string[],
+  firstFrom: number,
+): Promise<Boot> {
   let best = Infinity
   let firsts: number[] = []
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -106,7 +113,10 @@ export async function scale(): Promise<PartResult> {
     made = count
     const from = Math.max(0, count - FIRST_VISITS)
     ours.boots.push(await boot(startOurs, data, join(dir, 'wikifarm.log'), count, hosts, from))
-    if (theirs && startTheirs) theirs.boots.push(await boot(startTheirs, data, join(dir, 'reference.log'), count, hosts, Math.max(0, from - FIRST_VISITS)))
+    if (theirs && startTheirs)
+      theirs.boots.push(
+        await boot(startTheirs, data, join(dir, 'reference.log'), count, hosts, Math.max(0, from - FIRST_VISITS)),
+      )
   }
   ours.mem = await memory(startOurs, data, join(dir, 'wikifarm.log'), hosts)
   if (theirs && startTheirs) theirs.mem = await memory(startTheirs, data, join(dir, 'reference.log'), hosts)
@@ -124,8 +134,12 @@ export async function scale(): Promise<PartResult> {
   const memRows = [0, 1].map((i) => {
     const a = ours.mem.steps[i]
     const b = theirs?.mem.steps[i]
-    const note = (s: Memory['steps'][number] | undefined) => (!s ? 'not reached' : s.opened < s.target
-      ? `only ${s.opened} opened in the ${OPEN_BUDGET_MS / 1000} s budget` : `${s.seconds.toFixed(1)} s${s.failed ? `, ${s.failed} failed` : ''}`)
+    const note = (s: Memory['steps'][number] | undefined) =>
+      !s
+        ? 'not reached'
+        : s.opened < s.target
+          ? `only ${s.opened} opened in the ${OPEN_BUDGET_MS / 1000} s budget`
+          : `${s.seconds.toFixed(1)} s${s.failed ? `, ${s.failed} failed` : ''}`
     return [[1000, 10_000][i] as number,
       a ? fmtBytes(a.rss) : '—', fmtBytes(perSite(ours.mem, i)), note(a),
       b ? fmtBytes(b.rss) : '—', theirs ? fmtBytes(perSite(theirs.mem, i)) : '—', theirs ? note(b) : '—',
@@ -138,23 +152,57 @@ export async function scale(): Promise<PartResult> {
       '',
       'Boot: spawn of the process until its port accepts a connection, best of two boots, with that many empty site ' +
         `folders on disk. First request: GET ${PATH} to ${FIRST_VISITS} sites no boot had opened, one after another ` +
-        '(p50 / max). Neither farm scans its folders at boot (wikifarm opens sites lazily; the reference starts a server ' +
-        'per host on its first visit).' + (ref.ok ? '' : ` The reference farm could not be run: ${ref.reason}.`),
+        '(p50 / max). Neither farm scans its folders at boot (wikifarm opens sites lazily; the reference starts a ' +
+          'server ' +
+        'per host on its first visit).' +
+        (ref.ok ? '' : ` The reference farm could not be run: ${ref.reason}.`),
       '',
-      table(['site folders', 'wikifarm boot ms', 'reference boot ms', 'boot ratio (ref ÷ ours)', 'wikifarm first request ms',
-        'reference first request ms', 'first request ratio (p50)'], bootRows),
+      table(
+        [
+          'site folders',
+          'wikifarm boot ms',
+          'reference boot ms',
+          'boot ratio (ref ÷ ours)',
+          'wikifarm first request ms',
+          'reference first request ms',
+          'first request ratio (p50)',
+        ],
+        bootRows,
+      ),
       '',
-      `Memory: a fresh process on the 10,000 site folders; RSS (with its children: the reference serves from a cluster worker) when idle (wikifarm ${fmtBytes(ours.mem.rss0)}` +
-        `${theirs ? `, reference ${fmtBytes(theirs.mem.rss0)}` : ''}), then after one GET to each of the first 1,000 and then ` +
+      `Memory: a fresh process on the 10,000 site folders; RSS (with its children: the reference serves from a ` +
+        `cluster worker) when idle (wikifarm ${fmtBytes(ours.mem.rss0)}` +
+        `${theirs ? `, reference ${fmtBytes(theirs.mem.rss0)}` : ''}), then after one GET to each of the first ` +
+          `1,000 and then ` +
         'all 10,000 sites (20 at a time), one second after the last. Per open site = (RSS − idle RSS) ÷ sites opened.',
       '',
-      table(['sites opened', 'wikifarm RSS', 'wikifarm per site', 'wikifarm took', 'reference RSS', 'reference per site', 'reference took',
-        'per-site ratio (ref ÷ ours)'], memRows),
+      table(
+        [
+          'sites opened',
+          'wikifarm RSS',
+          'wikifarm per site',
+          'wikifarm took',
+          'reference RSS',
+          'reference per site',
+          'reference took',
+          'per-site ratio (ref ÷ ours)',
+        ],
+        memRows,
+      ),
     ].join('\n'),
     headlines: [
-      { label: 'boot to listening, 10,000 folders: reference ÷ wikifarm', value: theirs ? ratio((theirs.boots[2] as Boot).bootMs, (ours.boots[2] as Boot).bootMs) : null },
-      { label: 'first request to a new site (p50): reference ÷ wikifarm', value: theirs ? ratio((theirs.boots[2] as Boot).firstP50, (ours.boots[2] as Boot).firstP50) : null },
-      { label: 'RSS per open site: reference ÷ wikifarm', value: theirs ? ratio(perSite(theirs.mem, last(theirs.mem)), perSite(ours.mem, last(theirs.mem))) : null },
+      {
+        label: 'boot to listening, 10,000 folders: reference ÷ wikifarm',
+        value: theirs ? ratio((theirs.boots[2] as Boot).bootMs, (ours.boots[2] as Boot).bootMs) : null,
+      },
+      {
+        label: 'first request to a new site (p50): reference ÷ wikifarm',
+        value: theirs ? ratio((theirs.boots[2] as Boot).firstP50, (ours.boots[2] as Boot).firstP50) : null,
+      },
+      {
+        label: 'RSS per open site: reference ÷ wikifarm',
+        value: theirs ? ratio(perSite(theirs.mem, last(theirs.mem)), perSite(ours.mem, last(theirs.mem))) : null,
+      },
     ],
   }
 }

@@ -29,7 +29,9 @@ interface WsStats {
 
 /** A linkmap client that asks for the map every 500 ms and times each answer. */
 function linkmapClient(port: number, host: string, stats: WsStats): { close: () => void; pending: () => number } {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/plugin/linkmap`, ['wikifarm.v1'], { headers: { host, origin: `http://${host}` } })
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/plugin/linkmap`, ['wikifarm.v1'], {
+    headers: { host, origin: `http://${host}` },
+  })
   const asked = new Map<string, number>()
   let n = 0
   let closing = false
@@ -60,13 +62,16 @@ function linkmapClient(port: number, host: string, stats: WsStats): { close: () 
 }
 
 function pushSubscriber(port: number, host: string, stats: WsStats): () => void {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/system/push`, ['wikifarm.v1'], { headers: { host, origin: `http://${host}` } })
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/system/push`, ['wikifarm.v1'], {
+    headers: { host, origin: `http://${host}` },
+  })
   let closing = false
   ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', id: 's', data: { key: 'welcome-visitors' } })))
   ws.on('message', (data) => {
     const message = JSON.parse(data.toString()) as { type: string }
     if (message.type === 'published') stats.published++
-    else if (message.type !== 'subscribed') stats.errors.push(`${host} push: unexpected ${data.toString().slice(0, 100)}`)
+    else if (message.type !== 'subscribed')
+      stats.errors.push(`${host} push: unexpected ${data.toString().slice(0, 100)}`)
   })
   ws.on('error', (err) => stats.errors.push(`${host} push: ${err.message}`))
   ws.on('close', (code) => { if (!closing) stats.errors.push(`${host} push closed by the server: ${code}`) })
@@ -85,7 +90,11 @@ export async function soak(seconds: number): Promise<PartResult> {
   try {
     const cookies = new Map<string, string>()
     for (const host of hosts) {
-      const login = await fetchHost(farm.port, host, '/auth/reclaim/', { method: 'POST', body: secretOf(host), headers: { 'content-type': 'text/plain' } })
+      const login = await fetchHost(farm.port, host, '/auth/reclaim/', {
+        method: 'POST',
+        body: secretOf(host),
+        headers: { 'content-type': 'text/plain' },
+      })
       if (login.status !== 200) throw new Error(`login on ${host}: ${login.status} ${login.body}`)
       cookies.set(host, cookieHeader(login.cookies))
     }
@@ -108,11 +117,25 @@ export async function soak(seconds: number): Promise<PartResult> {
     const [reads, edits] = await Promise.all([
       load(farm.port, (_host, n) => READS[n % READS.length] as string, hosts, seconds, { connections: 20 }),
       load(farm.port, '/page/welcome-visitors/action', hosts, seconds, {
-        connections: 4, method: 'PUT',
-        headersFor: (host) => ({ cookie: cookies.get(host) as string, 'content-type': 'application/x-www-form-urlencoded' }),
-        body: (_host, n) => `action=${encodeURIComponent(JSON.stringify({
-          type: 'edit', id: ITEM, item: { type: 'paragraph', id: ITEM, text: `Soak edit ${n}, see [[Soak ${Math.floor(n / SITES) % 50}]].` }, date: Date.now(),
-        }))}`,
+        connections: 4,
+        method: 'PUT',
+        headersFor: (host) => ({
+          cookie: cookies.get(host) as string,
+          'content-type': 'application/x-www-form-urlencoded',
+        }),
+        body: (_host, n) =>
+          `action=${encodeURIComponent(
+            JSON.stringify({
+              type: 'edit',
+              id: ITEM,
+              item: {
+                type: 'paragraph',
+                id: ITEM,
+                text: `Soak edit ${n}, see [[Soak ${Math.floor(n / SITES) % 50}]].`,
+              },
+              date: Date.now(),
+            }),
+          )}`,
       }),
     ])
     clearInterval(churn)
@@ -129,18 +152,36 @@ export async function soak(seconds: number): Promise<PartResult> {
         `### Soak: ${seconds} s of mixed traffic on ${SITES} sites, one wikifarm process`,
         '',
         `REST reads (20 connections, rotating ${READS.join(', ')}), owners' edits that change a link (4 connections, ` +
-          `PUT /page/welcome-visitors/action), ${SITES} linkmap websocket clients asking for the map every 500 ms (one closed ` +
+          `PUT /page/welcome-visitors/action), ${SITES} linkmap websocket clients asking for the map every 500 ms ` +
+            `(one closed ` +
           `and reopened every second), ${SITES} push subscribers of welcome-visitors.`,
         '',
-        table(['measure', 'value'], [
-          ['errors (HTTP errors, non-2xx, websocket errors and unexpected closes, unanswered requests)', errors],
-          ['of which reads (errors / non-2xx), edits (errors / non-2xx), websocket', `${reads.errors} / ${reads.non2xx}, ${edits.errors} / ${edits.non2xx}, ${stats.errors.length}`],
-          ['REST reads: requests, p50 / p99 ms', `${reads.requests}, ${reads.p50} / ${reads.p99}`],
-          ['edits: requests, p50 / p99 ms', `${edits.requests}, ${edits.p50} / ${edits.p99}`],
-          ['websocket map requests answered, p50 / p99 ms', `${stats.answered.length}, ${fmtMs(percentile(stats.answered, 0.5))} / ${fmtMs(percentile(stats.answered, 0.99))}`],
-          ['linkmap updates received, push messages received, connections reopened', `${stats.updates}, ${stats.published}, ${stats.reopened}`],
-          ['RSS at start / peak / end', `${fmtBytes(rss[0] as number)} / ${fmtBytes(Math.max(...rss))} / ${fmtBytes(rss[rss.length - 1] as number)}`],
-        ]),
+        table(
+          ['measure', 'value'],
+          [
+            ['errors (HTTP errors, non-2xx, websocket errors and unexpected closes, unanswered requests)', errors],
+            [
+              'of which reads (errors / non-2xx), edits (errors / non-2xx), websocket',
+              `${reads.errors} / ${reads.non2xx}, ${edits.errors} / ${edits.non2xx}, ${stats.errors.length}`,
+            ],
+            ['REST reads: requests, p50 / p99 ms', `${reads.requests}, ${reads.p50} / ${reads.p99}`],
+            ['edits: requests, p50 / p99 ms', `${edits.requests}, ${edits.p50} / ${edits.p99}`],
+            [
+              'websocket map requests answered, p50 / p99 ms',
+              `${stats.answered.length}, ${fmtMs(percentile(stats.answered, 0.5))} / ` +
+                `${fmtMs(percentile(stats.answered, 0.99))}`,
+            ],
+            [
+              'linkmap updates received, push messages received, connections reopened',
+              `${stats.updates}, ${stats.published}, ${stats.reopened}`,
+            ],
+            [
+              'RSS at start / peak / end',
+              `${fmtBytes(rss[0] as number)} / ${fmtBytes(Math.max(...rss))} / ` +
+                `${fmtBytes(rss[rss.length - 1] as number)}`,
+            ],
+          ],
+        ),
         ...(stats.errors.length ? ['', 'First errors:', '', ...stats.errors.slice(0, 5).map((e) => `- ${e}`)] : []),
       ].join('\n'),
       headlines: [],

@@ -35,17 +35,23 @@ function summarise(latencies: number[], ms: number): Phase {
 }
 
 /** `clients` closed loops for `seconds`: each sends a line, waits for its output, sends the next. */
-async function loops(clients: number, seconds: number, send: (client: number, i: number) => Promise<void>): Promise<Phase> {
+async function loops(
+  clients: number,
+  seconds: number,
+  send: (client: number, i: number) => Promise<void>,
+): Promise<Phase> {
   const latencies: number[] = []
   const until = Date.now() + seconds * 1000
   const started = Date.now()
-  await Promise.all(Array.from({ length: clients }, async (_, c) => {
-    for (let i = 0; Date.now() < until; i++) {
-      const t0 = performance.now()
-      await send(c, i)
-      latencies.push(performance.now() - t0)
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; Date.now() < until; i++) {
+        const t0 = performance.now()
+        await send(c, i)
+        latencies.push(performance.now() - t0)
+      }
+    }),
+  )
   return summarise(latencies, Date.now() - started)
 }
 
@@ -81,7 +87,9 @@ async function direct(path: string, clients: number, seconds: number): Promise<P
 async function throughKernel(port: number, clients: number, seconds: number): Promise<Phase> {
   const sockets = await Promise.all(Array.from({ length: clients }, async (_, c) => {
     const host = `s${c % 5}.example`
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/plugin/txtzyme/v1`, ['wikifarm.v1'], { headers: { host, origin: `http://${host}` } })
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/plugin/txtzyme/v1`, ['wikifarm.v1'], {
+      headers: { host, origin: `http://${host}` },
+    })
     const waiting = new Map<string, () => void>()
     ws.on('message', (data) => {
       const message = JSON.parse(String(data)) as { type: string; id?: string }
@@ -127,7 +135,10 @@ async function simulatedDevice(dir: string, name: string): Promise<{ devicePath:
  * owner), so the two can be measured in alternating rounds, keeping each one's best: a burst
  * of load from elsewhere on the machine then hurts one round, not one side.
  */
-export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10), rounds = Number(process.env.BENCH_ROUNDS ?? 5)): Promise<PartResult> {
+export async function txtzyme(
+  seconds = Number(process.env.BENCH_SECONDS ?? 10),
+  rounds = Number(process.env.BENCH_ROUNDS ?? 5),
+): Promise<PartResult> {
   const dir = scratchDir('txtzyme')
   const rows: string[] = []
   const headlines: Headline[] = []
@@ -138,10 +149,18 @@ export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10),
     devices.push(forDirect)
     const forKernel = await simulatedDevice(dir, 'KERNEL')
     devices.push(forKernel)
-    const kernel = await createKernel({
-      ...DEFAULTS, ...RATE_LIMITS_OFF, farm: true, data: join(dir, 'data'), cookieSecret: 'b'.repeat(32), cookieSecretIsRandom: false,
-      plugins: { txtzyme: { options: { device: forKernel.devicePath, openToVisitors: true } } },
-    }, { logger: false })
+    const kernel = await createKernel(
+      {
+        ...DEFAULTS,
+        ...RATE_LIMITS_OFF,
+        farm: true,
+        data: join(dir, 'data'),
+        cookieSecret: 'b'.repeat(32),
+        cookieSecretIsRandom: false,
+        plugins: { txtzyme: { options: { device: forKernel.devicePath, openToVisitors: true } } },
+      },
+      { logger: false },
+    )
     const results: Record<string, Phase> = {}
     try {
       await kernel.app.listen({ host: '127.0.0.1', port: 0 })
@@ -171,25 +190,36 @@ export async function txtzyme(seconds = Number(process.env.BENCH_SECONDS ?? 10),
       const k = results[`kernel ${clients}`] as Phase
       const rate = (p: Phase) => p.lines / p.seconds
       rows.push(`| ${clients} | direct to the pty | ${Math.round(rate(d))} | ${d.p50} | ${d.p99} | | |`)
-      rows.push(`| ${clients} | through the kernel | ${Math.round(rate(k))} | ${k.p50} | ${k.p99} | ` +
-        `${(k.p50 - d.p50).toFixed(2)} / ${(k.p99 - d.p99).toFixed(2)} | ${(rate(k) / rate(d)).toFixed(2)} |`)
-      headlines.push({ label: `txtzyme lines/s, ${clients} client${clients > 1 ? 's' : ''}: kernel ÷ direct pty`, value: ratio(rate(k), rate(d)) })
+      rows.push(
+        `| ${clients} | through the kernel | ${Math.round(rate(k))} | ${k.p50} | ${k.p99} | ` +
+          `${(k.p50 - d.p50).toFixed(2)} / ${(k.p99 - d.p99).toFixed(2)} | ${(rate(k) / rate(d)).toFixed(2)} |`,
+      )
+      headlines.push({
+        label: `txtzyme lines/s, ${clients} client${clients > 1 ? 's' : ''}: kernel ÷ direct pty`,
+        value: ratio(rate(k), rate(d)),
+      })
     }
   } finally {
     for (const device of devices) await device.close()
     rmSync(dir, { recursive: true, force: true })
   }
-  return { headlines, markdown: [
-    `### Txtzyme: one line \`_cN-i_\` per request, closed loops, best of ${rounds} alternating rounds of ${perRound} s`,
-    '',
-    'Each side has its own simulator on its own socat pty pair (a device has one owner). Direct: the lines written to ' +
-      'the pty with the same sentinel, one at a time in arrival order (the least any sharing needs). Kernel: the json ' +
-      'websocket `/plugin/txtzyme/v1` → queue → pty and back, the kernel in the bench process.',
-    '',
-    '| clients | path | lines/s | p50 ms | p99 ms | added p50 / p99 ms | ratio |',
-    '|---|---|---|---|---|---|---|',
-    ...rows,
-  ].join('\n') }
+  return {
+    headlines,
+    markdown: [
+      `### Txtzyme: one line \`_cN-i_\` per request, closed loops, best of ${rounds} alternating rounds of ` +
+        `${perRound} s`,
+      '',
+      'Each side has its own simulator on its own socat pty pair (a device has one owner). Direct: the lines ' +
+        'written to ' +
+        'the pty with the same sentinel, one at a time in arrival order (the least any sharing needs). Kernel: the ' +
+          'json ' +
+        'websocket `/plugin/txtzyme/v1` → queue → pty and back, the kernel in the bench process.',
+      '',
+      '| clients | path | lines/s | p50 ms | p99 ms | added p50 / p99 ms | ratio |',
+      '|---|---|---|---|---|---|---|',
+      ...rows,
+    ].join('\n'),
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

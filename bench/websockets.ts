@@ -31,12 +31,23 @@ async function settle(ms = 1000): Promise<void> {
 async function openIdle(port: number, path: string, hosts: string[], count: number): Promise<WebSocket[]> {
   const sockets: WebSocket[] = []
   for (let i = 0; i < count; i += 250) {
-    sockets.push(...await Promise.all(Array.from({ length: Math.min(250, count - i) }, (_, j) => new Promise<WebSocket>((resolve, reject) => {
-      const host = hosts[(i + j) % hosts.length] as string
-      const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, ['wikifarm.v1'], { headers: { host, origin: `http://${host}` }, perMessageDeflate: false })
-      ws.once('open', () => resolve(ws))
-      ws.once('error', reject)
-    }))))
+    sockets.push(
+      ...(await Promise.all(
+        Array.from(
+          { length: Math.min(250, count - i) },
+          (_, j) =>
+            new Promise<WebSocket>((resolve, reject) => {
+              const host = hosts[(i + j) % hosts.length] as string
+              const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, ['wikifarm.v1'], {
+                headers: { host, origin: `http://${host}` },
+                perMessageDeflate: false,
+              })
+              ws.once('open', () => resolve(ws))
+              ws.once('error', reject)
+            }),
+        ),
+      )),
+    )
   }
   return sockets
 }
@@ -70,12 +81,21 @@ async function measureOurs(): Promise<{ idle: Idle; fan: FanOutResult }> {
   const dir = scratchDir('websockets')
   // bench-push (POST /plugin/bench-push/publish) is loaded by package path, beside the built-ins.
   const farm = await startWikifarm({
-    data: join(dir, 'data'), logFile: join(dir, 'farm.log'),
-    env: { WIKIFARM_PLUGINS: JSON.stringify({ 'bench-push': { package: fileURLToPath(new URL('./plugins-push/bench-push/index.js', import.meta.url)) } }) },
+    data: join(dir, 'data'),
+    logFile: join(dir, 'farm.log'),
+    env: {
+      WIKIFARM_PLUGINS: JSON.stringify({
+        'bench-push': { package: fileURLToPath(new URL('./plugins-push/bench-push/index.js', import.meta.url)) },
+      }),
+    },
   })
   try {
     const i = await idle(farm.port, farm.child.pid as number, '/system/push', siteHosts(SITES))
-    const fan = await fanOutLatency({ port: farm.port, wsPath: '/system/push', publishPath: '/plugin/bench-push/publish' })
+    const fan = await fanOutLatency({
+      port: farm.port,
+      wsPath: '/system/push',
+      publishPath: '/plugin/bench-push/publish',
+    })
     return { idle: i, fan }
   } finally {
     await stopChild(farm)
@@ -94,26 +114,75 @@ export async function websockets(): Promise<PartResult> {
     markdown: [
       `### Websockets: ${CONNECTIONS} idle connections over ${SITES} sites; fan-out to 1,000 subscribers`,
       '',
-      'Idle: RSS of the server process before and two seconds after opening the connections (250 at a time; wikifarm: ' +
-        '`GET /system/push` with subprotocol `wikifarm.v1` and the site\'s Origin, each connection keeping its site open; ' +
+      'Idle: RSS of the server process before and two seconds after opening the connections (250 at a time; ' +
+        'wikifarm: ' +
+        "`GET /system/push` with subprotocol `wikifarm.v1` and the site's Origin, each connection keeping its site " +
+          "open; " +
         'raw `ws`: a bare `WebSocketServer` on an http server).',
       '',
-      table(['server', 'connections open', 'opened in s', 'RSS before', 'RSS with connections', 'per connection', 'ratio (raw ÷ ours)'], [
-        ['raw ws', raw.idle.opened, raw.idle.seconds.toFixed(1), fmtBytes(raw.idle.rss0), fmtBytes(raw.idle.rss1), fmtBytes(perConn(raw.idle)), '1.00'],
-        ['wikifarm', ours.idle.opened, ours.idle.seconds.toFixed(1), fmtBytes(ours.idle.rss0), fmtBytes(ours.idle.rss1), fmtBytes(perConn(ours.idle)),
-          fmtRatio(ratio(perConn(raw.idle), perConn(ours.idle)))],
-      ]),
+      table(
+        [
+          'server',
+          'connections open',
+          'opened in s',
+          'RSS before',
+          'RSS with connections',
+          'per connection',
+          'ratio (raw ÷ ours)',
+        ],
+        [
+          [
+            'raw ws',
+            raw.idle.opened,
+            raw.idle.seconds.toFixed(1),
+            fmtBytes(raw.idle.rss0),
+            fmtBytes(raw.idle.rss1),
+            fmtBytes(perConn(raw.idle)),
+            '1.00',
+          ],
+          [
+            'wikifarm',
+            ours.idle.opened,
+            ours.idle.seconds.toFixed(1),
+            fmtBytes(ours.idle.rss0),
+            fmtBytes(ours.idle.rss1),
+            fmtBytes(perConn(ours.idle)),
+            fmtRatio(ratio(perConn(raw.idle), perConn(ours.idle))),
+          ],
+        ],
+      ),
       '',
-      'Fan-out: 1,000 subscribers of one key on one site, 50 rounds of one publish each (after 3 warm-up rounds). Latency is a ' +
-        'subscriber\'s receive time minus the server\'s clock just before it publishes (wikifarm: `ctx.site.publish` in the ' +
-        'bench-push plugin; raw `ws`: a loop of `send`). The subscribers share the bench\'s one event loop, which reads the ' +
+      'Fan-out: 1,000 subscribers of one key on one site, 50 rounds of one publish each (after 3 warm-up rounds). ' +
+        'Latency is a ' +
+        "subscriber's receive time minus the server's clock just before it publishes (wikifarm: `ctx.site.publish` " +
+          "in the " +
+        "bench-push plugin; raw `ws`: a loop of `send`). The subscribers share the bench's one event loop, which " +
+          "reads the " +
         '1,000 sockets in turn, so the last delivery of a round also measures the reader.',
       '',
-      table(['server', 'every delivery p50 ms', 'p99 ms', 'last of 1,000 p50 ms', 'p99 ms', 'ratio p50 (raw ÷ ours)', 'ratio p99'], [
-        ['raw ws', raw.fan.all.p50, raw.fan.all.p99, raw.fan.last.p50, raw.fan.last.p99, '1.00', '1.00'],
-        ['wikifarm', ours.fan.all.p50, ours.fan.all.p99, ours.fan.last.p50, ours.fan.last.p99,
-          fmtRatio(ratio(raw.fan.all.p50, ours.fan.all.p50)), fmtRatio(ratio(raw.fan.all.p99, ours.fan.all.p99))],
-      ]),
+      table(
+        [
+          'server',
+          'every delivery p50 ms',
+          'p99 ms',
+          'last of 1,000 p50 ms',
+          'p99 ms',
+          'ratio p50 (raw ÷ ours)',
+          'ratio p99',
+        ],
+        [
+          ['raw ws', raw.fan.all.p50, raw.fan.all.p99, raw.fan.last.p50, raw.fan.last.p99, '1.00', '1.00'],
+          [
+            'wikifarm',
+            ours.fan.all.p50,
+            ours.fan.all.p99,
+            ours.fan.last.p50,
+            ours.fan.last.p99,
+            fmtRatio(ratio(raw.fan.all.p50, ours.fan.all.p50)),
+            fmtRatio(ratio(raw.fan.all.p99, ours.fan.all.p99)),
+          ],
+        ],
+      ),
     ].join('\n'),
     headlines: [
       { label: 'RSS per idle websocket: raw ws ÷ wikifarm', value: ratio(perConn(raw.idle), perConn(ours.idle)) },

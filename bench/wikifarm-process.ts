@@ -7,8 +7,24 @@ import { PACKAGE_ROOT } from '../core/package-info.js'
 const BIN = join(PACKAGE_ROOT, 'bin', 'wikifarm.js')
 export const BENCH_COOKIE_SECRET = 'bench-cookie-secret-'.repeat(3)
 /** The bench's load comes from one address: the farm's per-address rate limits and caps are off. */
-const NO_LIMITS = ['--loginRate', '0', '--claimRate', '0', '--editRate', '0', '--upgradeRate', '0', '--socketsPerIp', '0',
-  '--socketsPerSite', '0', '--readRate', '0', '--connectionsPerIp', '0']
+const NO_LIMITS = [
+  '--loginRate',
+  '0',
+  '--claimRate',
+  '0',
+  '--editRate',
+  '0',
+  '--upgradeRate',
+  '0',
+  '--socketsPerIp',
+  '0',
+  '--socketsPerSite',
+  '0',
+  '--readRate',
+  '0',
+  '--connectionsPerIp',
+  '0',
+]
 
 export interface WikifarmOptions {
   data: string

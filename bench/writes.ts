@@ -23,15 +23,25 @@ const secretOf = (host: string) => `bench-secret-${host}`
 async function logins(port: number, hosts: string[]): Promise<Map<string, string>> {
   const cookies = new Map<string, string>()
   for (const host of hosts) {
-    const answer = await fetchHost(port, host, '/auth/reclaim/', { method: 'POST', body: secretOf(host), headers: { 'content-type': 'text/plain' } })
-    if (answer.status !== 200 || answer.cookies.length === 0) throw new Error(`login on ${host} answered ${answer.status}: ${answer.body.slice(0, 200)}`)
+    const answer = await fetchHost(port, host, '/auth/reclaim/', {
+      method: 'POST',
+      body: secretOf(host),
+      headers: { 'content-type': 'text/plain' },
+    })
+    if (answer.status !== 200 || answer.cookies.length === 0)
+      throw new Error(`login on ${host} answered ${answer.status}: ${answer.body.slice(0, 200)}`)
     cookies.set(host, cookieHeader(answer.cookies))
   }
   return cookies
 }
 
 function editBody(n: number): string {
-  const action = { type: 'edit', id: ITEM, item: { type: 'paragraph', id: ITEM, text: `Edited by the bench, edit ${n}.` }, date: Date.now() }
+  const action = {
+    type: 'edit',
+    id: ITEM,
+    item: { type: 'paragraph', id: ITEM, text: `Edited by the bench, edit ${n}.` },
+    date: Date.now(),
+  }
   return `action=${encodeURIComponent(JSON.stringify(action))}`
 }
 
@@ -41,11 +51,15 @@ export async function writes(opts: { seconds: number; rounds: number }): Promise
   const ref = await referenceFarm()
   const servers: (Child & { cookies: Map<string, string> })[] = []
   const seconds = Math.max(1, Math.round(opts.seconds / opts.rounds))
-  const put = (s: Child & { cookies: Map<string, string> }, secs: number) => load(s.port, `/page/${SLUG}/action`, hosts, secs, {
-    method: 'PUT',
-    headersFor: (host) => ({ cookie: s.cookies.get(host) as string, 'content-type': 'application/x-www-form-urlencoded' }),
-    body: (_host, n) => editBody(n),
-  })
+  const put = (s: Child & { cookies: Map<string, string> }, secs: number) =>
+    load(s.port, `/page/${SLUG}/action`, hosts, secs, {
+      method: 'PUT',
+      headersFor: (host) => ({
+        cookie: s.cookies.get(host) as string,
+        'content-type': 'application/x-www-form-urlencoded',
+      }),
+      body: (_host, n) => editBody(n),
+    })
   let results: Map<string, LoadResult>
   try {
     claimedSites(join(dir, 'wikifarm'), hosts, secretOf)
@@ -53,7 +67,10 @@ export async function writes(opts: { seconds: number; rounds: number }): Promise
     servers.push({ ...ours, cookies: await logins(ours.port, hosts) })
     if (ref.ok) {
       claimedSites(join(dir, 'reference'), hosts, secretOf)
-      const theirs = await startReference(ref.install, { data: join(dir, 'reference'), logFile: join(dir, 'reference.log') })
+      const theirs = await startReference(ref.install, {
+        data: join(dir, 'reference'),
+        logFile: join(dir, 'reference.log'),
+      })
       servers.push({ ...theirs, cookies: await logins(theirs.port, hosts) })
     }
     for (const s of servers) await put(s, 1) // warm-up
@@ -61,7 +78,8 @@ export async function writes(opts: { seconds: number; rounds: number }): Promise
     // The edits landed: the page now holds the bench's text.
     for (const s of servers) {
       const page = await fetchHost(s.port, hosts[0] as string, `/${SLUG}.json`)
-      if (!page.body.includes('Edited by the bench')) throw new Error(`${s.name}: the edit is not in the page: ${page.body.slice(0, 200)}`)
+      if (!page.body.includes('Edited by the bench'))
+        throw new Error(`${s.name}: the edit is not in the page: ${page.body.slice(0, 200)}`)
     }
   } finally {
     for (const s of servers) await stopChild(s)
@@ -70,17 +88,26 @@ export async function writes(opts: { seconds: number; rounds: number }): Promise
   const b = results.get('reference farm')
   return {
     markdown: [
-      `### Writes: PUT /page/${SLUG}/action (an edit of one paragraph), ${SITES} claimed sites, owners logged in, 100 connections, best of ${opts.rounds} alternating rounds of ${seconds} s`,
+      `### Writes: PUT /page/${SLUG}/action (an edit of one paragraph), ${SITES} claimed sites, owners logged in, ` +
+        `100 connections, best of ${opts.rounds} alternating rounds of ${seconds} s`,
       '',
-      'wikifarm writes durably (temp file, fsync, rename, fsync of the folder; one writer per page) and updates the sitemap ' +
-        'in memory; the reference farm writes the page with `fs.writeFile`, without fsync. The data folders are on ext4 ' +
-        '(a real disk, where fsync costs time).' + (ref.ok ? '' : ` The reference farm could not be run: ${ref.reason}.`),
+      'wikifarm writes durably (temp file, fsync, rename, fsync of the folder; one writer per page) and updates the ' +
+        'sitemap ' +
+        'in memory; the reference farm writes the page with `fs.writeFile`, without fsync. The data folders are on ' +
+          'ext4 ' +
+        '(a real disk, where fsync costs time).' +
+        (ref.ok ? '' : ` The reference farm could not be run: ${ref.reason}.`),
       '',
-      table(['server', 'edits/s', 'p50 ms', 'p99 ms', 'ratio to reference', 'errors'], [
-        ['wikifarm', Math.round(a.rps), a.p50, a.p99, fmtRatio(b ? ratio(a.rps, b.rps) : null), a.errors + a.non2xx],
-        ...(b ? [['reference farm (no fsync)', Math.round(b.rps), b.p50, b.p99, '1.00', b.errors + b.non2xx]] : []),
-      ]),
+      table(
+        ['server', 'edits/s', 'p50 ms', 'p99 ms', 'ratio to reference', 'errors'],
+        [
+          ['wikifarm', Math.round(a.rps), a.p50, a.p99, fmtRatio(b ? ratio(a.rps, b.rps) : null), a.errors + a.non2xx],
+          ...(b ? [['reference farm (no fsync)', Math.round(b.rps), b.p50, b.p99, '1.00', b.errors + b.non2xx]] : []),
+        ],
+      ),
     ].join('\n'),
-    headlines: [{ label: 'edits/s (durable vs no fsync): wikifarm ÷ reference', value: b ? ratio(a.rps, b.rps) : null }],
+    headlines: [
+      { label: 'edits/s (durable vs no fsync): wikifarm ÷ reference', value: b ? ratio(a.rps, b.rps) : null },
+    ],
   }
 }

@@ -1,6 +1,36 @@
 // The farm's configuration as the kernel sees it: typed, complete, validated once, up front.
 // core/cli.ts builds it from flags, a config file and WIKIFARM_* variables.
-import type { PluginGrant } from './plugin-host/registry.js'
+import type { Trust } from './plugin-api.js'
+import type { IsolationMode } from './plugin-host/isolation/channel.js'
+
+/** The operator's grant for one plugin (config file `plugins.<name>`). */
+export interface PluginGrant {
+  enabled?: boolean
+  /** The trust granted; a plugin requesting more is refused. */
+  trust?: Trust
+  /** Sites the plugin serves: host names, or '*' for every site of the farm. */
+  sites?: string[] | '*'
+  options?: unknown
+  /** For third-party plugins: an npm package name or a path to the module. */
+  package?: string
+  /**
+   * Where the plugin runs: 'none' (the kernel's thread), 'worker' (a worker thread with a heap
+   * limit) or 'process' (a child process under Node's permission model). Default: see
+   * defaultIsolation().
+   */
+  isolation?: IsolationMode
+  /** Heap limit of an isolated plugin, MiB. */
+  maxHeapMb?: number
+  /**
+   * Memory limit of an isolated plugin, MiB, Buffers included: its RSS in `process` mode, its
+   * isolate's heap and external memory in `worker` mode. Default maxHeapMb + 256.
+   */
+  maxRssMb?: number
+  /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
+  allowAddons?: boolean
+  /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
+  allowRead?: string[]
+}
 
 export interface WikiDomain {
   /** Per-domain overrides, as in the reference farm's config file. */

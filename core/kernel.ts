@@ -1,6 +1,12 @@
 // The kernel: one Fastify instance for every virtual site. It wires the request context
 // (site, session, origin), the core routes and the error contract, and owns start and stop.
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifyFormbody from '@fastify/formbody'
 import fastifyWebsocket from '@fastify/websocket'
@@ -9,6 +15,7 @@ import { VERSION } from './package-info.js'
 import type { FarmConfig } from './farm-config.js'
 import { FilePageStore, type PageStore } from './pages/page-store.js'
 import { SiteRegistry } from './pages/sites.js'
+import { StoreError } from './pages/store-error.js'
 import { EventBus } from './pages/events.js'
 import { DefaultPages } from './pages/default-pages.js'
 import { SessionKeeper } from './http/sessions.js'
@@ -31,14 +38,21 @@ import { findLegacyPackages } from './plugin-host/legacy/packages.js'
 import { LegacyPlugins } from './plugin-host/legacy/host.js'
 import { legacyGrants } from './plugin-host/legacy/grants.js'
 import { legacyRoutes } from './plugin-host/legacy/routes.js'
-import { CLOSE, SocketHub, negotiateProtocol } from './sockets/socket-hub.js'
+import { SocketHub, negotiateProtocol } from './sockets/socket-hub.js'
+import { CLOSE } from './sockets/close-codes.js'
 import { PushHub, pushRoutes } from './sockets/push-hub.js'
 import { registerRateLimits } from './http/rate-limits.js'
 import { registerUpgradeGuard } from './http/upgrade-guard.js'
 import { guardConnections, type ConnectionGuard } from './http/connection-guard.js'
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
 import {
-  ERR_BAD_JSON, ERR_BAD_URL, ERR_PAYLOAD_TOO_LARGE, ERR_ROUTE_NOT_FOUND, ERR_UNSUPPORTED_MEDIA, ERR_URL_TOO_LONG, ERR_VALIDATION,
+  ERR_BAD_JSON,
+  ERR_BAD_URL,
+  ERR_PAYLOAD_TOO_LARGE,
+  ERR_ROUTE_NOT_FOUND,
+  ERR_UNSUPPORTED_MEDIA,
+  ERR_URL_TOO_LONG,
+  ERR_VALIDATION,
   isWikifarmError,
   ERR_PLUGIN_NOT_ENABLED,
 } from './errors.js'
@@ -80,6 +94,8 @@ export interface Kernel {
 const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
 
 function errorBody(error: FastifyError): { status: number; body: Record<string, unknown> } {
+  // The page store's errors carry no status (it knows nothing of HTTP): a storage failure is ours.
+  if (error instanceof StoreError) return { status: 500, body: { error: error.message, code: error.code } }
   if (isWikifarmError(error)) {
     const body: Record<string, unknown> = { error: error.message, code: error.code }
     if (error.reason !== undefined) body.reason = error.reason
@@ -109,7 +125,10 @@ function errorBody(error: FastifyError): { status: number; body: Record<string, 
   const status = error.statusCode ?? 500
   if (status >= 400 && status < 500) {
     // Fastify's own client errors (bad JSON, prototype poisoning, bad headers) keep their status.
-    const code = error instanceof SyntaxError || /JSON|prototype|constructor/i.test(error.message) ? 'WIKIFARM_ERR_BAD_JSON' : 'WIKIFARM_ERR_BAD_REQUEST'
+    const code =
+      error instanceof SyntaxError || /JSON|prototype|constructor/i.test(error.message)
+        ? 'WIKIFARM_ERR_BAD_JSON'
+        : 'WIKIFARM_ERR_BAD_REQUEST'
     return { status, body: { error: error.message, code } }
   }
   return { status: 500, body: { error: 'Internal server error', code: 'WIKIFARM_ERR_INTERNAL' } }
@@ -234,7 +253,9 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     // Shutdown closes every socket with 1001 (going away), and waits for their close
     // handlers, before plugins are closed.
     preClose: (done) => {
-      void hub.closeAll(CLOSE.GOING_AWAY, 'server shutting down', undefined, config.pluginCloseTimeoutMs).then(() => done())
+      void hub
+        .closeAll(CLOSE.GOING_AWAY, 'server shutting down', undefined, config.pluginCloseTimeoutMs)
+        .then(() => done())
     },
   })
   registerRequestContext(app, { config, sites, sessions, isClosing: () => closing })
@@ -263,8 +284,15 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     const { status, body } = errorBody(error)
     if (status >= 500 && status !== 503) request.log.error({ err: error, site: request.site?.name }, 'request failed')
     // A person who typed the name of a wiki this farm does not serve gets a page, not JSON.
-    if (body.code === 'WIKIFARM_ERR_UNKNOWN_SITE' && request.method === 'GET' && (request.headers.accept ?? '').includes('text/html')) {
-      return reply.code(status).type('text/html; charset=utf-8').send(unknownSitePage(String(body.error)))
+    if (
+      body.code === 'WIKIFARM_ERR_UNKNOWN_SITE' &&
+      request.method === 'GET' &&
+      (request.headers.accept ?? '').includes('text/html')
+    ) {
+      return reply
+        .code(status)
+        .type('text/html; charset=utf-8')
+        .send(unknownSitePage(String(body.error)))
     }
     return reply.code(status).type('application/json; charset=utf-8').send(body)
   })
@@ -283,9 +311,19 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const serveLineup = lineupHandler(shell)
   const versions = { wikifarm: VERSION, node: process.version }
   await app.register(pageRoutes, { guards })
-  await app.register(systemRoutes, { guards, clientPlugins, siteIndexes: new SiteIndexes(events), home: config.home, versions })
+  await app.register(systemRoutes, {
+    guards,
+    clientPlugins,
+    siteIndexes: new SiteIndexes(events),
+    home: config.home,
+    versions,
+  })
   await app.register(shellRoutes, shell)
-  await app.register(clientFileRoutes, { clientPlugins, clientDir: wikiClientDir === null ? null : `${wikiClientDir}/client`, securityDir: securityDir === null ? null : `${securityDir}/client` })
+  await app.register(clientFileRoutes, {
+    clientPlugins,
+    clientDir: wikiClientDir === null ? null : `${wikiClientDir}/client`,
+    securityDir: securityDir === null ? null : `${securityDir}/client`,
+  })
   await app.register(ownerRoutes, { config, sessions, guards })
   await app.register(statusRoutes, { guards, plugins, legacy, sites, hub, connections })
   await app.register(legacyRoutes, { legacy, guards, config, handlerTimeoutMs: config.pluginHandlerTimeoutMs })
@@ -293,7 +331,15 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
   for (const record of plugins.records()) {
     await app.register(pluginScope, {
-      prefix: `/plugin/${record.name}`, record, guards, hub, events, sites, push, labelKey, handlerTimeoutMs: config.pluginHandlerTimeoutMs,
+      prefix: `/plugin/${record.name}`,
+      record,
+      guards,
+      hub,
+      events,
+      sites,
+      push,
+      labelKey,
+      handlerTimeoutMs: config.pluginHandlerTimeoutMs,
     })
   }
 

@@ -19,9 +19,18 @@ export const CreateAction = Type.Object({
   date: Date_, fork: Fork, forkPage: ForkPage,
 }, { additionalProperties: true })
 
-export const AddAction = Type.Object({
-  type: Type.Literal('add'), id: ItemId, item: NewItem, after: Type.Optional(ItemId), date: Date_, fork: Fork, forkPage: ForkPage,
-}, { additionalProperties: true })
+export const AddAction = Type.Object(
+  {
+    type: Type.Literal('add'),
+    id: ItemId,
+    item: NewItem,
+    after: Type.Optional(ItemId),
+    date: Date_,
+    fork: Fork,
+    forkPage: ForkPage,
+  },
+  { additionalProperties: true },
+)
 
 export const EditAction = Type.Object({
   type: Type.Literal('edit'), id: ItemId, item: NewItem, date: Date_, fork: Fork, forkPage: ForkPage,
@@ -31,9 +40,17 @@ export const RemoveAction = Type.Object({
   type: Type.Literal('remove'), id: ItemId, date: Date_, fork: Fork, forkPage: ForkPage,
 }, { additionalProperties: true })
 
-export const MoveAction = Type.Object({
-  type: Type.Literal('move'), id: ItemId, order: Type.Array(ItemId, { maxItems: 10000 }), date: Date_, fork: Fork, forkPage: ForkPage,
-}, { additionalProperties: true })
+export const MoveAction = Type.Object(
+  {
+    type: Type.Literal('move'),
+    id: ItemId,
+    order: Type.Array(ItemId, { maxItems: 10000 }),
+    date: Date_,
+    fork: Fork,
+    forkPage: ForkPage,
+  },
+  { additionalProperties: true },
+)
 
 // A fork either records where an existing page came from, or carries the whole page copied
 // from another site (`item`), which the reference client sends when forking a remote page.
@@ -43,7 +60,9 @@ export const ForkAction = Type.Object({
 }, { additionalProperties: true })
 
 type WithPages<T> = Omit<T, 'forkPage' | 'item'> & { forkPage?: Page; [key: string]: unknown }
-export type CreateAction = WithPages<Static<typeof CreateAction>> & { item: { title: string; story?: StoryItem[]; [key: string]: unknown } }
+export type CreateAction = WithPages<Static<typeof CreateAction>> & {
+  item: { title: string; story?: StoryItem[]; [key: string]: unknown }
+}
 export type AddAction = WithPages<Static<typeof AddAction>> & { item: StoryItem }
 export type EditAction = WithPages<Static<typeof EditAction>> & { item: StoryItem }
 export type RemoveAction = WithPages<Static<typeof RemoveAction>>

@@ -3,8 +3,25 @@
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 
-export const SLUG_PATTERN = '^[a-z0-9-]{1,100}$'
-export const ITEM_ID_PATTERN = '^[0-9a-f]{16}$'
+// The one copy of the slug and item-id rules: every check in core/ and plugins/ uses these.
+/** A slug's characters, unanchored, for patterns that embed a slug (push keys, lineups). */
+export const SLUG_BODY = '[a-z0-9-]{1,100}'
+/** An item id's characters, unanchored: 16 hex digits. */
+export const ITEM_ID_BODY = '[0-9a-f]{16}'
+export const SLUG_PATTERN = `^${SLUG_BODY}$`
+export const ITEM_ID_PATTERN = `^${ITEM_ID_BODY}$`
+const SLUG = new RegExp(SLUG_PATTERN)
+const ITEM_ID = new RegExp(ITEM_ID_PATTERN)
+
+/** A page slug: lowercase letters, digits and dashes, 1 to 100 of them. */
+export function isSlug(value: unknown): boolean {
+  return typeof value === 'string' && SLUG.test(value)
+}
+
+/** An item id as new actions must carry it: 16 hex digits. */
+export function isItemId(value: unknown): boolean {
+  return typeof value === 'string' && ITEM_ID.test(value)
+}
 
 export const Slug = Type.String({ pattern: SLUG_PATTERN })
 export const ItemId = Type.String({ pattern: ITEM_ID_PATTERN })
@@ -32,4 +49,7 @@ export const Page = Type.Object({
 export type Page = { title: string; story: StoryItem[]; journal?: JournalEntry[]; [key: string]: unknown }
 
 const compiledPage = Compile(Page)
-export const PageValidator = { Check: (value: unknown): value is Page => compiledPage.Check(value), Errors: (value: unknown) => compiledPage.Errors(value) }
+export const PageValidator = {
+  Check: (value: unknown): value is Page => compiledPage.Check(value),
+  Errors: (value: unknown) => compiledPage.Errors(value),
+}

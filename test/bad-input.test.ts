@@ -2,7 +2,17 @@
 // WIKIFARM_ERR_* code in a JSON body, and the data folder is byte for byte as it was.
 import t, { type Test } from 'tap'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
-import { claim, FORM, http, itemId, listenLocal, putAction, snapshot, startFarm, type TestFarm } from './fixtures/test-farm.js'
+import {
+  claim,
+  FORM,
+  http,
+  itemId,
+  listenLocal,
+  putAction,
+  snapshot,
+  startFarm,
+  type TestFarm,
+} from './fixtures/test-farm.js'
 
 const HOST = 'a.example'
 const para = (n: number, text: string) => ({ type: 'paragraph', id: itemId(n), text })
@@ -17,11 +27,16 @@ interface Case {
 async function prepared(t: Test, overrides = {}): Promise<TestFarm & { cookie: string }> {
   const farm = await startFarm(t, { farm: true, ...overrides })
   const owner = await claim(t, farm.app, HOST)
-  const ok = async (slug: string, action: unknown) => t.equal((await putAction(farm.app, HOST, owner.cookie, slug, action)).statusCode, 200)
+  const ok = async (slug: string, action: unknown) =>
+    t.equal((await putAction(farm.app, HOST, owner.cookie, slug, action)).statusCode, 200)
   await ok('x', { type: 'create', item: { title: 'X', story: [para(1, 'one'), para(2, 'two')] }, date: 1 })
   await ok('x', { type: 'add', id: itemId(3), item: para(3, 'three'), after: itemId(2), date: 2 })
   await ok('gone', { type: 'create', item: { title: 'Gone' }, date: 3 })
-  t.equal((await farm.app.inject({ method: 'DELETE', url: '/gone.json', headers: { host: HOST, cookie: owner.cookie } })).statusCode, 200)
+  t.equal(
+    (await farm.app.inject({ method: 'DELETE', url: '/gone.json', headers: { host: HOST, cookie: owner.cookie } }))
+      .statusCode,
+    200,
+  )
   await farm.kernel.sites.open(HOST).flush()
   return { ...farm, cookie: owner.cookie }
 }
@@ -37,7 +52,11 @@ type Send = (request: InjectOptions) => Promise<Answer>
 function injector(farm: TestFarm): Send {
   return async (request) => {
     const response: LightMyRequestResponse = await farm.app.inject(request)
-    return { status: response.statusCode, type: response.headers['content-type'] as string | undefined, body: response.body }
+    return {
+      status: response.statusCode,
+      type: response.headers['content-type'] as string | undefined,
+      body: response.body,
+    }
   }
 }
 
@@ -130,22 +149,49 @@ t.test('bad item ids', async (t) => {
     ['move id bad', { type: 'move', id: 'x', order: [itemId(1), itemId(2), itemId(3)] }],
   ]
   for (const [why, action] of actions) {
-    cases.push({ why, request: { method: 'PUT', url: '/page/x/action', headers: { host: HOST, cookie: farm.cookie, 'content-type': FORM }, payload: `action=${encodeURIComponent(JSON.stringify(action))}` }, status: 400, code: 'WIKIFARM_ERR_BAD_ITEM_ID' })
+    cases.push({
+      why,
+      request: {
+        method: 'PUT',
+        url: '/page/x/action',
+        headers: { host: HOST, cookie: farm.cookie, 'content-type': FORM },
+        payload: `action=${encodeURIComponent(JSON.stringify(action))}`,
+      },
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ITEM_ID',
+    })
   }
-  cases.push({ why: 'an id that is not a string', request: { method: 'PUT', url: '/page/x/action', headers: { host: HOST, cookie: farm.cookie, 'content-type': FORM }, payload: `action=${encodeURIComponent(JSON.stringify({ type: 'remove', id: 12 }))}` }, status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' })
+  cases.push({
+    why: 'an id that is not a string',
+    request: {
+      method: 'PUT',
+      url: '/page/x/action',
+      headers: { host: HOST, cookie: farm.cookie, 'content-type': FORM },
+      payload: `action=${encodeURIComponent(JSON.stringify({ type: 'remove', id: 12 }))}`,
+    },
+    status: 400,
+    code: 'WIKIFARM_ERR_BAD_ACTION',
+  })
   await runCases(t, farm, cases)
 })
 
 t.test('bad actions: malformed, poisoned, unknown, impossible', async (t) => {
   const farm = await prepared(t)
   const form = (payload: string, slug = 'x'): InjectOptions => ({
-    method: 'PUT', url: `/page/${slug}/action`, headers: { host: HOST, cookie: farm.cookie, 'content-type': FORM }, payload,
+    method: 'PUT',
+    url: `/page/${slug}/action`,
+    headers: { host: HOST, cookie: farm.cookie, 'content-type': FORM },
+    payload,
   })
   const field = (json: string, slug = 'x') => form(`action=${encodeURIComponent(json)}`, slug)
   const json = (payload: string): InjectOptions => ({
-    method: 'PUT', url: '/page/x/action', headers: { host: HOST, cookie: farm.cookie, 'content-type': 'application/json' }, payload,
+    method: 'PUT',
+    url: '/page/x/action',
+    headers: { host: HOST, cookie: farm.cookie, 'content-type': 'application/json' },
+    payload,
   })
-  const add = (extra: string) => `{"type":"add","id":"${itemId(9)}","item":{"type":"paragraph","id":"${itemId(9)}","text":"p"${extra}}}`
+  const add = (extra: string) =>
+    `{"type":"add","id":"${itemId(9)}","item":{"type":"paragraph","id":"${itemId(9)}","text":"p"${extra}}}`
   const cases: Case[] = [
     // The form field is not JSON, or not an object.
     { why: 'field is not JSON', request: field('{"type":"add",'), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
@@ -153,52 +199,187 @@ t.test('bad actions: malformed, poisoned, unknown, impossible', async (t) => {
     { why: 'field is null', request: field('null'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
     { why: 'field is an array', request: field('[1,2]'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
     { why: 'field is a string', request: field('"create"'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'field given twice', request: form(`action=${encodeURIComponent(add(''))}&action=${encodeURIComponent(add(''))}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
+    {
+      why: 'field given twice',
+      request: form(`action=${encodeURIComponent(add(''))}&action=${encodeURIComponent(add(''))}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
     { why: 'missing action field', request: form('foo=bar'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
     { why: 'empty action field', request: form('action='), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
     { why: 'empty form', request: form(''), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'form fields named __proto__', request: form('__proto__=x&constructor%5Bprototype%5D%5Bpolluted%5D=1'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
+    {
+      why: 'form fields named __proto__',
+      request: form('__proto__=x&constructor%5Bprototype%5D%5Bpolluted%5D=1'),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
     // Prototype poisoning in the form field.
-    { why: '__proto__ in the field', request: field(`{"type":"remove","id":"${itemId(1)}","__proto__":{"polluted":true}}`), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
-    { why: '__proto__ deep in the field', request: field(add(',"__proto__":{"polluted":true}')), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
-    { why: 'constructor.prototype in the field', request: field(add(',"constructor":{"prototype":{"polluted":true}}')), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
-    { why: 'escaped __proto__ in the field', request: field(`{"type":"remove","id":"${itemId(1)}","\\u005f_proto__":{"polluted":true}}`), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
+    {
+      why: '__proto__ in the field',
+      request: field(`{"type":"remove","id":"${itemId(1)}","__proto__":{"polluted":true}}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
+    {
+      why: '__proto__ deep in the field',
+      request: field(add(',"__proto__":{"polluted":true}')),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
+    {
+      why: 'constructor.prototype in the field',
+      request: field(add(',"constructor":{"prototype":{"polluted":true}}')),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
+    {
+      why: 'escaped __proto__ in the field',
+      request: field(`{"type":"remove","id":"${itemId(1)}","\\u005f_proto__":{"polluted":true}}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
     // ...and in a JSON body.
-    { why: '__proto__ in a JSON body', request: json(`{"action":${add('')},"__proto__":{"polluted":true}}`), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
-    { why: '__proto__ in the JSON action', request: json(`{"action":${add(',"__proto__":{"polluted":true}')}}`), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
-    { why: 'constructor in a JSON body', request: json(`{"action":${add(',"constructor":{"prototype":{"polluted":true}}')}}`), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
-    { why: '__proto__ in a JSON string action', request: json(JSON.stringify({ action: add(',"__proto__":{"polluted":true}') })), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
-    { why: 'a bare poisoned action', request: json(add(',"__proto__":{"polluted":true}')), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
+    {
+      why: '__proto__ in a JSON body',
+      request: json(`{"action":${add('')},"__proto__":{"polluted":true}}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
+    {
+      why: '__proto__ in the JSON action',
+      request: json(`{"action":${add(',"__proto__":{"polluted":true}')}}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
+    {
+      why: 'constructor in a JSON body',
+      request: json(`{"action":${add(',"constructor":{"prototype":{"polluted":true}}')}}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
+    {
+      why: '__proto__ in a JSON string action',
+      request: json(JSON.stringify({ action: add(',"__proto__":{"polluted":true}') })),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
+    {
+      why: 'a bare poisoned action',
+      request: json(add(',"__proto__":{"polluted":true}')),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_JSON',
+    },
     { why: 'malformed JSON body', request: json('{"action":'), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
     // Parsed fine, but deep enough to overflow the stack when the page is cloned or written.
-    { why: 'deeply nested field', request: field(add(`,"data":${'['.repeat(20000)}${']'.repeat(20000)}`)), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'deeply nested JSON body', request: json(`{"action":${add(`,"data":${'{"a":'.repeat(20000)}1${'}'.repeat(20000)}`)}}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
+    {
+      why: 'deeply nested field',
+      request: field(add(`,"data":${'['.repeat(20000)}${']'.repeat(20000)}`)),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'deeply nested JSON body',
+      request: json(`{"action":${add(`,"data":${'{"a":'.repeat(20000)}1${'}'.repeat(20000)}`)}}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
     { why: 'empty JSON body', request: json(''), status: 400, code: 'WIKIFARM_ERR_BAD_JSON' },
     { why: 'JSON body that is an array', request: json('[]'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
     { why: 'JSON body without action', request: json('{}'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
     // Unknown or malformed action types.
     { why: 'unknown type', request: field('{"type":"bogus"}'), status: 400, code: 'WIKIFARM_ERR_UNKNOWN_ACTION' },
-    { why: 'type in the wrong case', request: field('{"type":"Create","item":{"title":"T"}}'), status: 400, code: 'WIKIFARM_ERR_UNKNOWN_ACTION' },
+    {
+      why: 'type in the wrong case',
+      request: field('{"type":"Create","item":{"title":"T"}}'),
+      status: 400,
+      code: 'WIKIFARM_ERR_UNKNOWN_ACTION',
+    },
     { why: 'type __proto__', request: field('{"type":"toString"}'), status: 400, code: 'WIKIFARM_ERR_UNKNOWN_ACTION' },
     { why: 'no type', request: field(`{"id":"${itemId(1)}"}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
     { why: 'type not a string', request: field('{"type":5}'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'create without a title', request: field('{"type":"create","item":{}}', 'new-page'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'create with a story that is not a list', request: field('{"type":"create","item":{"title":"T","story":{}}}', 'new-page'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'add without an item', request: field(`{"type":"add","id":"${itemId(9)}"}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'add with an item without a type', request: field(`{"type":"add","id":"${itemId(9)}","item":{"id":"${itemId(9)}"}}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'move without an order', request: field(`{"type":"move","id":"${itemId(1)}"}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'a date that is a string', request: field(`{"type":"remove","id":"${itemId(1)}","date":"yesterday"}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'a negative date', request: field(`{"type":"remove","id":"${itemId(1)}","date":-1}`), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
-    { why: 'fork from no site', request: field('{"type":"fork","site":"not a host"}'), status: 400, code: 'WIKIFARM_ERR_BAD_ACTION' },
+    {
+      why: 'create without a title',
+      request: field('{"type":"create","item":{}}', 'new-page'),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'create with a story that is not a list',
+      request: field('{"type":"create","item":{"title":"T","story":{}}}', 'new-page'),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'add without an item',
+      request: field(`{"type":"add","id":"${itemId(9)}"}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'add with an item without a type',
+      request: field(`{"type":"add","id":"${itemId(9)}","item":{"id":"${itemId(9)}"}}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'move without an order',
+      request: field(`{"type":"move","id":"${itemId(1)}"}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'a date that is a string',
+      request: field(`{"type":"remove","id":"${itemId(1)}","date":"yesterday"}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'a negative date',
+      request: field(`{"type":"remove","id":"${itemId(1)}","date":-1}`),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
+    {
+      why: 'fork from no site',
+      request: field('{"type":"fork","site":"not a host"}'),
+      status: 400,
+      code: 'WIKIFARM_ERR_BAD_ACTION',
+    },
     // Valid actions that cannot apply.
-    { why: 'edit of a missing item', request: field(`{"type":"edit","id":"${itemId(8)}","item":{"type":"paragraph","id":"${itemId(8)}","text":"x"}}`), status: 409, code: 'WIKIFARM_ERR_ITEM_NOT_FOUND' },
-    { why: 'remove of a missing item', request: field(`{"type":"remove","id":"${itemId(8)}"}`), status: 409, code: 'WIKIFARM_ERR_ITEM_NOT_FOUND' },
-    { why: 'create over an existing page', request: field('{"type":"create","item":{"title":"Again"}}'), status: 409, code: 'WIKIFARM_ERR_PAGE_EXISTS' },
+    {
+      why: 'edit of a missing item',
+      request: field(`{"type":"edit","id":"${itemId(8)}","item":{"type":"paragraph","id":"${itemId(8)}","text":"x"}}`),
+      status: 409,
+      code: 'WIKIFARM_ERR_ITEM_NOT_FOUND',
+    },
+    {
+      why: 'remove of a missing item',
+      request: field(`{"type":"remove","id":"${itemId(8)}"}`),
+      status: 409,
+      code: 'WIKIFARM_ERR_ITEM_NOT_FOUND',
+    },
+    {
+      why: 'create over an existing page',
+      request: field('{"type":"create","item":{"title":"Again"}}'),
+      status: 409,
+      code: 'WIKIFARM_ERR_PAGE_EXISTS',
+    },
   ]
   for (const type of ['add', 'edit', 'remove', 'move']) {
     const action = { type, id: itemId(1), item: para(1, 'x'), order: [itemId(1)] }
-    cases.push({ why: `${type} on a missing page`, request: field(JSON.stringify(action), 'no-such-page'), status: 404, code: 'WIKIFARM_ERR_PAGE_NOT_FOUND' })
-    cases.push({ why: `${type} on a recycled page`, request: field(JSON.stringify(action), 'gone'), status: 404, code: 'WIKIFARM_ERR_PAGE_NOT_FOUND' })
+    cases.push({
+      why: `${type} on a missing page`,
+      request: field(JSON.stringify(action), 'no-such-page'),
+      status: 404,
+      code: 'WIKIFARM_ERR_PAGE_NOT_FOUND',
+    })
+    cases.push({
+      why: `${type} on a recycled page`,
+      request: field(JSON.stringify(action), 'gone'),
+      status: 404,
+      code: 'WIKIFARM_ERR_PAGE_NOT_FOUND',
+    })
   }
   await runCases(t, farm, cases)
 })
@@ -210,28 +391,136 @@ t.test('bodies: too large, wrong content type', async (t) => {
   const big = 'x'.repeat(limit + 1)
   const action = JSON.stringify({ type: 'add', id: itemId(9), item: para(9, big) })
   const cases: Case[] = [
-    { why: 'oversize form', request: { method: 'PUT', url: '/page/x/action', headers: { ...headers, 'content-type': FORM }, payload: `action=${encodeURIComponent(action)}` }, status: 413, code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE' },
-    { why: 'oversize JSON', request: { method: 'PUT', url: '/page/x/action', headers: { ...headers, 'content-type': 'application/json' }, payload: JSON.stringify({ action }) }, status: 413, code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE' },
-    { why: 'oversize favicon', request: { method: 'POST', url: '/favicon.png', headers: { ...headers, 'content-type': 'application/json' }, payload: JSON.stringify({ image: big }) }, status: 413, code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE' },
-    { why: 'oversize reclaim', request: { method: 'POST', url: '/auth/reclaim/', headers: { ...headers, 'content-type': 'text/plain' }, payload: big }, status: 413, code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE' },
-    { why: 'XML', request: { method: 'PUT', url: '/page/x/action', headers: { ...headers, 'content-type': 'application/xml' }, payload: '<action/>' }, status: 415, code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA' },
-    { why: 'multipart', request: { method: 'PUT', url: '/page/x/action', headers: { ...headers, 'content-type': 'multipart/form-data; boundary=x' }, payload: '--x\r\nContent-Disposition: form-data; name="action"\r\n\r\n{}\r\n--x--' }, status: 415, code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA' },
-    { why: 'text/plain action', request: { method: 'PUT', url: '/page/x/action', headers: { ...headers, 'content-type': 'text/plain' }, payload: `action=${encodeURIComponent(JSON.stringify({ type: 'remove', id: itemId(1) }))}` }, status: 415, code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA' },
-    { why: 'text/plain favicon', request: { method: 'POST', url: '/favicon.png', headers: { ...headers, 'content-type': 'text/plain' }, payload: 'iVBORw0KGgo=' }, status: 415, code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA' },
-    { why: 'octet-stream favicon', request: { method: 'POST', url: '/favicon.png', headers: { ...headers, 'content-type': 'application/octet-stream' }, payload: 'x' }, status: 415, code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA' },
-    { why: 'favicon that is not a PNG', request: { method: 'POST', url: '/favicon.png', headers: { ...headers, 'content-type': 'application/json' }, payload: JSON.stringify({ image: 'data:image/png;base64,R0lGODlh' }) }, status: 400, code: 'WIKIFARM_ERR_VALIDATION' },
-    { why: 'no such route', request: { method: 'PATCH', url: '/x.json', headers }, status: 404, code: 'WIKIFARM_ERR_ROUTE_NOT_FOUND' },
+    {
+      why: 'oversize form',
+      request: {
+        method: 'PUT',
+        url: '/page/x/action',
+        headers: { ...headers, 'content-type': FORM },
+        payload: `action=${encodeURIComponent(action)}`,
+      },
+      status: 413,
+      code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE',
+    },
+    {
+      why: 'oversize JSON',
+      request: {
+        method: 'PUT',
+        url: '/page/x/action',
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: JSON.stringify({ action }),
+      },
+      status: 413,
+      code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE',
+    },
+    {
+      why: 'oversize favicon',
+      request: {
+        method: 'POST',
+        url: '/favicon.png',
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: JSON.stringify({ image: big }),
+      },
+      status: 413,
+      code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE',
+    },
+    {
+      why: 'oversize reclaim',
+      request: {
+        method: 'POST',
+        url: '/auth/reclaim/',
+        headers: { ...headers, 'content-type': 'text/plain' },
+        payload: big,
+      },
+      status: 413,
+      code: 'WIKIFARM_ERR_PAYLOAD_TOO_LARGE',
+    },
+    {
+      why: 'XML',
+      request: {
+        method: 'PUT',
+        url: '/page/x/action',
+        headers: { ...headers, 'content-type': 'application/xml' },
+        payload: '<action/>',
+      },
+      status: 415,
+      code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA',
+    },
+    {
+      why: 'multipart',
+      request: {
+        method: 'PUT',
+        url: '/page/x/action',
+        headers: { ...headers, 'content-type': 'multipart/form-data; boundary=x' },
+        payload: '--x\r\nContent-Disposition: form-data; name="action"\r\n\r\n{}\r\n--x--',
+      },
+      status: 415,
+      code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA',
+    },
+    {
+      why: 'text/plain action',
+      request: {
+        method: 'PUT',
+        url: '/page/x/action',
+        headers: { ...headers, 'content-type': 'text/plain' },
+        payload: `action=${encodeURIComponent(JSON.stringify({ type: 'remove', id: itemId(1) }))}`,
+      },
+      status: 415,
+      code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA',
+    },
+    {
+      why: 'text/plain favicon',
+      request: {
+        method: 'POST',
+        url: '/favicon.png',
+        headers: { ...headers, 'content-type': 'text/plain' },
+        payload: 'iVBORw0KGgo=',
+      },
+      status: 415,
+      code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA',
+    },
+    {
+      why: 'octet-stream favicon',
+      request: {
+        method: 'POST',
+        url: '/favicon.png',
+        headers: { ...headers, 'content-type': 'application/octet-stream' },
+        payload: 'x',
+      },
+      status: 415,
+      code: 'WIKIFARM_ERR_UNSUPPORTED_MEDIA',
+    },
+    {
+      why: 'favicon that is not a PNG',
+      request: {
+        method: 'POST',
+        url: '/favicon.png',
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: JSON.stringify({ image: 'data:image/png;base64,R0lGODlh' }),
+      },
+      status: 400,
+      code: 'WIKIFARM_ERR_VALIDATION',
+    },
+    {
+      why: 'no such route',
+      request: { method: 'PATCH', url: '/x.json', headers },
+      status: 404,
+      code: 'WIKIFARM_ERR_ROUTE_NOT_FOUND',
+    },
   ]
   await runCases(t, farm, cases)
 })
 
-t.test('a visitor who is not the owner gets 403 before the action is even read; a bad slug 400 before that', async (t) => {
-  const farm = await prepared(t)
-  const response = await putAction(farm.app, HOST, null, 'x', { type: 'bogus' })
-  t.equal(response.statusCode, 403)
-  t.equal(response.json().code, 'WIKIFARM_ERR_NOT_OWNER')
-  // A bad slug is refused before anything else.
-  const slug = await putAction(farm.app, HOST, null, 'X', { type: 'bogus' })
-  t.equal(slug.statusCode, 400)
-  t.equal(slug.json().code, 'WIKIFARM_ERR_BAD_SLUG')
-})
+t.test(
+  'a visitor who is not the owner gets 403 before the action is even read; a bad slug 400 before that',
+  async (t) => {
+    const farm = await prepared(t)
+    const response = await putAction(farm.app, HOST, null, 'x', { type: 'bogus' })
+    t.equal(response.statusCode, 403)
+    t.equal(response.json().code, 'WIKIFARM_ERR_NOT_OWNER')
+    // A bad slug is refused before anything else.
+    const slug = await putAction(farm.app, HOST, null, 'X', { type: 'bogus' })
+    t.equal(slug.statusCode, 400)
+    t.equal(slug.json().code, 'WIKIFARM_ERR_BAD_SLUG')
+  },
+)

@@ -21,7 +21,10 @@ interface Dom { querySelectorAll(selector: string): { length: number } }
 
 interface Env { browser: Browser; farm: TestFarm; port: number }
 
-async function setUp(t: Test, plugins: TestFarm['kernel']['config']['plugins'] = { txtzyme: { enabled: false } }): Promise<Env | null> {
+async function setUp(
+  t: Test,
+  plugins: TestFarm['kernel']['config']['plugins'] = { txtzyme: { enabled: false } },
+): Promise<Env | null> {
   const browser = await launchBrowser(t)
   if (!browser) return null
   const farm = await startFarm(t, { farm: true, plugins }, undefined, { builtinPluginsDir: PLUGINS })
@@ -39,7 +42,9 @@ async function visitor(t: Test, env: Env, owner?: { host: string; cookie: string
   t.teardown(() => context.close())
   if (owner) {
     const [name, ...value] = owner.cookie.split('=')
-    await context.addCookies([{ name: name ?? '', value: value.join('='), domain: owner.host, path: '/', httpOnly: true, sameSite: 'Lax' }])
+    await context.addCookies([
+      { name: name ?? '', value: value.join('='), domain: owner.host, path: '/', httpOnly: true, sameSite: 'Lax' },
+    ])
   }
   return context
 }
@@ -58,7 +63,10 @@ async function open(context: BrowserContext, address: string): Promise<{ page: P
 
 /** Edits a paragraph the way a person does: double-click, type, Escape saves. */
 async function editParagraph(page: Page, pageId: string, oldText: string, newText: string): Promise<void> {
-  const saved = page.waitForResponse((r) => r.url().includes(`/page/${pageId}/action`) && r.request().method() === 'PUT', { timeout: WAIT })
+  const saved = page.waitForResponse(
+    (r) => r.url().includes(`/page/${pageId}/action`) && r.request().method() === 'PUT',
+    { timeout: WAIT },
+  )
   await page.locator(`.page#${pageId} .item.paragraph`, { hasText: oldText }).first().dblclick()
   const editor = page.locator(`.page#${pageId} textarea`)
   await editor.fill(newText)
@@ -67,7 +75,11 @@ async function editParagraph(page: Page, pageId: string, oldText: string, newTex
   if (response.status() !== 200) throw new Error(`the edit was refused: ${response.status()} ${await response.text()}`)
 }
 
-async function pageJson(env: Env, host: string, slug: string): Promise<{ title: string; story: Array<{ text?: string; type: string }> }> {
+async function pageJson(
+  env: Env,
+  host: string,
+  slug: string,
+): Promise<{ title: string; story: Array<{ text?: string; type: string }> }> {
   const response = await env.farm.app.inject({ url: `/${slug}.json`, headers: { host } })
   return response.json()
 }
@@ -84,7 +96,11 @@ t.test('a page renders with its story, and a link opens the next page in the lin
 
     await page.locator('.page#welcome-visitors a.internal', { hasText: 'About This Wiki' }).first().click()
     await page.waitForSelector('.page#about-this-wiki .story .item', { timeout: WAIT })
-    t.same(await page.locator('.page').evaluateAll((pages) => pages.map((p) => p.id)), ['welcome-visitors', 'about-this-wiki'], 'two pages in the lineup')
+    t.same(
+      await page.locator('.page').evaluateAll((pages) => pages.map((p) => p.id)),
+      ['welcome-visitors', 'about-this-wiki'],
+      'two pages in the lineup',
+    )
     await page.waitForURL(/\/view\/welcome-visitors\/view\/about-this-wiki$/, { timeout: WAIT })
     t.pass('the address shows the lineup')
 
@@ -102,9 +118,13 @@ t.test('search finds pages of the site by the words in their stories', async (t)
   const env = await setUp(t)
   if (!env) return
   const owner = await claim(t, env.farm.app, 'find.localhost')
-  for (const [slug, title, text] of [['zebra-crossings', 'Zebra Crossings', 'Painted stripes on the road.'], ['tigers', 'Tigers', 'Orange cats with stripes.']] as const) {
+  for (const [slug, title, text] of [
+    ['zebra-crossings', 'Zebra Crossings', 'Painted stripes on the road.'],
+    ['tigers', 'Tigers', 'Orange cats with stripes.'],
+  ] as const) {
     await putAction(env.farm.app, 'find.localhost', owner.cookie, slug, {
-      type: 'create', item: { title, story: [{ type: 'paragraph', id: itemId(1), text }] },
+      type: 'create',
+      item: { title, story: [{ type: 'paragraph', id: itemId(1), text }] },
     })
   }
   const context = await visitor(t, env)
@@ -143,9 +163,17 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     await shown.waitFor({ timeout: WAIT })
     const secret = await shown.inputValue()
     t.equal(secret, answered, 'the dialog shows the secret the claim answered')
-    t.ok(await shown.evaluate((el) => { const box = el as unknown as { scrollWidth: number; clientWidth: number }; return box.scrollWidth <= box.clientWidth }), 'the whole secret is in view, none cut off')
+    t.ok(
+      await shown.evaluate((el) => {
+        const box = el as unknown as { scrollWidth: number; clientWidth: number }
+        return box.scrollWidth <= box.clientWidth
+      }),
+      'the whole secret is in view, none cut off',
+    )
     await page.locator('dialog#wikifarm-secret button').click()
-    const ownerFile = JSON.parse(await readFile(join(env.farm.data, host, 'status', 'owner.json'), 'utf8')) as { name: string }
+    const ownerFile = JSON.parse(await readFile(join(env.farm.data, host, 'status', 'owner.json'), 'utf8')) as {
+      name: string
+    }
     t.equal(ownerFile.name, ownerName, 'owner.json names the owner')
     await page.locator('footer > #site-owner', { hasText: ownerName }).waitFor({ timeout: WAIT })
     await page.locator('.editEnable').waitFor({ state: 'visible', timeout: WAIT })
@@ -159,11 +187,15 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     await page.locator('footer #security #logout[title="Sign-out"]').waitFor({ timeout: WAIT })
     await editParagraph(page, 'welcome-visitors', 'Welcome to this', 'Edited in the browser by the owner.')
     await page.reload()
-    await page.locator('.page#welcome-visitors .item.paragraph', { hasText: 'Edited in the browser by the owner.' }).waitFor({ timeout: WAIT })
+    await page
+      .locator('.page#welcome-visitors .item.paragraph', { hasText: 'Edited in the browser by the owner.' })
+      .waitFor({ timeout: WAIT })
     t.pass('the edit survives a reload')
     const stored = await pageJson(env, host, 'welcome-visitors')
     t.ok(stored.story.some((item) => item.text === 'Edited in the browser by the owner.'), 'and is in the page JSON')
-    const onDisk = JSON.parse(await readFile(join(env.farm.data, host, 'pages', 'welcome-visitors'), 'utf8')) as { journal: Array<{ type: string }> }
+    const onDisk = JSON.parse(await readFile(join(env.farm.data, host, 'pages', 'welcome-visitors'), 'utf8')) as {
+      journal: Array<{ type: string }>
+    }
     t.equal(onDisk.journal.at(-1)?.type, 'edit', 'the journal ends with the edit')
 
     // Log out: the footer offers to reclaim; a reload shows a visitor.
@@ -188,7 +220,11 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     t.equal(replayed.statusCode, 403, 'a copy of the logged-out cookie cannot edit')
     await page.reload()
     await page.waitForSelector('.page .story .item', { timeout: WAIT })
-    t.equal(await page.evaluate(() => (globalThis as unknown as { isAuthenticated: boolean }).isAuthenticated), false, 'logged out')
+    t.equal(
+      await page.evaluate(() => (globalThis as unknown as { isAuthenticated: boolean }).isAuthenticated),
+      false,
+      'logged out',
+    )
     const reclaim = page.locator('footer #security #show-security-dialog[title="Reclaim this Wiki"]')
     await reclaim.waitFor({ timeout: WAIT })
 
@@ -199,7 +235,8 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     const refused = page.waitForResponse((r) => r.url().includes('/auth/reclaim'))
     await page.locator('#reclaim #confirmBtn').click()
     t.equal((await refused).status(), 401, 'a wrong secret is refused')
-    await page.locator('dialog#reclaim[open] .wikifarm-error', { hasText: 'That secret does not match the owner of this wiki' })
+    await page
+      .locator('dialog#reclaim[open] .wikifarm-error', { hasText: 'That secret does not match the owner of this wiki' })
       .waitFor({ timeout: WAIT })
     t.pass('the dialog opens again and says the secret does not match')
     await page.locator('#reclaim #reclaimcode').fill(secret)
@@ -210,8 +247,12 @@ t.test('the owner flow: claim, edit, reload, log out, log in with the secret', a
     t.equal(await page.locator('dialog#reclaim .wikifarm-error').count(), 0, 'the refusal is gone')
     t.equal(await page.evaluate(() => (globalThis as unknown as { isOwner: boolean }).isOwner), true, 'owner again')
     await editParagraph(page, 'welcome-visitors', 'Edited in the browser', 'Edited again after logging in.')
-    t.ok((await pageJson(env, host, 'welcome-visitors')).story.some((item) => item.text === 'Edited again after logging in.'),
-      'edited in place, without a reload, and stored on the server')
+    t.ok(
+      (await pageJson(env, host, 'welcome-visitors')).story.some(
+        (item) => item.text === 'Edited again after logging in.',
+      ),
+      'edited in place, without a reload, and stored on the server',
+    )
     t.same(errors, ['http 401 /auth/reclaim/'], 'no script errors; only the wrong secret failed')
   } finally {
     await screenshot(page, 'owner-flow')
@@ -238,9 +279,15 @@ t.test('a logged-out visitor of a claimed site cannot edit it', async (t) => {
     }
     // Whatever the client does, the server refuses a visitor's write.
     const status = await page.evaluate(async () => {
-      const action = { type: 'add', id: 'aaaaaaaaaaaaaaaa', item: { type: 'paragraph', id: 'aaaaaaaaaaaaaaaa', text: 'forged' } }
+      const action = {
+        type: 'add',
+        id: 'aaaaaaaaaaaaaaaa',
+        item: { type: 'paragraph', id: 'aaaaaaaaaaaaaaaa', text: 'forged' },
+      }
       const response = await fetch('/page/welcome-visitors/action', {
-        method: 'PUT', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `action=${encodeURIComponent(JSON.stringify(action))}`,
+        method: 'PUT',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `action=${encodeURIComponent(JSON.stringify(action))}`,
       })
       return response.status
     })
@@ -254,10 +301,14 @@ t.test('a logged-out visitor of a claimed site cannot edit it', async (t) => {
 t.test('two farm sites in two tabs keep their own pages', async (t) => {
   const env = await setUp(t)
   if (!env) return
-  for (const [host, words] of [['one.localhost', 'first site words'], ['two.localhost', 'second site words']] as const) {
+  for (const [host, words] of [
+    ['one.localhost', 'first site words'],
+    ['two.localhost', 'second site words'],
+  ] as const) {
     const owner = await claim(t, env.farm.app, host)
     await putAction(env.farm.app, host, owner.cookie, 'local-news', {
-      type: 'create', item: { title: 'Local News', story: [{ type: 'paragraph', id: itemId(7), text: words }] },
+      type: 'create',
+      item: { title: 'Local News', story: [{ type: 'paragraph', id: itemId(7), text: words }] },
     })
   }
   const context = await visitor(t, env)
@@ -268,7 +319,11 @@ t.test('two farm sites in two tabs keep their own pages', async (t) => {
     t.equal((await two.page.locator('.page#local-news .item.paragraph').innerText()).trim(), 'second site words')
     await one.page.reload()
     await one.page.waitForSelector('.page#local-news .item.paragraph', { timeout: WAIT })
-    t.equal((await one.page.locator('.page#local-news .item.paragraph').innerText()).trim(), 'first site words', 'still its own after the other tab loaded')
+    t.equal(
+      (await one.page.locator('.page#local-news .item.paragraph').innerText()).trim(),
+      'first site words',
+      'still its own after the other tab loaded',
+    )
   } finally {
     await screenshot(one.page, 'two-sites-one')
     await screenshot(two.page, 'two-sites-two')
@@ -283,14 +338,19 @@ t.test('a Txtzyme item gets output from the simulated device through the kernel'
   const host = 'zyme.localhost'
   const owner = await claim(t, env.farm.app, host)
   await putAction(env.farm.app, host, owner.cookie, 'blink', {
-    type: 'create', item: { title: 'Blink', story: [{ type: 'txtzyme', id: itemId(3), text: 'OPEN _hello from the device_' }] },
+    type: 'create',
+    item: { title: 'Blink', story: [{ type: 'txtzyme', id: itemId(3), text: 'OPEN _hello from the device_' }] },
   })
   const context = await visitor(t, env, { host, cookie: owner.cookie })
   const { page } = await open(context, url(env, host, '/blink.html'))
   try {
     const caption = page.locator('.page#blink .item.txtzyme p.caption')
     await caption.filter({ hasText: 'rcvd hello from the device' }).waitFor({ timeout: WAIT })
-    t.match(await caption.innerText(), /1 sent.*1 rcvd hello from the device/s, 'the line went out and its output came back')
+    t.match(
+      await caption.innerText(),
+      /1 sent.*1 rcvd hello from the device/s,
+      'the line went out and its output came back',
+    )
   } finally {
     await screenshot(page, 'txtzyme')
   }
@@ -302,10 +362,18 @@ t.test('a Linkmap item shows the live map and updates when a page is edited in a
   const host = 'links.localhost'
   const owner = await claim(t, env.farm.app, host)
   await putAction(env.farm.app, host, owner.cookie, 'map', {
-    type: 'create', item: { title: 'Map', story: [{ type: 'linkmap', id: itemId(4), text: '' }, { type: 'paragraph', id: itemId(5), text: 'See [[Notes]].' }] },
+    type: 'create',
+    item: {
+      title: 'Map',
+      story: [
+        { type: 'linkmap', id: itemId(4), text: '' },
+        { type: 'paragraph', id: itemId(5), text: 'See [[Notes]].' },
+      ],
+    },
   })
   await putAction(env.farm.app, host, owner.cookie, 'notes', {
-    type: 'create', item: { title: 'Notes', story: [{ type: 'paragraph', id: itemId(6), text: 'Nothing linked yet.' }] },
+    type: 'create',
+    item: { title: 'Notes', story: [{ type: 'paragraph', id: itemId(6), text: 'Nothing linked yet.' }] },
   })
   const context = await visitor(t, env, { host, cookie: owner.cookie })
   const watcher = await open(context, url(env, host, '/map.html'))
@@ -317,7 +385,9 @@ t.test('a Linkmap item shows the live map and updates when a page is edited in a
     t.match(await row('notes').innerText(), /^notes$/, 'notes links nowhere yet')
 
     await editParagraph(editor.page, 'notes', 'Nothing linked yet.', 'Now pointing at [[Map]] and [[Elsewhere]].')
-    await watcher.page.locator('.item.linkmap li[data-slug="notes"]', { hasText: 'elsewhere' }).waitFor({ timeout: WAIT })
+    await watcher.page
+      .locator('.item.linkmap li[data-slug="notes"]', { hasText: 'elsewhere' })
+      .waitFor({ timeout: WAIT })
     t.match(await row('notes').innerText(), /notes → map, elsewhere/, 'the edit in the other tab shows up live')
     t.equal(await watcher.page.locator('.item.linkmap').getAttribute('data-linkmap-updates'), '1', 'as one update')
     t.same(watcher.errors, [], 'no script errors')
@@ -327,44 +397,63 @@ t.test('a Linkmap item shows the live map and updates when a page is edited in a
   }
 })
 
-t.test('the owner makes a page from a missing link, adds a Markdown item from the factory, and forks a page of another site', async (t) => {
-  const env = await setUp(t)
-  if (!env) return
-  const host = 'maker.localhost'
-  const owner = await claim(t, env.farm.app, host)
-  const other = await claim(t, env.farm.app, 'other.localhost')
-  await putAction(env.farm.app, 'other.localhost', other.cookie, 'borrowed', {
-    type: 'create', item: { title: 'Borrowed', story: [{ type: 'paragraph', id: itemId(8), text: 'Written on the other site.' }] },
-  })
-  const context = await visitor(t, env, { host, cookie: owner.cookie })
-  const { page, errors } = await open(context, url(env, host, '/welcome-visitors.html'))
-  try {
-    await editParagraph(page, 'welcome-visitors', 'Welcome to this', 'Go to [[Brand New Page]] now.')
-    await page.locator('.page#welcome-visitors a.internal', { hasText: 'Brand New Page' }).click()
-    const ghost = page.locator('.page#brand-new-page')
-    await ghost.locator('button.create').click({ timeout: WAIT })
-    await ghost.locator('.add-factory').click({ timeout: WAIT })
-    await ghost.locator('.item.factory a', { hasText: 'Markdown' }).click({ timeout: WAIT })
-    const saved = page.waitForResponse((r) => r.url().includes('/page/brand-new-page/action') && r.request().method() === 'PUT')
-    await ghost.locator('textarea').fill('# A heading\n\nSome *emphasis*.')
-    await ghost.locator('textarea').press('Escape')
-    t.equal((await saved).status(), 200)
-    await ghost.locator('.item.markdown em', { hasText: 'emphasis' }).waitFor({ timeout: WAIT })
-    const made = await pageJson(env, host, 'brand-new-page')
-    t.same(made.story.map((item) => [item.type, item.text]), [['markdown', '# A heading\n\nSome *emphasis*.']], 'created with its Markdown item')
+t.test(
+  'the owner makes a page from a missing link, adds a Markdown item from the factory, and forks a page of another site',
+  async (t) => {
+    const env = await setUp(t)
+    if (!env) return
+    const host = 'maker.localhost'
+    const owner = await claim(t, env.farm.app, host)
+    const other = await claim(t, env.farm.app, 'other.localhost')
+    await putAction(env.farm.app, 'other.localhost', other.cookie, 'borrowed', {
+      type: 'create',
+      item: { title: 'Borrowed', story: [{ type: 'paragraph', id: itemId(8), text: 'Written on the other site.' }] },
+    })
+    const context = await visitor(t, env, { host, cookie: owner.cookie })
+    const { page, errors } = await open(context, url(env, host, '/welcome-visitors.html'))
+    try {
+      await editParagraph(page, 'welcome-visitors', 'Welcome to this', 'Go to [[Brand New Page]] now.')
+      await page.locator('.page#welcome-visitors a.internal', { hasText: 'Brand New Page' }).click()
+      const ghost = page.locator('.page#brand-new-page')
+      await ghost.locator('button.create').click({ timeout: WAIT })
+      await ghost.locator('.add-factory').click({ timeout: WAIT })
+      await ghost.locator('.item.factory a', { hasText: 'Markdown' }).click({ timeout: WAIT })
+      const saved = page.waitForResponse(
+        (r) => r.url().includes('/page/brand-new-page/action') && r.request().method() === 'PUT',
+      )
+      await ghost.locator('textarea').fill('# A heading\n\nSome *emphasis*.')
+      await ghost.locator('textarea').press('Escape')
+      t.equal((await saved).status(), 200)
+      await ghost.locator('.item.markdown em', { hasText: 'emphasis' }).waitFor({ timeout: WAIT })
+      const made = await pageJson(env, host, 'brand-new-page')
+      t.same(
+        made.story.map((item) => [item.type, item.text]),
+        [['markdown', '# A heading\n\nSome *emphasis*.']],
+        'created with its Markdown item',
+      )
 
-    // A page of another site of the farm in the lineup, forked into this one.
-    await page.goto(url(env, host, `/view/welcome-visitors/other.localhost:${env.port}/borrowed`))
-    const remote = page.locator('.page#borrowed')
-    await remote.locator('.item.paragraph', { hasText: 'Written on the other site.' }).waitFor({ timeout: WAIT })
-    const forked = page.waitForResponse((r) => r.url().includes('/page/borrowed/action') && r.request().method() === 'PUT')
-    await remote.locator('.fork-page').click()
-    t.equal((await forked).status(), 200)
-    const copy = await pageJson(env, host, 'borrowed') as { story: Array<{ text?: string }>; journal?: Array<{ type: string; site?: string }> }
-    t.equal(copy.story[0]?.text, 'Written on the other site.', 'the fork is a copy on this site')
-    t.match(copy.journal?.at(-1), { type: 'fork', site: `other.localhost:${env.port}` }, 'its journal says where it came from')
-    t.same(errors, ['http 404 /brand-new-page.json'], 'no script errors; only the missing page was missing')
-  } finally {
-    await screenshot(page, 'create-markdown-fork')
-  }
-})
+      // A page of another site of the farm in the lineup, forked into this one.
+      await page.goto(url(env, host, `/view/welcome-visitors/other.localhost:${env.port}/borrowed`))
+      const remote = page.locator('.page#borrowed')
+      await remote.locator('.item.paragraph', { hasText: 'Written on the other site.' }).waitFor({ timeout: WAIT })
+      const forked = page.waitForResponse(
+        (r) => r.url().includes('/page/borrowed/action') && r.request().method() === 'PUT',
+      )
+      await remote.locator('.fork-page').click()
+      t.equal((await forked).status(), 200)
+      const copy = (await pageJson(env, host, 'borrowed')) as {
+        story: Array<{ text?: string }>
+        journal?: Array<{ type: string; site?: string }>
+      }
+      t.equal(copy.story[0]?.text, 'Written on the other site.', 'the fork is a copy on this site')
+      t.match(
+        copy.journal?.at(-1),
+        { type: 'fork', site: `other.localhost:${env.port}` },
+        'its journal says where it came from',
+      )
+      t.same(errors, ['http 404 /brand-new-page.json'], 'no script errors; only the missing page was missing')
+    } finally {
+      await screenshot(page, 'create-markdown-fork')
+    }
+  },
+)

@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { parseCli, usage, envNames } from '../core/boot/cli.js'
 import { DEFAULTS, type FarmConfig } from '../core/farm-config.js'
 
@@ -24,7 +23,14 @@ const FLAGS = [
 ]
 
 /** Config keys that have no flag: the file and the environment only. */
-const FILE_KEYS = ['wikiDomains', 'plugins', 'plugin_handler_timeout', 'plugin_close_timeout', 'plugin_heartbeat_timeout', 'plugin_restart_limit']
+const FILE_KEYS = [
+  'wikiDomains',
+  'plugins',
+  'plugin_handler_timeout',
+  'plugin_close_timeout',
+  'plugin_heartbeat_timeout',
+  'plugin_restart_limit',
+]
 
 function configOf(argv: string[], env: NodeJS.ProcessEnv = {}): { config: FarmConfig; warnings: string[] } {
   const result = parseCli(argv, env)
@@ -70,7 +76,10 @@ t.test('every flag', async (t) => {
     [['--farm'], { farm: true }],
     [['-f'], { farm: true }],
     [['--farm', '--no-farm'], { farm: false }],
-    [['--allowed', 'a.example.com, B.Example.com ,www.c.example.com.'], { allowed: ['a.example.com', 'b.example.com', 'c.example.com'] }],
+    [
+      ['--allowed', 'a.example.com, B.Example.com ,www.c.example.com.'],
+      { allowed: ['a.example.com', 'b.example.com', 'c.example.com'] },
+    ],
     [['--allowed', 'bücher.example'], { allowed: ['xn--bcher-kva.example'] }],
     [['--allowed', '*'], { allowed: ['*'] }],
     [['--allowed', '*,a.com'], { allowed: ['*', 'a.com'] }],
@@ -90,7 +99,10 @@ t.test('every flag', async (t) => {
     [['--idleSeconds', '30'], { idleSeconds: 30 }],
     [['--cacheMB', '8'], { cacheBytes: 8 * MIB }],
     [['--cacheMB', '0.5'], { cacheBytes: MIB / 2 }],
-    [['--origins', 'https://Other.example/, http://localhost:8080'], { origins: ['https://other.example', 'http://localhost:8080'] }],
+    [
+      ['--origins', 'https://Other.example/, http://localhost:8080'],
+      { origins: ['https://other.example', 'http://localhost:8080'] },
+    ],
     [['--trustProxy'], { trustProxy: true }],
     [['--logLevel', 'debug'], { logLevel: 'debug' }],
     [['--logLevel', 'SILENT'], { logLevel: 'silent' }],
@@ -159,7 +171,12 @@ t.test('precedence: flag > config file > environment > default', async (t) => {
     'farm.json': JSON.stringify({ port: 4001, home: 'from-file', logLevel: 'warn' }),
   })
   const file = join(dir, 'farm.json')
-  const env = { WIKIFARM_PORT: '4002', WIKIFARM_HOME: 'from-env', WIKIFARM_DATA: '/env/data', WIKIFARM_LOG_LEVEL: 'error' }
+  const env = {
+    WIKIFARM_PORT: '4002',
+    WIKIFARM_HOME: 'from-env',
+    WIKIFARM_DATA: '/env/data',
+    WIKIFARM_LOG_LEVEL: 'error',
+  }
 
   t.equal(configOf([], {}).config.port, 3000, 'default')
   t.equal(configOf([], env).config.port, 4002, 'env over default')
@@ -175,15 +192,23 @@ t.test('precedence: flag > config file > environment > default', async (t) => {
 
   t.equal(configOf(['--conf', file]).config.port, 4001, '--conf is --config')
   t.equal(configOf([], { WIKIFARM_CONFIG: file }).config.port, 4001, 'WIKIFARM_CONFIG names the file')
-  t.equal(configOf(['--config', file], { WIKIFARM_CONFIG: '/nope.json' }).config.port, 4001, '--config over WIKIFARM_CONFIG')
+  t.equal(
+    configOf(['--config', file], { WIKIFARM_CONFIG: '/nope.json' }).config.port,
+    4001,
+    '--config over WIKIFARM_CONFIG',
+  )
 
   // Booleans: a flag can turn off what the file turned on.
   const on = join(t.testdir({ 'on.json': JSON.stringify({ farm: true, trustProxy: true }) }), 'on.json')
   t.equal(configOf(['--config', on, '--no-farm']).config.farm, false)
   t.equal(configOf(['--config', on]).config.trustProxy, true)
   t.equal(configOf([], { WIKIFARM_FARM: 'yes' }).config.farm, true)
-  t.equal(configOf(['--config', join(t.testdir({ 'off.json': '{"farm": false}' }), 'off.json')], { WIKIFARM_FARM: '1' }).config.farm, false,
-    'a false in the file beats a true in the environment')
+  t.equal(
+    configOf(['--config', join(t.testdir({ 'off.json': '{"farm": false}' }), 'off.json')], { WIKIFARM_FARM: '1' })
+      .config.farm,
+    false,
+    'a false in the file beats a true in the environment',
+  )
 })
 
 t.test('environment variables', async (t) => {
@@ -193,37 +218,101 @@ t.test('environment variables', async (t) => {
   t.same(envNames('cacheMB'), ['WIKIFARM_CACHE_MB', 'WIKIFARM_CACHEMB'])
 
   const { config } = configOf([], {
-    WIKIFARM_PORT: '5000', WIKIFARM_HOST: '127.0.0.1', WIKIFARM_DATA: '/d', WIKIFARM_FARM: 'true',
-    WIKIFARM_ALLOWED: 'a.com,b.com', WIKIFARM_SECURITY_TYPE: 'friends', WIKIFARM_COOKIE_SECRET: 'cs',
-    WIKIFARM_ADMIN: 'ad', WIKIFARM_HOME: 'start', WIKIFARM_NEIGHBORS: 'a.org, b.org', WIKIFARM_SECURITY_LEGACY: 'on', WIKIFARM_SECURE_COOKIE: 'true',
-    WIKIFARM_SESSION_DURATION: '3', WIKIFARM_UPLOAD_LIMIT: '2mb', WIKIFARM_IDLE_SECONDS: '9', WIKIFARM_CACHE_MB: '4',
-    WIKIFARM_ORIGINS: 'https://x.org', WIKIFARM_TRUST_PROXY: 'true', WIKIFARM_LOG_LEVEL: 'trace',
+    WIKIFARM_PORT: '5000',
+    WIKIFARM_HOST: '127.0.0.1',
+    WIKIFARM_DATA: '/d',
+    WIKIFARM_FARM: 'true',
+    WIKIFARM_ALLOWED: 'a.com,b.com',
+    WIKIFARM_SECURITY_TYPE: 'friends',
+    WIKIFARM_COOKIE_SECRET: 'cs',
+    WIKIFARM_ADMIN: 'ad',
+    WIKIFARM_HOME: 'start',
+    WIKIFARM_NEIGHBORS: 'a.org, b.org',
+    WIKIFARM_SECURITY_LEGACY: 'on',
+    WIKIFARM_SECURE_COOKIE: 'true',
+    WIKIFARM_SESSION_DURATION: '3',
+    WIKIFARM_UPLOAD_LIMIT: '2mb',
+    WIKIFARM_IDLE_SECONDS: '9',
+    WIKIFARM_CACHE_MB: '4',
+    WIKIFARM_ORIGINS: 'https://x.org',
+    WIKIFARM_TRUST_PROXY: 'true',
+    WIKIFARM_LOG_LEVEL: 'trace',
     WIKIFARM_WIKI_DOMAINS: '{"Example.COM": {}}',
     WIKIFARM_PLUGINS: '{"echo": {"sites": ["A.com"], "options": {"greeting": "hi"}}}',
-    WIKIFARM_PLUGINS_DISABLE: 'txtzyme', WIKIFARM_PLUGINS_FARM: 'linkmap', WIKIFARM_PLUGIN_TIMEOUT: '1500',
-    WIKIFARM_PLUGIN_HANDLER_TIMEOUT: '2500', WIKIFARM_PLUGIN_CLOSE_TIMEOUT: '3500', WIKIFARM_MAX_PAYLOAD: '64kb',
-    WIKIFARM_SEND_BUFFER: '2mb', WIKIFARM_PING_SECONDS: '15', WIKIFARM_LOGIN_RATE: '5', WIKIFARM_CLAIM_RATE: '6',
-    WIKIFARM_EDIT_RATE: '70', WIKIFARM_UPGRADE_RATE: '0', WIKIFARM_SOCKETS_PER_IP: '8', WIKIFARM_SOCKETS_PER_SITE: '90',
-    WIKIFARM_ITEM_LIMIT: '1mb', WIKIFARM_PAGE_LIMIT: '3mb', WIKIFARM_ACTION_LIMIT: '2mb', WIKIFARM_CONNECTIONS_PER_IP: '40',
-    WIKIFARM_READ_RATE: '100', WIKIFARM_HEADER_SECONDS: '5', WIKIFARM_REQUEST_SECONDS: '30', WIKIFARM_KEEP_ALIVE_SECONDS: '4',
+    WIKIFARM_PLUGINS_DISABLE: 'txtzyme',
+    WIKIFARM_PLUGINS_FARM: 'linkmap',
+    WIKIFARM_PLUGIN_TIMEOUT: '1500',
+    WIKIFARM_PLUGIN_HANDLER_TIMEOUT: '2500',
+    WIKIFARM_PLUGIN_CLOSE_TIMEOUT: '3500',
+    WIKIFARM_MAX_PAYLOAD: '64kb',
+    WIKIFARM_SEND_BUFFER: '2mb',
+    WIKIFARM_PING_SECONDS: '15',
+    WIKIFARM_LOGIN_RATE: '5',
+    WIKIFARM_CLAIM_RATE: '6',
+    WIKIFARM_EDIT_RATE: '70',
+    WIKIFARM_UPGRADE_RATE: '0',
+    WIKIFARM_SOCKETS_PER_IP: '8',
+    WIKIFARM_SOCKETS_PER_SITE: '90',
+    WIKIFARM_ITEM_LIMIT: '1mb',
+    WIKIFARM_PAGE_LIMIT: '3mb',
+    WIKIFARM_ACTION_LIMIT: '2mb',
+    WIKIFARM_CONNECTIONS_PER_IP: '40',
+    WIKIFARM_READ_RATE: '100',
+    WIKIFARM_HEADER_SECONDS: '5',
+    WIKIFARM_REQUEST_SECONDS: '30',
+    WIKIFARM_KEEP_ALIVE_SECONDS: '4',
     WIKIFARM_SOCKET_IDLE_SECONDS: '90',
   })
   t.same(config, {
-    port: 5000, host: '127.0.0.1', data: '/d', farm: true, allowed: ['a.com', 'b.com'], wikiDomains: { 'example.com': {} },
-    security_type: 'friends', cookieSecret: 'cs', cookieSecretIsRandom: false, admin: 'ad', home: 'start', neighbors: 'a.org,b.org',
-    security_legacy: true, secure_cookie: true, session_duration: 3, idleSeconds: 9, uploadLimit: 2 * MIB,
-    cacheBytes: 4 * MIB, origins: ['https://x.org'], trustProxy: true, logLevel: 'trace',
+    port: 5000,
+    host: '127.0.0.1',
+    data: '/d',
+    farm: true,
+    allowed: ['a.com', 'b.com'],
+    wikiDomains: { 'example.com': {} },
+    security_type: 'friends',
+    cookieSecret: 'cs',
+    cookieSecretIsRandom: false,
+    admin: 'ad',
+    home: 'start',
+    neighbors: 'a.org,b.org',
+    security_legacy: true,
+    secure_cookie: true,
+    session_duration: 3,
+    idleSeconds: 9,
+    uploadLimit: 2 * MIB,
+    cacheBytes: 4 * MIB,
+    origins: ['https://x.org'],
+    trustProxy: true,
+    logLevel: 'trace',
     plugins: {
       echo: { sites: ['a.com'], options: { greeting: 'hi' } },
       txtzyme: { enabled: false },
       linkmap: { trust: 'farm' },
     },
-    pluginLaunchTimeoutMs: 1500, pluginHandlerTimeoutMs: 2500, pluginCloseTimeoutMs: 3500,
-    pluginHeartbeatTimeoutMs: 5000, pluginRestartLimit: 5,
-    maxPayload: 65536, sendBufferBytes: 2 * MIB, pingIntervalSeconds: 15,
-    loginRate: 5, claimRate: 6, editRate: 70, upgradeRate: 0, socketsPerIp: 8, socketsPerSite: 90,
-    itemLimit: MIB, pageLimit: 3 * MIB, actionLimit: 2 * MIB, connectionsPerIp: 40, readRate: 100,
-    headerSeconds: 5, requestSeconds: 30, keepAliveSeconds: 4, socketIdleSeconds: 90,
+    pluginLaunchTimeoutMs: 1500,
+    pluginHandlerTimeoutMs: 2500,
+    pluginCloseTimeoutMs: 3500,
+    pluginHeartbeatTimeoutMs: 5000,
+    pluginRestartLimit: 5,
+    maxPayload: 65536,
+    sendBufferBytes: 2 * MIB,
+    pingIntervalSeconds: 15,
+    loginRate: 5,
+    claimRate: 6,
+    editRate: 70,
+    upgradeRate: 0,
+    socketsPerIp: 8,
+    socketsPerSite: 90,
+    itemLimit: MIB,
+    pageLimit: 3 * MIB,
+    actionLimit: 2 * MIB,
+    connectionsPerIp: 40,
+    readRate: 100,
+    headerSeconds: 5,
+    requestSeconds: 30,
+    keepAliveSeconds: 4,
+    socketIdleSeconds: 90,
   })
   t.same(envNames('maxPayload'), ['WIKIFARM_MAX_PAYLOAD', 'WIKIFARM_MAXPAYLOAD'])
   t.same(envNames('plugins_disable'), ['WIKIFARM_PLUGINS_DISABLE'])
@@ -244,66 +333,168 @@ t.test('environment variables', async (t) => {
   t.equal(configOf([], { WIKIFARM_REQUIRE_TOOLS: '1', WIKIFARM_SOMETHING_ELSE: 'x' }).config.port, 3000,
     'other WIKIFARM_* variables (test switches) are left alone')
   t.equal(configOf([], { WIKIFARM_FARM: 'off' }).config.farm, false)
-  t.match(refusal(t, [], { WIKIFARM_PORT: 'http' }), /^WIKIFARM_PORT: must be a port number from 0 to 65535, got "http"$/)
+  t.match(
+    refusal(t, [], { WIKIFARM_PORT: 'http' }),
+    /^WIKIFARM_PORT: must be a port number from 0 to 65535, got "http"$/,
+  )
   t.match(refusal(t, [], { WIKIFARM_FARM: 'maybe' }), /^WIKIFARM_FARM: must be true or false, got "maybe"$/)
   t.match(refusal(t, [], { WIKIFARM_WIKI_DOMAINS: '{nope' }), /^WIKIFARM_WIKI_DOMAINS: must be a JSON object/)
-  t.match(refusal(t, [], { WIKIFARM_SECURITY_TYPE: 'passportjs' }), /^WIKIFARM_SECURITY_TYPE: only "friends" security is supported, got "passportjs"$/)
+  t.match(
+    refusal(t, [], { WIKIFARM_SECURITY_TYPE: 'passportjs' }),
+    /^WIKIFARM_SECURITY_TYPE: only "friends" security is supported, got "passportjs"$/,
+  )
 })
 
 t.test('config file: every key, wikiDomains, reference-farm files', async (t) => {
   const dir = t.testdir({
     'full.json': JSON.stringify({
-      port: '4100', host: '127.0.0.1', data: '/srv/farm', farm: true, allowed: ['one.example.org', 'TWO.example.org'],
+      port: '4100',
+      host: '127.0.0.1',
+      data: '/srv/farm',
+      farm: true,
+      allowed: ['one.example.org', 'TWO.example.org'],
       wikiDomains: {
-        'Example.org': { security_type: 'friends', admin: 'domain-admin', cookieSecret: 'dcs', home: 'hello', session_duration: 1 },
+        'Example.org': {
+          security_type: 'friends',
+          admin: 'domain-admin',
+          cookieSecret: 'dcs',
+          home: 'hello',
+          session_duration: 1,
+        },
         'wiki.test': {},
       },
-      security_type: 'friends', cookieSecret: 'file-secret', admin: null, home: 'welcome-visitors', neighbors: 'fed.wiki.org',
-      security_legacy: false, secure_cookie: true, session_duration: 14, uploadLimit: '1mb', idleSeconds: 60,
-      cacheMB: 16, origins: 'https://a.example, https://b.example', trustProxy: true, logLevel: 'warn',
+      security_type: 'friends',
+      cookieSecret: 'file-secret',
+      admin: null,
+      home: 'welcome-visitors',
+      neighbors: 'fed.wiki.org',
+      security_legacy: false,
+      secure_cookie: true,
+      session_duration: 14,
+      uploadLimit: '1mb',
+      idleSeconds: 60,
+      cacheMB: 16,
+      origins: 'https://a.example, https://b.example',
+      trustProxy: true,
+      logLevel: 'warn',
       plugins: {
         txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },
         linkmap: { enabled: false },
-        'my-plugin': { package: ' @example/wikifarm-plugin ', trust: 'site', sites: ['One.Example.org', 'www.two.example.org.'] },
+        'my-plugin': {
+          package: ' @example/wikifarm-plugin ',
+          trust: 'site',
+          sites: ['One.Example.org', 'www.two.example.org.'],
+        },
       },
-      plugins_disable: ['old-thing'], plugins_farm: 'my-plugin',
-      plugin_timeout: 20000, plugin_handler_timeout: '45000', plugin_close_timeout: 1000,
-      maxPayload: '512kb', sendBuffer: 8388608, pingSeconds: '20',
-      loginRate: 3, claimRate: '4', editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: '500',
-      itemLimit: '512kb', pageLimit: 2097152, actionLimit: '1mb', connectionsPerIp: 0, readRate: '600',
-      headerSeconds: 2.5, requestSeconds: '10', keepAliveSeconds: 1, socketIdleSeconds: 30,
+      plugins_disable: ['old-thing'],
+      plugins_farm: 'my-plugin',
+      plugin_timeout: 20000,
+      plugin_handler_timeout: '45000',
+      plugin_close_timeout: 1000,
+      maxPayload: '512kb',
+      sendBuffer: 8388608,
+      pingSeconds: '20',
+      loginRate: 3,
+      claimRate: '4',
+      editRate: 1000,
+      upgradeRate: 30,
+      socketsPerIp: 0,
+      socketsPerSite: '500',
+      itemLimit: '512kb',
+      pageLimit: 2097152,
+      actionLimit: '1mb',
+      connectionsPerIp: 0,
+      readRate: '600',
+      headerSeconds: 2.5,
+      requestSeconds: '10',
+      keepAliveSeconds: 1,
+      socketIdleSeconds: 30,
     }),
     'reference.json': JSON.stringify({
-      farm: true, port: 3000, data: '/home/wiki/.wiki', security_type: 'friends', cookieSecret: 'x',
-      url: 'http://localhost:3000', root: '/usr/lib/wiki', packageDir: '/usr/lib/node_modules', autoseed: true,
+      farm: true,
+      port: 3000,
+      data: '/home/wiki/.wiki',
+      security_type: 'friends',
+      cookieSecret: 'x',
+      url: 'http://localhost:3000',
+      root: '/usr/lib/wiki',
+      packageDir: '/usr/lib/node_modules',
+      autoseed: true,
       database: { type: './page.js' },
       wikiDomains: { 'fed.wiki': { github_clientID: 'abc', admin: 'sekrit' } },
     }),
   })
   const { config, warnings } = configOf(['--config', join(dir, 'full.json')])
   t.same(config, {
-    port: 4100, host: '127.0.0.1', data: '/srv/farm', farm: true, allowed: ['one.example.org', 'two.example.org'],
+    port: 4100,
+    host: '127.0.0.1',
+    data: '/srv/farm',
+    farm: true,
+    allowed: ['one.example.org', 'two.example.org'],
     wikiDomains: {
-      'example.org': { security_type: 'friends', admin: 'domain-admin', cookieSecret: 'dcs', home: 'hello', session_duration: 1 },
+      'example.org': {
+        security_type: 'friends',
+        admin: 'domain-admin',
+        cookieSecret: 'dcs',
+        home: 'hello',
+        session_duration: 1,
+      },
       'wiki.test': {},
     },
-    security_type: 'friends', cookieSecret: 'file-secret', cookieSecretIsRandom: false, admin: null, home: 'welcome-visitors', neighbors: 'fed.wiki.org',
-    security_legacy: false, secure_cookie: true, session_duration: 14, uploadLimit: MIB, idleSeconds: 60, cacheBytes: 16 * MIB,
-    origins: ['https://a.example', 'https://b.example'], trustProxy: true, logLevel: 'warn',
+    security_type: 'friends',
+    cookieSecret: 'file-secret',
+    cookieSecretIsRandom: false,
+    admin: null,
+    home: 'welcome-visitors',
+    neighbors: 'fed.wiki.org',
+    security_legacy: false,
+    secure_cookie: true,
+    session_duration: 14,
+    uploadLimit: MIB,
+    idleSeconds: 60,
+    cacheBytes: 16 * MIB,
+    origins: ['https://a.example', 'https://b.example'],
+    trustProxy: true,
+    logLevel: 'warn',
     plugins: {
       txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },
       linkmap: { enabled: false },
-      'my-plugin': { package: '@example/wikifarm-plugin', trust: 'farm', sites: ['one.example.org', 'two.example.org'] },
+      'my-plugin': {
+        package: '@example/wikifarm-plugin',
+        trust: 'farm',
+        sites: ['one.example.org', 'two.example.org'],
+      },
       'old-thing': { enabled: false },
     },
-    pluginLaunchTimeoutMs: 20000, pluginHandlerTimeoutMs: 45000, pluginCloseTimeoutMs: 1000,
-    pluginHeartbeatTimeoutMs: 5000, pluginRestartLimit: 5,
-    maxPayload: 512 * 1024, sendBufferBytes: 8 * MIB, pingIntervalSeconds: 20,
-    loginRate: 3, claimRate: 4, editRate: 1000, upgradeRate: 30, socketsPerIp: 0, socketsPerSite: 500,
-    itemLimit: 512 * 1024, pageLimit: 2 * MIB, actionLimit: MIB, connectionsPerIp: 0, readRate: 600,
-    headerSeconds: 2.5, requestSeconds: 10, keepAliveSeconds: 1, socketIdleSeconds: 30,
+    pluginLaunchTimeoutMs: 20000,
+    pluginHandlerTimeoutMs: 45000,
+    pluginCloseTimeoutMs: 1000,
+    pluginHeartbeatTimeoutMs: 5000,
+    pluginRestartLimit: 5,
+    maxPayload: 512 * 1024,
+    sendBufferBytes: 8 * MIB,
+    pingIntervalSeconds: 20,
+    loginRate: 3,
+    claimRate: 4,
+    editRate: 1000,
+    upgradeRate: 30,
+    socketsPerIp: 0,
+    socketsPerSite: 500,
+    itemLimit: 512 * 1024,
+    pageLimit: 2 * MIB,
+    actionLimit: MIB,
+    connectionsPerIp: 0,
+    readRate: 600,
+    headerSeconds: 2.5,
+    requestSeconds: 10,
+    keepAliveSeconds: 1,
+    socketIdleSeconds: 30,
   })
-  t.match(warnings, [/wikiDomains "example.org": per-domain .*"admin".* not applied yet/], 'per-domain overrides are reported as not applied')
+  t.match(
+    warnings,
+    [/wikiDomains "example.org": per-domain .*"admin".* not applied yet/],
+    'per-domain overrides are reported as not applied',
+  )
   t.notOk(warnings.some((w) => /promiscuous/.test(w)))
 
   const ref = configOf(['--config', join(dir, 'reference.json')])
@@ -314,14 +505,22 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     t.ok(ref.warnings.some((w) => w.includes(`"${key}"`)), `reference key ${key} is reported as ignored`)
   }
   t.ok(ref.warnings.some((w) => /"github_clientID" ignored/.test(w)))
-  t.ok(configOf(['--url', 'http://x', '-r', '/y', '--autoseed']).warnings.some((w) => /--url .*ignores/.test(w)), 'reference flags too')
+  t.ok(
+    configOf(['--url', 'http://x', '-r', '/y', '--autoseed']).warnings.some((w) => /--url .*ignores/.test(w)),
+    'reference flags too',
+  )
 })
 
 t.test('plugins: grants from the file, the shortcut flags merged into them', async (t) => {
   const dir = t.testdir({
     'grants.json': JSON.stringify({
       plugins: {
-        echo: { enabled: true, trust: 'site', sites: ['A.example.com', 'a.example.com', 'B.example.com:8080'], options: { greeting: 'hi' } },
+        echo: {
+          enabled: true,
+          trust: 'site',
+          sites: ['A.example.com', 'a.example.com', 'B.example.com:8080'],
+          options: { greeting: 'hi' },
+        },
         txtzyme: { trust: 'site', options: {} },
         extra: { package: './local/plugin.js' },
         empty: {},
@@ -339,7 +538,8 @@ t.test('plugins: grants from the file, the shortcut flags merged into them', asy
     empty: {},
   }, 'grants are kept as written, host names normalised and deduplicated like allowed')
 
-  const merged = configOf(['--config', file, '--plugins_farm', 'txtzyme,new-one', '--plugins_disable', 'echo']).config.plugins
+  const merged = configOf(['--config', file, '--plugins_farm', 'txtzyme,new-one', '--plugins_disable', 'echo']).config
+    .plugins
   t.same(merged, {
     echo: { enabled: false, trust: 'site', sites: ['a.example.com', 'b.example.com'], options: { greeting: 'hi' } },
     txtzyme: { trust: 'farm', options: {} },
@@ -347,15 +547,22 @@ t.test('plugins: grants from the file, the shortcut flags merged into them', asy
     empty: {},
     'new-one': { trust: 'farm' },
   }, 'a flag overrides enabled or trust of a grant, or adds one, and keeps the rest')
-  t.same(configOf(['--config', file]).config.plugins.echo?.enabled, true, 'parsing twice does not leak one merge into the next')
+  t.same(
+    configOf(['--config', file]).config.plugins.echo?.enabled,
+    true,
+    'parsing twice does not leak one merge into the next',
+  )
 
   // The shortcut keys follow the usual precedence among themselves; each applies on top of `plugins`.
   const shortcuts = join(dir, 'shortcuts.json')
   t.same(configOf(['--config', shortcuts]).config.plugins, { 'from-file': { enabled: false }, echo: { trust: 'farm' } })
   t.same(configOf(['--config', shortcuts, '--plugins_disable', 'from-flag']).config.plugins,
     { 'from-flag': { enabled: false }, echo: { trust: 'farm' } }, 'the flag replaces the file\'s list')
-  t.same(configOf([], { WIKIFARM_PLUGINS_DISABLE: 'from-env', WIKIFARM_PLUGINS: '{"echo": {"trust": "site"}}' }).config.plugins,
-    { echo: { trust: 'site' }, 'from-env': { enabled: false } })
+  t.same(
+    configOf([], { WIKIFARM_PLUGINS_DISABLE: 'from-env', WIKIFARM_PLUGINS: '{"echo": {"trust": "site"}}' }).config
+      .plugins,
+    { echo: { trust: 'site' }, 'from-env': { enabled: false } },
+  )
   t.same(configOf(['--config', file], { WIKIFARM_PLUGINS: '{"other": {}}' }).config.plugins.other, undefined,
     'the file\'s plugins replace the environment\'s as a whole, like every other key')
 
@@ -367,11 +574,21 @@ t.test('plugins: grants from the file, the shortcut flags merged into them', asy
 
 t.test('timeouts and websocket limits from the file', async (t) => {
   const dir = t.testdir({
-    'limits.json': JSON.stringify({ plugin_handler_timeout: 100, plugin_close_timeout: '200', plugin_heartbeat_timeout: 700, plugin_restart_limit: 2, maxPayload: 1, sendBuffer: '1kb', pingSeconds: 1 }),
-    'isolation.json': JSON.stringify({ plugins: {
-      linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
-      txtzyme: { isolation: 'process', allowAddons: true },
-    } }),
+    'limits.json': JSON.stringify({
+      plugin_handler_timeout: 100,
+      plugin_close_timeout: '200',
+      plugin_heartbeat_timeout: 700,
+      plugin_restart_limit: 2,
+      maxPayload: 1,
+      sendBuffer: '1kb',
+      pingSeconds: 1,
+    }),
+    'isolation.json': JSON.stringify({
+      plugins: {
+        linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
+        txtzyme: { isolation: 'process', allowAddons: true },
+      },
+    }),
     'bad-isolation.json': JSON.stringify({ plugins: { linkmap: { isolation: 'vm' } } }),
     'bad-rss.json': JSON.stringify({ plugins: { linkmap: { maxRssMb: 8 } } }),
   })
@@ -385,8 +602,14 @@ t.test('timeouts and websocket limits from the file', async (t) => {
     linkmap: { isolation: 'process', maxHeapMb: 64, maxRssMb: 200 },
     txtzyme: { isolation: 'process', allowAddons: true },
   }, 'isolation per plugin')
-  t.match(refusal(t, ['--config', join(dir, 'bad-isolation.json')]), /key "plugins\.linkmap\.isolation": must be "none", "worker" or "process", got "vm"$/)
-  t.match(refusal(t, ['--config', join(dir, 'bad-rss.json')]), /key "plugins\.linkmap\.maxRssMb": must be a whole number of MiB from 32 to 65536, got 8$/)
+  t.match(
+    refusal(t, ['--config', join(dir, 'bad-isolation.json')]),
+    /key "plugins\.linkmap\.isolation": must be "none", "worker" or "process", got "vm"$/,
+  )
+  t.match(
+    refusal(t, ['--config', join(dir, 'bad-rss.json')]),
+    /key "plugins\.linkmap\.maxRssMb": must be a whole number of MiB from 32 to 65536, got 8$/,
+  )
   const { config: defaults } = configOf([])
   t.match(defaults, {
     pluginLaunchTimeoutMs: 10_000, pluginHandlerTimeoutMs: 30_000, pluginCloseTimeoutMs: 5_000,
@@ -397,11 +620,38 @@ t.test('timeouts and websocket limits from the file', async (t) => {
 
 t.test('rate limits and connection caps: flags, defaults, 0 turns off, bad values refused', async (t) => {
   const defaults = configOf([]).config
-  t.match(defaults, { loginRate: 10, claimRate: 10, editRate: 600, upgradeRate: 120, socketsPerIp: 100, socketsPerSite: 2000 })
-  t.match(configOf(['--loginRate', '1', '--claimRate=2', '--editRate', '0', '--upgradeRate', '9', '--socketsPerIp', '3', '--socketsPerSite', '0']).config,
-    { loginRate: 1, claimRate: 2, editRate: 0, upgradeRate: 9, socketsPerIp: 3, socketsPerSite: 0 })
-  t.match(refusal(t, ['--editRate', 'lots']), /^--editRate: must be a whole number a minute \(0: no limit\), got "lots"$/)
-  t.match(refusal(t, ['--socketsPerIp=1.5']), /^--socketsPerIp: must be a whole number of connections \(0: no cap\), got "1.5"$/)
+  t.match(defaults, {
+    loginRate: 10,
+    claimRate: 10,
+    editRate: 600,
+    upgradeRate: 120,
+    socketsPerIp: 100,
+    socketsPerSite: 2000,
+  })
+  t.match(
+    configOf([
+      '--loginRate',
+      '1',
+      '--claimRate=2',
+      '--editRate',
+      '0',
+      '--upgradeRate',
+      '9',
+      '--socketsPerIp',
+      '3',
+      '--socketsPerSite',
+      '0',
+    ]).config,
+    { loginRate: 1, claimRate: 2, editRate: 0, upgradeRate: 9, socketsPerIp: 3, socketsPerSite: 0 },
+  )
+  t.match(
+    refusal(t, ['--editRate', 'lots']),
+    /^--editRate: must be a whole number a minute \(0: no limit\), got "lots"$/,
+  )
+  t.match(
+    refusal(t, ['--socketsPerIp=1.5']),
+    /^--socketsPerIp: must be a whole number of connections \(0: no cap\), got "1.5"$/,
+  )
   t.match(refusal(t, ['--loginRate=-1']), /^--loginRate: must be a whole number a minute/)
 })
 
@@ -410,17 +660,50 @@ t.test('page caps, connection caps and request deadlines: flags, defaults, bad v
     itemLimit: 4 * MIB, pageLimit: 16 * MIB, actionLimit: 5 * MIB, connectionsPerIp: 256, readRate: 3000,
     headerSeconds: 20, requestSeconds: 60, keepAliveSeconds: 72, socketIdleSeconds: 120,
   }, 'the defaults the docs state')
-  t.match(configOf(['--itemLimit', '64kb', '--pageLimit=1mb', '--actionLimit', '100000', '--connectionsPerIp', '0', '--readRate', '7',
-    '--headerSeconds', '0.5', '--requestSeconds', '90', '--keepAliveSeconds', '3', '--socketIdleSeconds', '600']).config, {
-    itemLimit: 65536, pageLimit: MIB, actionLimit: 100000, connectionsPerIp: 0, readRate: 7,
-    headerSeconds: 0.5, requestSeconds: 90, keepAliveSeconds: 3, socketIdleSeconds: 600,
-  })
+  t.match(
+    configOf([
+      '--itemLimit',
+      '64kb',
+      '--pageLimit=1mb',
+      '--actionLimit',
+      '100000',
+      '--connectionsPerIp',
+      '0',
+      '--readRate',
+      '7',
+      '--headerSeconds',
+      '0.5',
+      '--requestSeconds',
+      '90',
+      '--keepAliveSeconds',
+      '3',
+      '--socketIdleSeconds',
+      '600',
+    ]).config,
+    {
+      itemLimit: 65536,
+      pageLimit: MIB,
+      actionLimit: 100000,
+      connectionsPerIp: 0,
+      readRate: 7,
+      headerSeconds: 0.5,
+      requestSeconds: 90,
+      keepAliveSeconds: 3,
+      socketIdleSeconds: 600,
+    },
+  )
   t.match(refusal(t, ['--pageLimit', 'huge']), /^--pageLimit: must be a byte count like 5242880 or "5mb", got "huge"$/)
   t.match(refusal(t, ['--itemLimit', '0']), /^--itemLimit: must be a byte count/)
   t.match(refusal(t, ['--connectionsPerIp=-3']), /^--connectionsPerIp: must be a whole number of connections/)
   t.match(refusal(t, ['--readRate', '2.5']), /^--readRate: must be a whole number a minute/)
-  t.match(refusal(t, ['--requestSeconds', '0']), /^--requestSeconds: must be a number of seconds above 0 and at most 86400, got "0"$/)
-  t.match(refusal(t, ['--headerSeconds', '100000']), /^--headerSeconds: must be a number of seconds above 0 and at most 86400/)
+  t.match(
+    refusal(t, ['--requestSeconds', '0']),
+    /^--requestSeconds: must be a number of seconds above 0 and at most 86400, got "0"$/,
+  )
+  t.match(
+    refusal(t, ['--headerSeconds', '100000']),
+    /^--headerSeconds: must be a number of seconds above 0 and at most 86400/,
+  )
 })
 
 t.test('warnings at boot', async (t) => {
@@ -445,14 +728,24 @@ t.test('warnings at boot', async (t) => {
     'a secret as a flag is its one warning (test/secret-flags.test.ts)')
 
   const grants = t.testdir({
-    'single.json': JSON.stringify({ cookieSecret: 'x', plugins: { echo: { sites: ['a.com'] }, off: { sites: ['a.com'], enabled: false } } }),
-    'default.json': JSON.stringify({ cookieSecret: 'x', plugins: { echo: { sites: ['default'] }, all: { sites: '*' } } }),
+    'single.json': JSON.stringify({
+      cookieSecret: 'x',
+      plugins: { echo: { sites: ['a.com'] }, off: { sites: ['a.com'], enabled: false } },
+    }),
+    'default.json': JSON.stringify({
+      cookieSecret: 'x',
+      plugins: { echo: { sites: ['default'] }, all: { sites: '*' } },
+    }),
   })
   const single = configOf(['--config', join(grants, 'single.json')]).warnings
   t.match(single, [/^plugins\.echo\.sites names hosts, but without --farm the one site is named "default"/],
     'a site list in a single-site server reaches nothing')
   t.equal(single.length, 1, 'not for a disabled plugin')
-  t.same(configOf(['--config', join(grants, 'single.json'), '--farm', '--allowed', 'a.com']).warnings, [], 'fine in a farm')
+  t.same(
+    configOf(['--config', join(grants, 'single.json'), '--farm', '--allowed', 'a.com']).warnings,
+    [],
+    'fine in a farm',
+  )
   t.same(configOf(['--config', join(grants, 'default.json')]).warnings, [], 'not for "default" or "*"')
 })
 
@@ -500,18 +793,30 @@ t.test('flag errors: one line, naming the flag', async (t) => {
     [['--config', 'a.json', '--conf', 'b.json'], /^--config and --conf: name the same setting/],
     [['--config', ''], /^--config: must not be empty$/],
     [['--plugins', '{}'], /^--plugins: plugins is set in the config file \(--config FILE\) or WIKIFARM_PLUGINS$/],
-    [['--plugin_handler_timeout', '5'], /^--plugin_handler_timeout: plugin_handler_timeout is set in the config file .* or WIKIFARM_PLUGIN_HANDLER_TIMEOUT$/],
+    [
+      ['--plugin_handler_timeout', '5'],
+      /^--plugin_handler_timeout: plugin_handler_timeout is set in the config file .* or WIKIFARM_PLUGIN_HANDLER_TIMEOUT$/,
+    ],
     [['--plugin_close_timeout=5'], /^--plugin_close_timeout: plugin_close_timeout is set in the config file/],
     [['--plugins_disable', ''], /^--plugins_disable: must list at least one plugin name$/],
     [['--plugins_disable', ' , '], /^--plugins_disable: must list at least one plugin name$/],
-    [['--plugins_disable', 'Txtzyme'], /^--plugins_disable: "Txtzyme" is not a plugin name \(a lowercase letter, then up to 39 of a-z, 0-9 and -\)$/],
+    [
+      ['--plugins_disable', 'Txtzyme'],
+      /^--plugins_disable: "Txtzyme" is not a plugin name \(a lowercase letter, then up to 39 of a-z, 0-9 and -\)$/,
+    ],
     [['--plugins_disable', 'ok,no_underscore'], /^--plugins_disable: "no_underscore" is not a plugin name/],
     [['--plugins_farm', '9lives'], /^--plugins_farm: "9lives" is not a plugin name/],
     [['--plugins_farm', 'a'.repeat(41)], /^--plugins_farm: "a{41}" is not a plugin name/],
     [['--plugins_farm', '__proto__'], /^--plugins_farm: "__proto__" is not a plugin name/],
     [['--plugins_farm'], /^--plugins_farm: needs a value$/],
-    [['--plugin_timeout', '0'], /^--plugin_timeout: must be a whole number of milliseconds from 1 to 2147483647, got "0"$/],
-    [['--plugin_timeout', '2147483648'], /^--plugin_timeout: must be a whole number of milliseconds from 1 to 2147483647/],
+    [
+      ['--plugin_timeout', '0'],
+      /^--plugin_timeout: must be a whole number of milliseconds from 1 to 2147483647, got "0"$/,
+    ],
+    [
+      ['--plugin_timeout', '2147483648'],
+      /^--plugin_timeout: must be a whole number of milliseconds from 1 to 2147483647/,
+    ],
     [['--plugin_timeout', '1.5'], /^--plugin_timeout: must be a whole number of milliseconds/],
     [['--plugin_timeout', '10s'], /^--plugin_timeout: must be a whole number of milliseconds/],
     [['--maxPayload', '17mb'], /^--maxPayload: must be at most 16mb \(16777216 bytes\), got "17mb"$/],
@@ -616,31 +921,49 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['test.json', /test\.json key "test": .*not supported/],
     ['allowedtype.json', /allowedtype\.json key "allowed": must be a comma-separated list, got 5$/],
     ['admin.json', /admin\.json key "admin": must be a string, got 42$/],
-    ['plugins-array.json', /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/],
+    [
+      'plugins-array.json',
+      /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/,
+    ],
     ['plugins-null.json', /key "plugins": must be an object/],
     ['plugin-name.json', /key "plugins\.Txtzyme": "Txtzyme" is not a plugin name/],
     ['plugin-name-path.json', /key "plugins\.\.\.\/evil": "\.\.\/evil" is not a plugin name/],
-    ['plugin-grant.json', /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, got true$/],
+    [
+      'plugin-grant.json',
+      /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, got true$/,
+    ],
     ['plugin-key.json', /key "plugins\.txtzyme\.trusted": unknown key; did you mean "trust"\?$/],
-    ['plugin-key-far.json', /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\)$/],
+    [
+      'plugin-key-far.json',
+      /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\)$/,
+    ],
     ['plugin-proto.json', /plugin-proto\.json: the config file is not valid JSON: .*prototype/i],
     ['plugin-enabled.json', /key "plugins\.txtzyme\.enabled": must be true or false, got "yes"$/],
     ['plugin-trust.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "all"$/],
     ['plugin-trust-case.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "Farm"$/],
     ['plugin-sites.json', /key "plugins\.txtzyme\.sites": must be "\*" or an array of host names, got "a\.com"$/],
-    ['plugin-sites-empty.json', /key "plugins\.txtzyme\.sites": must list at least one host name, or be "\*" \(to serve no site, set "enabled": false\)$/],
+    [
+      'plugin-sites-empty.json',
+      /key "plugins\.txtzyme\.sites": must list at least one host name, or be "\*" \(to serve no site, set "enabled": false\)$/,
+    ],
     ['plugin-sites-host.json', /key "plugins\.txtzyme\.sites": "not a host" is not a host name$/],
     ['plugin-sites-dots.json', /key "plugins\.txtzyme\.sites": "\.\." is not a host name$/],
     ['plugin-sites-type.json', /key "plugins\.txtzyme\.sites": list entries must be host names, got 42$/],
     ['plugin-sites-star.json', /key "plugins\.txtzyme\.sites": "\*" stands alone: write "sites": "\*"$/],
-    ['plugin-options.json', /key "plugins\.txtzyme\.options": must be a JSON object of the plugin's options, got "\/dev\/ttyACM0"$/],
+    [
+      'plugin-options.json',
+      /key "plugins\.txtzyme\.options": must be a JSON object of the plugin's options, got "\/dev\/ttyACM0"$/,
+    ],
     ['plugin-options-array.json', /key "plugins\.txtzyme\.options": must be a JSON object/],
     ['plugin-package.json', /key "plugins\.txtzyme\.package": must not be empty$/],
     ['plugin-package-type.json', /key "plugins\.txtzyme\.package": must be a string, got 7$/],
     ['plugin-typo.json', /key "plugin": unknown key; did you mean "plugins"\?$/],
     ['disable-type.json', /key "plugins_disable": must be a comma-separated list, got 3$/],
     ['disable-name.json', /key "plugins_disable": list entries must be strings, got 5$/],
-    ['handler-timeout.json', /key "plugin_handler_timeout": must be a whole number of milliseconds from 1 to 2147483647, got 0$/],
+    [
+      'handler-timeout.json',
+      /key "plugin_handler_timeout": must be a whole number of milliseconds from 1 to 2147483647, got 0$/,
+    ],
     ['close-timeout.json', /key "plugin_close_timeout": must be a whole number of milliseconds/],
     ['max-payload.json', /key "maxPayload": must be at most 16mb \(16777216 bytes\), got "32mb"$/],
     ['send-buffer.json', /key "sendBuffer": must be a byte count like 5242880 or "5mb", got true$/],
@@ -689,7 +1012,8 @@ async function waitFor(run: Run, pattern: RegExp, ms = 30_000): Promise<RegExpMa
   while (Date.now() < deadline) {
     const match = pattern.exec(run.stdout)
     if (match) return match
-    if (run.child.exitCode !== null) throw new Error(`wikifarm exited ${run.child.exitCode}: ${run.stderr}${run.stdout}`)
+    if (run.child.exitCode !== null)
+      throw new Error(`wikifarm exited ${run.child.exitCode}: ${run.stderr}${run.stdout}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   throw new Error(`timed out waiting for ${pattern}: ${run.stdout}${run.stderr}`)
@@ -726,9 +1050,18 @@ t.test('bin: bad values exit 2 with one line on stderr', async (t) => {
   const dir = t.testdir({ 'bad.json': '{"port": 80,,}', 'key.json': '{"prot": 80}' })
   const cases: [string[], RegExp][] = [
     [['--port', 'abc'], /^wikifarm: --port: must be a port number from 0 to 65535, got "abc"\n$/],
-    [['--security_type', 'passportjs'], /^wikifarm: --security_type: only "friends" security is supported, got "passportjs"\n$/],
-    [['--config', join(dir, 'nope.json')], /^wikifarm: --config .*nope\.json: cannot read the config file: no such file\n$/],
-    [['--config', join(dir, 'bad.json')], /^wikifarm: --config .*bad\.json: the config file is not valid JSON: [^\n]*\n$/],
+    [
+      ['--security_type', 'passportjs'],
+      /^wikifarm: --security_type: only "friends" security is supported, got "passportjs"\n$/,
+    ],
+    [
+      ['--config', join(dir, 'nope.json')],
+      /^wikifarm: --config .*nope\.json: cannot read the config file: no such file\n$/,
+    ],
+    [
+      ['--config', join(dir, 'bad.json')],
+      /^wikifarm: --config .*bad\.json: the config file is not valid JSON: [^\n]*\n$/,
+    ],
     [['--config', join(dir, 'key.json')], /^wikifarm: .*key\.json key "prot": unknown key; did you mean "port"\?\n$/],
     [['--port', '--farm'], /^wikifarm: --port: needs a value [^\n]*\n$/],
   ]
@@ -763,7 +1096,11 @@ t.test('bin: boots, serves, warns, and closes cleanly on SIGTERM', async (t) => 
   const page = await get(`${url}/welcome-visitors.json`)
   t.equal(page.status, 200)
   t.match(JSON.parse(page.body), { title: String, story: Array })
-  t.match(logLines(run.stdout), [{ level: 40, msg: /no cookieSecret configured/ }], 'the random-secret warning is logged')
+  t.match(
+    logLines(run.stdout),
+    [{ level: 40, msg: /no cookieSecret configured/ }],
+    'the random-secret warning is logged',
+  )
 
   run.child.kill('SIGTERM')
   const { code, signal } = await run.exited

@@ -25,7 +25,9 @@ function closed(socket: Socket, since: number): Promise<{ ms: number; text: stri
   const chunks: Buffer[] = []
   socket.on('data', (chunk: Buffer) => chunks.push(chunk))
   socket.on('error', () => {})
-  return new Promise((resolve) => socket.once('close', () => resolve({ ms: performance.now() - since, text: Buffer.concat(chunks).toString() })))
+  return new Promise((resolve) =>
+    socket.once('close', () => resolve({ ms: performance.now() - since, text: Buffer.concat(chunks).toString() })),
+  )
 }
 
 t.test('a body sent a byte at a time is cut at requestSeconds, slow headers at headerSeconds', async (t) => {
@@ -35,13 +37,17 @@ t.test('a body sent a byte at a time is cut at requestSeconds, slow headers at h
   const body = await open(port)
   const started = performance.now()
   const bodyDone = closed(body, started)
-  body.write(`PUT /page/x/action HTTP/1.1\r\nHost: ${HOST}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`)
+  body.write(
+    `PUT /page/x/action HTTP/1.1\r\nHost: ${HOST}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`,
+  )
   const drip = setInterval(() => { if (!body.destroyed) body.write('{') }, 100)
   const headers = await open(port)
   const headersDone = closed(headers, performance.now())
   const header = `GET /welcome-visitors.json HTTP/1.1\r\nHost: ${HOST}\r\nX-Slow: ${'a'.repeat(100)}`
   let sent = 0
-  const headerDrip = setInterval(() => { if (!headers.destroyed && sent < header.length) headers.write(header[sent++] as string) }, 50)
+  const headerDrip = setInterval(() => {
+    if (!headers.destroyed && sent < header.length) headers.write(header[sent++] as string)
+  }, 50)
   const [bodyResult, headerResult] = await Promise.all([bodyDone, headersDone])
   clearInterval(drip)
   clearInterval(headerDrip)
@@ -54,7 +60,14 @@ t.test('a body sent a byte at a time is cut at requestSeconds, slow headers at h
 })
 
 t.test('the deadlines are for requests: an open websocket outlives every one of them', async (t) => {
-  const farm = await startFarm(t, { farm: true, allowed: [HOST], requestSeconds: 0.5, headerSeconds: 0.5, socketIdleSeconds: 0.5, pingIntervalSeconds: 1 })
+  const farm = await startFarm(t, {
+    farm: true,
+    allowed: [HOST],
+    requestSeconds: 0.5,
+    headerSeconds: 0.5,
+    socketIdleSeconds: 0.5,
+    pingIntervalSeconds: 1,
+  })
   const port = await listenLocal(farm)
   const client = await openWs(port, '/system/push', HOST)
   let closedAt = 0
@@ -77,7 +90,9 @@ t.test('one address holding connectionsPerIp connections is refused more; anothe
   t.match(refused.text, /^HTTP\/1\.1 429/, 'the sixth connection from the address gets 429')
   t.match(refused.text, /"code":"WIKIFARM_ERR_TOO_MANY_CONNECTIONS"/)
   t.ok(refused.ms < 1000, `and is closed at once (${refused.ms.toFixed(0)} ms)`)
-  const again = await httpCall(port, { path: '/welcome-visitors.json', headers: { host: HOST } }).catch((err: Error) => err)
+  const again = await httpCall(port, { path: '/welcome-visitors.json', headers: { host: HOST } }).catch(
+    (err: Error) => err,
+  )
   t.ok(again instanceof Error || again.status === 429, 'a request over a new connection from it is refused too')
 
   const other = await open(port, '127.0.0.2')
@@ -97,7 +112,8 @@ t.test('one address holding connectionsPerIp connections is refused more; anothe
 
 t.test('reads are rate-limited per address', async (t) => {
   const farm = await startFarm(t, { farm: true, allowed: [HOST], readRate: 5 })
-  const read = (remoteAddress: string) => farm.app.inject({ url: '/system/site-index.json', headers: { host: HOST }, remoteAddress })
+  const read = (remoteAddress: string) =>
+    farm.app.inject({ url: '/system/site-index.json', headers: { host: HOST }, remoteAddress })
   for (let n = 1; n <= 5; n++) t.equal((await read('10.0.0.1')).statusCode, 200, `read ${n}`)
   const refused = await read('10.0.0.1')
   t.equal(refused.statusCode, 429, 'the sixth read in a minute is refused')

@@ -34,7 +34,12 @@ async function login(port: number): Promise<string> {
 }
 
 function edit(port: number, cookie: string, slug: string, version: number): Promise<HttpResult> {
-  const action = { type: 'edit', id: ITEM, item: { type: 'paragraph', id: ITEM, text: `v${version} ${PAD}` }, date: version }
+  const action = {
+    type: 'edit',
+    id: ITEM,
+    item: { type: 'paragraph', id: ITEM, text: `v${version} ${PAD}` },
+    date: version,
+  }
   return httpCall(port, {
     method: 'PUT', path: `/page/${slug}/action`,
     headers: { host: HOST, cookie, 'content-type': 'application/x-www-form-urlencoded' },
@@ -111,13 +116,19 @@ t.test(`${KILLS} kills with SIGKILL mid-write leave only whole pages`, async (t)
   }
   t.comment(`${rounds} kills`)
   t.equal(torn, 0, 'no page was torn, unparsable, invalid, or with a journal that disagrees with its story')
-  t.ok(readdirSync(join(site, 'pages')).every((name) => /^[a-z]+$/.test(name) || name.startsWith('.')), 'only pages and hidden temp files')
+  t.ok(
+    readdirSync(join(site, 'pages')).every((name) => /^[a-z]+$/.test(name) || name.startsWith('.')),
+    'only pages and hidden temp files',
+  )
   const temps = () => ['pages', 'status']
     .flatMap((dir) => readdirSync(join(site, dir)).filter((name) => name.endsWith('.tmp')))
   t.comment(`${temps().length} temp files left by the kills`)
 
   // Reopening the site rebuilds a sitemap that lags behind the pages.
-  const kernel = await createKernel({ ...DEFAULTS, data, farm: true, cookieSecret: 'k'.repeat(32), cookieSecretIsRandom: false }, { logger: false })
+  const kernel = await createKernel(
+    { ...DEFAULTS, data, farm: true, cookieSecret: 'k'.repeat(32), cookieSecretIsRandom: false },
+    { logger: false },
+  )
   const response = await kernel.app.inject({ url: '/system/sitemap.json', headers: { host: HOST } })
   const sitemap = JSON.parse(response.body) as { slug: string; date: number }[]
   t.same(sitemap.map((e) => e.slug).sort(), slugs, 'the sitemap lists exactly the pages')

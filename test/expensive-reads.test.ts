@@ -34,7 +34,11 @@ t.test('export.json and sitemap.xml are built once per version of the site', asy
   const farm = await startFarm(t, { farm: true, allowed: [HOST] }, undefined, { store })
   const { cookie } = await claim(t, farm.app, HOST)
   for (let n = 1; n <= 50; n++) {
-    t.equal((await putAction(farm.app, HOST, cookie, `page-${n}`, { type: 'create', item: { title: `Page ${n}` }, date: n })).statusCode, 200)
+    t.equal(
+      (await putAction(farm.app, HOST, cookie, `page-${n}`, { type: 'create', item: { title: `Page ${n}` }, date: n }))
+        .statusCode,
+      200,
+    )
   }
   const get = (url: string) => farm.app.inject({ url, headers: { host: HOST } })
 
@@ -51,11 +55,36 @@ t.test('export.json and sitemap.xml are built once per version of the site', asy
   t.equal((await get('/sitemap.xml')).body, xml.body, 'the same sitemap.xml again')
 
   const id = itemId(1)
-  t.equal((await putAction(farm.app, HOST, cookie, 'page-7', { type: 'add', id, item: { type: 'paragraph', id, text: 'changed' }, date: 99 })).statusCode, 200)
+  t.equal(
+    (
+      await putAction(farm.app, HOST, cookie, 'page-7', {
+        type: 'add',
+        id,
+        item: { type: 'paragraph', id, text: 'changed' },
+        date: 99,
+      })
+    ).statusCode,
+    200,
+  )
   const changed = (await get('/system/export.json')).json() as Record<string, { story: Array<{ text: string }> }>
   t.equal(changed['page-7']?.story[0]?.text, 'changed', 'an edit shows in the next export')
-  t.equal((await putAction(farm.app, HOST, cookie, 'page-51', { type: 'create', item: { title: 'Page 51' }, date: 100 })).statusCode, 200)
-  t.equal(((await get('/sitemap.xml')).body.match(/<url>/g) ?? []).length, 51, 'a new page shows in the next sitemap.xml')
-  t.equal((await farm.app.inject({ method: 'DELETE', url: '/page-51.json', headers: { host: HOST, cookie } })).statusCode, 200)
-  t.equal(Object.keys((await get('/system/export.json')).json() as object).length, 50, 'a deleted page leaves the next export')
+  t.equal(
+    (await putAction(farm.app, HOST, cookie, 'page-51', { type: 'create', item: { title: 'Page 51' }, date: 100 }))
+      .statusCode,
+    200,
+  )
+  t.equal(
+    ((await get('/sitemap.xml')).body.match(/<url>/g) ?? []).length,
+    51,
+    'a new page shows in the next sitemap.xml',
+  )
+  t.equal(
+    (await farm.app.inject({ method: 'DELETE', url: '/page-51.json', headers: { host: HOST, cookie } })).statusCode,
+    200,
+  )
+  t.equal(
+    Object.keys((await get('/system/export.json')).json() as object).length,
+    50,
+    'a deleted page leaves the next export',
+  )
 })

@@ -16,10 +16,59 @@ const OTHER = 'b.example'
 const segment = fc.oneof(
   { weight: 3, arbitrary: fc.string({ maxLength: 30 }).map(percentEncode) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }).map(percentEncode) },
-  { weight: 4, arbitrary: fc.array(fc.constantFrom('a', 'x', 'welcome-visitors', 'A', '-', '_', '.', '..', '%2e', '%2E%2e', '%2f', '%2F', '%5c',
-    '%00', '%0a', '%', '%E0%A4%A', '%C0%AE', '%ff', '%20', '~', '.json', '.html', '__proto__', 'constructor', '0000000000000001', ';', ',', '!', '*', "'", '(', ')', '$', '@', '=', '+'),
-  { minLength: 1, maxLength: 8 }).map((p) => p.join('')) },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom('a', '-', '0', '%41'), fc.integer({ min: 90, max: 900 })).map(([c, n]) => c.repeat(n)) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .array(
+        fc.constantFrom(
+          'a',
+          'x',
+          'welcome-visitors',
+          'A',
+          '-',
+          '_',
+          '.',
+          '..',
+          '%2e',
+          '%2E%2e',
+          '%2f',
+          '%2F',
+          '%5c',
+          '%00',
+          '%0a',
+          '%',
+          '%E0%A4%A',
+          '%C0%AE',
+          '%ff',
+          '%20',
+          '~',
+          '.json',
+          '.html',
+          '__proto__',
+          'constructor',
+          '0000000000000001',
+          ';',
+          ',',
+          '!',
+          '*',
+          "'",
+          '(',
+          ')',
+          '$',
+          '@',
+          '=',
+          '+',
+        ),
+        { minLength: 1, maxLength: 8 },
+      )
+      .map((p) => p.join('')),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom('a', '-', '0', '%41'), fc.integer({ min: 90, max: 900 }))
+      .map(([c, n]) => c.repeat(n)),
+  },
   { weight: 2, arbitrary: fc.stringMatching(/^[a-z0-9-]{1,12}$/) },
 )
 
@@ -59,7 +108,8 @@ function check(method: string, url: string, status: number, type: string | undef
   if (status >= 500 && !documented(status, body)) throw new Error(`${method} ${url}: ${status} ${body.slice(0, 300)}`)
   if (status >= 400 && method !== 'HEAD') {
     const parsed = /^application\/json/.test(type ?? '') ? JSON.parse(body) as { code?: unknown } : null
-    if (typeof parsed?.code !== 'string') throw new Error(`${method} ${url}: ${status} without a coded JSON body: ${type} ${body.slice(0, 200)}`)
+    if (typeof parsed?.code !== 'string')
+      throw new Error(`${method} ${url}: ${status} without a coded JSON body: ${type} ${body.slice(0, 200)}`)
   }
 }
 
@@ -70,7 +120,11 @@ async function fuzzFarm(t: Test) {
   const farm = await startFarm(t, { farm: true, allowed: [HOST, OTHER] }, data)
   const owner = await claim(t, farm.app, HOST)
   const other = await claim(t, farm.app, OTHER)
-  t.equal((await putAction(farm.app, OTHER, other.cookie, 'kept', { type: 'create', item: { title: 'Kept' }, date: 1 })).statusCode, 200)
+  t.equal(
+    (await putAction(farm.app, OTHER, other.cookie, 'kept', { type: 'create', item: { title: 'Kept' }, date: 1 }))
+      .statusCode,
+    200,
+  )
   await farm.kernel.sites.open(OTHER).flush()
   const before = await snapshot(join(data, OTHER))
   return { parent, data, farm, owner, before }
@@ -84,11 +138,22 @@ t.test(`${RUNS} fuzzed slugs, ids and names in every route (inject)`, async (t) 
     const url = route.url(s, u)
     const headers: Record<string, string> = { host: HOST, cookie: owner.cookie }
     if (route.form) headers['content-type'] = 'application/x-www-form-urlencoded'
-    const response = await farm.app.inject({ method: route.method, url, headers, ...(route.form ? { payload: ACTION } : {}) })
+    const response = await farm.app.inject({
+      method: route.method,
+      url,
+      headers,
+      ...(route.form ? { payload: ACTION } : {}),
+    })
     check(route.method, url, response.statusCode, response.headers['content-type'] as string | undefined, response.body)
   })
   await farm.kernel.close()
-  await checkInvariants(t, { parent, data, farm: true, allowedSites: (n) => n === HOST || n === OTHER, untouched: { [OTHER]: before } })
+  await checkInvariants(t, {
+    parent,
+    data,
+    farm: true,
+    allowedSites: (n) => n === HOST || n === OTHER,
+    untouched: { [OTHER]: before },
+  })
 })
 
 t.test('fuzzed route parameters over a real socket, where the URL arrives exactly as written', async (t) => {
@@ -101,7 +166,13 @@ t.test('fuzzed route parameters over a real socket, where the URL arrives exactl
       const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') }))
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            type: res.headers['content-type'],
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        )
         res.on('error', reject)
       })
       req.setTimeout(5000, () => req.destroy(new Error(`${method} ${path} timed out`)))
@@ -118,5 +189,11 @@ t.test('fuzzed route parameters over a real socket, where the URL arrives exactl
   t.equal((await send('GET', '/welcome-visitors.json', { host: HOST })).status, 200, 'the farm still serves')
   agent.destroy()
   await farm.kernel.close()
-  await checkInvariants(t, { parent, data, farm: true, allowedSites: (n) => n === HOST || n === OTHER, untouched: { [OTHER]: before } })
+  await checkInvariants(t, {
+    parent,
+    data,
+    farm: true,
+    allowedSites: (n) => n === HOST || n === OTHER,
+    untouched: { [OTHER]: before },
+  })
 })

@@ -16,15 +16,32 @@ import { openWs } from './fixtures/ws-client.js'
 import { needSocat } from './fixtures/txtzyme-device.js'
 import { fuzz, RUNS } from './fixtures/fuzz.js'
 
-const CODES = new Set(['TXTZYME_LINE_EMPTY', 'TXTZYME_LINE_TOO_LONG', 'TXTZYME_LINE_NOT_PRINTABLE', 'TXTZYME_LINE_UNBALANCED_TEXT',
-  'TXTZYME_LINE_UNBALANCED_LOOP', 'TXTZYME_LINE_NESTED_LOOP', 'TXTZYME_LINE_BRACE_IN_TEXT'])
+const CODES = new Set([
+  'TXTZYME_LINE_EMPTY',
+  'TXTZYME_LINE_TOO_LONG',
+  'TXTZYME_LINE_NOT_PRINTABLE',
+  'TXTZYME_LINE_UNBALANCED_TEXT',
+  'TXTZYME_LINE_UNBALANCED_LOOP',
+  'TXTZYME_LINE_NESTED_LOOP',
+  'TXTZYME_LINE_BRACE_IN_TEXT',
+])
 const SENTINEL = 'zq7sentinel'
 
 /** Mostly Txtzyme's own alphabet, so a good share of lines are valid; sometimes anything. */
 const line = fc.oneof(
-  { weight: 6, arbitrary: fc.array(fc.constantFrom(...'0123456789pabcdefiomukhsvt{}_ _xq!\r\n'.split('')), { maxLength: 40 }).map((c) => c.join('')) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .array(fc.constantFrom(...'0123456789pabcdefiomukhsvt{}_ _xq!\r\n'.split('')), { maxLength: 40 })
+      .map((c) => c.join('')),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom('p', '_a_', '1{p}'), fc.integer({ min: 300, max: 1100 })).map(([s, n]) => s.repeat(Math.ceil(n / s.length)).slice(0, n)) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom('p', '_a_', '1{p}'), fc.integer({ min: 300, max: 1100 }))
+      .map(([s, n]) => s.repeat(Math.ceil(n / s.length)).slice(0, n)),
+  },
 )
 
 t.test(`${RUNS} fuzzed lines: accepted ones keep the sentinel last, refused ones say why`, async (t) => {
@@ -45,8 +62,10 @@ t.test(`${RUNS} fuzzed lines: accepted ones keep the sentinel last, refused ones
     sim.input(`${valid}_${SENTINEL}_\n`)
     await sim.idle()
     const printed = out.split('\r\n')
-    if (printed.at(-1) !== '' || printed.at(-2) !== SENTINEL) throw new Error(`line ${JSON.stringify(valid)} printed ${JSON.stringify(out.slice(-200))} after its sentinel`)
-    if (printed.slice(0, -2).includes(SENTINEL)) throw new Error(`line ${JSON.stringify(valid)} printed the sentinel early`)
+    if (printed.at(-1) !== '' || printed.at(-2) !== SENTINEL)
+      throw new Error(`line ${JSON.stringify(valid)} printed ${JSON.stringify(out.slice(-200))} after its sentinel`)
+    if (printed.slice(0, -2).includes(SENTINEL))
+      throw new Error(`line ${JSON.stringify(valid)} printed the sentinel early`)
   })
   t.ok(accepted > RUNS / 10, `${accepted} lines were valid`)
 })
@@ -57,7 +76,10 @@ t.test('fuzzed lines through the plugin over a real pty: one answer each, then s
   const pair = await openPtyPair(join(dir, 'device'), join(dir, 'sim'))
   const sim = await serveSimulator(pair.simulatorPath, { speed: 1e9 })
   t.teardown(async () => { await sim.close(); await pair.close(); rmSync(dir, { recursive: true, force: true }) })
-  const farm = await startFarm(t, { farm: true, plugins: { txtzyme: { options: { device: pair.devicePath, perSessionCap: 10_000 } } } })
+  const farm = await startFarm(t, {
+    farm: true,
+    plugins: { txtzyme: { options: { device: pair.devicePath, perSessionCap: 10_000 } } },
+  })
   const owner = await claim(t, farm.app, 'a.example')
   const port = await listenLocal(farm)
   const client = await openWs(port, '/plugin/txtzyme/v1', 'a.example', { cookie: owner.cookie })
@@ -75,7 +97,8 @@ t.test('fuzzed lines through the plugin over a real pty: one answer each, then s
       const m = await client.nextJson<{ type: string; id?: string; data?: { code?: string } }>(5000)
       if (m.type === 'state') continue
       if (m.id === undefined) throw new Error(`an answer without id: ${JSON.stringify(m)}`)
-      if (m.type !== 'output' && !(m.type === 'error' && typeof m.data?.code === 'string')) throw new Error(`not an answer: ${JSON.stringify(m)}`)
+      if (m.type !== 'output' && !(m.type === 'error' && typeof m.data?.code === 'string'))
+        throw new Error(`not an answer: ${JSON.stringify(m)}`)
       answers.set(m.id, (answers.get(m.id) ?? 0) + 1)
     }
   }, { runs: Math.min(RUNS, 1000) })

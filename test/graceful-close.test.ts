@@ -31,7 +31,13 @@ t.test('close answers 503 to new requests and flushes acknowledged writes', asyn
     const page = JSON.parse(readFileSync(join(data, 'c.example', 'pages', `page-${i}`), 'utf8')) as { title: string }
     t.equal(page.title, `Page ${i}`, `acknowledged page-${i} is on disk`)
   }
-  const sitemap = JSON.parse(readFileSync(join(data, 'c.example', 'status', 'sitemap.json'), 'utf8')) as { slug: string }[]
-  t.same(sitemap.map((e) => e.slug).sort(), acked.map((i) => `page-${i}`).sort(), 'the sitemap on disk lists exactly the acknowledged pages')
+  const sitemap = JSON.parse(readFileSync(join(data, 'c.example', 'status', 'sitemap.json'), 'utf8')) as {
+    slug: string
+  }[]
+  t.same(
+    sitemap.map((e) => e.slug).sort(),
+    acked.map((i) => `page-${i}`).sort(),
+    'the sitemap on disk lists exactly the acknowledged pages',
+  )
   t.notOk(existsSync(join(data, 'c.example', 'status', 'sitemap.dirty')), 'and is marked clean')
 })

@@ -22,7 +22,8 @@ async function connect(port: number, path: string, host: string, protocols: stri
   })
   const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  const next = (): Promise<unknown> => (inbox.length > 0 ? Promise.resolve(inbox.shift()) : new Promise((resolve) => waiting.push(resolve)))
+  const next = (): Promise<unknown> =>
+    inbox.length > 0 ? Promise.resolve(inbox.shift()) : new Promise((resolve) => waiting.push(resolve))
   return { ws, next, closed }
 }
 
@@ -48,7 +49,11 @@ t.test('recent: REST, a json websocket and page events, per site', async (t) => 
   const badQuery = await kernel.app.inject({ url: '/plugin/recent/changes?limit=lots', headers: { host: 'a.example' } })
   t.equal(badQuery.statusCode, 400)
   t.equal(badQuery.json().code, 'WIKIFARM_ERR_VALIDATION')
-  const notOwner = await kernel.app.inject({ method: 'DELETE', url: '/plugin/recent/changes', headers: { host: 'a.example' } })
+  const notOwner = await kernel.app.inject({
+    method: 'DELETE',
+    url: '/plugin/recent/changes',
+    headers: { host: 'a.example' },
+  })
   t.equal(notOwner.statusCode, 403)
   t.equal(notOwner.json().code, 'RECENT_NOT_OWNER')
 
@@ -58,11 +63,16 @@ t.test('recent: REST, a json websocket and page events, per site', async (t) => 
   const a = await connect(port, '/plugin/recent/live?page=welcome-visitors', 'a.example', ['wikifarm.v1'])
   const b = await connect(port, '/plugin/recent/live', 'b.example')
   t.equal(a.ws.protocol, 'wikifarm.v1', 'the subprotocol is negotiated')
-  t.same(await a.next(), { type: 'hello', data: { site: 'a.example', protocol: 'wikifarm.v1', page: 'welcome-visitors' } })
+  t.same(await a.next(), {
+    type: 'hello',
+    data: { site: 'a.example', protocol: 'wikifarm.v1', page: 'welcome-visitors' },
+  })
   t.same(await b.next(), { type: 'hello', data: { site: 'b.example', protocol: null, page: null } }, 'a plain client')
 
   // A page changes on a.example: its watchers hear it, b.example's do not.
-  await kernel.sites.open('a.example').applyAction('hello-world', { type: 'create', item: { title: 'Hello World', story: [] } })
+  await kernel.sites
+    .open('a.example')
+    .applyAction('hello-world', { type: 'create', item: { title: 'Hello World', story: [] } })
   t.match(await a.next(), { type: 'changed', data: { slug: 'hello-world', title: 'Hello World', action: 'create' } })
   a.ws.send(JSON.stringify({ type: 'since', id: 'q1', data: { count: 10 } }))
   t.match(await a.next(), { type: 'changes', id: 'q1', data: [{ slug: 'hello-world' }] })
@@ -89,7 +99,8 @@ t.test('recent: REST, a json websocket and page events, per site', async (t) => 
 import { readFileSync } from 'node:fs'
 
 // The sources, not their compiled copies in dist/test/: the guide prints TypeScript.
-const read = (relative: string): string => readFileSync(new URL(relative, new URL('../../test/', import.meta.url)), 'utf8')
+const read = (relative: string): string =>
+  readFileSync(new URL(relative, new URL('../../test/', import.meta.url)), 'utf8')
 
 t.test('docs/plugin-guide.md prints this plugin and this test as they are', async (t) => {
   const guide = read('../docs/plugin-guide.md')
@@ -104,5 +115,9 @@ t.test("the guide's package.json of a plugin in its own package is the fixture p
   const section = read('../docs/plugin-guide.md').split('## A plugin in its own package')[1] ?? ''
   const printed = /```json\n([\s\S]*?)```/.exec(section)?.[1] ?? '{}'
   t.same(JSON.parse(printed), JSON.parse(read('./fixtures/plugin-package/package.json')))
-  t.match(read('./fixtures/plugin-package/src/index.ts'), /from 'wikifarm\/plugin'/, 'it imports the SDK by its package name')
+  t.match(
+    read('./fixtures/plugin-package/src/index.ts'),
+    /from 'wikifarm\/plugin'/,
+    'it imports the SDK by its package name',
+  )
 })

@@ -71,7 +71,11 @@ t.test('stripWww and matchDomain', async (t) => {
   t.equal(matchDomain('example.com', domains), 'example.com')
   t.equal(matchDomain('a.example.com', domains), 'example.com')
   t.equal(matchDomain('x.sub.example.com', domains), 'sub.example.com', 'longest suffix wins')
-  t.equal(matchDomain('sub.example.com', ['sub.example.com', 'example.com']), 'sub.example.com', 'order does not matter')
+  t.equal(
+    matchDomain('sub.example.com', ['sub.example.com', 'example.com']),
+    'sub.example.com',
+    'order does not matter',
+  )
   t.equal(matchDomain('notexample.com', domains), null, 'a suffix must start at a label')
   t.equal(matchDomain('example.com.evil', domains), null)
   t.equal(matchDomain('other.org', domains), null)
@@ -89,7 +93,11 @@ t.test('single-site mode: every host serves the one site, in the data folder its
   t.same(await siteOf(farm, 'a.example'), { status: 200, site: 'default', code: undefined })
   t.same(await siteOf(farm, 'B.other.ORG:8080'), { status: 200, site: 'default', code: undefined })
   const owner = await claim(t, farm.app, 'a.example')
-  const create = await putAction(farm.app, 'b.example', owner.cookie, 'shared', { type: 'create', item: { title: 'Shared' }, date: 1 })
+  const create = await putAction(farm.app, 'b.example', owner.cookie, 'shared', {
+    type: 'create',
+    item: { title: 'Shared' },
+    date: 1,
+  })
   t.equal(create.statusCode, 200, 'the owner cookie works whatever the host')
   t.same(await listDir(farm.data), ['pages', 'status'], 'no per-host folders')
   t.same(await listDir(join(farm.data, 'pages')), ['shared'])
@@ -112,7 +120,16 @@ t.test('promiscuous farm: each normalised host is its own site; www., case, port
   t.same(await listDir(farm.data), [], 'reading creates no folder')
 
   const a = await claim(t, farm.app, 'A.Example:3000')
-  t.equal((await putAction(farm.app, 'www.a.example', a.cookie, 'only-a', { type: 'create', item: { title: 'Only A' }, date: 1 })).statusCode, 200)
+  t.equal(
+    (
+      await putAction(farm.app, 'www.a.example', a.cookie, 'only-a', {
+        type: 'create',
+        item: { title: 'Only A' },
+        date: 1,
+      })
+    ).statusCode,
+    200,
+  )
   t.same(await listDir(farm.data), ['a.example'], 'one lowercase folder, no port, no www.')
   t.same(await listDir(join(farm.data, 'a.example', 'pages')), ['only-a'])
   const onB = await farm.app.inject({ url: '/only-a.json', headers: { host: 'b.example' } })
@@ -152,11 +169,18 @@ t.test("--allowed '*': only site folders that already exist", async (t) => {
   t.equal((await farm.app.inject({ method: 'POST', url: '/login', headers: { host: 'new.example' } })).statusCode, 404)
   t.same(await snapshot(farm.data), before, 'refusing new.example created nothing')
   await mkdir(join(farm.data, 'new.example'))
-  t.same(await siteOf(farm, 'new.example'), { status: 200, site: 'new.example', code: undefined }, 'served once its folder exists')
+  t.same(
+    await siteOf(farm, 'new.example'),
+    { status: 200, site: 'new.example', code: undefined },
+    'served once its folder exists',
+  )
 })
 
 t.test('wikiDomains: a domain and its subdomains; unknown domains 404', async (t) => {
-  const farm = await startFarm(t, { farm: true, wikiDomains: { 'Example.com': {}, 'sub.example.com': {}, localhost: {} } })
+  const farm = await startFarm(t, {
+    farm: true,
+    wikiDomains: { 'Example.com': {}, 'sub.example.com': {}, localhost: {} },
+  })
   for (const host of ['example.com', 'a.example.com', 'x.sub.example.com', 'WWW.B.EXAMPLE.COM', 'a.localhost:3000']) {
     t.equal((await siteOf(farm, host)).status, 200, host)
   }
@@ -167,7 +191,11 @@ t.test('wikiDomains: a domain and its subdomains; unknown domains 404', async (t
 })
 
 t.test('--allowed and wikiDomains together: a host must pass both, as in the reference farm', async (t) => {
-  const farm = await startFarm(t, { farm: true, allowed: ['a.example.com', 'b.other.org'], wikiDomains: { 'example.com': {} } })
+  const farm = await startFarm(t, {
+    farm: true,
+    allowed: ['a.example.com', 'b.other.org'],
+    wikiDomains: { 'example.com': {} },
+  })
   t.equal((await siteOf(farm, 'a.example.com')).status, 200, 'listed and in the domain')
   t.equal((await siteOf(farm, 'c.example.com')).status, 404, 'in the domain but not listed')
   t.equal((await siteOf(farm, 'b.other.org')).status, 404, 'listed but outside every domain')
@@ -182,7 +210,12 @@ t.test('Host: .. and friends never reach the file system', async (t) => {
     for (const request of [
       { method: 'GET' as const, url: '/welcome-visitors.json' },
       { method: 'POST' as const, url: '/login' },
-      { method: 'PUT' as const, url: '/page/x/action', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'action={}' },
+      {
+        method: 'PUT' as const,
+        url: '/page/x/action',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'action={}',
+      },
     ]) {
       const response = await farm.app.inject({ ...request, headers: { ...request.headers, host } })
       t.equal(response.statusCode, 400, `${request.method} with Host ${JSON.stringify(host)}`)
@@ -240,12 +273,21 @@ t.test('over HTTP: absent, empty, doubled and raw UTF-8 Host headers', async (t)
   const empty = await rawHttp(port, 'GET /welcome-visitors.json HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n')
   t.equal(empty.status, 400, 'empty Host')
   t.equal(JSON.parse(empty.body).code, 'WIKIFARM_ERR_BAD_HOST')
-  const doubled = await rawHttp(port, 'GET /welcome-visitors.json HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n')
+  const doubled = await rawHttp(
+    port,
+    'GET /welcome-visitors.json HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n',
+  )
   t.equal(doubled.status, 400, 'two Host headers are ambiguous')
   t.equal(JSON.parse(doubled.body).code, 'WIKIFARM_ERR_BAD_HOST')
-  const control = await rawHttp(port, 'GET /welcome-visitors.json HTTP/1.1\r\nHost: a\tb.example\r\nConnection: close\r\n\r\n')
+  const control = await rawHttp(
+    port,
+    'GET /welcome-visitors.json HTTP/1.1\r\nHost: a\tb.example\r\nConnection: close\r\n\r\n',
+  )
   t.equal(control.status, 400, 'a tab inside Host')
-  const dotdot = await rawHttp(port, 'POST /login HTTP/1.1\r\nHost: ..\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+  const dotdot = await rawHttp(
+    port,
+    'POST /login HTTP/1.1\r\nHost: ..\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+  )
   t.equal(dotdot.status, 400, 'Host: .. over the wire')
 
   // A browser sends punycode; a client that sends the UTF-8 bytes must reach the same site.
@@ -255,8 +297,13 @@ t.test('over HTTP: absent, empty, doubled and raw UTF-8 Host headers', async (t)
     socket.on('data', (chunk: Buffer) => { text += chunk.toString('utf8') })
     socket.on('error', reject)
     socket.on('close', () => resolve(text))
-    socket.write(Buffer.concat([Buffer.from('GET /test/site-name HTTP/1.1\r\nHost: '), Buffer.from('bücher.example', 'utf8'),
-      Buffer.from('\r\nConnection: close\r\n\r\n')]))
+    socket.write(
+      Buffer.concat([
+        Buffer.from('GET /test/site-name HTTP/1.1\r\nHost: '),
+        Buffer.from('bücher.example', 'utf8'),
+        Buffer.from('\r\nConnection: close\r\n\r\n'),
+      ]),
+    )
   })
   t.match(utf8, /^HTTP\/1\.1 200/)
   t.ok(utf8.endsWith('\r\n\r\nxn--bcher-kva.example'), 'UTF-8 Host bytes map to the punycode site')
@@ -275,7 +322,10 @@ t.test('over HTTP: an unknown host in an --allowed farm gets 404 JSON and leaves
   const unknown = await http(port, 'GET', '/welcome-visitors.json', 'evil.example:3000')
   t.equal(unknown.status, 404)
   t.match(unknown.headers['content-type'], /^application\/json/)
-  t.same(JSON.parse(unknown.body), { error: 'No wiki is served for host evil.example', code: 'WIKIFARM_ERR_UNKNOWN_SITE' })
+  t.same(JSON.parse(unknown.body), {
+    error: 'No wiki is served for host evil.example',
+    code: 'WIKIFARM_ERR_UNKNOWN_SITE',
+  })
   t.equal(unknown.headers['set-cookie'], undefined, 'no session for a host that is not served')
   const login = await http(port, 'POST', '/login', 'evil.example')
   t.equal(login.status, 404)
@@ -289,12 +339,27 @@ t.test('over HTTP: an unknown host in an --allowed farm gets 404 JSON and leaves
 
 t.test('X-Forwarded-Host is used only behind a trusted proxy, and then for everything', async (t) => {
   const plain = await startFarm(t, { farm: true, allowed: ['a.example', 'b.example'] })
-  t.equal((await plain.app.inject({ url: '/system/session.json', headers: { host: 'a.example', 'x-forwarded-host': 'b.example' } })).json().site,
-    'a.example', 'ignored without trustProxy')
+  t.equal(
+    (
+      await plain.app.inject({
+        url: '/system/session.json',
+        headers: { host: 'a.example', 'x-forwarded-host': 'b.example' },
+      })
+    ).json().site,
+    'a.example',
+    'ignored without trustProxy',
+  )
 
   const proxied = await startFarm(t, { farm: true, allowed: ['a.example', 'b.example'], trustProxy: true })
-  const behind = (headers: Record<string, string>, request: { method?: 'GET' | 'POST' | 'PUT'; url: string } = { url: '/system/session.json' }) =>
-    proxied.app.inject({ method: request.method ?? 'GET', url: request.url, headers: { host: 'localhost:3000', ...headers } })
+  const behind = (
+    headers: Record<string, string>,
+    request: { method?: 'GET' | 'POST' | 'PUT'; url: string } = { url: '/system/session.json' },
+  ) =>
+    proxied.app.inject({
+      method: request.method ?? 'GET',
+      url: request.url,
+      headers: { host: 'localhost:3000', ...headers },
+    })
   t.equal((await behind({ 'x-forwarded-host': 'B.example:443' })).json().site, 'b.example')
   t.equal((await behind({ 'x-forwarded-host': 'evil.example, b.example' })).json().site, 'b.example',
     'the entry the nearest proxy added, not one the client sent')
@@ -302,16 +367,33 @@ t.test('X-Forwarded-Host is used only behind a trusted proxy, and then for every
   t.equal((await behind({ 'x-forwarded-host': 'c.example' })).statusCode, 404)
 
   // The browser's Origin is the public host, which is the one the site was resolved from.
-  const foreign = await behind({ 'x-forwarded-host': 'a.example', origin: 'https://evil.example' }, { method: 'POST', url: '/login' })
+  const foreign = await behind(
+    { 'x-forwarded-host': 'a.example', origin: 'https://evil.example' },
+    { method: 'POST', url: '/login' },
+  )
   t.equal(foreign.statusCode, 403)
-  const internal = await behind({ 'x-forwarded-host': 'a.example', origin: 'http://localhost:3000' }, { method: 'POST', url: '/login' })
+  const internal = await behind(
+    { 'x-forwarded-host': 'a.example', origin: 'http://localhost:3000' },
+    { method: 'POST', url: '/login' },
+  )
   t.equal(internal.statusCode, 403, 'the address behind the proxy is not the site\'s origin')
-  const login = await behind({ 'x-forwarded-host': 'a.example', 'x-forwarded-proto': 'https', origin: 'https://a.example' }, { method: 'POST', url: '/login' })
+  const login = await behind(
+    { 'x-forwarded-host': 'a.example', 'x-forwarded-proto': 'https', origin: 'https://a.example' },
+    { method: 'POST', url: '/login' },
+  )
   t.equal(login.statusCode, 200, 'a browser on the public site may claim it')
   const cookie = String(login.headers['set-cookie']).split(';')[0] ?? ''
   const put = await proxied.app.inject({
-    method: 'PUT', url: '/page/x/action',
-    headers: { host: 'localhost:3000', 'x-forwarded-host': 'a.example', 'x-forwarded-proto': 'https', origin: 'https://a.example', cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    method: 'PUT',
+    url: '/page/x/action',
+    headers: {
+      host: 'localhost:3000',
+      'x-forwarded-host': 'a.example',
+      'x-forwarded-proto': 'https',
+      origin: 'https://a.example',
+      cookie,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
     payload: `action=${encodeURIComponent(JSON.stringify({ type: 'create', item: { title: 'X' }, date: 1 }))}`,
   })
   t.equal(put.statusCode, 200)

@@ -11,9 +11,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { http, listenLocal, startFarm } from './fixtures/test-farm.js'
 import { eventually } from './fixtures/ws-client.js'
-import type { FarmConfig } from '../core/farm-config.js'
+import type { FarmConfig, PluginGrant } from '../core/farm-config.js'
 import type { IsolationMode } from '../core/plugin-host/isolation/channel.js'
-import type { PluginGrant, PluginStatus } from '../core/plugin-host/registry.js'
+import type { PluginStatus } from '../core/plugin-host/registry.js'
 
 const PLUGINS = fileURLToPath(new URL('./fixtures/plugins-boundary/', import.meta.url))
 const STUCK = fileURLToPath(new URL('./fixtures/plugin-packages/stuck.js', import.meta.url))

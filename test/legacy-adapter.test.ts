@@ -15,8 +15,8 @@ const A = 'a.example'
 const B = 'b.example'
 
 async function probeFarm(t: Test, overrides = {}): Promise<{ farm: TestFarm; port: number }> {
-  const farm = await startFarm(t, { farm: true, admin: ADMIN_SECRET, pluginHandlerTimeoutMs: 500, ...overrides }, undefined,
-    { legacyNodeModules: [PACKAGES] })
+  const config = { farm: true, admin: ADMIN_SECRET, pluginHandlerTimeoutMs: 500, ...overrides }
+  const farm = await startFarm(t, config, undefined, { legacyNodeModules: [PACKAGES] })
   return { farm, port: await listenLocal(farm) }
 }
 
@@ -30,12 +30,14 @@ t.test('each server part is started once, at boot; failed starts are reported an
   const { farm, port } = await probeFarm(t)
   const probe = await legacyStatus(t, farm, 'probe')
   t.match(probe, { state: 'running', launches: 1, mode: 'farm', source: 'legacy wiki-plugin-probe@1.0.0' })
-  t.match(await legacyStatus(t, farm, 'throws'), { state: 'failed', reason: 'startServer failed: cannot find my settings', launches: 0 })
-  t.match(await legacyStatus(t, farm, 'exits'), { state: 'failed', reason: 'called process.exit(3)' }, 'an exit at start fails only that plugin')
+  const cannot = 'startServer failed: cannot find my settings'
+  t.match(await legacyStatus(t, farm, 'throws'), { state: 'failed', reason: cannot, launches: 0 })
+  t.match(await legacyStatus(t, farm, 'exits'), { state: 'failed', reason: 'called process.exit(3)' },
+    'an exit at start fails only that plugin')
   t.equal(await legacyStatus(t, farm, 'noserver'), undefined, 'a client-only package has nothing to start')
   const failed = await http(port, 'GET', '/plugin/throws/x', A)
   t.equal(failed.status, 503)
-  t.match(JSON.parse(failed.body), { code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE', reason: 'startServer failed: cannot find my settings' })
+  t.match(JSON.parse(failed.body), { code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE', reason: cannot })
 
   for (let i = 0; i < 50; i++) {
     const response = await http(port, 'GET', '/plugin/probe/argv', `site${i}.example`)
@@ -70,7 +72,7 @@ t.test('argv: the reference keys and layout, for the site of the request, in cal
   t.same(JSON.parse(other.body), { url: `http://${B}`, assets: join(farm.data, B, 'assets') })
 })
 
-t.test('req.session and app.securityhandler as friends security fills them; the secret never reaches the plugin', async (t) => {
+t.test('req.session and app.securityhandler as friends fills them; the secret never reaches the plugin', async (t) => {
   const { farm, port } = await probeFarm(t)
   const owner = await claim(t, farm.app, A)
   const otherOwner = await claim(t, farm.app, B)
@@ -80,35 +82,38 @@ t.test('req.session and app.securityhandler as friends security fills them; the 
   const mine = await session(A, owner.cookie)
   t.match(mine, { authorized: true, admin: false, session: { friend: /^[A-Za-z0-9_-]{22}$/ } }, 'the owner')
   t.not(mine.session.friend, owner.secret, 'session.friend stands for the secret, it is not the secret')
-  t.match(await session(A, otherOwner.cookie), { authorized: false, admin: false }, "another site's owner is a visitor here")
+  t.match(await session(A, otherOwner.cookie), { authorized: false, admin: false },
+    "another site's owner is a visitor here")
   const admin = await adminLogin(t, farm, A)
   t.match(await session(A, admin), { authorized: true, admin: true }, 'the farm administrator')
 })
 
-t.test('app.pagehandler reads and writes the site\'s pages through its store: sitemap and events see them', async (t) => {
+t.test('app.pagehandler reads and writes through the site\'s store, seen by sitemap and events', async (t) => {
   const { farm, port } = await probeFarm(t)
   const owner = await claim(t, farm.app, A)
   const changed: string[] = []
   farm.kernel.events.on('page.changed', (e) => { changed.push(`${e.site}/${e.slug}`) }, 'test')
   const page = { title: 'From a plugin', story: [{ type: 'paragraph', id: '0123456789abcdef', text: 'hello' }] }
   const json = { 'content-type': 'application/json' }
-  const visitor = await http(port, 'PUT', '/plugin/probe/page/from-plugin', A, { headers: json, body: JSON.stringify(page) })
+  const path = '/plugin/probe/page/from-plugin'
+  const visitor = await http(port, 'PUT', path, A, { headers: json, body: JSON.stringify(page) })
   t.equal(visitor.status, 403, 'a visitor may not write')
-  const put = await http(port, 'PUT', '/plugin/probe/page/from-plugin', A, { headers: { ...json, cookie: owner.cookie }, body: JSON.stringify(page) })
+  const asOwner = { ...json, cookie: owner.cookie }
+  const put = await http(port, 'PUT', path, A, { headers: asOwner, body: JSON.stringify(page) })
   t.equal(put.body, 'ok')
   t.same(changed, [`${A}/from-plugin`], 'page.changed was emitted for the site')
   const read = await farm.app.inject({ url: '/from-plugin.json', headers: { host: A } })
   t.match(read.json(), page, 'the kernel serves what the plugin wrote')
   const sitemap = await farm.app.inject({ url: '/system/sitemap.json', headers: { host: A } })
   t.ok((sitemap.json() as { slug: string }[]).some((e) => e.slug === 'from-plugin'), 'the sitemap lists it')
-  t.match(JSON.parse((await http(port, 'GET', '/plugin/probe/page/from-plugin', A)).body), page, 'pagehandler.get reads it back')
-  t.equal((await http(port, 'GET', '/plugin/probe/page/from-plugin', B)).status, 404, 'another site does not see it')
-  const bad = await http(port, 'PUT', '/plugin/probe/page/bad-page', A, { headers: { ...json, cookie: owner.cookie }, body: '{"story":"no"}' })
+  t.match(JSON.parse((await http(port, 'GET', path, A)).body), page, 'pagehandler.get reads it back')
+  t.equal((await http(port, 'GET', path, B)).status, 404, 'another site does not see it')
+  const bad = await http(port, 'PUT', '/plugin/probe/page/bad-page', A, { headers: asOwner, body: '{"story":"no"}' })
   t.equal(bad.status, 400, 'a malformed page is refused')
   t.notOk(existsSync(join(farm.data, A, 'pages', 'bad-page')))
 })
 
-t.test('writes land in the request\'s site; kernel routes are never shadowed; legacy paths outside /plugin/<name>', async (t) => {
+t.test('writes land in the request\'s site; kernel routes never shadowed; paths outside /plugin/<name>', async (t) => {
   const { farm, port } = await probeFarm(t, { uploadLimit: 1024 })
   const owner = await claim(t, farm.app, A)
   const form = { 'content-type': 'application/x-www-form-urlencoded', cookie: owner.cookie }
@@ -126,19 +131,24 @@ t.test('writes land in the request\'s site; kernel routes are never shadowed; le
   t.equal((await http(port, 'GET', '/plugins/probe/upload', A)).status, 404, 'a GET there stays the client files\'')
   const foreign = await http(port, 'POST', '/plugins/probe/upload', A, { headers: { cookie: owner.cookie, origin: 'http://evil.example' } })
   t.equal(foreign.status, 403)
-  t.equal(JSON.parse(foreign.body).code, 'WIKIFARM_ERR_FOREIGN_ORIGIN', 'the kernel refuses a foreign origin before the plugin')
+  t.equal(JSON.parse(foreign.body).code, 'WIKIFARM_ERR_FOREIGN_ORIGIN',
+    'the kernel refuses a foreign origin before the plugin')
   const big = await http(port, 'POST', '/plugin/probe/note', A, { headers: form, body: `text=${'x'.repeat(2048)}` })
   t.equal(big.status, 413, 'a body over the upload limit is refused')
   const chunked = await new Promise<number>((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/plugin/probe/note', agent: false,
-      headers: { host: A, cookie: owner.cookie, 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' } },
+      headers: {
+        host: A, cookie: owner.cookie, 'content-type': 'application/x-www-form-urlencoded',
+        'transfer-encoding': 'chunked',
+      } },
     (res) => { res.resume(); resolve(res.statusCode ?? 0) })
     req.on('error', reject)
     req.end('text=chunked')
   })
   t.equal(chunked, 411, 'a body of undeclared length is refused: its size could not be capped unread')
   t.equal((await http(port, 'GET', '/plugin/probe/nothing-here', A)).status, 404)
-  t.equal(JSON.parse((await http(port, 'GET', '/plugin/probe/nothing-here', A)).body).code, 'WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND')
+  const nothing = JSON.parse((await http(port, 'GET', '/plugin/probe/nothing-here', A)).body)
+  t.equal(nothing.code, 'WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND')
 })
 
 t.test('a throw, a hang and process.exit in a handler end only that request, or that plugin', async (t) => {
@@ -159,7 +169,7 @@ t.test('a throw, a hang and process.exit in a handler end only that request, or 
   t.equal((await http(port, 'GET', '/welcome-visitors.json', A)).status, 200, 'the farm serves on')
 })
 
-t.test('operators disable a legacy plugin with plugins.<name>.enabled: false; other grant keys are refused', async (t) => {
+t.test('plugins.<name>.enabled: false disables a legacy plugin; other grant keys are refused', async (t) => {
   const { farm, port } = await probeFarm(t, { plugins: { probe: { enabled: false } } })
   t.match(await legacyStatus(t, farm, 'probe'), { state: 'disabled', reason: 'disabled by the operator', launches: 0 })
   const response = await http(port, 'GET', '/plugin/probe/argv', A)
@@ -168,6 +178,7 @@ t.test('operators disable a legacy plugin with plugins.<name>.enabled: false; ot
   await t.rejects(startFarm(t, { plugins: { probe: { trust: 'farm' } } }, undefined, { legacyNodeModules: [PACKAGES] }),
     { code: 'WIKIFARM_ERR_PLUGIN_CONFIG', message: /legacy plugin; it takes only "enabled" and "sites"/ })
   const { port: onlyB } = await probeFarm(t, { plugins: { probe: { sites: [B] } } })
-  t.equal((await http(onlyB, 'GET', '/plugin/probe/argv', A)).status, 404, 'not served where the grant does not list the site')
+  t.equal((await http(onlyB, 'GET', '/plugin/probe/argv', A)).status, 404,
+    'not served where the grant does not list the site')
   t.equal((await http(onlyB, 'GET', '/plugin/probe/argv', B)).status, 200)
 })

@@ -16,8 +16,11 @@ t.test('assets: upload, list, index and delete by the owner; refusals; no crossi
   const a = await claim(t, farm.app, A)
   const b = await claim(t, farm.app, B)
   const upload = (host: string, cookie: string | null, filename: string, folder = 'docs') => {
-    const { body, headers } = multipart([{ name: 'assets', value: folder }, { name: 'uploads', value: `contents of ${filename}`, filename }])
-    return http(port, 'POST', '/plugin/assets/upload', host, { headers: { ...headers, ...(cookie ? { cookie } : {}) }, body })
+    const { body, headers } = multipart([
+      { name: 'assets', value: folder }, { name: 'uploads', value: `contents of ${filename}`, filename },
+    ])
+    const withCookie = { ...headers, ...(cookie ? { cookie } : {}) }
+    return http(port, 'POST', '/plugin/assets/upload', host, { headers: withCookie, body })
   }
   const list = async (host: string, folder = 'docs') =>
     JSON.parse((await http(port, 'GET', `/plugin/assets/list?assets=${folder}`, host)).body) as { files?: string[] }
@@ -33,8 +36,9 @@ t.test('assets: upload, list, index and delete by the owner; refusals; no crossi
   t.equal(visitor.status, 403)
   t.equal(visitor.body, 'must be owner')
   t.equal((await upload(A, b.cookie, 'intruder.txt')).status, 403, "another site's owner is refused")
-  t.equal((await http(port, 'POST', '/plugin/assets/delete?assets=docs&file=notes.txt', A)).status, 403, 'a visitor may not delete')
-  t.equal((await http(port, 'POST', '/plugin/assets/delete?assets=docs&file=notes.txt', A, { headers: { cookie: b.cookie } })).status, 403)
+  const remove = '/plugin/assets/delete?assets=docs&file=notes.txt'
+  t.equal((await http(port, 'POST', remove, A)).status, 403, 'a visitor may not delete')
+  t.equal((await http(port, 'POST', remove, A, { headers: { cookie: b.cookie } })).status, 403)
   t.same((await list(A)).files, ['notes.txt'], 'still there')
 
   t.match(await list(B), { error: { code: 'ENOENT' } }, 'b.example has no docs folder: it does not see a.example\'s')
@@ -42,20 +46,22 @@ t.test('assets: upload, list, index and delete by the owner; refusals; no crossi
   t.equal(readFileSync(join(farm.data, B, 'assets', 'docs', 'notes.txt'), 'utf8'), 'contents of notes.txt')
   t.same(JSON.parse((await http(port, 'GET', '/plugin/assets/index', B)).body), [{ file: '/docs/notes.txt', size: 21 }])
 
-  const deleted = await http(port, 'POST', '/plugin/assets/delete?assets=docs&file=notes.txt', A, { headers: { cookie: a.cookie } })
+  const deleted = await http(port, 'POST', remove, A, { headers: { cookie: a.cookie } })
   t.equal(deleted.body, 'ok')
   t.same((await list(A)).files, [])
   t.ok(existsSync(join(farm.data, B, 'assets', 'docs', 'notes.txt')), "b.example's file of the same name is untouched")
 })
 
-t.test('hostile names: a file named ../../pages/x, a folder named ../../b.example, land only in the site\'s assets/', async (t) => {
+t.test('hostile names: a file ../../pages/x, a folder ../../b.example, land only in the site\'s assets/', async (t) => {
   const farm = await startFarm(t, { farm: true }, undefined, { legacyNodeModules: INSTALLED_LEGACY })
   const port = await listenLocal(farm)
   const a = await claim(t, farm.app, A)
   await claim(t, farm.app, B)
   const before = await snapshot(join(farm.data, B))
   const send = (filename: string, folder: string) => {
-    const { body, headers } = multipart([{ name: 'assets', value: folder }, { name: 'uploads', value: 'hostile', filename }])
+    const { body, headers } = multipart([
+      { name: 'assets', value: folder }, { name: 'uploads', value: 'hostile', filename },
+    ])
     return http(port, 'POST', '/plugin/assets/upload', A, { headers: { ...headers, cookie: a.cookie }, body })
   }
   for (const [filename, folder] of [
@@ -71,5 +77,6 @@ t.test('hostile names: a file named ../../pages/x, a folder named ../../b.exampl
   const files = (await snapshot(join(farm.data, A, 'assets'))) as Record<string, string>
   t.same(Object.keys(files).filter((f) => !f.endsWith('/')).sort(), ['docs/welcome-visitors', 'w', 'x', 'y', 'z'],
     'every file under a.example/assets/, under its base name')
-  t.same(await listDir(farm.data), ['.legacy-farm', A, B, 'commons'].sort(), 'nothing beside the sites but the farm-level folders')
+  t.same(await listDir(farm.data), ['.legacy-farm', A, B, 'commons'].sort(),
+    'nothing beside the sites but the farm-level folders')
 })

@@ -2,7 +2,7 @@
 // the upload stores the image where the reference puts it (the farm's commons, hard-linked into
 // the site's assets/plugins/image), the image is served back, only the owner may upload, and a
 // gallery the plugin cannot read ends that request only.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,17 +14,22 @@ import type { LegacyStatus } from '../core/plugin-host/legacy/host.js'
 const A = 'a.example'
 const B = 'b.example'
 // A 1×1 PNG.
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64')
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5Erk' +
+  'Jggg==', 'base64')
 const MD5 = createHash('md5').update(PNG).digest('hex')
 
-t.test('an owner uploads an image: in the commons and the site\'s assets, served back, as the reference does', async (t) => {
-  const farm = await startFarm(t, { farm: true, admin: ADMIN_SECRET }, undefined, { legacyNodeModules: INSTALLED_LEGACY })
+const legacyFarm = (t: Test) =>
+  startFarm(t, { farm: true, admin: ADMIN_SECRET }, undefined, { legacyNodeModules: INSTALLED_LEGACY })
+
+t.test('an owner uploads an image: commons and the site\'s assets, served back, as in the reference', async (t) => {
+  const farm = await legacyFarm(t)
   const port = await listenLocal(farm)
   const a = await claim(t, farm.app, A)
   const b = await claim(t, farm.app, B)
   const upload = (host: string, cookie?: string, name = `${MD5}.png`) => {
     const { body, headers } = multipart([{ name: 'image', value: PNG, filename: 'blob', type: 'image/png' }])
-    return http(port, 'POST', `/plugins/image/upload/${name}`, host, { headers: { ...headers, ...(cookie ? { cookie } : {}) }, body })
+    const withCookie = { ...headers, ...(cookie ? { cookie } : {}) }
+    return http(port, 'POST', `/plugins/image/upload/${name}`, host, { headers: withCookie, body })
   }
 
   const visitor = await upload(A)
@@ -39,7 +44,7 @@ t.test('an owner uploads an image: in the commons and the site\'s assets, served
   const commons = join(farm.data, 'commons', `${MD5}.png`)
   const asset = join(farm.data, A, 'assets', 'plugins', 'image', `${MD5}.png`)
   t.ok(existsSync(commons), 'stored in <data>/commons')
-  t.equal(statSync(asset).ino, statSync(commons).ino, "hard-linked into <site>/assets/plugins/image, as the reference does")
+  t.equal(statSync(asset).ino, statSync(commons).ino, 'hard-linked into <site>/assets/plugins/image, as the reference')
   t.same(await listDir(join(farm.data, 'commons', 'uploads')), [], 'no upload left behind')
   const served = await http(port, 'GET', `/assets/plugins/image/${MD5}.png`, A)
   t.equal(served.status, 200, 'the image is served back')
@@ -64,7 +69,7 @@ t.test('an owner uploads an image: in the commons and the site\'s assets, served
 })
 
 t.test('image, assets and plugmatic are each launched once after requests to 50 sites', async (t) => {
-  const farm = await startFarm(t, { farm: true, admin: ADMIN_SECRET }, undefined, { legacyNodeModules: INSTALLED_LEGACY })
+  const farm = await legacyFarm(t)
   const port = await listenLocal(farm)
   for (let i = 0; i < 50; i++) {
     const host = `site${i}.example`
@@ -73,11 +78,14 @@ t.test('image, assets and plugmatic are each launched once after requests to 50 
     t.equal((await http(port, 'POST', `/plugins/image/upload/${MD5}.png`, host)).status, 403)
   }
   const admin = await adminLogin(t, farm, A)
-  const status = (await farm.app.inject({ url: '/system/status.json', headers: { host: A, cookie: admin } })).json() as { legacy: LegacyStatus[] }
+  const response = await farm.app.inject({ url: '/system/status.json', headers: { host: A, cookie: admin } })
+  const status = response.json() as { legacy: LegacyStatus[] }
   for (const name of ['assets', 'image', 'plugmatic']) {
-    t.match(status.legacy.find((p) => p.name === name), { state: 'running', launches: 1, mode: 'farm' }, `${name}: one launch`)
+    t.match(status.legacy.find((p) => p.name === name), { state: 'running', launches: 1, mode: 'farm' },
+      `${name}: one launch`)
   }
-  t.match(status.legacy.find((p) => p.name === 'txtzyme'), { state: 'disabled' }, "wiki-plugin-txtzyme's server part gives way to the built-in")
+  t.match(status.legacy.find((p) => p.name === 'txtzyme'), { state: 'disabled' },
+    "wiki-plugin-txtzyme's server part gives way to the built-in")
   const html = await farm.app.inject({ url: '/system/status.html', headers: { host: A, cookie: admin } })
   t.match(html.body, 'legacy wiki-plugin-image@0.8', 'the status page lists legacy plugins')
 })

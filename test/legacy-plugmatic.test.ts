@@ -9,7 +9,8 @@ import type { LegacyStatus } from '../core/plugin-host/legacy/host.js'
 const A = 'a.example'
 
 t.test('plugmatic: status view; install refused; restart contained', async (t) => {
-  const farm = await startFarm(t, { farm: true, admin: ADMIN_SECRET }, undefined, { legacyNodeModules: INSTALLED_LEGACY })
+  const config = { farm: true, admin: ADMIN_SECRET }
+  const farm = await startFarm(t, config, undefined, { legacyNodeModules: INSTALLED_LEGACY })
   const port = await listenLocal(farm)
   const owner = await claim(t, farm.app, A)
   const admin = await adminLogin(t, farm, A)
@@ -24,8 +25,9 @@ t.test('plugmatic: status view; install refused; restart contained', async (t) =
   const sitemap = JSON.parse((await http(port, 'GET', '/plugin/plugmatic/sitemap.json', A)).body) as { slug: string }[]
   t.ok(sitemap.some((page) => page.slug === 'about-plugmatic-plugin'), "the plugins' about pages")
 
-  for (const path of ['/plugin/plugmatic/install', '/plugin/plugmatic/INSTALL', '/plugin/plugmatic/install/', '/plugin/plugmatic/%69nstall']) {
-    const response = await http(port, 'POST', path, A, { headers: { ...json, cookie: admin }, body: '{"plugin":"grep","version":"1.1.1"}' })
+  const installBody = '{"plugin":"grep","version":"1.1.1"}'
+  for (const path of ['install', 'INSTALL', 'install/', '%69nstall'].map((p) => `/plugin/plugmatic/${p}`)) {
+    const response = await http(port, 'POST', path, A, { headers: { ...json, cookie: admin }, body: installBody })
     t.equal(response.status, 403, `${path}: refused even to the administrator`)
     t.equal(JSON.parse(response.body).code, 'WIKIFARM_ERR_LEGACY_REFUSED')
   }
@@ -35,7 +37,8 @@ t.test('plugmatic: status view; install refused; restart contained', async (t) =
 
   const restart = await http(port, 'POST', '/plugin/plugmatic/restart', A, { headers: { cookie: admin } })
   t.equal(restart.status, 200, 'plugmatic answered before calling process.exit(0)')
-  const status = (await farm.app.inject({ url: '/system/status.json', headers: { host: A, cookie: admin } })).json() as { legacy: LegacyStatus[] }
+  const response = await farm.app.inject({ url: '/system/status.json', headers: { host: A, cookie: admin } })
+  const status = response.json() as { legacy: LegacyStatus[] }
   t.match(status.legacy.find((p) => p.name === 'plugmatic'), { state: 'failed', reason: 'called process.exit(0)' })
   t.match(status.legacy.find((p) => p.name === 'image'), { state: 'running' }, 'the other legacy plugins run on')
   t.equal((await http(port, 'GET', '/plugin/plugmatic/plugins', A)).status, 503, 'plugmatic is stopped')

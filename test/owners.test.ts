@@ -13,7 +13,12 @@ import type { InjectOptions } from 'fastify'
 const HOST = 'a.example'
 const create = (title: string) => ({ type: 'create', item: { title }, date: 1 })
 
-async function canWrite(farm: TestFarm, host: string, cookie: string | null, slug = `p${Math.random().toString(16).slice(2, 10)}`) {
+async function canWrite(
+  farm: TestFarm,
+  host: string,
+  cookie: string | null,
+  slug = `p${Math.random().toString(16).slice(2, 10)}`,
+) {
   const response = await putAction(farm.app, host, cookie, slug, create('Probe'))
   return response.statusCode === 200 ? 200 : `${response.statusCode} ${response.json().code}`
 }
@@ -41,7 +46,11 @@ t.test('claim: the first visitor becomes the owner and gets the secret once', as
   t.match(body.ownerName, /^([bcdfghjklmnprstvwy][aeiou]){3}$/, 'a pronounceable nickname')
   t.match(body.secret, /^[0-9a-f]{64}$/)
   const ownerFile = await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8')
-  t.equal(ownerFile, JSON.stringify({ name: body.ownerName, friend: { secret: body.secret } }, null, 2), 'owner.json in the reference format')
+  t.equal(
+    ownerFile,
+    JSON.stringify({ name: body.ownerName, friend: { secret: body.secret } }, null, 2),
+    'owner.json in the reference format',
+  )
 
   const setCookie = String(login.headers['set-cookie'])
   t.match(setCookie, new RegExp(`^${SESSION_COOKIE}=[A-Za-z0-9_-]+\\.[A-Za-z0-9+/=_-]+;`), 'a signed value')
@@ -56,7 +65,11 @@ t.test('claim: the first visitor becomes the owner and gets the secret once', as
   t.equal(await canWrite(farm, HOST, cookie), 200, 'the claimant may write')
 
   for (const who of [cookie, null]) {
-    const second = await farm.app.inject({ method: 'POST', url: '/login', headers: who ? { host: HOST, cookie: who } : { host: HOST } })
+    const second = await farm.app.inject({
+      method: 'POST',
+      url: '/login',
+      headers: who ? { host: HOST, cookie: who } : { host: HOST },
+    })
     t.equal(second.statusCode, 501, 'claimed: 501 as in the reference, even for the owner')
     t.equal(second.json().code, 'WIKIFARM_ERR_ALREADY_CLAIMED')
     t.notMatch(second.body, body.secret, 'the secret is never shown again')
@@ -75,7 +88,9 @@ t.test('claim with secure_cookie sets Secure', async (t) => {
 
 t.test('two visitors claiming at once: exactly one owner, whose secret is on disk', async (t) => {
   const farm = await startFarm(t, { farm: true })
-  const responses = await Promise.all(Array.from({ length: 5 }, () => farm.app.inject({ method: 'POST', url: '/login', headers: { host: HOST } })))
+  const responses = await Promise.all(
+    Array.from({ length: 5 }, () => farm.app.inject({ method: 'POST', url: '/login', headers: { host: HOST } })),
+  )
   const winners = responses.filter((r) => r.statusCode === 200)
   t.equal(winners.length, 1, 'one claim succeeds')
   const winner = winners[0]
@@ -85,14 +100,18 @@ t.test('two visitors claiming at once: exactly one owner, whose secret is on dis
     t.equal(loser.json().code, 'WIKIFARM_ERR_ALREADY_CLAIMED')
     t.equal(loser.json().ownerName, winner.json().ownerName)
   }
-  const owner = JSON.parse(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8')) as { friend: { secret: string } }
+  const owner = JSON.parse(await readFile(join(farm.data, HOST, 'status', 'owner.json'), 'utf8')) as {
+    friend: { secret: string }
+  }
   t.equal(owner.friend.secret, winner.json().secret, 'the secret handed out is the one kept')
   t.equal(await canWrite(farm, HOST, sessionCookie(winner)), 200)
 })
 
 t.test('a claim whose owner.json cannot be written leaves the site unclaimed, and claimable', async (t) => {
   let failing = true
-  const farm = await startFarm(t, { farm: true }, undefined, { store: storeFailingStatus((name) => failing && name === 'owner.json') })
+  const farm = await startFarm(t, { farm: true }, undefined, {
+    store: storeFailingStatus((name) => failing && name === 'owner.json'),
+  })
   const failed = await farm.app.inject({ method: 'POST', url: '/login', headers: { host: HOST } })
   t.equal(failed.statusCode, 500)
   t.notMatch(failed.body, /"secret"/, 'no secret handed out for a claim that was not kept')
@@ -113,13 +132,21 @@ t.test('log out, then log in again with the secret', async (t) => {
   t.not(loggedOut, owner.cookie)
   t.match(String(logout.headers['set-cookie']), /HttpOnly; SameSite=Lax/)
   t.equal(await canWrite(farm, HOST, loggedOut), '403 WIKIFARM_ERR_NOT_OWNER', 'logged out: no writes')
-  t.equal((await farm.app.inject({ method: 'POST', url: '/logout', headers: { host: HOST } })).statusCode, 404, 'POST /logout is not a route')
+  t.equal(
+    (await farm.app.inject({ method: 'POST', url: '/logout', headers: { host: HOST } })).statusCode,
+    404,
+    'POST /logout is not a route',
+  )
 
   const wrong = await reclaim(farm, HOST, 'f'.repeat(64), 'text/plain;charset=UTF-8', loggedOut ?? undefined)
   t.equal(wrong.statusCode, 401)
   t.equal(wrong.json().code, 'WIKIFARM_ERR_BAD_SECRET')
   t.equal(wrong.headers['set-cookie'], undefined, 'a wrong secret changes no session')
-  t.equal((await reclaim(farm, HOST, owner.secret.slice(0, 63), 'text/plain')).statusCode, 401, 'a prefix is not the secret')
+  t.equal(
+    (await reclaim(farm, HOST, owner.secret.slice(0, 63), 'text/plain')).statusCode,
+    401,
+    'a prefix is not the secret',
+  )
   t.equal((await reclaim(farm, HOST, '', 'text/plain')).statusCode, 400, 'an empty body')
   t.equal((await reclaim(farm, HOST, 'x'.repeat(500), 'text/plain')).statusCode, 400, 'an absurd body')
 
@@ -130,7 +157,12 @@ t.test('log out, then log in again with the secret', async (t) => {
   t.equal(await canWrite(farm, HOST, sessionCookie(back)), 200)
 
   // And as JSON, without the trailing slash.
-  const json = await farm.app.inject({ method: 'POST', url: '/auth/reclaim', headers: { host: HOST, 'content-type': 'application/json' }, payload: { secret: owner.secret } })
+  const json = await farm.app.inject({
+    method: 'POST',
+    url: '/auth/reclaim',
+    headers: { host: HOST, 'content-type': 'application/json' },
+    payload: { secret: owner.secret },
+  })
   t.equal(json.statusCode, 200)
   t.equal(await canWrite(farm, HOST, sessionCookie(json)), 200)
 })
@@ -140,9 +172,19 @@ t.test('owner-only writes; unclaimed sites are read-only unless security_legacy'
   const writes = (cookie: string | null): InjectOptions[] => {
     const headers: Record<string, string> = cookie ? { host: HOST, cookie } : { host: HOST }
     return [
-      { method: 'PUT', url: '/page/x/action', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, payload: `action=${encodeURIComponent(JSON.stringify(create('X')))}` },
+      {
+        method: 'PUT',
+        url: '/page/x/action',
+        headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `action=${encodeURIComponent(JSON.stringify(create('X')))}`,
+      },
       { method: 'DELETE', url: '/welcome-visitors.json', headers },
-      { method: 'POST', url: '/favicon.png', headers: { ...headers, 'content-type': 'application/json' }, payload: { image: 'iVBORw0KGgo=' } },
+      {
+        method: 'POST',
+        url: '/favicon.png',
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: { image: 'iVBORw0KGgo=' },
+      },
       { method: 'GET', url: '/recycler/system/slugs.json', headers },
       { method: 'GET', url: '/recycler/x.json', headers },
       { method: 'DELETE', url: '/recycler/x.json', headers },
@@ -170,7 +212,11 @@ t.test('owner-only writes; unclaimed sites are read-only unless security_legacy'
   // A forged cookie: the owner's value with another signature, or re-signed by nobody.
   const [name, signed] = owner.cookie.split('=') as [string, string]
   const [value] = signed.split('.') as [string]
-  t.equal(await canWrite(farm, HOST, `${name}=${value}.AAAA${signed.slice(value.length + 5)}`), '403 WIKIFARM_ERR_NOT_OWNER', 'bad signature')
+  t.equal(
+    await canWrite(farm, HOST, `${name}=${value}.AAAA${signed.slice(value.length + 5)}`),
+    '403 WIKIFARM_ERR_NOT_OWNER',
+    'bad signature',
+  )
   t.equal(await canWrite(farm, HOST, `${name}=${value}`), '403 WIKIFARM_ERR_NOT_OWNER', 'unsigned')
 })
 
@@ -215,17 +261,33 @@ t.test('the farm administrator: any site, and /system/version.json', async (t) =
   t.same(Object.keys(v.json()).sort(), ['node', 'wikifarm'])
   t.equal(v.json().node, process.version)
   t.equal(await canWrite(farm, 'a.example', cookie), 200, "the admin edits a claimed site that is not theirs")
-  t.same((await farm.app.inject({ url: '/system/session.json', headers: { host: 'a.example', cookie: cookie ?? '' } })).json(),
-    { site: 'a.example', claimed: true, ownerName: owner.ownerName, isOwner: true, isAdmin: true })
+  t.same(
+    (
+      await farm.app.inject({ url: '/system/session.json', headers: { host: 'a.example', cookie: cookie ?? '' } })
+    ).json(),
+    { site: 'a.example', claimed: true, ownerName: owner.ownerName, isOwner: true, isAdmin: true },
+  )
 
   // An unclaimed site too, after logging in there.
   const there = await reclaim(farm, 'unclaimed.example', admin, 'application/json', undefined)
   t.equal(there.statusCode, 400, 'a bare secret labelled as JSON is not JSON')
-  const there2 = await farm.app.inject({ method: 'POST', url: '/auth/reclaim/', headers: { host: 'unclaimed.example', 'content-type': 'application/json' }, payload: { secret: admin } })
+  const there2 = await farm.app.inject({
+    method: 'POST',
+    url: '/auth/reclaim/',
+    headers: { host: 'unclaimed.example', 'content-type': 'application/json' },
+    payload: { secret: admin },
+  })
   t.equal(there2.statusCode, 200)
   t.equal(await canWrite(farm, 'unclaimed.example', sessionCookie(there2)), 200)
-  t.equal(await canWrite(farm, 'unclaimed.example', cookie), '403 WIKIFARM_ERR_READ_ONLY', 'an admin login is per site, like any cookie')
-  t.equal((await reclaim(farm, 'nobody.example', 'not-the-admin', 'text/plain')).json().code, 'WIKIFARM_ERR_NOT_CLAIMED')
+  t.equal(
+    await canWrite(farm, 'unclaimed.example', cookie),
+    '403 WIKIFARM_ERR_READ_ONLY',
+    'an admin login is per site, like any cookie',
+  )
+  t.equal(
+    (await reclaim(farm, 'nobody.example', 'not-the-admin', 'text/plain')).json().code,
+    'WIKIFARM_ERR_NOT_CLAIMED',
+  )
 })
 
 t.test('a reference owner.json is honoured as it is', async (t) => {
@@ -250,11 +312,17 @@ t.test('mutating requests from a foreign origin are refused and change nothing',
     farm.app.inject({ ...request, headers: { ...request.headers, ...origin } })
 
   // A foreign site cannot claim on a visitor's behalf.
-  const foreignClaim = await withOrigin({ origin: 'http://evil.example' }, { method: 'POST', url: '/login', headers: { host: 'a.example:3000' } })
+  const foreignClaim = await withOrigin(
+    { origin: 'http://evil.example' },
+    { method: 'POST', url: '/login', headers: { host: 'a.example:3000' } },
+  )
   t.equal(foreignClaim.statusCode, 403)
   t.equal(foreignClaim.json().code, 'WIKIFARM_ERR_FOREIGN_ORIGIN')
   t.same(await snapshot(farm.data), {})
-  const own = await withOrigin({ origin: 'http://a.example:3000' }, { method: 'POST', url: '/login', headers: { host: 'a.example:3000' } })
+  const own = await withOrigin(
+    { origin: 'http://a.example:3000' },
+    { method: 'POST', url: '/login', headers: { host: 'a.example:3000' } },
+  )
   t.equal(own.statusCode, 200, 'its own origin, port included')
   const cookie = sessionCookie(own) ?? ''
   const before = await snapshot(farm.data)
@@ -270,9 +338,31 @@ t.test('mutating requests from a foreign origin are refused and change nothing',
     ['a subdomain', { origin: 'http://b.a.example:3000' }, action('x')],
     ['origin null', { origin: 'null' }, action('x')],
     ['cross-site fetch without Origin', { 'sec-fetch-site': 'cross-site' }, action('x')],
-    ['DELETE', { origin: 'http://evil.example' }, { method: 'DELETE', url: '/welcome-visitors.json', headers: { host: 'a.example:3000', cookie } }],
-    ['favicon', { origin: 'http://evil.example' }, { method: 'POST', url: '/favicon.png', headers: { host: 'a.example:3000', cookie, 'content-type': 'application/json' }, payload: { image: 'iVBORw0KGgo=' } }],
-    ['reclaim', { origin: 'http://evil.example' }, { method: 'POST', url: '/auth/reclaim/', headers: { host: 'a.example:3000', 'content-type': 'text/plain' }, payload: 'x' }],
+    [
+      'DELETE',
+      { origin: 'http://evil.example' },
+      { method: 'DELETE', url: '/welcome-visitors.json', headers: { host: 'a.example:3000', cookie } },
+    ],
+    [
+      'favicon',
+      { origin: 'http://evil.example' },
+      {
+        method: 'POST',
+        url: '/favicon.png',
+        headers: { host: 'a.example:3000', cookie, 'content-type': 'application/json' },
+        payload: { image: 'iVBORw0KGgo=' },
+      },
+    ],
+    [
+      'reclaim',
+      { origin: 'http://evil.example' },
+      {
+        method: 'POST',
+        url: '/auth/reclaim/',
+        headers: { host: 'a.example:3000', 'content-type': 'text/plain' },
+        payload: 'x',
+      },
+    ],
   ]
   for (const [why, origin, request] of refused) {
     const response = await withOrigin(origin, request)
@@ -281,14 +371,31 @@ t.test('mutating requests from a foreign origin are refused and change nothing',
   }
   t.same(await snapshot(farm.data), before, 'no refused request changed a file')
 
-  t.equal((await withOrigin({ origin: 'HTTP://A.EXAMPLE:3000' }, action('same-origin'))).statusCode, 200, 'origins compare case-insensitively')
+  t.equal(
+    (await withOrigin({ origin: 'HTTP://A.EXAMPLE:3000' }, action('same-origin'))).statusCode,
+    200,
+    'origins compare case-insensitively',
+  )
   t.equal((await withOrigin({ origin: 'https://a.example:3000' }, action('over-tls'))).statusCode, 200)
-  t.equal((await withOrigin({ origin: 'https://editor.example' }, action('configured'))).statusCode, 200, 'an origin the operator allowed')
+  t.equal(
+    (await withOrigin({ origin: 'https://editor.example' }, action('configured'))).statusCode,
+    200,
+    'an origin the operator allowed',
+  )
   t.equal((await withOrigin({ 'sec-fetch-site': 'same-origin' }, action('no-origin'))).statusCode, 200)
   t.equal((await withOrigin({}, action('no-headers'))).statusCode, 200, 'non-browser clients send no Origin')
-  const read = await withOrigin({ origin: 'http://evil.example' }, { url: '/welcome-visitors.json', headers: { host: 'a.example:3000' } })
+  const read = await withOrigin(
+    { origin: 'http://evil.example' },
+    { url: '/welcome-visitors.json', headers: { host: 'a.example:3000' } },
+  )
   t.equal(read.statusCode, 200, 'reads from anywhere are fine')
-  t.same(await listDir(join(farm.data, 'a.example', 'pages')), ['configured', 'no-headers', 'no-origin', 'over-tls', 'same-origin'])
+  t.same(await listDir(join(farm.data, 'a.example', 'pages')), [
+    'configured',
+    'no-headers',
+    'no-origin',
+    'over-tls',
+    'same-origin',
+  ])
 })
 
 t.test('claiming a site whose folder already exists keeps what is there', async (t: Test) => {
@@ -298,6 +405,9 @@ t.test('claiming a site whose folder already exists keeps what is there', async 
   t.same(await listDir(join(data, HOST, 'status')), ['owner.json', 'sitemap.json'])
   t.equal(await readFile(join(data, HOST, 'assets', 'keep.txt'), 'utf8'), 'x')
   await mkdir(join(data, 'b.example', 'status'), { recursive: true })
-  await writeFile(join(data, 'b.example', 'status', 'owner.json'), JSON.stringify({ name: 'x', friend: { secret: itemId(7) } }))
+  await writeFile(
+    join(data, 'b.example', 'status', 'owner.json'),
+    JSON.stringify({ name: 'x', friend: { secret: itemId(7) } }),
+  )
   t.equal((await farm.app.inject({ method: 'POST', url: '/login', headers: { host: 'b.example' } })).statusCode, 501)
 })

@@ -17,9 +17,16 @@ t.test('npm pack, npm install -g --prefix DIR: DIR/bin/wikifarm serves a page', 
   const { filename, files } = await pack(REPO, tmp)
   t.ok(files.includes('bin/wikifarm.js'), 'the command')
   t.ok(files.includes('dist/core/kernel.js') && files.includes('dist/core/kernel.d.ts'), 'the kernel, with its types')
-  t.ok(files.includes('dist/core/plugin-api.js') && files.includes('dist/core/plugin-api.d.ts'), 'the SDK, with its types')
+  t.ok(
+    files.includes('dist/core/plugin-api.js') && files.includes('dist/core/plugin-api.d.ts'),
+    'the SDK, with its types',
+  )
   t.same(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), [], 'no TypeScript sources to run')
-  t.same(files.filter((f) => /^dist\/(test|bench)\//.test(f) || f.includes('tsbuildinfo')), [], 'no tests, bench or build state')
+  t.same(
+    files.filter((f) => /^dist\/(test|bench)\//.test(f) || f.includes('tsbuildinfo')),
+    [],
+    'no tests, bench or build state',
+  )
 
   const prefix = join(tmp, 'prefix')
   await npm(tmp, ['install', '-g', '--prefix', prefix, ...INSTALL, '--prefer-offline', filename])

@@ -5,7 +5,17 @@ import t from 'tap'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { drawFlag } from '../core/client/favicon.js'
-import { claim, FORM, itemId, listDir, putAction, readJson, snapshot, startFarm, testData } from './fixtures/test-farm.js'
+import {
+  claim,
+  FORM,
+  itemId,
+  listDir,
+  putAction,
+  readJson,
+  snapshot,
+  startFarm,
+  testData,
+} from './fixtures/test-farm.js'
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
@@ -34,7 +44,11 @@ for (const mode of modes) {
     t.same(missing.json(), { error: 'Page not found: missing-page', code: 'WIKIFARM_ERR_PAGE_NOT_FOUND' })
     t.equal(missing.headers['access-control-allow-origin'], '*')
 
-    for (const [url, body] of [['/system/slugs.json', []], ['/system/sitemap.json', []], ['/system/export.json', {}]] as const) {
+    for (const [url, body] of [
+      ['/system/slugs.json', []],
+      ['/system/sitemap.json', []],
+      ['/system/export.json', {}],
+    ] as const) {
       const response = await get(url)
       t.equal(response.statusCode, 200, url)
       t.equal(response.headers['content-type'], 'application/json; charset=utf-8', url)
@@ -44,14 +58,20 @@ for (const mode of modes) {
     const xml = await get('/sitemap.xml')
     t.equal(xml.statusCode, 200)
     t.match(xml.headers['content-type'], /^application\/xml/)
-    t.equal(xml.body, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n</urlset>\n')
+    t.equal(
+      xml.body,
+      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n</urlset>\n',
+    )
 
     for (const url of ['/system/plugins.json', '/system/factories.json']) {
       const response = await get(url)
       t.equal(response.statusCode, 200, url)
       t.equal(response.headers['content-type'], 'application/json; charset=utf-8', url)
       const list = response.json() as Array<string | { name: string }>
-      t.ok(list.some((entry) => (typeof entry === 'string' ? entry : entry.name).toLowerCase() === 'markdown'), `${url}: lists the installed client plugins`)
+      t.ok(
+        list.some((entry) => (typeof entry === 'string' ? entry : entry.name).toLowerCase() === 'markdown'),
+        `${url}: lists the installed client plugins`,
+      )
     }
 
     const flag = await get('/favicon.png')
@@ -67,7 +87,11 @@ for (const mode of modes) {
     t.equal(html.statusCode, 200)
     t.match(html.headers['content-type'], /^text\/html/)
     t.match(html.body, /<title>Welcome Visitors<\/title>/)
-    t.match(html.body, /<a class="internal" href="\/about-this-wiki.html">About This Wiki<\/a>/, 'story items are rendered, links too')
+    t.match(
+      html.body,
+      /<a class="internal" href="\/about-this-wiki.html">About This Wiki<\/a>/,
+      'story items are rendered, links too',
+    )
     const missingHtml = await get('/missing-page.html')
     t.equal(missingHtml.statusCode, 404)
     t.equal(missingHtml.json().code, 'WIKIFARM_ERR_PAGE_NOT_FOUND')
@@ -88,7 +112,10 @@ for (const mode of modes) {
 
     // The reference client's form field `action`.
     const create = await putAction(app, host, owner.cookie, 'first-page', {
-      type: 'create', id: itemId(100), item: { title: 'First Page', story: [{ type: 'paragraph', id: itemId(1), text: 'Hello [[Second Page]]' }] }, date: 1000,
+      type: 'create',
+      id: itemId(100),
+      item: { title: 'First Page', story: [{ type: 'paragraph', id: itemId(1), text: 'Hello [[Second Page]]' }] },
+      date: 1000,
     })
     t.equal(create.statusCode, 200)
     t.equal(create.headers['content-type'], 'text/plain; charset=utf-8')
@@ -96,13 +123,26 @@ for (const mode of modes) {
     t.equal(create.headers['access-control-allow-origin'], undefined, 'writes do not invite cross-origin callers')
     // A JSON body holding the action as a JSON string, and one holding the object.
     const asString = await app.inject({
-      method: 'PUT', url: '/page/second-page/action', headers: { host, cookie: owner.cookie, 'content-type': 'application/json' },
-      payload: JSON.stringify({ action: JSON.stringify({ type: 'create', item: { title: 'Second Page', story: [] }, date: 2000 }) }),
+      method: 'PUT',
+      url: '/page/second-page/action',
+      headers: { host, cookie: owner.cookie, 'content-type': 'application/json' },
+      payload: JSON.stringify({
+        action: JSON.stringify({ type: 'create', item: { title: 'Second Page', story: [] }, date: 2000 }),
+      }),
     })
     t.equal(asString.statusCode, 200, 'JSON body {action: "<json>"}')
     const asObject = await app.inject({
-      method: 'PUT', url: '/page/second-page/action', headers: { host, cookie: owner.cookie, 'content-type': 'application/json' },
-      payload: { action: { type: 'add', id: itemId(2), item: { type: 'paragraph', id: itemId(2), text: 'Second words' }, date: 3000 } },
+      method: 'PUT',
+      url: '/page/second-page/action',
+      headers: { host, cookie: owner.cookie, 'content-type': 'application/json' },
+      payload: {
+        action: {
+          type: 'add',
+          id: itemId(2),
+          item: { type: 'paragraph', id: itemId(2), text: 'Second words' },
+          date: 3000,
+        },
+      },
     })
     t.equal(asObject.statusCode, 200, 'JSON body {action: {...}}')
 
@@ -114,7 +154,13 @@ for (const mode of modes) {
 
     t.same((await get('/system/slugs.json')).json(), ['first-page', 'second-page'])
     t.same((await get('/system/sitemap.json')).json(), [
-      { slug: 'first-page', title: 'First Page', synopsis: 'Hello [[Second Page]]', date: 1000, links: { 'second-page': itemId(1) } },
+      {
+        slug: 'first-page',
+        title: 'First Page',
+        synopsis: 'Hello [[Second Page]]',
+        date: 1000,
+        links: { 'second-page': itemId(1) },
+      },
       { slug: 'second-page', title: 'Second Page', synopsis: 'Second words', date: 3000 },
     ])
     const xml = (await get('/sitemap.xml')).body
@@ -130,7 +176,11 @@ for (const mode of modes) {
     const anonDelete = await app.inject({ method: 'DELETE', url: '/first-page.json', headers: { host } })
     t.equal(anonDelete.statusCode, 403, 'only the owner deletes')
     t.equal(anonDelete.json().code, 'WIKIFARM_ERR_NOT_OWNER')
-    const deleted = await app.inject({ method: 'DELETE', url: '/first-page.json', headers: { host, cookie: owner.cookie } })
+    const deleted = await app.inject({
+      method: 'DELETE',
+      url: '/first-page.json',
+      headers: { host, cookie: owner.cookie },
+    })
     t.equal(deleted.statusCode, 200)
     t.equal(deleted.body, '')
     t.same(await listDir(join(folder, 'pages')), ['second-page'])
@@ -140,10 +190,18 @@ for (const mode of modes) {
     t.same((await get('/system/slugs.json')).json(), ['second-page'])
     t.same((await get('/system/sitemap.json')).json().map((e: { slug: string }) => e.slug), ['second-page'])
     t.same(Object.keys((await get('/system/export.json')).json()), ['second-page'])
-    const again = await app.inject({ method: 'DELETE', url: '/first-page.json', headers: { host, cookie: owner.cookie } })
+    const again = await app.inject({
+      method: 'DELETE',
+      url: '/first-page.json',
+      headers: { host, cookie: owner.cookie },
+    })
     t.equal(again.statusCode, 404)
     t.equal(again.json().code, 'WIKIFARM_ERR_PAGE_NOT_FOUND')
-    const defaultPage = await app.inject({ method: 'DELETE', url: '/welcome-visitors.json', headers: { host, cookie: owner.cookie } })
+    const defaultPage = await app.inject({
+      method: 'DELETE',
+      url: '/welcome-visitors.json',
+      headers: { host, cookie: owner.cookie },
+    })
     t.equal(defaultPage.statusCode, 404, 'a default page is not stored, so there is nothing to delete')
 
     // The recycler is the owner's.
@@ -163,12 +221,20 @@ for (const mode of modes) {
     const anonRemove = await app.inject({ method: 'DELETE', url: '/recycler/first-page.json', headers: { host } })
     t.equal(anonRemove.statusCode, 403)
     t.same(await listDir(join(folder, 'recycle')), ['first-page'])
-    const removed = await app.inject({ method: 'DELETE', url: '/recycler/first-page.json', headers: { host, cookie: owner.cookie } })
+    const removed = await app.inject({
+      method: 'DELETE',
+      url: '/recycler/first-page.json',
+      headers: { host, cookie: owner.cookie },
+    })
     t.equal(removed.statusCode, 200)
     t.equal(removed.body, '')
     t.same(await listDir(join(folder, 'recycle')), [])
     t.same((await get('/recycler/system/slugs.json', owner.cookie)).json(), [])
-    const removedAgain = await app.inject({ method: 'DELETE', url: '/recycler/first-page.json', headers: { host, cookie: owner.cookie } })
+    const removedAgain = await app.inject({
+      method: 'DELETE',
+      url: '/recycler/first-page.json',
+      headers: { host, cookie: owner.cookie },
+    })
     t.equal(removedAgain.statusCode, 404, 'a missing recycled page answers (the reference hangs)')
     t.equal((await get('/second-page.json')).statusCode, 200, 'and the site still answers afterwards')
   })
@@ -179,10 +245,13 @@ for (const mode of modes) {
     const folder = mode.folder(data)
     const owner = await claim(t, app, host)
     const png = drawFlag('something else')
-    const post = (payload: unknown, cookie: string | null, type = 'application/json') => app.inject({
-      method: 'POST', url: '/favicon.png', headers: cookie ? { host, cookie, 'content-type': type } : { host, 'content-type': type },
-      payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
-    })
+    const post = (payload: unknown, cookie: string | null, type = 'application/json') =>
+      app.inject({
+        method: 'POST',
+        url: '/favicon.png',
+        headers: cookie ? { host, cookie, 'content-type': type } : { host, 'content-type': type },
+        payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+      })
 
     const anon = await post({ image: `data:image/png;base64,${png.toString('base64')}` }, null)
     t.equal(anon.statusCode, 403)
@@ -201,7 +270,13 @@ for (const mode of modes) {
     t.equal(form.statusCode, 200, 'a form field with bare base64 works too, and overwrites')
     t.same(await readFile(join(folder, 'status', 'favicon.png')), other)
 
-    for (const image of ['data:image/png;base64,aGVsbG8=', 'data:image/gif;base64,R0lGODlhAQABAAAAACw=', 'not base64 at all!', 42, '']) {
+    for (const image of [
+      'data:image/png;base64,aGVsbG8=',
+      'data:image/gif;base64,R0lGODlhAQABAAAAACw=',
+      'not base64 at all!',
+      42,
+      '',
+    ]) {
       const bad = await post({ image }, owner.cookie)
       t.equal(bad.statusCode, 400, `not a PNG: ${JSON.stringify(image)}`)
       t.equal(bad.json().code, 'WIKIFARM_ERR_VALIDATION')
@@ -216,8 +291,16 @@ t.test('farm: each site has its own pages, sitemap, flag and recycler', async (t
   const { app, data } = await startFarm(t, { farm: true })
   const a = await claim(t, app, 'a.example')
   const b = await claim(t, app, 'b.example')
-  t.equal((await putAction(app, 'a.example', a.cookie, 'only-on-a', { type: 'create', item: { title: 'A' }, date: 1 })).statusCode, 200)
-  t.equal((await putAction(app, 'b.example', b.cookie, 'only-on-b', { type: 'create', item: { title: 'B' }, date: 2 })).statusCode, 200)
+  t.equal(
+    (await putAction(app, 'a.example', a.cookie, 'only-on-a', { type: 'create', item: { title: 'A' }, date: 1 }))
+      .statusCode,
+    200,
+  )
+  t.equal(
+    (await putAction(app, 'b.example', b.cookie, 'only-on-b', { type: 'create', item: { title: 'B' }, date: 2 }))
+      .statusCode,
+    200,
+  )
   const slugs = async (host: string) => (await app.inject({ url: '/system/slugs.json', headers: { host } })).json()
   t.same(await slugs('a.example'), ['only-on-a'])
   t.same(await slugs('b.example'), ['only-on-b'])
@@ -227,7 +310,10 @@ t.test('farm: each site has its own pages, sitemap, flag and recycler', async (t
   const flagB = (await app.inject({ url: '/favicon.png', headers: { host: 'b.example' } })).rawPayload
   t.notSame(flagA, flagB, 'sites are told apart by their flags')
   await app.inject({ method: 'DELETE', url: '/only-on-a.json', headers: { host: 'a.example', cookie: a.cookie } })
-  t.same((await app.inject({ url: '/recycler/system/slugs.json', headers: { host: 'b.example', cookie: b.cookie } })).json(), [])
+  t.same(
+    (await app.inject({ url: '/recycler/system/slugs.json', headers: { host: 'b.example', cookie: b.cookie } })).json(),
+    [],
+  )
   t.same(await listDir(join(data, 'a.example', 'recycle')), ['only-on-a'])
   t.same(await listDir(data), ['a.example', 'b.example'])
 })
@@ -236,7 +322,11 @@ t.test('HTML escapes what pages say', async (t) => {
   const { app } = await startFarm(t, { farm: false, security_legacy: true })
   const host = 'localhost'
   await putAction(app, host, null, 'evil', {
-    type: 'create', item: { title: '<script>alert(1)</script>', story: [{ type: 'paragraph', id: itemId(1), text: '<img src=x onerror=alert(1)>' }] },
+    type: 'create',
+    item: {
+      title: '<script>alert(1)</script>',
+      story: [{ type: 'paragraph', id: itemId(1), text: '<img src=x onerror=alert(1)>' }],
+    },
   })
   const html = await app.inject({ url: '/evil.html', headers: { host } })
   t.equal(html.statusCode, 200)
@@ -248,14 +338,30 @@ t.test('HTML escapes what pages say', async (t) => {
 t.test('sitemap.xml: lastmod only for valid dates, and a bad date breaks nothing', async (t) => {
   const { app } = await startFarm(t, { farm: false, security_legacy: true })
   const host = 'localhost'
-  t.equal((await putAction(app, host, null, 'far-future', { type: 'create', item: { title: 'Far' }, date: 1e20 })).statusCode, 200)
+  t.equal(
+    (await putAction(app, host, null, 'far-future', { type: 'create', item: { title: 'Far' }, date: 1e20 })).statusCode,
+    200,
+  )
   t.equal((await putAction(app, host, null, 'undated', { type: 'create', item: { title: 'Undated' } })).statusCode, 200)
-  t.equal((await putAction(app, host, null, 'dated', { type: 'create', item: { title: 'Dated' }, date: Date.UTC(2024, 1, 29, 12) })).statusCode, 200)
+  t.equal(
+    (
+      await putAction(app, host, null, 'dated', {
+        type: 'create',
+        item: { title: 'Dated' },
+        date: Date.UTC(2024, 1, 29, 12),
+      })
+    ).statusCode,
+    200,
+  )
   const xml = await app.inject({ url: '/sitemap.xml', headers: { host } })
   t.equal(xml.statusCode, 200)
   t.match(xml.body, '<url><loc>http://localhost/far-future.html</loc></url>')
   t.match(xml.body, '<url><loc>http://localhost/dated.html</loc><lastmod>2024-02-29</lastmod></url>')
-  t.match(xml.body, /<url><loc>http:\/\/localhost\/undated.html<\/loc><lastmod>\d{4}-\d\d-\d\d<\/lastmod><\/url>/, 'dated by the server')
+  t.match(
+    xml.body,
+    /<url><loc>http:\/\/localhost\/undated.html<\/loc><lastmod>\d{4}-\d\d-\d\d<\/lastmod><\/url>/,
+    'dated by the server',
+  )
 })
 
 t.test('HEAD is served by the GET routes', async (t) => {
@@ -273,15 +379,25 @@ t.test('a page that is not JSON is a 500 with a code, and the others still read'
   t.equal(broken.statusCode, 500)
   t.equal(broken.json().code, 'WIKIFARM_ERR_STORE')
   t.equal((await app.inject({ url: '/fine.json', headers: { host: 'localhost' } })).statusCode, 200)
-  t.same((await app.inject({ url: '/system/sitemap.json', headers: { host: 'localhost' } })).json().map((e: { slug: string }) => e.slug), ['fine'])
-  t.same(Object.keys((await app.inject({ url: '/system/export.json', headers: { host: 'localhost' } })).json()), ['fine'])
+  t.same(
+    (await app.inject({ url: '/system/sitemap.json', headers: { host: 'localhost' } }))
+      .json()
+      .map((e: { slug: string }) => e.slug),
+    ['fine'],
+  )
+  t.same(Object.keys((await app.inject({ url: '/system/export.json', headers: { host: 'localhost' } })).json()), [
+    'fine',
+  ])
   t.equal(await readFile(join(data, 'pages', 'broken'), 'utf8'), '{ not json', 'the broken file is left for its owner')
   // The recycler lists the pages it can read and skips the rest.
   const owner = await claim(t, app, 'localhost')
   await mkdir(join(data, 'recycle'), { recursive: true })
   await writeFile(join(data, 'recycle', 'junk'), 'junk')
   await writeFile(join(data, 'recycle', 'kept'), JSON.stringify({ title: 'Kept', story: [] }))
-  const recycled = await app.inject({ url: '/recycler/system/slugs.json', headers: { host: 'localhost', cookie: owner.cookie } })
+  const recycled = await app.inject({
+    url: '/recycler/system/slugs.json',
+    headers: { host: 'localhost', cookie: owner.cookie },
+  })
   t.same(recycled.json(), [{ slug: 'kept', title: 'Kept' }])
   t.same(await readJson(join(data, 'pages', 'fine')), { title: 'Fine', story: [] })
 })

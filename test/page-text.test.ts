@@ -6,8 +6,15 @@
 // seconds. The scanners also find exactly what those regular expressions found.
 import t from 'tap'
 import MiniSearch from 'minisearch'
-import { externalLinkLabels, internalLinks, replaceInternalLinks, stripTags, collapseSpaces } from '../core/pages/page-text.js'
-import { pageLinks, sitemapEntry, synopsis } from '../core/pages/sitemap.js'
+import {
+  externalLinkLabels,
+  internalLinks,
+  replaceInternalLinks,
+  stripTags,
+  collapseSpaces,
+} from '../schemas/page-text.js'
+import { sitemapEntry, synopsis } from '../core/pages/sitemap.js'
+import { pageLinks } from '../schemas/links.js'
 import { itemWords, pageText } from '../core/pages/site-index.js'
 import { escapeHtml, renderStory } from '../core/client/page-html.js'
 import type { Page } from '../schemas/page.js'
@@ -94,11 +101,14 @@ t.test('the scanners find what the regular expressions found', async (t) => {
     const linkedOld = text.replace(OLD_LINK, (_m, name: string) => `<${name}>`)
     if (linked !== linkedOld) t.equal(linked, linkedOld, `replaced links of ${JSON.stringify(text)}`)
     const stripped = stripTags(text)
-    if (stripped !== text.replace(OLD_TAG, ' ')) t.equal(stripped, text.replace(OLD_TAG, ' '), `tags of ${JSON.stringify(text)}`)
+    if (stripped !== text.replace(OLD_TAG, ' '))
+      t.equal(stripped, text.replace(OLD_TAG, ' '), `tags of ${JSON.stringify(text)}`)
     const labels = externalLinkLabels(text)
-    if (labels !== text.replace(OLD_EXTERNAL, '$2')) t.equal(labels, text.replace(OLD_EXTERNAL, '$2'), `external links of ${JSON.stringify(text)}`)
+    if (labels !== text.replace(OLD_EXTERNAL, '$2'))
+      t.equal(labels, text.replace(OLD_EXTERNAL, '$2'), `external links of ${JSON.stringify(text)}`)
     const collapsed = collapseSpaces(text)
-    if (collapsed !== text.replace(/\s+/g, ' ').trim()) t.equal(collapsed, text.replace(/\s+/g, ' ').trim(), `spaces of ${JSON.stringify(text)}`)
+    if (collapsed !== text.replace(/\s+/g, ' ').trim())
+      t.equal(collapsed, text.replace(/\s+/g, ' ').trim(), `spaces of ${JSON.stringify(text)}`)
     const escaped = escapeHtml(text)
     const escapedOld = text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
     if (escaped !== escapedOld) t.equal(escaped, escapedOld, `escaped ${JSON.stringify(text)}`)

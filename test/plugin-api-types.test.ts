@@ -6,10 +6,25 @@
 import t from 'tap'
 import { Type, type Static } from 'typebox'
 import {
-  API_VERSION, SUBPROTOCOL_V1, PluginHttpError, PluginUnavailable,
-  definePlugin, reply, route, socket,
-  type Connection, type Envelope, type FarmEvents, type Identity, type KernelHandle, type PluginInstance, type PluginLogger,
-  type PluginRequest, type RequestContext, type SessionInfo, type SiteHandle,
+  API_VERSION,
+  SUBPROTOCOL_V1,
+  PluginHttpError,
+  PluginUnavailable,
+  definePlugin,
+  reply,
+  route,
+  socket,
+  type Connection,
+  type Envelope,
+  type FarmEvents,
+  type Identity,
+  type KernelHandle,
+  type PluginInstance,
+  type PluginLogger,
+  type PluginRequest,
+  type RequestContext,
+  type SessionInfo,
+  type SiteHandle,
 } from '../core/plugin-api.js'
 import type * as Sdk from '../core/plugin-api.js'
 import {
@@ -300,13 +315,26 @@ function notEnforced(): PluginInstance {
   return {
     // A route declared inline, without route(): its schemas do not type its handler, and
     // its result is not checked against the response schema.
-    routes: [{ method: 'GET', url: '/inline', schema: { response: Type.Object({ a: Type.Number() }) }, handler: async () => ({ a: 'no' }) }],
+    routes: [
+      {
+        method: 'GET',
+        url: '/inline',
+        schema: { response: Type.Object({ a: Type.Number() }) },
+        handler: async () => ({ a: 'no' }),
+      },
+    ],
     sockets: [
       // A json message schema that does not describe an envelope (no `type`): the kernel
       // refuses every frame before the schema runs.
       socket({ url: '/no-type', codec: 'json', message: Type.Object({ foo: Type.String() }) }),
       // A close code the websocket protocol forbids (1005): ws throws at run time.
-      socket({ url: '/bad-close', codec: 'text', onConnect: (conn) => { conn.close(1005) } }),
+      socket({
+        url: '/bad-close',
+        codec: 'text',
+        onConnect: (conn) => {
+          conn.close(1005)
+        },
+      }),
     ],
   }
 }
@@ -320,7 +348,12 @@ definePlugin({
 })
 // A params schema that is not all strings: params come from the path as strings and are
 // validated without conversion, so this route answers 400 to every request.
-route({ method: 'GET', url: '/n/:id', schema: { params: Type.Object({ id: Type.Number() }) }, handler: async (req) => req.params.id * 2 })
+route({
+  method: 'GET',
+  url: '/n/:id',
+  schema: { params: Type.Object({ id: Type.Number() }) },
+  handler: async (req) => req.params.id * 2,
+})
 // A plugin written for another API major compiles; the registry refuses it at boot.
 definePlugin({ name: 'x', apiVersion: 2, trust: 'site', async launch() { return {} } })
 
@@ -336,9 +369,9 @@ function kernelOnly(sdk: typeof Sdk): void {
   void sdk.SUPPORTED_API_VERSIONS
 }
 // @ts-expect-error: the erased route type is the kernel's
-type NoAnyRoute = Sdk.AnyRouteDeclaration
+type _NoAnyRoute = Sdk.AnyRouteDeclaration
 // @ts-expect-error: the branded definition type is the kernel's
-type NoDefinedPlugin = Sdk.DefinedPlugin
+type _NoDefinedPlugin = Sdk.DefinedPlugin
 
 void wrongRoutes
 void wrongSockets
@@ -382,8 +415,14 @@ t.test("the kernel's guards recognise another copy of the SDK, by registered sym
   t.ok(isPluginHttpError(new copy.PluginHttpError(409, 'X', 'x')))
   t.ok(isPluginReply(copy.reply({ body: 'x' })))
   t.notOk(isPluginUnavailable(new copy.PluginHttpError(409, 'X', 'x')), 'one brand is not another')
-  t.notOk(isPluginHttpError(Object.assign(new Error('x'), { statusCode: 409, code: 'X' })), 'a look-alike error is not one')
-  t.notOk(isPluginUnavailable({ reason: 'x', [Symbol('wikifarm.unavailable')]: true }), 'an unregistered symbol is not the brand')
+  t.notOk(
+    isPluginHttpError(Object.assign(new Error('x'), { statusCode: 409, code: 'X' })),
+    'a look-alike error is not one',
+  )
+  t.notOk(
+    isPluginUnavailable({ reason: 'x', [Symbol('wikifarm.unavailable')]: true }),
+    'an unregistered symbol is not the brand',
+  )
 })
 
 t.test('route() and socket() return the declaration itself', async (t) => {
@@ -440,17 +479,36 @@ t.test('a plugin is plain async functions: launch and call it without a kernel',
     publish: async () => 0,
   }
   const ctx: RequestContext = {
-    site, session: { id: 'label', isOwner: false, isAdmin: false }, identity: { page: null, item: null, lineup: [] }, log: silent,
+    site,
+    session: { id: 'label', isOwner: false, isAdmin: false },
+    identity: { page: null, item: null, lineup: [] },
+    log: silent,
   }
   const request = { method: 'POST' as const, path: '/sum', params: {}, query: {}, body: { a: 2, b: 3 }, headers: {} }
   t.same(await sumRoute.handler(request, ctx), { sum: 5 })
-  const page = await pageRoute.handler({ ...request, method: 'GET', path: '/pages/hello', params: { slug: 'hello' }, body: undefined }, ctx)
+  const page = await pageRoute.handler(
+    { ...request, method: 'GET', path: '/pages/hello', params: { slug: 'hello' }, body: undefined },
+    ctx,
+  )
   t.ok(isPluginReply(page))
   t.match(page, { status: 200, body: 'Hello' })
-  await t.rejects(pageRoute.handler({ ...request, method: 'GET', path: '/pages/nope', params: { slug: 'nope' }, body: undefined }, ctx),
-    { statusCode: 404, code: 'TYPES_NO_PAGE' })
+  await t.rejects(
+    pageRoute.handler(
+      { ...request, method: 'GET', path: '/pages/nope', params: { slug: 'nope' }, body: undefined },
+      ctx,
+    ),
+    { statusCode: 404, code: 'TYPES_NO_PAGE' },
+  )
 
-  await instance.events?.['page.changed']?.({ site: 'a.example', slug: 'hello', action: { type: 'create', item: { title: 'Hello' } } as never, page: { title: 'Hello', story: [] } }, { site })
+  await instance.events?.['page.changed']?.(
+    {
+      site: 'a.example',
+      slug: 'hello',
+      action: { type: 'create', item: { title: 'Hello' } } as never,
+      page: { title: 'Hello', story: [] },
+    },
+    { site },
+  )
   t.same(heard, ['a.example/hello'])
   await instance.close?.()
   t.same(heard, [], 'close ran')

@@ -11,7 +11,14 @@ const PLUGINS = fileURLToPath(new URL('./fixtures/plugins/', import.meta.url))
 const A = 'a.example'
 const B = 'b.example'
 
-interface WhoAmI { site: string; session: string; isOwner: boolean; page: string | null; item: string | null; lineup: string[] }
+interface WhoAmI {
+  site: string
+  session: string
+  isOwner: boolean
+  page: string | null
+  item: string | null
+  lineup: string[]
+}
 
 async function echoFarm(t: Test) {
   const farm = await startFarm(t, { farm: true }, undefined, { builtinPluginsDir: PLUGINS })
@@ -20,7 +27,13 @@ async function echoFarm(t: Test) {
 
 type Farm = Awaited<ReturnType<typeof echoFarm>>
 
-async function whoami(farm: Farm, host: string, cookie?: string, url = '/plugin/echo/whoami', headers: Record<string, string> = {}) {
+async function whoami(
+  farm: Farm,
+  host: string,
+  cookie?: string,
+  url = '/plugin/echo/whoami',
+  headers: Record<string, string> = {},
+) {
   const response = await farm.app.inject({ url, headers: { host, ...(cookie ? { cookie } : {}), ...headers } })
   return response
 }
@@ -70,8 +83,12 @@ t.test('REST: interleaved requests on many hosts each get their own site and ses
   const farm = await echoFarm(t)
   const hosts = Array.from({ length: 12 }, (_, i) => `s${i}.example`)
   const cookies = await Promise.all(hosts.map((h) => visitor(farm, h)))
-  const expected = await Promise.all(hosts.map(async (h, i) => ((await whoami(farm, h, cookies[i])).json() as WhoAmI).session))
-  const rounds = await Promise.all(Array.from({ length: 5 }, () => Promise.all(hosts.map((h, i) => whoami(farm, h, cookies[i])))))
+  const expected = await Promise.all(
+    hosts.map(async (h, i) => ((await whoami(farm, h, cookies[i])).json() as WhoAmI).session),
+  )
+  const rounds = await Promise.all(
+    Array.from({ length: 5 }, () => Promise.all(hosts.map((h, i) => whoami(farm, h, cookies[i])))),
+  )
   for (const round of rounds) {
     round.forEach((response, i) => {
       const body = response.json() as WhoAmI
@@ -92,7 +109,9 @@ t.test('REST: ownership is the kernel\'s, per site', async (t) => {
 
 t.test('REST: identity from the query or headers, shape-checked', async (t) => {
   const farm = await echoFarm(t)
-  const q = (await whoami(farm, A, undefined, '/plugin/echo/whoami?page=welcome-visitors&item=00000000000000ab&lineup=one,two')).json() as WhoAmI
+  const q = (
+    await whoami(farm, A, undefined, '/plugin/echo/whoami?page=welcome-visitors&item=00000000000000ab&lineup=one,two')
+  ).json() as WhoAmI
   t.same([q.page, q.item, q.lineup], ['welcome-visitors', '00000000000000ab', ['one', 'two']])
   const h = (await whoami(farm, A, undefined, '/plugin/echo/whoami', {
     'x-wiki-page': 'from-header', 'x-wiki-item': '00000000000000cd', 'x-wiki-lineup': 'x',
@@ -129,14 +148,16 @@ t.test('websocket: each connection sees its site and the visitor\'s label, same 
     openWs(port, '/plugin/echo/', B, { cookie: one }),
     openWs(port, '/plugin/echo/', A, { cookie: one }),
   ])
-  const hellos = await Promise.all(clients.map((c) => c.nextJson<{ type: string; data: { site: string; session: string } }>()))
+  const hellos = await Promise.all(
+    clients.map((c) => c.nextJson<{ type: string; data: { site: string; session: string } }>()),
+  )
   t.same(hellos.map((h) => [h.type, h.data.site, h.data.session]), [
     ['hello', A, labels.oneA], ['hello', A, labels.twoA], ['hello', B, labels.oneB], ['hello', A, labels.oneA],
   ])
   for (const c of clients) c.ws.close()
 })
 
-t.test('websocket: a message sent the moment the socket opens is not lost, even on a site\'s first visit', async (t) => {
+t.test("websocket: a message sent the moment the socket opens is not lost, even on a site's first visit", async (t) => {
   const farm = await echoFarm(t)
   const port = await listenLocal(farm)
   for (let i = 0; i < 8; i++) {

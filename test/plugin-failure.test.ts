@@ -35,7 +35,12 @@ const state = (farm: Farm, name: string) => farm.kernel.plugins.statuses().find(
 t.test('throwing, rejecting and hanging launches are failed with their reasons; the farm serves', async (t) => {
   const farm = await failureFarm(t)
   t.ok(farm.bootMs < LAUNCH_TIMEOUT + 1500, `a hanging launch holds the boot only for its timeout (${farm.bootMs} ms)`)
-  t.match(state(farm, 'thrower'), { state: 'failed', reason: 'thrower: the device exploded', launchedAt: null, launches: 0 })
+  t.match(state(farm, 'thrower'), {
+    state: 'failed',
+    reason: 'thrower: the device exploded',
+    launchedAt: null,
+    launches: 0,
+  })
   t.match(state(farm, 'rejecter'), { state: 'failed', reason: 'rejecter: no config file' })
   t.match(state(farm, 'hanger'), { state: 'failed', reason: `launch did not finish within ${LAUNCH_TIMEOUT} ms` })
   t.match(state(farm, 'unwell'), { state: 'unavailable', reason: UNWELL_REASON })
@@ -46,7 +51,9 @@ t.test('throwing, rejecting and hanging launches are failed with their reasons; 
       const response = await get(farm, url)
       t.equal(response.statusCode, 503, `${url} is 503`)
       t.same(response.json(), {
-        error: `Plugin ${name} is unavailable`, code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE', reason: state(farm, name)?.reason,
+        error: `Plugin ${name} is unavailable`,
+        code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE',
+        reason: state(farm, name)?.reason,
       })
     }
   }
@@ -56,13 +63,20 @@ t.test('throwing, rejecting and hanging launches are failed with their reasons; 
   const port = await listenLocal(farm)
   for (const name of ['thrower', 'rejecter', 'hanger']) {
     const client = await openWs(port, `/plugin/${name}/`, HOST)
-    t.same(await client.waitClose(), { code: 1013, reason: `${name} unavailable: ${state(farm, name)?.reason}` }, `${name}'s socket closes with 1013 and the reason`)
+    t.same(
+      await client.waitClose(),
+      { code: 1013, reason: `${name} unavailable: ${state(farm, name)?.reason}` },
+      `${name}'s socket closes with 1013 and the reason`,
+    )
   }
   const unwell = await openWs(port, '/plugin/unwell/', HOST)
   const closed = await unwell.waitClose()
   t.equal(closed.code, 1013, 'a reason too long for a close frame still closes with 1013')
   t.ok(Buffer.byteLength(closed.reason) <= 123, 'with the reason cut to fit')
-  t.ok(`unwell unavailable: ${UNWELL_REASON}`.startsWith(closed.reason) && closed.reason.length > 20, 'cut, not replaced')
+  t.ok(
+    `unwell unavailable: ${UNWELL_REASON}`.startsWith(closed.reason) && closed.reason.length > 20,
+    'cut, not replaced',
+  )
   t.equal(farm.kernel.sockets.size, 0, 'no connection was handed to a failed plugin')
 })
 
@@ -77,11 +91,19 @@ t.test('a launch that finishes after its timeout is closed, and stays failed', a
 
 t.test('a handler that throws answers 500 and the plugin keeps serving; one that hangs answers 504', async (t) => {
   const farm = await failureFarm(t)
-  for (const url of ['/plugin/healthy/throws', '/plugin/healthy/throws-sync', '/plugin/healthy/bad-reply', '/plugin/healthy/not-an-error']) {
+  for (const url of [
+    '/plugin/healthy/throws',
+    '/plugin/healthy/throws-sync',
+    '/plugin/healthy/bad-reply',
+    '/plugin/healthy/not-an-error',
+  ]) {
     const response = await get(farm, url)
     t.equal(response.statusCode, 500, url)
-    t.same(response.json(), { error: 'Plugin healthy failed to handle the request', code: 'WIKIFARM_ERR_PLUGIN_FAILED' })
-    t.notMatch(response.body, /exploded|not even async|not a number|all fine/, 'the plugin\'s error stays in the log')
+    t.same(response.json(), {
+      error: 'Plugin healthy failed to handle the request',
+      code: 'WIKIFARM_ERR_PLUGIN_FAILED',
+    })
+    t.notMatch(response.body, /exploded|not even async|not a number|all fine/, "the plugin's error stays in the log")
     t.equal((await get(farm, '/plugin/healthy/ok')).statusCode, 200, 'and the plugin serves the next request')
   }
   const started = Date.now()
@@ -97,7 +119,11 @@ t.test('a handler that throws answers 500 and the plugin keeps serving; one that
   t.same(teapot.json(), { error: 'I am a teapot', code: 'HEALTHY_TEAPOT' })
   const busy = await get(farm, '/plugin/healthy/busy')
   t.equal(busy.statusCode, 503, 'PluginUnavailable from a handler is a 503')
-  t.same(busy.json(), { error: 'Plugin healthy is unavailable', code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE', reason: 'device busy' })
+  t.same(busy.json(), {
+    error: 'Plugin healthy is unavailable',
+    code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE',
+    reason: 'device busy',
+  })
   t.equal(state(farm, 'healthy')?.state, 'running', 'none of this stops the plugin')
 })
 
@@ -107,8 +133,16 @@ t.test('websocket handlers that throw: an error message, or a close; the plugin 
   const client = await openWs(port, '/plugin/healthy/', HOST)
   client.send({ type: 'crash', id: 'c1' })
   const failed = await client.nextJson()
-  t.same(failed, { type: 'error', id: 'c1', data: { error: 'the plugin failed to handle this message', code: 'WIKIFARM_ERR_PLUGIN_FAILED' } })
-  t.same(Object.keys((failed as { data: object }).data), ['error', 'code'], 'the error envelope words it as HTTP does: { error, code }')
+  t.same(failed, {
+    type: 'error',
+    id: 'c1',
+    data: { error: 'the plugin failed to handle this message', code: 'WIKIFARM_ERR_PLUGIN_FAILED' },
+  })
+  t.same(
+    Object.keys((failed as { data: object }).data),
+    ['error', 'code'],
+    'the error envelope words it as HTTP does: { error, code }',
+  )
   client.send({ type: 'fine', id: 'f1' })
   t.same(await client.nextJson(), { type: 'ok', id: 'f1' }, 'the connection stays open and served')
 
@@ -139,22 +173,33 @@ t.test('websocket handlers that throw: an error message, or a close; the plugin 
 t.test('event listeners that throw or reject affect neither the request nor other listeners', async (t) => {
   const farm = await failureFarm(t)
   const owner = await claim(t, farm.app, HOST)
-  const response = await putAction(farm.app, HOST, owner.cookie, 'evented', { type: 'create', item: { title: 'Evented' }, date: 1 })
+  const response = await putAction(farm.app, HOST, owner.cookie, 'evented', {
+    type: 'create',
+    item: { title: 'Evented' },
+    date: 1,
+  })
   t.equal(response.statusCode, 200, 'the edit succeeds')
   t.equal(response.body, 'ok')
   const page = await get(farm, '/evented.json')
   t.equal(page.json().title, 'Evented', 'and is saved')
   await new Promise((resolve) => setImmediate(resolve))
-  t.same(probe.heard, {
-    healthy: [`page.changed:${HOST}/evented`], grumpy: [`page.changed:${HOST}/evented`], listener: [`page.changed:${HOST}/evented`],
-  }, 'every listener heard the event, the one after the failing ones too')
+  t.same(
+    probe.heard,
+    {
+      healthy: [`page.changed:${HOST}/evented`],
+      grumpy: [`page.changed:${HOST}/evented`],
+      listener: [`page.changed:${HOST}/evented`],
+    },
+    'every listener heard the event, the one after the failing ones too',
+  )
 
   const again = await putAction(farm.app, HOST, owner.cookie, 'evented', {
     type: 'add', id: '00000000000000a1', item: { type: 'paragraph', id: '00000000000000a1', text: 'more' },
   })
   t.equal(again.statusCode, 200, 'and the next edit too')
   t.equal(probe.heard.listener?.length, 2)
-  for (const name of ['healthy', 'grumpy', 'listener']) t.equal(state(farm, name)?.state, 'running', `${name} still runs`)
+  for (const name of ['healthy', 'grumpy', 'listener'])
+    t.equal(state(farm, name)?.state, 'running', `${name} still runs`)
 })
 
 t.test('failures are logged under the plugin\'s name', async (t) => {
@@ -173,9 +218,31 @@ t.test('failures are logged under the plugin\'s name', async (t) => {
   await app.inject({ url: '/plugin/healthy/throws', headers: { host: HOST } })
   await eventually(() => lines.some((l) => l.owner === 'grumpy'), 1000, 'the rejection is logged')
 
-  t.match(lines.find((l) => l.plugin === 'thrower'), { msg: 'plugin failed', reason: 'thrower: the device exploded' }, 'a failed launch')
+  t.match(
+    lines.find((l) => l.plugin === 'thrower'),
+    { msg: 'plugin failed', reason: 'thrower: the device exploded' },
+    'a failed launch',
+  )
   t.match(lines.find((l) => l.plugin === 'unwell'), { msg: 'plugin unavailable' }, 'an unavailable plugin')
-  t.match(lines.find((l) => l.owner === 'healthy'), { event: 'page.changed', msg: 'event listener of healthy failed on page.changed', err: { message: 'listener exploded' } })
-  t.match(lines.find((l) => l.owner === 'grumpy'), { event: 'page.changed', msg: 'event listener of grumpy failed on page.changed', err: { message: 'listener rejected' } })
-  t.match(lines.find((l) => l.msg === 'plugin handler failed'), { plugin: 'healthy', site: HOST, err: { message: 'handler exploded' } }, 'a failed handler')
+  t.match(
+    lines.find((l) => l.owner === 'healthy'),
+    {
+      event: 'page.changed',
+      msg: 'event listener of healthy failed on page.changed',
+      err: { message: 'listener exploded' },
+    },
+  )
+  t.match(
+    lines.find((l) => l.owner === 'grumpy'),
+    {
+      event: 'page.changed',
+      msg: 'event listener of grumpy failed on page.changed',
+      err: { message: 'listener rejected' },
+    },
+  )
+  t.match(
+    lines.find((l) => l.msg === 'plugin handler failed'),
+    { plugin: 'healthy', site: HOST, err: { message: 'handler exploded' } },
+    'a failed handler',
+  )
 })

@@ -21,11 +21,19 @@ t.test('50 sites, 3 plugins: each launched exactly once, before any request', as
 
   const port = await listenLocal(farm)
   for (const host of HOSTS) {
-    const answers = await Promise.all(NAMES.map((name) => farm.app.inject({ url: `/plugin/${name}/hello`, headers: { host } })))
+    const answers = await Promise.all(
+      NAMES.map((name) => farm.app.inject({ url: `/plugin/${name}/hello`, headers: { host } })),
+    )
     t.same(answers.map((a) => a.statusCode), [200, 200, 200])
-    t.same(answers.map((a) => [a.json().plugin, a.json().site, a.json().launches]), NAMES.map((n) => [n, host, 1]), `REST on ${host}`)
+    t.same(
+      answers.map((a) => [a.json().plugin, a.json().site, a.json().launches]),
+      NAMES.map((n) => [n, host, 1]),
+      `REST on ${host}`,
+    )
   }
-  const clients = await Promise.all(HOSTS.flatMap((host) => NAMES.map((name) => openWs(port, `/plugin/${name}/`, host))))
+  const clients = await Promise.all(
+    HOSTS.flatMap((host) => NAMES.map((name) => openWs(port, `/plugin/${name}/`, host))),
+  )
   const greetings = await Promise.all(clients.map((c) => c.nextJson<{ plugin: string; site: string }>()))
   t.same(greetings.map((g) => `${g.plugin}@${g.site}`), HOSTS.flatMap((host) => NAMES.map((name) => `${name}@${host}`)),
     'every websocket reached its plugin with its own site')
@@ -36,7 +44,11 @@ t.test('50 sites, 3 plugins: each launched exactly once, before any request', as
   await eventually(() => farm.kernel.sockets.size === 0)
   t.equal(farm.kernel.sockets.size, 0, 'and lets go of them when they close')
 
-  t.same(probe.launches, { alpha: 1, beta: 1, gamma: 1 }, 'still once each after 150 REST requests and 150 websockets on 50 sites')
+  t.same(
+    probe.launches,
+    { alpha: 1, beta: 1, gamma: 1 },
+    'still once each after 150 REST requests and 150 websockets on 50 sites',
+  )
   t.equal(farm.kernel.sites.openCount, 50)
 })
 

@@ -59,33 +59,45 @@ t.test('a plugin package installed into a farm folder beside wikifarm', { timeou
   t.same(copies, ['node_modules/wikifarm'],
     'one wikifarm in the farm: the plugin has no copy of its own')
 
-  await t.test('a module in the farm folder reaches wikifarm/plugin and wikifarm, and never wikifarm/core/...', async (t) => {
-    const probe = join(farmDir, 'probe.mjs')
-    await writeFile(probe, [
-      "const sdk = await import('wikifarm/plugin')",
-      "const kernel = await import('wikifarm')",
-      "let refused = 'imported'",
-      "try { await import('wikifarm/core/kernel.js') } catch (err) { refused = err.code }",
-      "let refusedApi = 'imported'",
-      "try { await import('wikifarm/dist/core/plugin-api.js') } catch (err) { refusedApi = err.code }",
-      'const found = {',
-      '  sdk: Object.keys(sdk).sort(), createKernel: typeof kernel.createKernel, port: kernel.DEFAULTS.port,',
-      '  refused, refusedApi,',
-      '}',
-      'console.log(JSON.stringify(found))',
-    ].join('\n'))
-    const { stdout } = await run(process.execPath, [probe], { cwd: farmDir, env })
-    t.same(JSON.parse(stdout), {
-      sdk: [
-        'API_VERSION', 'PluginHttpError', 'PluginUnavailable', 'SUBPROTOCOL_V1',
-        'definePlugin', 'reply', 'route', 'socket',
-      ],
-      createKernel: 'function',
-      port: 3000,
-      refused: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
-      refusedApi: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
-    })
-  })
+  await t.test(
+    'a module in the farm folder reaches wikifarm/plugin and wikifarm, and never wikifarm/core/...',
+    async (t) => {
+      const probe = join(farmDir, 'probe.mjs')
+      await writeFile(
+        probe,
+        [
+          "const sdk = await import('wikifarm/plugin')",
+          "const kernel = await import('wikifarm')",
+          "let refused = 'imported'",
+          "try { await import('wikifarm/core/kernel.js') } catch (err) { refused = err.code }",
+          "let refusedApi = 'imported'",
+          "try { await import('wikifarm/dist/core/plugin-api.js') } catch (err) { refusedApi = err.code }",
+          'const found = {',
+          '  sdk: Object.keys(sdk).sort(), createKernel: typeof kernel.createKernel, port: kernel.DEFAULTS.port,',
+          '  refused, refusedApi,',
+          '}',
+          'console.log(JSON.stringify(found))',
+        ].join('\n'),
+      )
+      const { stdout } = await run(process.execPath, [probe], { cwd: farmDir, env })
+      t.same(JSON.parse(stdout), {
+        sdk: [
+          'API_VERSION',
+          'PluginHttpError',
+          'PluginUnavailable',
+          'SUBPROTOCOL_V1',
+          'definePlugin',
+          'reply',
+          'route',
+          'socket',
+        ],
+        createKernel: 'function',
+        port: 3000,
+        refused: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+        refusedApi: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+      })
+    },
+  )
 
   // One farm per isolation mode, started together (each on its own data folder).
   const modes = ['none', 'worker', 'process'] as const
@@ -100,7 +112,7 @@ t.test('a plugin package installed into a farm folder beside wikifarm', { timeou
     const command = join(farmDir, 'node_modules/.bin/wikifarm')
     return startFarm(command, farmDir, ['--data', join(farmDir, `data-${isolation}`), '--config', config])
   }))
-  t.teardown(() => Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined))))
+  t.teardown(() => Promise.all(started.flatMap((s) => (s.status === 'fulfilled' ? [s.value.stop()] : []))))
   for (const [index, isolation] of modes.entries()) {
     await t.test(`the plugin package, granted by its name, with isolation ${isolation}`, async (t) => {
       const outcome = started[index]
@@ -145,7 +157,10 @@ t.test('a plugin package installed into a farm folder beside wikifarm', { timeou
     const command = join(farmDir, 'node_modules/.bin/wikifarm')
     const farm = await startFarm(command, farmDir, ['--data', join(farmDir, 'data-linked'), '--config', config])
     t.teardown(() => farm.stop())
-    t.match(farm.logs.find((line) => line.plugin === 'greeter' && line.msg === 'plugin launched'), { isolation: 'process' })
+    t.match(
+      farm.logs.find((line) => line.plugin === 'greeter' && line.msg === 'plugin launched'),
+      { isolation: 'process' },
+    )
     const hello = await httpCall(farm.port, { path: '/plugin/greeter/hello', headers: { host: 'a.example' } })
     t.same(JSON.parse(hello.body), { greeting: 'hello, stranger', site: 'a.example', visitor: true })
   })

@@ -17,7 +17,8 @@ export default definePlugin({
   name: 'nosy', trust: 'site',
   async launch(_kernel, options) {
     return { routes: [{ method: 'GET', url: '/peek', async handler() {
-      try { return { read: (await readFile(options.page, 'utf8')).length } } catch (err) { return { refused: err.code } }
+      try { return { read: (await readFile(options.page, 'utf8')).length } }
+      catch (err) { return { refused: err.code } }
     } }] }
   },
 })

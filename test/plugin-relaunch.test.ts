@@ -23,9 +23,12 @@ type Farm = Awaited<ReturnType<typeof relaunchFarm>>
 
 const state = (farm: Farm, name: string) => farm.kernel.plugins.statuses().find((s) => s.name === name)
 const get = (farm: Farm, url: string) => farm.app.inject({ url, headers: { host: HOST } })
-const relaunch = (farm: Farm, name: string, cookie?: string, headers: Record<string, string> = {}) => farm.app.inject({
-  method: 'POST', url: `/system/plugins/${name}/relaunch`, headers: { host: HOST, ...(cookie ? { cookie } : {}), ...headers },
-})
+const relaunch = (farm: Farm, name: string, cookie?: string, headers: Record<string, string> = {}) =>
+  farm.app.inject({
+    method: 'POST',
+    url: `/system/plugins/${name}/relaunch`,
+    headers: { host: HOST, ...(cookie ? { cookie } : {}), ...headers },
+  })
 
 t.test('unavailable with retryAfterMs: the plugin comes back by itself when the device appears', async (t) => {
   const farm = await relaunchFarm(t)
@@ -70,8 +73,17 @@ t.test('only the administrator may relaunch', async (t) => {
     t.equal(response.json().code, 'WIKIFARM_ERR_NOT_ADMIN')
   }
   const admin = await adminLogin(t, farm, 'b.example')
-  t.equal((await farm.app.inject({ method: 'POST', url: '/system/plugins/broken/relaunch', headers: { host: HOST, cookie: admin } })).statusCode,
-    403, 'an admin login on another site is not one here')
+  t.equal(
+    (
+      await farm.app.inject({
+        method: 'POST',
+        url: '/system/plugins/broken/relaunch',
+        headers: { host: HOST, cookie: admin },
+      })
+    ).statusCode,
+    403,
+    'an admin login on another site is not one here',
+  )
   t.same(probe.log.filter((l) => l.endsWith(':broken')), ['launch:broken'], 'no refused request relaunched anything')
 })
 
@@ -81,7 +93,11 @@ t.test('the administrator relaunches a failed plugin, then a running one, closin
 
   const stillBroken = await relaunch(farm, 'broken', admin)
   t.equal(stillBroken.statusCode, 200)
-  t.match(stillBroken.json(), { name: 'broken', state: 'failed', reason: 'broken: bad configuration' }, 'a relaunch that fails again says why')
+  t.match(
+    stillBroken.json(),
+    { name: 'broken', state: 'failed', reason: 'broken: bad configuration' },
+    'a relaunch that fails again says why',
+  )
 
   probe.flags.brokenFails = false
   const fixed = await relaunch(farm, 'broken', admin)
@@ -97,10 +113,16 @@ t.test('the administrator relaunches a failed plugin, then a running one, closin
   const again = await relaunch(farm, 'broken', admin)
   t.match(again.json(), { state: 'running', launches: 2 })
   t.same(await mine.waitClose(), { code: 1012, reason: 'plugin restarting' }, 'its sockets are closed with 1012')
-  t.ok(probe.log.indexOf('close:broken') > 0 && probe.log.indexOf('close:broken') < probe.log.lastIndexOf('launch:broken'),
-    'the old instance is closed before the new one launches')
-  t.ok(probe.log.indexOf('socket-closed:broken:1012') >= 0 && probe.log.indexOf('socket-closed:broken:1012') < probe.log.indexOf('close:broken'),
-    'after its connections have closed', { log: probe.log })
+  t.ok(
+    probe.log.indexOf('close:broken') > 0 && probe.log.indexOf('close:broken') < probe.log.lastIndexOf('launch:broken'),
+    'the old instance is closed before the new one launches',
+  )
+  t.ok(
+    probe.log.indexOf('socket-closed:broken:1012') >= 0 &&
+      probe.log.indexOf('socket-closed:broken:1012') < probe.log.indexOf('close:broken'),
+    'after its connections have closed',
+    { log: probe.log },
+  )
   t.same((await get(farm, '/plugin/broken/hello')).json(), { generation: 2 }, 'the new instance serves REST')
   const next = await openWs(port, '/plugin/broken/', HOST)
   t.equal(await next.next(), 'generation 2', 'and websockets')

@@ -28,7 +28,10 @@ t.test('params, query and body are validated before the handler', async (t) => {
     t.equal(response.statusCode, 400, label)
     t.equal(response.json().code, 'WIKIFARM_ERR_VALIDATION')
   }
-  for (const [label, payload] of [['malformed JSON', '{"a": '], ['prototype poisoning', '{"a": 1, "b": 2, "__proto__": {"x": 1}}']] as const) {
+  for (const [label, payload] of [
+    ['malformed JSON', '{"a": '],
+    ['prototype poisoning', '{"a": 1, "b": 2, "__proto__": {"x": 1}}'],
+  ] as const) {
     const response = await post(payload)
     t.equal(response.statusCode, 400, label)
     t.equal(response.json().code, 'WIKIFARM_ERR_BAD_JSON')
@@ -36,7 +39,10 @@ t.test('params, query and body are validated before the handler', async (t) => {
   const foreign = await post('{"a": 2, "b": 3}', 'application/json', { origin: 'https://evil.example' })
   t.equal(foreign.statusCode, 403, 'a state-changing request from a foreign origin is refused')
 
-  t.same((await farm.app.inject({ url: '/plugin/rest/items/42?q=x', headers: { host: HOST } })).json(), { id: '42', q: 'x' })
+  t.same((await farm.app.inject({ url: '/plugin/rest/items/42?q=x', headers: { host: HOST } })).json(), {
+    id: '42',
+    q: 'x',
+  })
   for (const url of ['/plugin/rest/items/4x2?q=x', '/plugin/rest/items/42', '/plugin/rest/items/42?q=']) {
     const response = await farm.app.inject({ url, headers: { host: HOST } })
     t.equal(response.statusCode, 400, url)
@@ -51,7 +57,12 @@ t.test('what a handler sees of the request', async (t) => {
     url: '/plugin/rest/request?page=welcome-visitors&x=1',
     headers: { host: HOST, cookie: 'wikifarm_session=abc', authorization: 'Basic c2VjcmV0', 'x-custom': 'kept' },
   })
-  const seen = response.json() as { headers: Record<string, string>; query: Record<string, string>; path: string; method: string }
+  const seen = response.json() as {
+    headers: Record<string, string>
+    query: Record<string, string>
+    path: string
+    method: string
+  }
   t.equal(seen.headers.cookie, undefined, 'no cookie')
   t.equal(seen.headers.authorization, undefined, 'no credentials')
   t.equal(seen.headers['x-custom'], 'kept')
@@ -64,7 +75,10 @@ t.test('what a handler sees of the request', async (t) => {
 
 t.test('a full reply sets status and headers, but never cookies or CORS grants', async (t) => {
   const farm = await restFarm(t)
-  const custom = await farm.app.inject({ url: '/plugin/rest/custom', headers: { host: HOST, cookie: 'wikifarm_session=x' } })
+  const custom = await farm.app.inject({
+    url: '/plugin/rest/custom',
+    headers: { host: HOST, cookie: 'wikifarm_session=x' },
+  })
   t.equal(custom.statusCode, 201)
   t.equal(custom.headers['x-plugin'], 'yes')
   t.equal(custom.body, 'made by the plugin')

@@ -12,11 +12,15 @@ const CLOSE_TIMEOUT = 150
 
 t.test('close: sockets get 1001, then plugins close in reverse order, each bounded', async (t) => {
   resetProbe()
-  const farm = await startFarm(t, { farm: true, pluginCloseTimeoutMs: CLOSE_TIMEOUT }, undefined, { builtinPluginsDir: PLUGINS })
+  const farm = await startFarm(t, { farm: true, pluginCloseTimeoutMs: CLOSE_TIMEOUT }, undefined, {
+    builtinPluginsDir: PLUGINS,
+  })
   const port = await listenLocal(farm)
   const names = farm.kernel.plugins.statuses().map((s) => s.name)
   t.same(names, ['first', 'second', 'third'], 'registered in this order')
-  const clients = await Promise.all(['a.example', 'b.example'].flatMap((host) => names.map((name) => openWs(port, `/plugin/${name}/`, host))))
+  const clients = await Promise.all(
+    ['a.example', 'b.example'].flatMap((host) => names.map((name) => openWs(port, `/plugin/${name}/`, host))),
+  )
   await Promise.all(clients.map((c) => c.next()))
   t.equal(farm.kernel.sockets.size, 6)
 
@@ -45,7 +49,9 @@ t.test('close: sockets get 1001, then plugins close in reverse order, each bound
 
 t.test('a client that never answers the close handshake holds shutdown only for the close timeout', async (t) => {
   resetProbe()
-  const farm = await startFarm(t, { farm: true, pluginCloseTimeoutMs: CLOSE_TIMEOUT }, undefined, { builtinPluginsDir: PLUGINS })
+  const farm = await startFarm(t, { farm: true, pluginCloseTimeoutMs: CLOSE_TIMEOUT }, undefined, {
+    builtinPluginsDir: PLUGINS,
+  })
   const port = await listenLocal(farm)
   const deaf = await openWs(port, '/plugin/first/', 'a.example')
   await deaf.next()

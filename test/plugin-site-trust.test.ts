@@ -41,7 +41,11 @@ t.test('a site plugin sees only the request\'s site and cannot open another', as
   t.same(own, { ok: true, site: A, title: 'Welcome Visitors' }, 'kernel.site() on its own site works')
   for (const other of [B, 'www.b.example', 'B.EXAMPLE', 'c.example', '../b.example', '']) {
     const refused = (await get(farm, A, `/plugin/reader/read?site=${encodeURIComponent(other)}&slug=secret-b`)).json()
-    t.same(refused, { ok: false, code: 'WIKIFARM_ERR_PLUGIN_NOT_ENABLED' }, `kernel.site(${JSON.stringify(other)}) is refused`)
+    t.same(
+      refused,
+      { ok: false, code: 'WIKIFARM_ERR_PLUGIN_NOT_ENABLED' },
+      `kernel.site(${JSON.stringify(other)}) is refused`,
+    )
   }
   t.same((await get(farm, A, '/plugin/reader/sites')).json(), { sites: [A] }, 'kernel.sites() lists only granted sites')
 })
@@ -50,13 +54,24 @@ t.test('granting a second site lets a site plugin open it; farm trust opens any 
   const farm = await trustFarm(t, { reader: { sites: [A, B] } })
   const owner = await claim(t, farm.app, B)
   await putAction(farm.app, B, owner.cookie, 'secret-b', create('Secret of b'))
-  t.same((await get(farm, A, `/plugin/reader/read?site=${B}&slug=secret-b`)).json(), { ok: true, site: B, title: 'Secret of b' })
-  t.same((await get(farm, A, '/plugin/reader/read?site=c.example&slug=secret-b')).json(), { ok: false, code: 'WIKIFARM_ERR_PLUGIN_NOT_ENABLED' })
+  t.same((await get(farm, A, `/plugin/reader/read?site=${B}&slug=secret-b`)).json(), {
+    ok: true,
+    site: B,
+    title: 'Secret of b',
+  })
+  t.same((await get(farm, A, '/plugin/reader/read?site=c.example&slug=secret-b')).json(), {
+    ok: false,
+    code: 'WIKIFARM_ERR_PLUGIN_NOT_ENABLED',
+  })
   for (const name of [B, 'www.b.example', 'B.Example']) {
     t.same((await get(farm, A, `/plugin/watcher/read?site=${encodeURIComponent(name)}&slug=secret-b`)).json(),
       { ok: true, site: B, title: 'Secret of b' }, `a farm plugin opens ${name} as ${B}`)
   }
-  t.same((await get(farm, A, '/plugin/watcher/read?site=..%2Fescape&slug=x')).json().ok, false, 'but never a path outside the farm')
+  t.same(
+    (await get(farm, A, '/plugin/watcher/read?site=..%2Fescape&slug=x')).json().ok,
+    false,
+    'but never a path outside the farm',
+  )
   t.same(await listDir(farm.data), [B], 'and opening sites created no folders')
 })
 
@@ -69,7 +84,11 @@ t.test('a site plugin writes only its own site\'s pages', async (t) => {
   t.same((await write('planted')).json(), { ok: true, title: 'Planted' })
   t.same(await listDir(join(farm.data, A, 'pages')), ['planted'])
   for (const slug of ['../../b.example/pages/planted', '../status/owner.json', 'UPPER', '']) {
-    t.same((await write(slug)).json(), { ok: false, code: 'WIKIFARM_ERR_BAD_SLUG' }, `slug ${JSON.stringify(slug)} refused`)
+    t.same(
+      (await write(slug)).json(),
+      { ok: false, code: 'WIKIFARM_ERR_BAD_SLUG' },
+      `slug ${JSON.stringify(slug)} refused`,
+    )
   }
   t.same(await listDir(farm.data), [A], 'nothing written beside its site')
   t.same(await listDir(join(farm.data, A, 'pages')), ['planted'], 'nor another page of its site')
@@ -98,8 +117,21 @@ t.test('a site plugin hears only its sites\' events; a farm plugin hears all', a
   const ownerB = await claim(t, farm.app, B)
   t.equal((await putAction(farm.app, A, ownerA.cookie, 'page-a', create('Page a'))).statusCode, 200)
   t.equal((await putAction(farm.app, B, ownerB.cookie, 'page-b', create('Page b'))).statusCode, 200)
-  t.equal((await putAction(farm.app, B, ownerB.cookie, 'page-b', { type: 'add', id: '00000000000000b1', item: { type: 'paragraph', id: '00000000000000b1', text: 'x' } })).statusCode, 200)
-  const del = await farm.app.inject({ method: 'DELETE', url: '/page-b.json', headers: { host: B, cookie: ownerB.cookie } })
+  t.equal(
+    (
+      await putAction(farm.app, B, ownerB.cookie, 'page-b', {
+        type: 'add',
+        id: '00000000000000b1',
+        item: { type: 'paragraph', id: '00000000000000b1', text: 'x' },
+      })
+    ).statusCode,
+    200,
+  )
+  const del = await farm.app.inject({
+    method: 'DELETE',
+    url: '/page-b.json',
+    headers: { host: B, cookie: ownerB.cookie },
+  })
   t.equal(del.statusCode, 200, 'page-b deleted')
   // Connections are events of the site they are on.
   for (const [path, host] of [['/plugin/watcher/', B], ['/plugin/reader/', A]] as const) {
@@ -114,10 +146,24 @@ t.test('a site plugin hears only its sites\' events; a farm plugin hears all', a
     `site.opened:${A}`, `site.claimed:${A}`, `site.created:${A}`, `page.changed:${A}/page-a`,
     `connection.opened:${A}:reader`, `connection.closed:${A}:reader`,
   ], 'reader heard a\'s events only')
-  t.same(probe.heard.watcher, [
-    `site.opened:${A}`, `site.claimed:${A}`, `site.opened:${B}`, `site.claimed:${B}`,
-    `site.created:${A}`, `page.changed:${A}/page-a`, `site.created:${B}`, `page.changed:${B}/page-b`, `page.changed:${B}/page-b`,
-    `page.deleted:${B}/page-b`, `connection.opened:${B}:watcher`, `connection.closed:${B}:watcher`,
-    `connection.opened:${A}:reader`, `connection.closed:${A}:reader`,
-  ], 'watcher heard both sites\' events')
+  t.same(
+    probe.heard.watcher,
+    [
+      `site.opened:${A}`,
+      `site.claimed:${A}`,
+      `site.opened:${B}`,
+      `site.claimed:${B}`,
+      `site.created:${A}`,
+      `page.changed:${A}/page-a`,
+      `site.created:${B}`,
+      `page.changed:${B}/page-b`,
+      `page.changed:${B}/page-b`,
+      `page.deleted:${B}/page-b`,
+      `connection.opened:${B}:watcher`,
+      `connection.closed:${B}:watcher`,
+      `connection.opened:${A}:reader`,
+      `connection.closed:${A}:reader`,
+    ],
+    "watcher heard both sites' events",
+  )
 })

@@ -27,7 +27,11 @@ t.test('a slow reader is closed with 1013 at the send-buffer cap; a reading clie
   const types = new Set<string>()
   for (let i = 0; i < 300; i++) types.add((await reader.nextJson()).type)
   t.same([...types], ['chunk'], 'every frame arrives')
-  t.same(await reader.nextJson(), { type: 'flood.done', data: { sent: 300 } }, `a reading client takes ${300 * CHUNK / 1024 / 1024} MiB through a ${CAP / 1024} KiB cap`)
+  t.same(
+    await reader.nextJson(),
+    { type: 'flood.done', data: { sent: 300 } },
+    `a reading client takes ${(300 * CHUNK) / 1024 / 1024} MiB through a ${CAP / 1024} KiB cap`,
+  )
 
   t.same(probe.log, ['flood:300:open'])
   probe.log = []

@@ -23,7 +23,9 @@ t.test('the offered subprotocol chooses the declaration', async (t) => {
 })
 
 t.test('two declarations for the same url and protocol are refused at launch', async (t) => {
-  const farm = await startFarm(t, { farm: true }, undefined, { builtinPluginsDir: fileURLToPath(new URL('./fixtures/plugins-protocols-twice/', import.meta.url)) })
+  const farm = await startFarm(t, { farm: true }, undefined, {
+    builtinPluginsDir: fileURLToPath(new URL('./fixtures/plugins-protocols-twice/', import.meta.url)),
+  })
   const status = farm.kernel.plugins.statuses().find((s) => s.name === 'twice')
   t.equal(status?.state, 'failed')
   t.match(status?.reason, /socket \/: declared twice for wikifarm\.v1/)

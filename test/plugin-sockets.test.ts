@@ -29,7 +29,11 @@ t.test('a client offering wikifarm.v1 gets it; a plain client gets none and is s
   const farm = await wireFarm(t)
   const v1 = await openWs(farm.port, '/plugin/wire/', HOST, { protocols: ['wikifarm.v1'] })
   t.equal(v1.ws.protocol, 'wikifarm.v1', 'negotiated on the wire')
-  t.same(await v1.nextJson<Hello>(), { type: 'hello', data: { site: HOST, protocol: 'wikifarm.v1' } }, 'and told to the plugin')
+  t.same(
+    await v1.nextJson<Hello>(),
+    { type: 'hello', data: { site: HOST, protocol: 'wikifarm.v1' } },
+    'and told to the plugin',
+  )
   await echoes(t, v1, 'v1')
 
   const among = await openWs(farm.port, '/plugin/wire/', HOST, { protocols: ['chat.v9', 'wikifarm.v1'] })
@@ -41,7 +45,11 @@ t.test('a client offering wikifarm.v1 gets it; a plain client gets none and is s
   await echoes(t, plain, 'plain')
 
   const legacy = await openWs(farm.port, '/plugin/wire', HOST)
-  t.same(await legacy.nextJson<Hello>(), { type: 'hello', data: { site: HOST, protocol: null } }, 'the legacy path /plugin/<name> works')
+  t.same(
+    await legacy.nextJson<Hello>(),
+    { type: 'hello', data: { site: HOST, protocol: null } },
+    'the legacy path /plugin/<name> works',
+  )
   await echoes(t, legacy, 'legacy')
 
   const text = await openWs(farm.port, '/plugin/wire/text', HOST, { protocols: ['wikifarm.v1'] })
@@ -74,7 +82,11 @@ t.test('a schema-invalid envelope gets an error message and the connection stays
   for (const [frame, id] of cases) {
     client.send(JSON.stringify(frame))
     const reply = await client.nextJson<{ type: string; id?: string; data: { code: string; error: string } }>()
-    t.match(reply, { type: 'error', data: { code: 'WIKIFARM_ERR_BAD_MESSAGE', error: /^invalid message: / } }, JSON.stringify(frame))
+    t.match(
+      reply,
+      { type: 'error', data: { code: 'WIKIFARM_ERR_BAD_MESSAGE', error: /^invalid message: / } },
+      JSON.stringify(frame),
+    )
     t.equal(reply.id, id, 'the error carries the message\'s id when it had one')
   }
   await echoes(t, client, 'after-errors')
@@ -118,18 +130,29 @@ t.test('an oversize frame closes with 1009; a binary frame with 1003', async (t)
 
 t.test('a foreign Origin is refused with 403 before any plugin sees the connection', async (t) => {
   const farm = await wireFarm(t, { origins: ['https://trusted.example'] })
-  for (const origin of ['https://evil.example', 'http://b.example', 'http://a.example.evil.example', 'null', 'http://a.example:8080']) {
+  for (const origin of [
+    'https://evil.example',
+    'http://b.example',
+    'http://a.example.evil.example',
+    'null',
+    'http://a.example:8080',
+  ]) {
     const refused = await refusedUpgrade(farm.port, '/plugin/wire/', HOST, { origin })
     t.equal(refused.status, 403, `Origin ${origin}`)
     t.match(JSON.parse(refused.body), { code: 'WIKIFARM_ERR_FOREIGN_ORIGIN' })
   }
-  const crossSite = await refusedUpgrade(farm.port, '/plugin/wire/', HOST, { origin: null, headers: { 'sec-fetch-site': 'cross-site' } })
+  const crossSite = await refusedUpgrade(farm.port, '/plugin/wire/', HOST, {
+    origin: null,
+    headers: { 'sec-fetch-site': 'cross-site' },
+  })
   t.equal(crossSite.status, 403, 'a cross-site fetch without Origin too')
   t.equal(probe.connects.wire, undefined, 'no connection reached the plugin')
   t.equal(farm.kernel.sockets.size, 0)
 
   for (const [label, options] of [
-    ['its own origin', {}], ['https on its own host', { origin: `https://${HOST}` }], ['a configured extra origin', { origin: 'https://trusted.example' }],
+    ['its own origin', {}],
+    ['https on its own host', { origin: `https://${HOST}` }],
+    ['a configured extra origin', { origin: 'https://trusted.example' }],
     ['no Origin (not a browser)', { origin: null }],
   ] as const) {
     const client = await openWs(farm.port, '/plugin/wire/', HOST, options)
@@ -173,7 +196,11 @@ t.test('unknown plugins and unknown socket paths are 404 before any upgrade', as
   const restRoute = await farm.app.inject({ url: '/plugin/wire/nope', headers: { host: HOST } })
   t.equal(restRoute.statusCode, 404)
   t.equal(restRoute.json().code, 'WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND')
-  const restOnSocket = await farm.app.inject({ url: '/plugin/wire/connections', method: 'POST', headers: { host: HOST } })
+  const restOnSocket = await farm.app.inject({
+    url: '/plugin/wire/connections',
+    method: 'POST',
+    headers: { host: HOST },
+  })
   t.equal(restOnSocket.statusCode, 404, 'a method the route does not declare')
   t.equal(probe.connects.wire, undefined, 'no connection reached the plugin')
 

@@ -12,7 +12,14 @@ const A = 'a.example'
 const B = 'b.example'
 
 interface Status {
-  plugins: { name: string; state: string; reason: string | null; launchedAt: string | null; trust: string | null; connections: Record<string, number> }[]
+  plugins: {
+    name: string
+    state: string
+    reason: string | null
+    launchedAt: string | null
+    trust: string | null
+    connections: Record<string, number>
+  }[]
   sites: { open: string[] }
   connections: { total: number; byPlugin: Record<string, Record<string, number>> }
   uptimeSeconds: number
@@ -39,7 +46,13 @@ t.test('status for the administrator: plugins, sites, connections per plugin and
   t.match(echo, { state: 'running', reason: null, trust: 'site', connections: { [A]: 2, [B]: 2 } })
   const launchedAt = Date.parse(echo?.launchedAt ?? '')
   t.ok(launchedAt >= before - 1000 && launchedAt <= Date.now(), 'with its launch time')
-  t.match(unavailable, { state: 'unavailable', reason: 'no test device attached', launchedAt: null, trust: 'farm', connections: {} })
+  t.match(unavailable, {
+    state: 'unavailable',
+    reason: 'no test device attached',
+    launchedAt: null,
+    trust: 'farm',
+    connections: {},
+  })
   t.same(status.connections, { total: 4, byPlugin: { echo: { [A]: 2, [B]: 2 } } })
   t.same(status.sites.open.sort(), [A, B])
   t.type(status.uptimeSeconds, 'number')
@@ -74,7 +87,11 @@ t.test('everyone but the administrator gets 403', async (t) => {
   const owner = await claim(t, farm.app, A)
   const adminElsewhere = await adminLogin(t, farm, B)
   for (const url of ['/system/status.json', '/system/status.html']) {
-    for (const [who, cookie] of [['a visitor', undefined], ['the site owner', owner.cookie], ['the admin of another site', adminElsewhere]] as const) {
+    for (const [who, cookie] of [
+      ['a visitor', undefined],
+      ['the site owner', owner.cookie],
+      ['the admin of another site', adminElsewhere],
+    ] as const) {
       const response = await farm.app.inject({ url, headers: { host: A, ...(cookie ? { cookie } : {}) } })
       t.equal(response.statusCode, 403, `${url} for ${who}`)
       if (url.endsWith('.json')) t.equal(response.json().code, 'WIKIFARM_ERR_NOT_ADMIN')
@@ -84,16 +101,25 @@ t.test('everyone but the administrator gets 403', async (t) => {
   }
   const noAdmin = await startFarm(t, { farm: true }, undefined, { builtinPluginsDir: PLUGINS })
   const owned = await claim(t, noAdmin.app, A)
-  t.equal((await noAdmin.app.inject({ url: '/system/status.json', headers: { host: A, cookie: owned.cookie } })).statusCode, 403,
-    'a farm with no administrator shows it to no one')
+  t.equal(
+    (await noAdmin.app.inject({ url: '/system/status.json', headers: { host: A, cookie: owned.cookie } })).statusCode,
+    403,
+    'a farm with no administrator shows it to no one',
+  )
 })
 
 t.test('the status page shows how each plugin runs, and links the guides it serves', async (t) => {
   const isolated = fileURLToPath(new URL('./fixtures/plugins-isolation/', import.meta.url))
   // Only steady of the isolation fixtures: the others crash, hog or spin on purpose.
-  const others = Object.fromEntries(['bomb', 'flaky', 'hog', 'rogue', 'snoop', 'spinner'].map((n) => [n, { enabled: false }]))
-  const farm = await startFarm(t, { farm: true, admin: ADMIN_SECRET, plugins: { ...others, steady: { isolation: 'process' } } },
-    undefined, { builtinPluginsDir: isolated })
+  const others = Object.fromEntries(
+    ['bomb', 'flaky', 'hog', 'rogue', 'snoop', 'spinner'].map((n) => [n, { enabled: false }]),
+  )
+  const farm = await startFarm(
+    t,
+    { farm: true, admin: ADMIN_SECRET, plugins: { ...others, steady: { isolation: 'process' } } },
+    undefined,
+    { builtinPluginsDir: isolated },
+  )
   const admin = await adminLogin(t, farm, A)
   const steady = farm.kernel.plugins.statuses().find((p) => p.name === 'steady')
   t.match(steady, { state: 'running', isolation: 'process', pid: Number })

@@ -17,7 +17,9 @@ const HOST = 'a.example'
 // These fixtures report to the test through the shared probe, so they run in the kernel's
 // thread; a third-party site plugin's default (a worker) is tested in plugin-isolation.test.ts.
 function inProcess(plugins: FarmConfig['plugins']): FarmConfig['plugins'] {
-  return Object.fromEntries(Object.entries(plugins).map(([name, grant]) => [name, { isolation: 'none' as const, ...grant }]))
+  return Object.fromEntries(
+    Object.entries(plugins).map(([name, grant]) => [name, { isolation: 'none' as const, ...grant }]),
+  )
 }
 
 function farmWith(t: Test, plugins: FarmConfig['plugins'], builtinPluginsDir = NO_BUILTINS) {
@@ -31,7 +33,12 @@ function statusOf(farm: Awaited<ReturnType<typeof farmWith>>, name: string) {
 
 t.test('a third-party plugin loaded from `package` serves REST and websockets', async (t) => {
   const farm = await farmWith(t, { third: { package: pkg('third') } })
-  t.match(statusOf(farm, 'third'), { state: 'running', source: `package ${pkg('third')}`, trust: 'site', requestedTrust: 'site' })
+  t.match(statusOf(farm, 'third'), {
+    state: 'running',
+    source: `package ${pkg('third')}`,
+    trust: 'site',
+    requestedTrust: 'site',
+  })
   t.equal(probe.launches.third, 1)
   const hi = await farm.app.inject({ url: '/plugin/third/hi', headers: { host: HOST } })
   t.same(hi.json(), { hi: HOST, trust: 'site' })
@@ -52,9 +59,21 @@ t.test('farm trust requested, site trust granted: refused with a reason; the far
   t.match(status?.reason, /plugins\.greedy\.trust/, 'names the setting that grants it')
   const refused = await farm.app.inject({ url: '/plugin/greedy/trust', headers: { host: HOST } })
   t.equal(refused.statusCode, 503)
-  t.same(refused.json(), { error: 'Plugin greedy is unavailable', code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE', reason: status?.reason })
-  t.equal((await farm.app.inject({ url: '/plugin/third/hi', headers: { host: HOST } })).statusCode, 200, 'other plugins serve')
-  t.equal((await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })).statusCode, 200, 'and so do the pages')
+  t.same(refused.json(), {
+    error: 'Plugin greedy is unavailable',
+    code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE',
+    reason: status?.reason,
+  })
+  t.equal(
+    (await farm.app.inject({ url: '/plugin/third/hi', headers: { host: HOST } })).statusCode,
+    200,
+    'other plugins serve',
+  )
+  t.equal(
+    (await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })).statusCode,
+    200,
+    'and so do the pages',
+  )
 
   const explicit = await farmWith(t, { greedy: { package: pkg('greedy'), trust: 'site' } })
   t.equal(statusOf(explicit, 'greedy')?.state, 'failed', 'an explicit site grant is refused the same way')
@@ -74,7 +93,9 @@ t.test('an unsupported API major is refused, naming both versions', async (t) =>
 })
 
 t.test('operator options are validated, with an error per field, and defaults filled in', async (t) => {
-  const bad = await farmWith(t, { optioned: { package: pkg('optioned'), options: { port: 0, mode: 'turbo', label: 7 } } })
+  const bad = await farmWith(t, {
+    optioned: { package: pkg('optioned'), options: { port: 0, mode: 'turbo', label: 7 } },
+  })
   const status = statusOf(bad, 'optioned')
   t.equal(status?.state, 'failed')
   t.match(status?.reason, /^invalid options: /)
@@ -95,10 +116,20 @@ t.test('operator options are validated, with an error per field, and defaults fi
 
 t.test('an option the plugin does not declare is refused, with the one that was meant', async (t) => {
   // The schema does not forbid extra keys: the kernel refuses them anyway.
-  const typo = await farmWith(t, { optioned: { package: pkg('optioned'), options: { port: 8080, mode: 'safe', lable: 'x' } } })
-  t.match(statusOf(typo, 'optioned'), { state: 'failed', reason: 'invalid options: unknown option "lable"; did you mean "label"?' })
-  const far = await farmWith(t, { optioned: { package: pkg('optioned'), options: { port: 8080, mode: 'safe', colour: 'red' } } })
-  t.match(statusOf(far, 'optioned'), { state: 'failed', reason: 'invalid options: unknown option "colour" (it takes port, mode, label)' })
+  const typo = await farmWith(t, {
+    optioned: { package: pkg('optioned'), options: { port: 8080, mode: 'safe', lable: 'x' } },
+  })
+  t.match(statusOf(typo, 'optioned'), {
+    state: 'failed',
+    reason: 'invalid options: unknown option "lable"; did you mean "label"?',
+  })
+  const far = await farmWith(t, {
+    optioned: { package: pkg('optioned'), options: { port: 8080, mode: 'safe', colour: 'red' } },
+  })
+  t.match(statusOf(far, 'optioned'), {
+    state: 'failed',
+    reason: 'invalid options: unknown option "colour" (it takes port, mode, label)',
+  })
   // A built-in plugin is held to the same rule: Txtzyme's "simulator" misspelt.
   const builtin = await startFarm(t, { farm: true, plugins: { txtzyme: { options: { simulater: true } } } }, undefined,
     { builtinPluginsDir: fileURLToPath(new URL('../plugins/', import.meta.url)) })
@@ -128,13 +159,34 @@ t.test('a plugin the operator disabled is not launched and not served', async (t
 
 t.test('operator mistakes stop createKernel with a clear message', async (t) => {
   const config = { code: 'WIKIFARM_ERR_PLUGIN_CONFIG' }
-  await t.rejects(farmWith(t, { nosuch: {} }), { ...config, message: /plugins\.nosuch: no built-in plugin of that name;/ }, 'an unknown plugin')
-  await t.rejects(farmWith(t, { alhpa: {} }, fixture('plugins-three/')),
-    { ...config, message: /plugins\.alhpa: no built-in plugin of that name \(did you mean "alpha"\?\)/ }, 'a typo of a built-in name')
-  await t.rejects(farmWith(t, { alpha: { package: fixture('plugins-three/alpha/index.js') } }, fixture('plugins-three/')),
-    { ...config, message: /two plugins are named alpha/ }, 'a duplicate name')
-  await t.rejects(farmWith(t, { Bad_Name: { package: pkg('third') } }), { ...config, message: /plugin name "Bad_Name"/ }, 'a bad name in the config')
-  await t.rejects(farmWith(t, {}, fixture('plugins-badname/')), { ...config, message: /plugin name "Bad_Name"/ }, 'a bad built-in folder name')
-  await t.rejects(farmWith(t, { misnamed: { package: pkg('misnamed') } }),
-    { ...config, message: /defines plugin "someone-else" but is configured as misnamed/ }, 'a package defining another name')
+  await t.rejects(
+    farmWith(t, { nosuch: {} }),
+    { ...config, message: /plugins\.nosuch: no built-in plugin of that name;/ },
+    'an unknown plugin',
+  )
+  await t.rejects(
+    farmWith(t, { alhpa: {} }, fixture('plugins-three/')),
+    { ...config, message: /plugins\.alhpa: no built-in plugin of that name \(did you mean "alpha"\?\)/ },
+    'a typo of a built-in name',
+  )
+  await t.rejects(
+    farmWith(t, { alpha: { package: fixture('plugins-three/alpha/index.js') } }, fixture('plugins-three/')),
+    { ...config, message: /two plugins are named alpha/ },
+    'a duplicate name',
+  )
+  await t.rejects(
+    farmWith(t, { Bad_Name: { package: pkg('third') } }),
+    { ...config, message: /plugin name "Bad_Name"/ },
+    'a bad name in the config',
+  )
+  await t.rejects(
+    farmWith(t, {}, fixture('plugins-badname/')),
+    { ...config, message: /plugin name "Bad_Name"/ },
+    'a bad built-in folder name',
+  )
+  await t.rejects(
+    farmWith(t, { misnamed: { package: pkg('misnamed') } }),
+    { ...config, message: /defines plugin "someone-else" but is configured as misnamed/ },
+    'a package defining another name',
+  )
 })

@@ -7,7 +7,16 @@ import { join } from 'node:path'
 import type { Page } from '../schemas/page.js'
 import { drawFlag } from '../core/client/favicon.js'
 import { sitemapEntry } from '../core/pages/sitemap.js'
-import { claim, itemId, listDir, putAction, sessionCookie, snapshot, startFarm, testData, type TestFarm } from './fixtures/test-farm.js'
+import {
+  itemId,
+  listDir,
+  putAction,
+  sessionCookie,
+  snapshot,
+  startFarm,
+  testData,
+  type TestFarm,
+} from './fixtures/test-farm.js'
 
 const HOST = 'wiki.example.org'
 const SECRET = '9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c0e2b4d6f8a1c3e5b7d9f0a2c4e6b8d0f'
@@ -19,20 +28,39 @@ const welcome: Page = {
   story: [
     { type: 'paragraph', id: '7b56f22a4b9ee974', text: 'Welcome to this [[Federated Wiki]] site.' },
     { type: 'paragraph', id: 'ee416d431ebf4fb4', text: 'See [[How To Wiki]] or [[Recent Changes]].' },
-    { type: 'reference', id: '3a1f4c2d5e6b7a89', site: 'fed.wiki.org', slug: 'federated-wiki', title: 'Federated Wiki', text: 'The idea.' },
+    {
+      type: 'reference',
+      id: '3a1f4c2d5e6b7a89',
+      site: 'fed.wiki.org',
+      slug: 'federated-wiki',
+      title: 'Federated Wiki',
+      text: 'The idea.',
+    },
   ],
   journal: [
     { type: 'create', item: { title: 'Welcome Visitors', story: [] }, date: 1420070400000 },
     { type: 'fork', site: 'fed.wiki.org', date: 1488473254245 },
-    { type: 'edit', id: '7b56f22a4b9ee974', item: { type: 'paragraph', id: '7b56f22a4b9ee974', text: 'Welcome to this [[Federated Wiki]] site.' }, date: 1700000000010 },
+    {
+      type: 'edit',
+      id: '7b56f22a4b9ee974',
+      item: { type: 'paragraph', id: '7b56f22a4b9ee974', text: 'Welcome to this [[Federated Wiki]] site.' },
+      date: 1700000000010,
+    },
   ],
 }
 const howTo: Page = {
   title: 'How To Wiki',
-  story: [{ type: 'markdown', id: 'a1b2c3d4e5f60718', text: '# Editing\nDouble-click to edit.' }, { type: 'factory', id: 'legacy-id-1' }],
+  story: [
+    { type: 'markdown', id: 'a1b2c3d4e5f60718', text: '# Editing\nDouble-click to edit.' },
+    { type: 'factory', id: 'legacy-id-1' },
+  ],
   journal: [{ type: 'create', item: { title: 'How To Wiki', story: [] }, date: 1500000000000 }],
 }
-const recycled: Page = { title: 'Old Page', story: [], journal: [{ type: 'create', item: { title: 'Old Page' }, date: 5 }] }
+const recycled: Page = {
+  title: 'Old Page',
+  story: [],
+  journal: [{ type: 'create', item: { title: 'Old Page' }, date: 5 }],
+}
 const ownerJson = JSON.stringify({ name: 'fovisu', friend: { secret: SECRET } }, null, '  ')
 // The reference's compact sitemap, built with its own rules (which ours follow).
 const sitemapJson = JSON.stringify([sitemapEntry('welcome-visitors', welcome), sitemapEntry('how-to-wiki', howTo)])
@@ -40,12 +68,19 @@ const flag = drawFlag('a flag the owner uploaded')
 
 function referenceSite(): Record<string, unknown> {
   return {
-    pages: { 'welcome-visitors': pretty(welcome), 'how-to-wiki': pretty(howTo), UPPER: pretty({ title: 'Upper', story: [] }) },
+    pages: {
+      'welcome-visitors': pretty(welcome),
+      'how-to-wiki': pretty(howTo),
+      UPPER: pretty({ title: 'Upper', story: [] }),
+    },
     status: {
       'owner.json': ownerJson,
       'sitemap.json': sitemapJson,
-      'sitemap.xml': '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"/>',
-      'site-index.json': '{"documentCount":0,"nextId":0,"documentIds":{},"fieldIds":{"title":0,"content":1},"fieldLength":{},"averageFieldLength":[],"storedFields":{},"dirtCount":0,"index":[],"serializationVersion":2}',
+      'sitemap.xml':
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"/>',
+      'site-index.json':
+        '{"documentCount":0,"nextId":0,"documentIds":{},"fieldIds":{"title":0,"content":1},"fieldLength":{},' +
+        '"averageFieldLength":[],"storedFields":{},"dirtCount":0,"index":[],"serializationVersion":2}',
       'index-updated': '',
       'favicon.png': flag,
       theme: { 'style.css': 'body { color: black }' },
@@ -66,7 +101,12 @@ async function referenceFarm(t: Test, single = false): Promise<{ data: string; s
 }
 
 async function reclaim(farm: TestFarm, host: string): Promise<string> {
-  const response = await farm.app.inject({ method: 'POST', url: '/auth/reclaim/', headers: { host, 'content-type': 'text/plain;charset=UTF-8' }, payload: SECRET })
+  const response = await farm.app.inject({
+    method: 'POST',
+    url: '/auth/reclaim/',
+    headers: { host, 'content-type': 'text/plain;charset=UTF-8' },
+    payload: SECRET,
+  })
   if (response.statusCode !== 200) throw new Error(`reclaim: ${response.statusCode} ${response.body}`)
   return sessionCookie(response) ?? ''
 }
@@ -77,12 +117,17 @@ for (const single of [false, true]) {
     const farm = await startFarm(t, single ? { farm: false } : { farm: true, allowed: ['*'] }, data)
     const host = single ? 'localhost:3000' : HOST
     const before = await snapshot(data)
-    const get = (url: string, cookie?: string) => farm.app.inject({ url, headers: cookie ? { host, cookie } : { host } })
+    const get = (url: string, cookie?: string) =>
+      farm.app.inject({ url, headers: cookie ? { host, cookie } : { host } })
 
     t.same((await get('/welcome-visitors.json')).json(), welcome, 'the stored page, not our default')
     t.same((await get('/how-to-wiki.json')).json(), howTo, 'legacy item ids are served as they are')
     t.equal((await get('/about-this-wiki.json')).statusCode, 200, 'defaults fill in what the site lacks')
-    t.same((await get('/system/slugs.json')).json(), ['how-to-wiki', 'welcome-visitors'], 'files that are not slugs are skipped')
+    t.same(
+      (await get('/system/slugs.json')).json(),
+      ['how-to-wiki', 'welcome-visitors'],
+      'files that are not slugs are skipped',
+    )
     t.same((await get('/system/sitemap.json')).json(), JSON.parse(sitemapJson), 'the stored sitemap')
     t.same(Object.keys((await get('/system/export.json')).json()).sort(), ['how-to-wiki', 'welcome-visitors'])
     t.same((await get('/favicon.png')).rawPayload, flag, "the owner's flag")
@@ -108,10 +153,29 @@ t.test('an edit keeps the layout: one page rewritten pretty, the sitemap updated
   const farm = await startFarm(t, { farm: true, allowed: ['*'] }, data)
   const cookie = await reclaim(farm, HOST)
   const before = await snapshot(data)
-  const edit = { type: 'edit', id: 'ee416d431ebf4fb4', item: { type: 'paragraph', id: 'ee416d431ebf4fb4', text: 'Edited by wikifarm.' }, date: 1800000000000 }
+  const edit = {
+    type: 'edit',
+    id: 'ee416d431ebf4fb4',
+    item: { type: 'paragraph', id: 'ee416d431ebf4fb4', text: 'Edited by wikifarm.' },
+    date: 1800000000000,
+  }
   t.equal((await putAction(farm.app, HOST, cookie, 'welcome-visitors', edit)).statusCode, 200)
-  const add = { type: 'add', id: itemId(1), item: { type: 'paragraph', id: itemId(1), text: 'New page.' }, date: 1800000000001 }
-  t.equal((await putAction(farm.app, HOST, cookie, 'new-page', { type: 'create', item: { title: 'New Page' }, date: 1800000000000 })).statusCode, 200)
+  const add = {
+    type: 'add',
+    id: itemId(1),
+    item: { type: 'paragraph', id: itemId(1), text: 'New page.' },
+    date: 1800000000001,
+  }
+  t.equal(
+    (
+      await putAction(farm.app, HOST, cookie, 'new-page', {
+        type: 'create',
+        item: { title: 'New Page' },
+        date: 1800000000000,
+      })
+    ).statusCode,
+    200,
+  )
   t.equal((await putAction(farm.app, HOST, cookie, 'new-page', add)).statusCode, 200)
   await farm.kernel.close()
 
@@ -127,8 +191,15 @@ t.test('an edit keeps the layout: one page rewritten pretty, the sitemap updated
   t.equal(text, pretty(page), 'pretty JSON without a trailing newline, like the reference')
   t.same(page.story[1], edit.item)
   t.same(page.journal, [...(welcome.journal ?? []), edit])
-  const sitemap = JSON.parse(await readFile(join(site, 'status', 'sitemap.json'), 'utf8')) as Array<{ slug: string; date?: number }>
-  t.same(sitemap.map((e) => e.slug), ['welcome-visitors', 'how-to-wiki', 'new-page'], 'entries keep their order, new ones appended')
+  const sitemap = JSON.parse(await readFile(join(site, 'status', 'sitemap.json'), 'utf8')) as Array<{
+    slug: string
+    date?: number
+  }>
+  t.same(
+    sitemap.map((e) => e.slug),
+    ['welcome-visitors', 'how-to-wiki', 'new-page'],
+    'entries keep their order, new ones appended',
+  )
   t.same(sitemap[0], sitemapEntry('welcome-visitors', page))
   t.same(sitemap[1], JSON.parse(sitemapJson)[1], 'the other entries are as they were')
 })
@@ -140,9 +211,14 @@ t.test('a sitemap older than the pages (a page added by hand) is rebuilt on open
   const old = new Date(Date.now() - 60_000)
   await utimes(join(site, 'status', 'sitemap.json'), old, old)
   const farm = await startFarm(t, { farm: true, allowed: ['*'] }, data)
-  const served = (await farm.app.inject({ url: '/system/sitemap.json', headers: { host: HOST } })).json() as Array<{ slug: string }>
+  const served = (await farm.app.inject({ url: '/system/sitemap.json', headers: { host: HOST } })).json() as Array<{
+    slug: string
+  }>
   t.same(served.map((e) => e.slug).sort(), ['by-hand', 'how-to-wiki', 'welcome-visitors'])
-  t.same(served.find((e) => e.slug === 'by-hand'), { slug: 'by-hand', title: 'By Hand', synopsis: 'Copied in with scp.' })
+  t.same(
+    served.find((e) => e.slug === 'by-hand'),
+    { slug: 'by-hand', title: 'By Hand', synopsis: 'Copied in with scp.' },
+  )
   await farm.kernel.close()
   const saved = JSON.parse(await readFile(join(site, 'status', 'sitemap.json'), 'utf8')) as unknown[]
   t.same(saved, served, 'and saved')

@@ -24,7 +24,9 @@ for await (const line of createInterface({ input: process.stdin })) {
   files++
   const seconds = done[3] ? (Number(done[3]) / 1000).toFixed(1).padStart(6) + ' s' : ''
   const name = done[2].replace(/^dist\/test\//, '')
-  console.log(`[${String(files).padStart(width)}/${expected || '?'}] ${done[1] ? 'FAIL' : 'ok  '} ${name.padEnd(44)}${seconds}`)
+  console.log(
+    `[${String(files).padStart(width)}/${expected || '?'}] ${done[1] ? 'FAIL' : 'ok  '} ${name.padEnd(44)}${seconds}`,
+  )
   if (done[1]) console.log(block.join('\n'))
   block = []
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything the tests need, type-checks and compiles, runs every tap test (or the
+# Installs everything the tests need, type-checks and compiles, lints, runs every tap test (or the
 # compiled test files named as arguments, e.g. dist/test/cli.test.js), reports each file as it
 # finishes, and ends with one plain line "N passed, N failed" (assertions, flattened).
 set -uo pipefail
@@ -19,16 +19,22 @@ fi
 # bench beside it into dist/, where tap runs them as the JavaScript that ships.
 npm ci --no-audit --no-fund --loglevel=error || exit 1
 
-failed_types=0
+failed_checks=0
 if ! npm run -s build:all; then
   echo "tsc reported errors"
-  failed_types=1
+  failed_checks=1
+fi
+
+# ESLint (eslint.config.js): a lint error or warning counts as one failure, as a tsc error does.
+if ! npm run -s lint; then
+  echo "eslint reported problems"
+  failed_checks=$((failed_checks + 1))
 fi
 
 # One line per test file as it finishes, then the plain "N passed, N failed" (test/report.js).
 if [ $# -gt 0 ]; then expected=$#; else expected=$(npx tap list | wc -l); fi
 echo "running $expected test files, 2 at a time (about 6 minutes on 2 cores)"
-npx tap --reporter=tap "$@" | node test/report.js "$expected" "$failed_types"
+npx tap --reporter=tap "$@" | node test/report.js "$expected" "$failed_checks"
 statuses=("${PIPESTATUS[@]}")
 # tap failing with every assertion passed (a crash between files) still fails the run.
 if [ "${statuses[0]}" -ne 0 ] && [ "${statuses[1]}" -eq 0 ]; then echo "tap exited ${statuses[0]}"; exit 1; fi

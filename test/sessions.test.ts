@@ -239,7 +239,11 @@ t.test('a session epoch file that is not an epoch: no login is honoured, nothing
   await farm.kernel.close()
   await writeFile(join(farm.data, HOST, 'status', SESSIONS_FILE), '{"epoch": "seven"}')
   const again = await startFarm(t, { farm: true }, farm.data)
-  const refused = await putAction(again.app, HOST, owner.cookie, 'not-written', { type: 'create', item: { title: 'X' }, date: 1 })
+  const refused = await putAction(again.app, HOST, owner.cookie, 'not-written', {
+    type: 'create',
+    item: { title: 'X' },
+    date: 1,
+  })
   t.equal(refused.statusCode, 500)
   t.equal((refused.json() as { code: string }).code, 'WIKIFARM_ERR_STORE', 'the operator is told which file')
   t.equal(await stat(join(farm.data, HOST, 'pages', 'not-written')).catch(() => null), null, 'no page written')

@@ -74,7 +74,11 @@ t.test('a site with open websocket connections stays open, however long since it
   t.same(farm.kernel.sites.openSites(), ['live.example'])
   client.ws.close()
   await client.closed
-  t.equal(await farm.kernel.sites.evictIdle(Date.now() + 61_000), 1, 'once its last connection closes, it can close too')
+  t.equal(
+    await farm.kernel.sites.evictIdle(Date.now() + 61_000),
+    1,
+    'once its last connection closes, it can close too',
+  )
 })
 
 t.test("a plugin's site handle follows the site through eviction and reopening", async (t) => {

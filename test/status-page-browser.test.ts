@@ -42,10 +42,16 @@ t.test('the admin logs in from the status page of an unclaimed site', async (t) 
     await other.goto(`http://owned.localhost:${port}/system/status.html`)
     await other.locator('#admin-login input[name=secret]').fill(owned.secret)
     await other.locator('#admin-login button').click()
-    await other.locator('#admin-login .error', { hasText: 'owner secret, not the farm administrator' }).waitFor({ timeout: WAIT })
+    await other
+      .locator('#admin-login .error', { hasText: 'owner secret, not the farm administrator' })
+      .waitFor({ timeout: WAIT })
     t.pass('an owner secret is told apart')
     // The refused logins and the first (403) answer of the page itself are expected.
-    t.same(errors.filter((e) => !e.includes('/auth/reclaim/') && !e.includes('/system/status.html')), [], 'no script errors')
+    t.same(
+      errors.filter((e) => !e.includes('/auth/reclaim/') && !e.includes('/system/status.html')),
+      [],
+      'no script errors',
+    )
   } finally {
     await screenshot(page, 'status-login')
   }

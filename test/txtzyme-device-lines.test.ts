@@ -33,20 +33,30 @@ t.test('64 MiB without a line end: linear time', async (t) => {
   t.ok(line?.endsWith('zzztail'))
 })
 
-t.test('output past maxOutputBytes: TXTZYME_OUTPUT_TOO_LARGE when the sentinel comes, and the next line in step', async (t) => {
-  const written: string[] = []
-  const queue = new LineQueue({ perSession: 10, global: 10, timeoutMs: 5000, maxOutputBytes: 1024, write: (text) => written.push(text), nonce: () => `n${written.length}` })
-  queue.setOpen(true)
-  const origin = { site: 'a.example', label: 'x' }
-  const seen: boolean[] = []
-  queue.onLine((record) => seen.push(record.truncated))
-  const big = queue.submit('k', origin, '2000{_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx_}')
-  const next = queue.submit('k', origin, '_next_')
-  for (let i = 0; i < 2000; i++) queue.deviceLine('x'.repeat(40))
-  queue.deviceLine('n0')
-  await t.rejects(big, { code: 'TXTZYME_OUTPUT_TOO_LARGE', message: /more than 1024 bytes/ })
-  queue.deviceLine('next')
-  queue.deviceLine('n1')
-  t.same(await next, ['next'])
-  t.same(seen, [true, false], 'observers are told the output was truncated')
-})
+t.test(
+  'output past maxOutputBytes: TXTZYME_OUTPUT_TOO_LARGE when the sentinel comes, and the next line in step',
+  async (t) => {
+    const written: string[] = []
+    const queue = new LineQueue({
+      perSession: 10,
+      global: 10,
+      timeoutMs: 5000,
+      maxOutputBytes: 1024,
+      write: (text) => written.push(text),
+      nonce: () => `n${written.length}`,
+    })
+    queue.setOpen(true)
+    const origin = { site: 'a.example', label: 'x' }
+    const seen: boolean[] = []
+    queue.onLine((record) => seen.push(record.truncated))
+    const big = queue.submit('k', origin, '2000{_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx_}')
+    const next = queue.submit('k', origin, '_next_')
+    for (let i = 0; i < 2000; i++) queue.deviceLine('x'.repeat(40))
+    queue.deviceLine('n0')
+    await t.rejects(big, { code: 'TXTZYME_OUTPUT_TOO_LARGE', message: /more than 1024 bytes/ })
+    queue.deviceLine('next')
+    queue.deviceLine('n1')
+    t.same(await next, ['next'])
+    t.same(seen, [true, false], 'observers are told the output was truncated')
+  },
+)

@@ -15,7 +15,15 @@ import { eventually } from './fixtures/ws-client.js'
 function makeDevice(path: string | undefined, devDir?: string) {
   let device: TxtzymeDevice | null = null
   const queue = new LineQueue({ perSession: 100, global: 1000, timeoutMs: 5000, write: (text) => device?.write(text) })
-  device = new TxtzymeDevice(queue, { path, devDir, syncTimeoutMs: 2000, backoffMinMs: 50, backoffMaxMs: 400, stallMs: 10_000, heartbeatMs: 100 })
+  device = new TxtzymeDevice(queue, {
+    path,
+    devDir,
+    syncTimeoutMs: 2000,
+    backoffMinMs: 50,
+    backoffMaxMs: 400,
+    stallMs: 10_000,
+    heartbeatMs: 100,
+  })
   return device
 }
 
@@ -60,7 +68,11 @@ t.test('open, sync, run, unplug, replug', async (t) => {
   t.ok(Date.now() - unplugged < 1500, 'the loss is noticed within the heartbeat')
   await eventually(() => device.status().state !== 'ready', 3000, 'not ready after unplug')
   t.ok(states.includes('lost'), 'the device was lost')
-  await t.rejects(device.submit('k', origin, '_held_'), { code: 'TXTZYME_NOT_READY', message: /device is (lost|absent|opening|syncing)/ }, 'refused while away')
+  await t.rejects(
+    device.submit('k', origin, '_held_'),
+    { code: 'TXTZYME_NOT_READY', message: /device is (lost|absent|opening|syncing)/ },
+    'refused while away',
+  )
 
   await sim.plug()
   await eventually(() => device.status().state === 'ready', 5000, 'ready again after replug')
@@ -87,7 +99,11 @@ t.test('a device that prints garbage: absorbed, replies stay in step', async (t)
   await eventually(() => device.queue.stray >= 1, 2000, 'the stray line is counted')
   t.same(await device.submit('k', origin, '_two_'), ['two'], 'the next reply is its own')
   served.port.write('half a line, then ')
-  t.same(await device.submit('k', origin, '_three_'), ['half a line, then three'], 'garbage during a line is that line\'s output')
+  t.same(
+    await device.submit('k', origin, '_three_'),
+    ['half a line, then three'],
+    "garbage during a line is that line's output",
+  )
   t.same(await device.submit('k', origin, '_four_'), ['four'])
 })
 
@@ -96,14 +112,24 @@ t.test('a line that never ends: the device is reopened and resynced', async (t) 
   const sim = await simulatedDevice(t, { speed: 1 })
   let device: TxtzymeDevice | null = null
   const queue = new LineQueue({ perSession: 10, global: 10, timeoutMs: 5000, write: (text) => device?.write(text) })
-  device = new TxtzymeDevice(queue, { path: sim.path, syncTimeoutMs: 300, backoffMinMs: 50, backoffMaxMs: 200, stallMs: 300, heartbeatMs: 50 })
+  device = new TxtzymeDevice(queue, {
+    path: sim.path,
+    syncTimeoutMs: 300,
+    backoffMinMs: 50,
+    backoffMaxMs: 200,
+    stallMs: 300,
+    heartbeatMs: 50,
+  })
   const dev = device
   t.teardown(() => dev.close())
   const states: DeviceState[] = []
   dev.onState((s) => states.push(s.state))
   await dev.start()
   const origin = { site: 'a.example', label: 'x' }
-  await t.rejects(dev.submit('k', origin, '1200m_late_'), { code: 'TXTZYME_DEVICE_LOST', message: /no end of output for \d+ ms/ })
+  await t.rejects(dev.submit('k', origin, '1200m_late_'), {
+    code: 'TXTZYME_DEVICE_LOST',
+    message: /no end of output for \d+ ms/,
+  })
   await eventually(() => dev.status().state === 'ready', 5000, 'ready again once the device answers a sync')
   t.ok(states.includes('lost'), 'the hang counted as a loss')
   t.same(await dev.submit('k', origin, '_after_'), ['after'], 'the late output of the hung line went to nobody')

@@ -78,7 +78,11 @@ async function txtzymeFarm(t: Test, devicePath: string, options: Record<string, 
   })
   const port = await listenLocal(farm)
   const status = () => farm.kernel.plugins.statuses().find((s) => s.name === 'txtzyme')
-  const device = async () => (await farm.app.inject({ url: '/plugin/txtzyme/status', headers: { host: 'a.example' } })).json() as { state: string; reconnects: number }
+  const device = async () =>
+    (await farm.app.inject({ url: '/plugin/txtzyme/status', headers: { host: 'a.example' } })).json() as {
+      state: string
+      reconnects: number
+    }
   return { farm, port, status, device }
 }
 
@@ -88,7 +92,9 @@ t.test('100 unplug/replug cycles with four clients sending lines throughout', as
   await dev.plug()
   const { port, status, device } = await txtzymeFarm(t, dev.devicePath)
   t.equal(status()?.state, 'running')
-  const clients = await Promise.all(['a.example', 'a.example', 'b.example', 'c.example'].map((host) => openWs(port, '/plugin/txtzyme/v1', host)))
+  const clients = await Promise.all(
+    ['a.example', 'a.example', 'b.example', 'c.example'].map((host) => openWs(port, '/plugin/txtzyme/v1', host)),
+  )
   t.teardown(() => { for (const c of clients) c.ws.terminate() })
 
   let stop = false
@@ -100,7 +106,8 @@ t.test('100 unplug/replug cycles with four clients sending lines throughout', as
       if (!answer) { tally.unanswered++; continue }
       if (answer.type === 'output') {
         tally.output++
-        if (JSON.stringify(answer.data?.lines) !== JSON.stringify([text])) tally.crossTalk.push(`${text}: ${JSON.stringify(answer.data?.lines)}`)
+        if (JSON.stringify(answer.data?.lines) !== JSON.stringify([text]))
+          tally.crossTalk.push(`${text}: ${JSON.stringify(answer.data?.lines)}`)
       } else {
         const code = answer.data?.code ?? 'none'
         tally.errors.set(code, (tally.errors.get(code) ?? 0) + 1)
@@ -126,51 +133,86 @@ t.test('100 unplug/replug cycles with four clients sending lines throughout', as
   await Promise.all(senders)
   const heapAtEnd = heapMiB()
 
-  t.comment(`${tally.output} outputs; device errors ${JSON.stringify(Object.fromEntries(tally.errors))}; reconnects ${(await device()).reconnects}`)
+  t.comment(
+    `${tally.output} outputs; device errors ${JSON.stringify(Object.fromEntries(tally.errors))}; reconnects ` +
+      `${(await device()).reconnects}`,
+  )
   t.equal(tally.unanswered, 0, 'every request was answered')
   t.same(tally.crossTalk, [], 'every output was the asker\'s own')
-  t.ok([...tally.errors.keys()].every((code) => DEVICE_ERRORS.has(code)), `errors are device errors only: ${[...tally.errors.keys()].join(', ')}`)
+  t.ok(
+    [...tally.errors.keys()].every((code) => DEVICE_ERRORS.has(code)),
+    `errors are device errors only: ${[...tally.errors.keys()].join(', ')}`,
+  )
   t.ok((await device()).reconnects >= cycles, `the device came back ${cycles} times`)
-  t.ok(heapAtEnd - heapAt10 < 16, `memory stable: ${heapAt10.toFixed(1)} MiB after 10 cycles, ${heapAtEnd.toFixed(1)} MiB after ${cycles}`)
+  t.ok(
+    heapAtEnd - heapAt10 < 16,
+    `memory stable: ${heapAt10.toFixed(1)} MiB after 10 cycles, ${heapAtEnd.toFixed(1)} MiB after ${cycles}`,
+  )
   for (const [c, client] of clients.entries()) {
-    t.same((await ask(client, `final-${c}`, `_final ${c}_`)).data?.lines, [`final ${c}`], `client ${c} is served after the last replug`)
+    t.same(
+      (await ask(client, `final-${c}`, `_final ${c}_`)).data?.lines,
+      [`final ${c}`],
+      `client ${c} is served after the last replug`,
+    )
   }
   t.equal(status()?.state, 'running', 'the plugin never stopped running')
 })
 
-t.test('a device that stops answering mid-line: timeout, then lost; a live device brings lines back, in step', async (t) => {
-  if (!(await needSocat(t))) return
-  const dev = pluggable(t, 1)
-  await dev.plug()
-  const { port, device } = await txtzymeFarm(t, dev.devicePath, { timeoutMs: 200, stallMs: 400 })
-  const client = await openWs(port, '/plugin/txtzyme/v1', 'a.example')
-  const other = await openWs(port, '/plugin/txtzyme/v1', 'b.example')
-  t.teardown(() => { client.ws.terminate(); other.ws.terminate() })
-  t.same((await ask(client, 'warm', '_warm_')).data?.lines, ['warm'])
+t.test(
+  'a device that stops answering mid-line: timeout, then lost; a live device brings lines back, in step',
+  async (t) => {
+    if (!(await needSocat(t))) return
+    const dev = pluggable(t, 1)
+    await dev.plug()
+    const { port, device } = await txtzymeFarm(t, dev.devicePath, { timeoutMs: 200, stallMs: 400 })
+    const client = await openWs(port, '/plugin/txtzyme/v1', 'a.example')
+    const other = await openWs(port, '/plugin/txtzyme/v1', 'b.example')
+    t.teardown(() => {
+      client.ws.terminate()
+      other.ws.terminate()
+    })
+    t.same((await ask(client, 'warm', '_warm_')).data?.lines, ['warm'])
 
-  // The device prints the first half, then goes silent for good while it runs a long delay.
-  client.send({ type: 'run', id: 'half', data: '_first half_300m_second half_' })
-  const queued = ask(other, 'queued', '_queued_', 5000)
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  dev.sim?.simulator.stop()
-  const half = await (async () => {
-    for (;;) {
-      const m = await client.nextJson<Reply>(5000)
-      if (m.id === 'half') return m
-    }
-  })()
-  t.match(half, { type: 'error', data: { code: 'TXTZYME_TIMEOUT' } }, 'the requester gets a timeout')
-  t.match(await queued, { type: 'error', data: { code: 'TXTZYME_DEVICE_LOST' } }, 'the line waiting behind it fails when the hang counts as a loss')
-  await eventually(async () => (await device()).state !== 'ready', 3000, 'the silent device is not ready')
-  t.match(await ask(other, 'away', '_away_'), { type: 'error', data: { code: 'TXTZYME_NOT_READY' } }, 'refused while the device says nothing')
+    // The device prints the first half, then goes silent for good while it runs a long delay.
+    client.send({ type: 'run', id: 'half', data: '_first half_300m_second half_' })
+    const queued = ask(other, 'queued', '_queued_', 5000)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    dev.sim?.simulator.stop()
+    const half = await (async () => {
+      for (;;) {
+        const m = await client.nextJson<Reply>(5000)
+        if (m.id === 'half') return m
+      }
+    })()
+    t.match(half, { type: 'error', data: { code: 'TXTZYME_TIMEOUT' } }, 'the requester gets a timeout')
+    t.match(
+      await queued,
+      { type: 'error', data: { code: 'TXTZYME_DEVICE_LOST' } },
+      'the line waiting behind it fails when the hang counts as a loss',
+    )
+    await eventually(async () => (await device()).state !== 'ready', 3000, 'the silent device is not ready')
+    t.match(
+      await ask(other, 'away', '_away_'),
+      { type: 'error', data: { code: 'TXTZYME_NOT_READY' } },
+      'refused while the device says nothing',
+    )
 
-  // A device that answers again (replugged, or reset) is synced and used.
-  await dev.unplug()
-  await dev.plug()
-  await eventually(async () => (await device()).state === 'ready', 5000, 'ready once a device answers the sync')
-  t.same((await ask(client, 'again', '_again_')).data?.lines, ['again'], 'the requester is served again, with its own output')
-  t.same((await ask(other, 'other', '_other_')).data?.lines, ['other'], 'and so is the other client: no stale half line anywhere')
-})
+    // A device that answers again (replugged, or reset) is synced and used.
+    await dev.unplug()
+    await dev.plug()
+    await eventually(async () => (await device()).state === 'ready', 5000, 'ready once a device answers the sync')
+    t.same(
+      (await ask(client, 'again', '_again_')).data?.lines,
+      ['again'],
+      'the requester is served again, with its own output',
+    )
+    t.same(
+      (await ask(other, 'other', '_other_')).data?.lines,
+      ['other'],
+      'and so is the other client: no stale half line anywhere',
+    )
+  },
+)
 
 t.test('garbage, an endless line and huge outputs: bounded memory, answers stay in step', async (t) => {
   if (!(await needSocat(t))) return
@@ -192,18 +234,28 @@ t.test('garbage, an endless line and huge outputs: bounded memory, answers stay 
   await new Promise<void>((resolve) => sim.port.drain(() => resolve()))
   await new Promise((resolve) => setTimeout(resolve, 200))
   const heapAfterNoise = heapMiB()
-  t.ok(heapAfterNoise - heapBefore < 8, `32 MiB of noise without a line end held ${(heapAfterNoise - heapBefore).toFixed(1)} MiB`)
+  t.ok(
+    heapAfterNoise - heapBefore < 8,
+    `32 MiB of noise without a line end held ${(heapAfterNoise - heapBefore).toFixed(1)} MiB`,
+  )
   const after = await ask(client, 'after-noise', '_after noise_', 10_000)
   t.match(after, { type: 'output' }, 'the next line is answered')
   // The noise had no line end, so it runs into the line's first output line, cut to its tail.
   const last = after.data?.lines?.at(-1) ?? ''
-  t.ok(last.endsWith('zzzafter noise') && last.length <= 64 * 1024, `its own output comes last, after at most 64 KiB of the noise (${last.length} characters)`)
+  t.ok(
+    last.endsWith('zzzafter noise') && last.length <= 64 * 1024,
+    `its own output comes last, after at most 64 KiB of the noise (${last.length} characters)`,
+  )
   t.same((await ask(client, 'clean', '_clean_')).data?.lines, ['clean'], 'and the one after is exactly its own')
 
   // A line whose output is huge: 20,000 lines of 900 characters (18 MB).
   const text = 'x'.repeat(900)
   const huge = await ask(client, 'huge', `20000{_${text}_}`, 30_000)
-  t.match(huge, { type: 'error', data: { code: 'TXTZYME_OUTPUT_TOO_LARGE' } }, 'a huge output is refused with a code, not buffered')
+  t.match(
+    huge,
+    { type: 'error', data: { code: 'TXTZYME_OUTPUT_TOO_LARGE' } },
+    'a huge output is refused with a code, not buffered',
+  )
   const heapAfterHuge = heapMiB()
   t.ok(heapAfterHuge - heapBefore < 16, `memory after the huge output: +${(heapAfterHuge - heapBefore).toFixed(1)} MiB`)
   t.same((await ask(client, 'in-step', '_in step_', 10_000)).data?.lines, ['in step'], 'the device is still in step')

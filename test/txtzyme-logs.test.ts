@@ -30,7 +30,11 @@ t.test('absent at boot: one warning, quiet retries; unplug and replug: one line 
   const status = () => kernel?.plugins.statuses().find((s) => s.name === 'txtzyme')
 
   // Unavailable at boot; the plugin asks to be retried every 2 s: wait for two retries.
-  await eventually(() => txtzyme().filter((l) => l.msg === 'plugin still unavailable').length >= 2, 10_000, 'two quiet retries')
+  await eventually(
+    () => txtzyme().filter((l) => l.msg === 'plugin still unavailable').length >= 2,
+    10_000,
+    'two quiet retries',
+  )
   t.equal(txtzyme().filter((l) => l.level >= WARN).length, 1, 'the absent device is one warning')
   t.match(txtzyme().find((l) => l.level >= WARN), { msg: 'plugin unavailable', reason: new RegExp(sim.path) })
 
@@ -41,7 +45,11 @@ t.test('absent at boot: one warning, quiet retries; unplug and replug: one line 
 
   await sim.unplug()
   // The device reconnects every 20-40 ms: let many attempts fail before it comes back.
-  await eventually(() => txtzyme().filter((l, i) => i >= before && l.msg === 'Txtzyme device opening').length >= 5, 5000, 'attempts')
+  await eventually(
+    () => txtzyme().filter((l, i) => i >= before && l.msg === 'Txtzyme device opening').length >= 5,
+    5000,
+    'attempts',
+  )
   await sim.plug()
   await eventually(() => txtzyme().some((l) => l.msg === 'Txtzyme device found again and ready'), 5000, 'found again')
   const after = txtzyme().slice(before)

@@ -13,7 +13,9 @@ import { simulatedDevice, needSocat } from './fixtures/txtzyme-device.js'
 const PLUGINS = fileURLToPath(new URL('../plugins/', import.meta.url))
 
 async function farmWith(t: Test, options: Record<string, unknown>) {
-  const farm = await startFarm(t, { farm: true, plugins: { txtzyme: { options } } }, undefined, { builtinPluginsDir: PLUGINS })
+  const farm = await startFarm(t, { farm: true, plugins: { txtzyme: { options } } }, undefined, {
+    builtinPluginsDir: PLUGINS,
+  })
   const port = await listenLocal(farm)
   return { farm, port, status: () => farm.kernel.plugins.statuses().find((s) => s.name === 'txtzyme') }
 }
@@ -45,9 +47,11 @@ t.test('20 clients on 5 sites, 50 lines each: their own outputs, in order; obser
   }))
   const started = Date.now()
   for (const { c, client } of clients) {
-    for (let i = 0; i < 50; i++) client.send({ type: 'run', id: `${c}.${i}`, data: i % 5 === 0 ? `${c}p${i}p` : `_c${c}-${i}_` })
+    for (let i = 0; i < 50; i++)
+      client.send({ type: 'run', id: `${c}.${i}`, data: i % 5 === 0 ? `${c}p${i}p` : `_c${c}-${i}_` })
   }
-  const done = () => clients.every(({ got }) => got.all.filter((m) => m.type === 'output' || m.type === 'error').length === 50)
+  const done = () =>
+    clients.every(({ got }) => got.all.filter((m) => m.type === 'output' || m.type === 'error').length === 50)
   await eventually(done, 30_000, 'every reply')
   const elapsed = Date.now() - started
   t.comment(`1000 lines from 20 clients in ${elapsed} ms (${Math.round(1000_000 / elapsed)} lines/s)`)
@@ -60,7 +64,9 @@ t.test('20 clients on 5 sites, 50 lines each: their own outputs, in order; obser
     t.match(got.all[0], { type: 'state', data: { state: 'ready' } }, 'the state comes first')
   }
   await eventually(() => seen.all.filter((m) => m.type === 'line').length >= 1000, 5000, 'observer lines')
-  const lines = seen.all.filter((m) => m.type === 'line').map((m) => m.data as { site: string; session: string; line: string; lines: string[] })
+  const lines = seen.all
+    .filter((m) => m.type === 'line')
+    .map((m) => m.data as { site: string; session: string; line: string; lines: string[] })
   t.equal(lines.length, 1000)
   const labels = new Map<string, string>() // label → client
   let mislabelled = 0
@@ -94,7 +100,10 @@ t.test('owners only; the legacy text client; REST; a timeout keeps replies in st
   const status = await http(port, 'GET', '/plugin/txtzyme/status', host)
   t.equal(status.status, 200)
   t.match(JSON.parse(status.body), { state: 'ready', chip: 'ATmega32U4', mayRun: false, openToVisitors: false })
-  const refused = await http(port, 'POST', '/plugin/txtzyme/run', host, { headers: { 'content-type': 'application/json' }, body: '{"line":"1p"}' })
+  const refused = await http(port, 'POST', '/plugin/txtzyme/run', host, {
+    headers: { 'content-type': 'application/json' },
+    body: '{"line":"1p"}',
+  })
   t.equal(refused.status, 403)
   t.match(JSON.parse(refused.body), { code: 'TXTZYME_NOT_OWNER' })
   const visitor = await openWs(port, '/plugin/txtzyme/v1', host)
@@ -120,7 +129,11 @@ t.test('owners only; the legacy text client; REST; a timeout keeps replies in st
   const modern = await openWs(port, '/plugin/txtzyme', host, { cookie: owner.cookie, protocols: ['wikifarm.v1'] })
   t.teardown(() => modern.ws.close())
   t.equal(modern.ws.protocol, 'wikifarm.v1')
-  t.match(await modern.nextJson(), { type: 'state', data: { state: 'ready' } }, 'a v1 client on the legacy url gets envelopes')
+  t.match(
+    await modern.nextJson(),
+    { type: 'state', data: { state: 'ready' } },
+    'a v1 client on the legacy url gets envelopes',
+  )
   modern.send({ type: 'run', id: 'm1', data: '_modern_' })
   t.same(await modern.nextJson(), { type: 'output', id: 'm1', data: { lines: ['modern'] } })
 
@@ -132,7 +145,11 @@ t.test('owners only; the legacy text client; REST; a timeout keeps replies in st
   const bad = await http(port, 'POST', '/plugin/txtzyme/run', host, { headers: json, body: '{"line":"3{2{kp}}"}' })
   t.equal(bad.status, 400)
   t.match(JSON.parse(bad.body), { code: 'TXTZYME_LINE_NESTED_LOOP' })
-  t.same(Object.keys(JSON.parse(bad.body) as object), ['error', 'code'], 'worded as the kernel words its errors: { error, code }')
+  t.same(
+    Object.keys(JSON.parse(bad.body) as object),
+    ['error', 'code'],
+    'worded as the kernel words its errors: { error, code }',
+  )
   const started = Date.now()
   const [slow, next] = await Promise.all([
     http(port, 'POST', '/plugin/txtzyme/run', host, { headers: json, body: '{"line":"400m_slow_","timeoutMs":50}' }),
@@ -144,7 +161,10 @@ t.test('owners only; the legacy text client; REST; a timeout keeps replies in st
   t.equal(next.status, 200)
   t.same(JSON.parse(next.body).lines, ['next'], 'the next reply is its own, not the late output')
   t.ok(Date.now() - started >= 350, 'the device stayed blocked until the slow line finished')
-  const text = await http(port, 'POST', '/plugin/txtzyme/run', host, { headers: { 'content-type': 'text/plain', cookie: owner.cookie }, body: '_plain_' })
+  const text = await http(port, 'POST', '/plugin/txtzyme/run', host, {
+    headers: { 'content-type': 'text/plain', cookie: owner.cookie },
+    body: '_plain_',
+  })
   t.same(JSON.parse(text.body).lines, ['plain'], 'a text/plain body is one line')
 })
 
@@ -153,16 +173,26 @@ t.test('unavailable at boot names where it looked; a device that appears later i
   const empty = mkdtempSync(join(tmpdir(), 'txtzyme-dev-'))
   t.teardown(() => rmSync(empty, { recursive: true, force: true }))
   const scanned = await farmWith(t, { devDir: empty })
-  t.match(scanned.status(), { state: 'unavailable', reason: /^no Txtzyme device attached \(looked at SerialPort\.list\(\) for USB 16C0:047A, .*ttyACM\*\)$/ })
+  t.match(scanned.status(), {
+    state: 'unavailable',
+    reason: /^no Txtzyme device attached \(looked at SerialPort\.list\(\) for USB 16C0:047A, .*ttyACM\*\)$/,
+  })
   const refused = await http(scanned.port, 'GET', '/plugin/txtzyme/status', 'a.example')
   t.equal(refused.status, 503)
   t.match(JSON.parse(refused.body), { code: 'WIKIFARM_ERR_PLUGIN_UNAVAILABLE', reason: /no Txtzyme device attached/ })
   const early = await openWs(scanned.port, '/plugin/txtzyme/v1', 'a.example')
-  t.match(await early.waitClose(), { code: 1013, reason: /no Txtzyme device attached/ }, 'sockets close with 1013 and the reason')
+  t.match(
+    await early.waitClose(),
+    { code: 1013, reason: /no Txtzyme device attached/ },
+    'sockets close with 1013 and the reason',
+  )
 
   const sim = await simulatedDevice(t, { speed: 10, plug: false })
   const { port, status } = await farmWith(t, { device: sim.path, backoffMinMs: 50, backoffMaxMs: 200, heartbeatMs: 50 })
-  t.match(status(), { state: 'unavailable', reason: `no Txtzyme device attached at ${sim.path} (the configured device path does not exist)` })
+  t.match(status(), {
+    state: 'unavailable',
+    reason: `no Txtzyme device attached at ${sim.path} (the configured device path does not exist)`,
+  })
   await sim.plug()
   await eventually(() => status()?.state === 'running', 6000, 'launched by the retry')
   const client = await openWs(port, '/plugin/txtzyme/v1', 'a.example', { headers: {} })
@@ -173,10 +203,21 @@ t.test('unavailable at boot names where it looked; a device that appears later i
 
   // Unplug: the state is pushed and lines fail; replug: ready again.
   await sim.unplug()
-  await eventually(() => got.all.some((m) => m.type === 'state' && (m.data as { state: string }).state === 'lost'), 3000, 'lost pushed')
-  t.match(got.all.find((m) => (m.data as { state?: string } | undefined)?.state === 'lost'), { data: { reason: /went away/ } })
+  await eventually(
+    () => got.all.some((m) => m.type === 'state' && (m.data as { state: string }).state === 'lost'),
+    3000,
+    'lost pushed',
+  )
+  t.match(
+    got.all.find((m) => (m.data as { state?: string } | undefined)?.state === 'lost'),
+    { data: { reason: /went away/ } },
+  )
   await sim.plug()
-  await eventually(() => got.all.some((m, i) => i > 1 && m.type === 'state' && (m.data as { state: string }).state === 'ready'), 5000, 'ready pushed')
+  await eventually(
+    () => got.all.some((m, i) => i > 1 && m.type === 'state' && (m.data as { state: string }).state === 'ready'),
+    5000,
+    'ready pushed',
+  )
 })
 
 t.test('bad input: unknown types, bad lines, floods, a client gone mid-line', async (t) => {
@@ -205,7 +246,10 @@ t.test('bad input: unknown types, bad lines, floods, a client gone mid-line', as
   // A flood from one client: beyond its cap, a clear error; the lines within it still run.
   for (let i = 0; i < 8; i++) a.send({ type: 'run', id: `f${i}`, data: `20m_f${i}_` })
   const flood = await Promise.all(Array.from({ length: 8 }, (_, i) => reply(msgsA, `f${i}`)))
-  t.ok(flood.some((m) => m?.type === 'error' && (m.data as { code: string }).code === 'TXTZYME_SESSION_QUEUE_FULL'), 'the flood meets its cap')
+  t.ok(
+    flood.some((m) => m?.type === 'error' && (m.data as { code: string }).code === 'TXTZYME_SESSION_QUEUE_FULL'),
+    'the flood meets its cap',
+  )
   t.match(flood[0], { type: 'output', data: { lines: ['f0'] } })
 
   // A client that goes away mid-line: its output is dropped, others stay in step.
@@ -215,7 +259,11 @@ t.test('bad input: unknown types, bad lines, floods, a client gone mid-line', as
   await new Promise((r) => setTimeout(r, 30))
   gone.ws.terminate()
   b.send({ type: 'run', id: 'b1', data: '_mine_' })
-  t.match(await reply(msgsB, 'b1'), { type: 'output', data: { lines: ['mine'] } }, 'the next client gets its own output')
+  t.match(
+    await reply(msgsB, 'b1'),
+    { type: 'output', data: { lines: ['mine'] } },
+    'the next client gets its own output',
+  )
   b.send({ type: 'run', id: 'b2', data: '2{kp}' })
   t.match(await reply(msgsB, 'b2'), { type: 'output', data: { lines: ['1', '0'] } })
 })
@@ -227,13 +275,20 @@ t.test('with the simulator option and no device, the plugin runs the simulator a
   const { farm, port, status } = await farmWith(t, { devDir: empty, simulator: true, openToVisitors: true })
   if (/\btxtzyme=process\b/.test(process.env.WIKIFARM_TEST_ISOLATION ?? '')) {
     // The demo simulator runs socat, and a process plugin may start no process: refused, plainly.
-    t.match(status(), { state: 'failed', reason: /restricted|ERR_ACCESS_DENIED/ }, 'process mode: no simulator, and the reason says why')
+    t.match(
+      status(),
+      { state: 'failed', reason: /restricted|ERR_ACCESS_DENIED/ },
+      'process mode: no simulator, and the reason says why',
+    )
     return
   }
   t.equal(status()?.state, 'running', 'no device, yet running')
   const device = await http(port, 'GET', '/plugin/txtzyme/status', 'sim.example')
   t.match(JSON.parse(device.body), { state: 'ready', simulated: true, chip: 'ATmega32U4' })
-  const ran = await http(port, 'POST', '/plugin/txtzyme/run', 'sim.example', { headers: { 'content-type': 'application/json' }, body: '{"line":"_sim_"}' })
+  const ran = await http(port, 'POST', '/plugin/txtzyme/run', 'sim.example', {
+    headers: { 'content-type': 'application/json' },
+    body: '{"line":"_sim_"}',
+  })
   t.same(JSON.parse(ran.body).lines, ['sim'])
   const path = JSON.parse(device.body).path as string
   await farm.kernel.close()

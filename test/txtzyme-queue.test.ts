@@ -68,7 +68,11 @@ t.test('output up to the sentinel goes to its requester', async (t) => {
   t.match(written[0], /^_held__tz[0-9a-z]+_\n$/, 'the sentinel is appended to the same line')
   t.same(await queue.submit('a', { site: 's', label: 'A' }, '3{kp}'), ['2', '1', '0'])
   t.same(await queue.submit('a', { site: 's', label: 'A' }, '1d1o'), [], 'a line that prints nothing')
-  t.match(await queue.submit('a', { site: 's', label: 'A' }, 'h'), ['Txtzyme simulator (wikifarm)'], 'help, several lines')
+  t.match(
+    await queue.submit('a', { site: 's', label: 'A' }, 'h'),
+    ['Txtzyme simulator (wikifarm)'],
+    'help, several lines',
+  )
   queue.deviceLine('garbage with nothing on the device')
   t.equal(queue.stray, 1, 'device lines with no line on the device are counted and dropped')
 })
@@ -86,7 +90,11 @@ t.test('round-robin: every backlogged session gets its share', async (t) => {
   queue.setOpen(true)
   const results = await Promise.all(all)
   for (const [s, label] of sessions.entries()) {
-    t.same(results.slice(s * 50, s * 50 + 50), Array.from({ length: 50 }, (_, i) => [String(i)]), `${label} gets its own outputs in order`)
+    t.same(
+      results.slice(s * 50, s * 50 + 50),
+      Array.from({ length: 50 }, (_, i) => [String(i)]),
+      `${label} gets its own outputs in order`,
+    )
   }
   const window = order.slice(0, 100)
   for (const label of sessions) {
@@ -120,7 +128,14 @@ t.test('a timeout answers the requester; the next reply still matches', async (t
   t.ok(queue.busy, 'the device is still blocked on the slow line')
   t.same(await next, ['next'], 'the next line gets its own output, not the late one')
   t.ok(Date.now() - started >= 280, 'the next line waited for the slow one to finish')
-  t.same(records.map((r) => [r.line, r.lines, r.timedOut]), [['300m_slow_', ['slow'], true], ['_next_', ['next'], false]], 'observers see the late output, marked')
+  t.same(
+    records.map((r) => [r.line, r.lines, r.timedOut]),
+    [
+      ['300m_slow_', ['slow'], true],
+      ['_next_', ['next'], false],
+    ],
+    'observers see the late output, marked',
+  )
 })
 
 t.test('cancel and device loss', async (t) => {

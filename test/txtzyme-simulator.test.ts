@@ -5,9 +5,18 @@ import { SerialPort, ReadlineParser } from 'serialport'
 import { TxtzymeSimulator, CHIP_NAME, LINE_BUFFER } from '../plugins/txtzyme/simulator.js'
 import { simulatedDevice, needSocat } from './fixtures/txtzyme-device.js'
 
-async function runLines(text: string, setup?: (sim: TxtzymeSimulator) => void, speed = 1000): Promise<{ out: string; sim: TxtzymeSimulator }> {
+async function runLines(
+  text: string,
+  setup?: (sim: TxtzymeSimulator) => void,
+  speed = 1000,
+): Promise<{ out: string; sim: TxtzymeSimulator }> {
   let out = ''
-  const sim = new TxtzymeSimulator({ speed, output: (s) => { out += s } })
+  const sim = new TxtzymeSimulator({
+    speed,
+    output: (s) => {
+      out += s
+    },
+  })
   setup?.(sim)
   sim.input(text)
   await sim.idle()

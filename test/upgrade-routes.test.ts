@@ -11,11 +11,25 @@ t.test('upgrades to plain routes are 404 before the handshake; websocket routes 
   const farm = await startFarm(t, { farm: true })
   const owner = await claim(t, farm.app, HOST)
   const port = await listenLocal(farm)
-  for (const path of ['/', '/welcome-visitors.json', '/welcome-visitors.html', '/system/sitemap.json', '/system/slugs.json',
-    '/sitemap.xml', '/favicon.png', '/logout', '/system/session.json', '/system/status.json', '/recycler/system/slugs.json']) {
+  for (const path of [
+    '/',
+    '/welcome-visitors.json',
+    '/welcome-visitors.html',
+    '/system/sitemap.json',
+    '/system/slugs.json',
+    '/sitemap.xml',
+    '/favicon.png',
+    '/logout',
+    '/system/session.json',
+    '/system/status.json',
+    '/recycler/system/slugs.json',
+  ]) {
     const answer = await refusedUpgrade(port, path, HOST, { cookie: owner.cookie })
     t.equal(answer.status, 404, `${path}: no handshake`)
-    t.same(JSON.parse(answer.body), { error: `No route for websocket ${path}: this route is not a websocket`, code: 'WIKIFARM_ERR_ROUTE_NOT_FOUND' })
+    t.same(JSON.parse(answer.body), {
+      error: `No route for websocket ${path}: this route is not a websocket`,
+      code: 'WIKIFARM_ERR_ROUTE_NOT_FOUND',
+    })
   }
   t.equal((await refusedUpgrade(port, '/no/such/route', HOST)).status, 404, 'an unknown path is 404 as always')
   t.equal(farm.kernel.sockets.size, 0, 'no connection was made')
@@ -25,5 +39,9 @@ t.test('upgrades to plain routes are 404 before the handshake; websocket routes 
     client.ws.close()
     await client.waitClose()
   }
-  t.equal((await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })).statusCode, 200, 'plain requests are served as before')
+  t.equal(
+    (await farm.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })).statusCode,
+    200,
+    'plain requests are served as before',
+  )
 })

@@ -19,7 +19,17 @@ const MB = 1024 * 1024
 t.test('a 4 MB page of [ on one site does not stall reads of another', async (t) => {
   const data = t.testdir()
   const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/farm-child.js')], {
-    env: { ...process.env, WIKIFARM_TEST_CONFIG: JSON.stringify({ data, farm: true, ...RATE_LIMITS_OFF, uploadLimit: 20 * MB, itemLimit: 8 * MB, actionLimit: 8 * MB }) },
+    env: {
+      ...process.env,
+      WIKIFARM_TEST_CONFIG: JSON.stringify({
+        data,
+        farm: true,
+        ...RATE_LIMITS_OFF,
+        uploadLimit: 20 * MB,
+        itemLimit: 8 * MB,
+        actionLimit: 8 * MB,
+      }),
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   t.teardown(() => { child.kill('SIGKILL') })
@@ -43,7 +53,11 @@ t.test('a 4 MB page of [ on one site does not stall reads of another', async (t)
   })()
 
   const text = '['.repeat(4 * 1024 * 1024)
-  const action = { type: 'create', item: { title: 'Evil', story: [{ type: 'paragraph', id: 'a'.repeat(16), text }] }, date: 1 }
+  const action = {
+    type: 'create',
+    item: { title: 'Evil', story: [{ type: 'paragraph', id: 'a'.repeat(16), text }] },
+    date: 1,
+  }
   const save = await httpCall(port, {
     method: 'PUT', path: '/page/evil/action', body: JSON.stringify({ action }),
     headers: { host: ATTACKER, origin: ORIGIN, cookie, 'content-type': 'application/json' },

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto'
 import { VERSION } from '../package-info.js'
 import secureJson from 'secure-json-parse'
 import { DEFAULTS, type FarmConfig, type WikiDomain } from '../farm-config.js'
-import type { PluginGrant } from '../plugin-host/registry.js'
+import type { PluginGrant } from '../farm-config.js'
+import { isSlug } from '../../schemas/page.js'
 import { normalizeHost, stripWww } from '../http/site-router.js'
 import { ERR_CONFIG } from '../errors.js'
 import { suggestion } from '../did-you-mean.js'
@@ -27,7 +28,6 @@ type Settings = Partial<Omit<FarmConfig, 'cookieSecretIsRandom'> & { pluginsDisa
 type LogLevel = FarmConfig['logLevel']
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-const SLUG = /^[a-z0-9-]{1,100}$/
 const MIB = 1024 * 1024
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb: 1024 * MIB }
 /** Plugin names, as the registry checks them: they become the path /plugin/<name>. */
@@ -223,7 +223,8 @@ function pluginNames(value: unknown, where: string): string[] {
 function pluginSites(value: unknown, where: string): string[] | '*' {
   if (value === '*') return '*'
   if (!Array.isArray(value)) return fail(where, `must be "*" or an array of host names, got ${show(value)}`)
-  if (value.length === 0) fail(where, 'must list at least one host name, or be "*" (to serve no site, set "enabled": false)')
+  if (value.length === 0)
+    fail(where, 'must list at least one host name, or be "*" (to serve no site, set "enabled": false)')
   const hosts = value.map((item: unknown) => {
     if (typeof item !== 'string') return fail(where, `list entries must be host names, got ${show(item)}`)
     if (item.trim() === '*') return fail(where, '"*" stands alone: write "sites": "*"')
@@ -263,11 +264,13 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
           grant.package = text(v, field).trim()
           break
         case 'isolation':
-          if (v !== 'none' && v !== 'worker' && v !== 'process') fail(field, `must be "none", "worker" or "process", got ${show(v)}`)
+          if (v !== 'none' && v !== 'worker' && v !== 'process')
+            fail(field, `must be "none", "worker" or "process", got ${show(v)}`)
           grant.isolation = v
           break
         case 'maxHeapMb':
-          if (typeof v !== 'number' || !Number.isInteger(v) || v < 16 || v > 16384) fail(field, `must be a whole number of MiB from 16 to 16384, got ${show(v)}`)
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 16 || v > 16384)
+            fail(field, `must be a whole number of MiB from 16 to 16384, got ${show(v)}`)
           grant.maxHeapMb = v
           break
         case 'maxRssMb':
@@ -281,12 +284,18 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
           grant.allowAddons = v
           break
         case 'allowRead':
-          if (!Array.isArray(v) || !v.every((path) => typeof path === 'string' && path.startsWith('/'))) fail(field, `must be a list of absolute paths, got ${show(v)}`)
+          if (!Array.isArray(v) || !v.every((path) => typeof path === 'string' && path.startsWith('/')))
+            fail(field, `must be a list of absolute paths, got ${show(v)}`)
           grant.allowRead = v as string[]
           break
         default: {
           const hint = suggestion(key, GRANT_KEYS, '')
-          fail(field, hint ? `unknown key; did you mean "${hint}"?` : `unknown key (a plugin's grant has ${GRANT_KEYS.join(', ')})`)
+          fail(
+            field,
+            hint
+              ? `unknown key; did you mean "${hint}"?`
+              : `unknown key (a plugin's grant has ${GRANT_KEYS.join(', ')})`,
+          )
         }
       }
     }
@@ -296,7 +305,11 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
 }
 
 /** `plugins`, with the shortcut lists applied on top: a shortcut adds to or overrides a grant. */
-function mergeGrants(grants: Record<string, PluginGrant>, disabled: string[] = [], farm: string[] = []): Record<string, PluginGrant> {
+function mergeGrants(
+  grants: Record<string, PluginGrant>,
+  disabled: string[] = [],
+  farm: string[] = [],
+): Record<string, PluginGrant> {
   const out: Record<string, PluginGrant> = {}
   for (const [name, grant] of Object.entries(grants)) out[name] = { ...grant }
   for (const name of disabled) out[name] = { ...out[name], enabled: false }
@@ -318,7 +331,7 @@ function securityType(value: unknown, where: string): 'friends' {
 
 function home(value: unknown, where: string): string {
   const slug = text(value, where)
-  if (!SLUG.test(slug)) fail(where, `must be a page slug (a-z, 0-9 and -), got ${show(value)}`)
+  if (!isSlug(slug)) fail(where, `must be a page slug (a-z, 0-9 and -), got ${show(value)}`)
   return slug
 }
 
@@ -365,7 +378,8 @@ const SETTINGS: Record<string, Setting> = {
   },
   allowed: {
     flag: 'string', arg: 'HOSTS', shown: 'none',
-    help: 'farm: comma list of hosts served, or * for the site folders in <data>; with neither this nor wikiDomains, every host is served',
+    help: 'farm: comma list of hosts served, or * for the site folders in <data>; ' +
+      'with neither this nor wikiDomains, every host is served',
     assign: (s, v, w) => { s.allowed = allowedHosts(v, w) },
   },
   wikiDomains: {
@@ -471,7 +485,8 @@ const SETTINGS: Record<string, Setting> = {
   },
   plugins_farm: {
     flag: 'string', arg: 'LIST', shown: 'none',
-    help: 'comma list of plugins granted farm trust: every site\'s pages and events (sets "trust": "farm" in their grant)',
+    help: 'comma list of plugins granted farm trust: every site\'s pages and events ' +
+      '(sets "trust": "farm" in their grant)',
     assign: (s, v, w) => { s.pluginsFarm = pluginNames(v, w) },
   },
   plugin_timeout: {
@@ -491,20 +506,23 @@ const SETTINGS: Record<string, Setting> = {
   },
   plugin_heartbeat_timeout: {
     flag: null, shown: String(DEFAULTS.pluginHeartbeatTimeoutMs),
-    help: 'milliseconds an isolated plugin may leave a heartbeat unanswered (a blocked event loop) before it is ended and restarted',
+    help: 'milliseconds an isolated plugin may leave a heartbeat unanswered (a blocked event loop) ' +
+      'before it is ended and restarted',
     assign: (s, v, w) => { s.pluginHeartbeatTimeoutMs = millis(v, w) },
   },
   plugin_restart_limit: {
     flag: null, shown: String(DEFAULTS.pluginRestartLimit),
     help: 'crashes in a row after which an isolated plugin stays failed until the admin relaunches it',
     assign: (s, v, w) => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) fail(w, `must be a whole number from 1 to 1000, got ${show(v)}`)
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000)
+        fail(w, `must be a whole number from 1 to 1000, got ${show(v)}`)
       s.pluginRestartLimit = v
     },
   },
   maxPayload: {
     flag: 'string', arg: 'SIZE', shown: '1mb',
-    help: 'largest incoming websocket message: bytes, or with a unit (kb, mb), at most 16mb; a bigger one closes the socket (1009)',
+    help: 'largest incoming websocket message: bytes, or with a unit (kb, mb), at most 16mb; ' +
+      'a bigger one closes the socket (1009)',
     assign: (s, v, w) => { s.maxPayload = bytesAtMost(v, w, MAX_PAYLOAD, '16mb') },
   },
   sendBuffer: {
@@ -575,7 +593,8 @@ const SETTINGS: Record<string, Setting> = {
   },
   socketIdleSeconds: {
     flag: 'string', arg: 'N', shown: String(DEFAULTS.socketIdleSeconds),
-    help: `seconds an HTTP connection may stay silent both ways before it is closed; websockets have their ping ${TIMEOUT_RANGE}`,
+    help: 'seconds an HTTP connection may stay silent both ways before it is closed; ' +
+      `websockets have their ping ${TIMEOUT_RANGE}`,
     assign: (s, v, w) => { s.socketIdleSeconds = timeoutSeconds(v, w) },
   },
 }
@@ -650,7 +669,9 @@ function domainWarnings(domains: Record<string, WikiDomain>): string[] {
     const overrides = keys.filter((k) => Object.hasOwn(SETTINGS, k))
     if (unused.length > 0) warnings.push(`wikiDomains "${domain}": ${quote(unused)} ignored (not a wikifarm setting)`)
     if (overrides.length > 0) {
-      warnings.push(`wikiDomains "${domain}": per-domain ${quote(overrides)} not applied yet: the farm-wide values are used`)
+      warnings.push(
+        `wikiDomains "${domain}": per-domain ${quote(overrides)} not applied yet: the farm-wide values are used`,
+      )
     }
   }
   return warnings
@@ -670,7 +691,8 @@ function flagOptions(): FlagConfig {
   for (const [name, s] of Object.entries(SETTINGS)) {
     if (s.flag) options[name] = s.short ? { type: s.flag, short: s.short } : { type: s.flag }
   }
-  for (const [name, s] of Object.entries(IGNORED)) options[name] = s.short ? { type: s.flag, short: s.short } : { type: s.flag }
+  for (const [name, s] of Object.entries(IGNORED))
+    options[name] = s.short ? { type: s.flag, short: s.short } : { type: s.flag }
   return options
 }
 
@@ -686,13 +708,18 @@ function flagError(err: unknown): never {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
       const name = long.replace(/^-+/, '').replace(/=.*$/, '')
       const fileOnly = Object.hasOwn(SETTINGS, name) ? SETTINGS[name] : undefined
-      if (fileOnly && !fileOnly.flag) fail(long, `${name} is set in the config file (--config FILE) or ${envNames(name)[0] ?? ''}`)
+      if (fileOnly && !fileOnly.flag)
+        fail(long, `${name} is set in the config file (--config FILE) or ${envNames(name)[0] ?? ''}`)
       if (Object.hasOwn(REFUSED, name)) fail(long, REFUSED[name] as string)
       const hint = suggestion(name, FLAG_NAMES, '--')
-      return fail(long || 'flags', hint ? `unknown flag; did you mean ${hint}?` : 'unknown flag (wikifarm --help lists them)')
+      return fail(
+        long || 'flags',
+        hint ? `unknown flag; did you mean ${hint}?` : 'unknown flag (wikifarm --help lists them)',
+      )
     }
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      if (/does not take an argument/.test(message)) fail(long, 'takes no value (use --no-' + long.slice(2) + ' to turn it off)')
+      if (/does not take an argument/.test(message))
+        fail(long, 'takes no value (use --no-' + long.slice(2) + ' to turn it off)')
       if (/ambiguous/.test(message)) fail(long, `needs a value (write ${long}=VALUE when the value starts with -)`)
       return fail(long || 'flags', 'needs a value')
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
@@ -706,7 +733,13 @@ type Flags = Record<string, string | boolean | undefined>
 
 function readFlags(argv: string[]): Flags {
   try {
-    const { values } = parseArgs({ args: argv, options: flagOptions(), strict: true, allowPositionals: false, allowNegative: true })
+    const { values } = parseArgs({
+      args: argv,
+      options: flagOptions(),
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+    })
     return values as Flags
   } catch (err) {
     return flagError(err)
@@ -740,7 +773,8 @@ function readConfigFile(file: string, where: string): Record<string, unknown> {
  * flags and environment variables, which are text, accept yes/no, on/off and 1/0.
  */
 function fileValue(setting: Setting, value: unknown, where: string): void {
-  if (setting.flag === 'boolean' && typeof value !== 'boolean') fail(where, `must be JSON true or false, got ${show(value)}`)
+  if (setting.flag === 'boolean' && typeof value !== 'boolean')
+    fail(where, `must be JSON true or false, got ${show(value)}`)
 }
 
 function fromFile(data: Record<string, unknown>, file: string, warnings: string[]): Settings {
@@ -786,7 +820,8 @@ function envValue(env: NodeJS.ProcessEnv, key: string): { name: string; value: s
     return value === undefined || value.trim() === '' ? [] : [{ name, value }]
   })
   const [first, second] = found
-  if (first && second && first.value !== second.value) fail(`${first.name} and ${second.name}`, 'both set, to different values: keep one')
+  if (first && second && first.value !== second.value)
+    fail(`${first.name} and ${second.name}`, 'both set, to different values: keep one')
   return first ?? null
 }
 
@@ -908,7 +943,11 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     origins: pick('origins', ...layers) ?? [...DEFAULTS.origins],
     trustProxy: pick('trustProxy', ...layers) ?? DEFAULTS.trustProxy,
     logLevel: pick('logLevel', ...layers) ?? DEFAULTS.logLevel,
-    plugins: mergeGrants(pick('plugins', ...layers) ?? DEFAULTS.plugins, pick('pluginsDisabled', ...layers), pick('pluginsFarm', ...layers)),
+    plugins: mergeGrants(
+      pick('plugins', ...layers) ?? DEFAULTS.plugins,
+      pick('pluginsDisabled', ...layers),
+      pick('pluginsFarm', ...layers),
+    ),
     pluginLaunchTimeoutMs: pick('pluginLaunchTimeoutMs', ...layers) ?? DEFAULTS.pluginLaunchTimeoutMs,
     pluginHandlerTimeoutMs: pick('pluginHandlerTimeoutMs', ...layers) ?? DEFAULTS.pluginHandlerTimeoutMs,
     pluginCloseTimeoutMs: pick('pluginCloseTimeoutMs', ...layers) ?? DEFAULTS.pluginCloseTimeoutMs,
@@ -953,9 +992,16 @@ export function bootWarnings(config: FarmConfig): string[] {
   warnings.push(...domainWarnings(config.wikiDomains))
   if (!config.farm) {
     for (const [name, grant] of Object.entries(config.plugins)) {
-      if (grant.sites !== undefined && grant.sites !== '*' && !grant.sites.includes('default') && grant.enabled !== false) {
-        warnings.push(`plugins.${name}.sites names hosts, but without --farm the one site is named "default": ` +
-          'the plugin is reachable on no site (use "sites": "*")')
+      if (
+        grant.sites !== undefined &&
+        grant.sites !== '*' &&
+        !grant.sites.includes('default') &&
+        grant.enabled !== false
+      ) {
+        warnings.push(
+          `plugins.${name}.sites names hosts, but without --farm the one site is named "default": ` +
+            'the plugin is reachable on no site (use "sites": "*")',
+        )
       }
     }
   }
@@ -996,12 +1042,14 @@ export function usage(): string {
       .join(`\n${' '.repeat(head.length)}`).replace(/^/, head).replace(/\u00a0/g, ' ')
   }
   const fileKeys = Object.entries(SETTINGS).filter(([, s]) => !s.flag)
+  const perDomain = Object.keys(SETTINGS).filter((k) => SETTINGS[k]?.perDomain)
   const fileNotes: Record<string, string> = {
-    wikiDomains: `. Per-domain settings are checked (${Object.keys(SETTINGS).filter((k) => SETTINGS[k]?.perDomain).join(', ')}); ` +
+    wikiDomains: `. Per-domain settings are checked (${perDomain.join(', ')}); ` +
       'the farm-wide values are the ones used',
     plugins: '. --plugins_disable and --plugins_farm add to these grants',
   }
   const envExamples = ['port', 'cookieSecret', 'cacheMB'].map((k) => envNames(k).join(' or ')).join(', ')
+  const ignored = Object.keys(IGNORED).map((k) => `--${k}`).join(' ')
   return [
     'Usage: wikifarm [flags]',
     '',
@@ -1021,7 +1069,7 @@ export function usage(): string {
     '',
     'Precedence: flags, then the config file, then WIKIFARM_* variables, then the defaults.',
     '',
-    ...wrap(`Reference-farm options accepted and ignored (with a warning): ${Object.keys(IGNORED).map((k) => `--${k}`).join(' ')}`, 96),
+    ...wrap(`Reference-farm options accepted and ignored (with a warning): ${ignored}`, 96),
     '',
   ].join('\n')
 }

@@ -27,7 +27,10 @@ export const BUILTIN_PLUGINS = fileURLToPath(new URL('../../plugins/', import.me
  * The folders of the plugins a farm runs: built-ins under their folder, packages given as a
  * path under that path's folder, packages by name under node_modules/<name>/.
  */
-export function pluginSources(records: ReadonlyArray<{ name: string; grant: { package?: string } }>, builtinDir = BUILTIN_PLUGINS): PluginSource[] {
+export function pluginSources(
+  records: ReadonlyArray<{ name: string; grant: { package?: string } }>,
+  builtinDir = BUILTIN_PLUGINS,
+): PluginSource[] {
   return records.flatMap(({ name, grant }) => {
     const spec = grant.package
     if (spec === undefined) return withSourceTwin(name, join(builtinDir, name) + sep)
@@ -46,7 +49,12 @@ export function pluginSources(records: ReadonlyArray<{ name: string; grant: { pa
  */
 function withSourceTwin(name: string, dir: string): PluginSource[] {
   const compiled = join(PACKAGE_ROOT, 'dist') + sep
-  return dir.startsWith(compiled) ? [{ name, dir }, { name, dir: join(PACKAGE_ROOT, dir.slice(compiled.length)) }] : [{ name, dir }]
+  return dir.startsWith(compiled)
+    ? [
+        { name, dir },
+        { name, dir: join(PACKAGE_ROOT, dir.slice(compiled.length)) },
+      ]
+    : [{ name, dir }]
 }
 
 /** The plugin whose code is nearest the top of the error's stack, or null. */
@@ -65,12 +73,20 @@ export interface FaultLog {
 }
 
 /** The log line for an error nobody caught: which plugin, if any, and what happens next. */
-export function describeFault(kind: 'rejection' | 'exception', err: unknown, sources: PluginSource[]): { fields: object; msg: string } {
+export function describeFault(
+  kind: 'rejection' | 'exception',
+  err: unknown,
+  sources: PluginSource[],
+): { fields: object; msg: string } {
   const plugin = blamePlugin(err, sources)
   const where = plugin ? `in plugin ${plugin}` : 'of unknown origin'
   const then = kind === 'rejection' ? 'the farm keeps serving' : 'closing the farm'
   return {
-    fields: { err, plugin, code: kind === 'rejection' ? 'WIKIFARM_ERR_UNHANDLED_REJECTION' : 'WIKIFARM_ERR_UNCAUGHT_EXCEPTION' },
+    fields: {
+      err,
+      plugin,
+      code: kind === 'rejection' ? 'WIKIFARM_ERR_UNHANDLED_REJECTION' : 'WIKIFARM_ERR_UNCAUGHT_EXCEPTION',
+    },
     msg: `${kind === 'rejection' ? 'unhandled rejection' : 'uncaught exception'} ${where}: ${then}`,
   }
 }

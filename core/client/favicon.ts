@@ -34,7 +34,12 @@ export function drawFlag(site: string): Buffer {
   header.writeUInt32BE(SIZE, 4)
   header[8] = 8 // bit depth
   header[9] = 2 // truecolour
-  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))])
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ])
 }
 
 /** Decodes the `image` field the client posts (a data URL or bare base64); null if not a PNG. */

@@ -17,7 +17,22 @@ const MAX_PATH = 300
 /** File types the client folder holds that a browser needs; its html and docs are not served. */
 const CLIENT_FILE = /\.(js|map|css|png|jpg|jpeg|gif|svg|ico|woff2?|ttf|eot)$/
 /** First path segments the kernel owns; a client folder of that name is not mounted. */
-const RESERVED = new Set(['system', 'plugin', 'plugins', 'view', 'page', 'recycler', 'security', 'theme', 'assets', 'auth', 'remote', 'proxy', 'login', 'logout'])
+const RESERVED = new Set([
+  'system',
+  'plugin',
+  'plugins',
+  'view',
+  'page',
+  'recycler',
+  'security',
+  'theme',
+  'assets',
+  'auth',
+  'remote',
+  'proxy',
+  'login',
+  'logout',
+])
 const MAX_AGE_MS = 3600_000
 /** wikifarm's own browser scripts (core/client/), served under /system/. */
 const OWN_CLIENT_DIR = fileURLToPath(new URL('./browser/', import.meta.url))
@@ -88,7 +103,8 @@ export async function clientFileRoutes(app: FastifyInstance, opts: {
 
   app.get<{ Params: { name: string; '*': string } }>('/plugins/:name/*', async (request, reply) => {
     const dir = plugins.get(request.params.name)
-    if (!dir) throw new ERR_CLIENT_FILE_NOT_FOUND(`no client plugin named ${JSON.stringify(request.params.name.slice(0, 60))}`)
+    if (!dir)
+      throw new ERR_CLIENT_FILE_NOT_FOUND(`no client plugin named ${JSON.stringify(request.params.name.slice(0, 60))}`)
     return sendInside(reply, dir, request.params['*'], `/plugins/${request.params.name}`)
   })
   // The client asks /plugins/<name>/<name>.js first and /plugins/<name>.js second.

@@ -1,10 +1,25 @@
 // The federated-wiki lineup URL: /<site>/<slug>[/<site>/<slug>…], where the site `view` means
 // this wiki and `<slug>_rev<n>` asks for a revision. Each pair becomes a page of the shell.
+import { SLUG_BODY } from '../../schemas/page.js'
+
 const SITE = /^[a-zA-Z0-9:.-]{1,253}$/
-const SLUG = /^[a-z0-9-]{1,100}(_rev[0-9]{1,9})?$/
+// A lineup entry is a slug, or slug_rev<n> for an old revision.
+const SLUG_OR_REVISION = new RegExp(`^${SLUG_BODY}(_rev[0-9]{1,9})?$`)
 const MAX_PAGES = 20
 /** First segments the kernel routes itself: such a path is never a lineup. */
-const NOT_LINEUP = new Set(['plugin', 'plugins', 'auth', 'system', 'recycler', 'security', 'page', 'remote', 'proxy', 'theme', 'assets'])
+const NOT_LINEUP = new Set([
+  'plugin',
+  'plugins',
+  'auth',
+  'system',
+  'recycler',
+  'security',
+  'page',
+  'remote',
+  'proxy',
+  'theme',
+  'assets',
+])
 
 export interface LineupEntry {
   /** null for this wiki (the path said `view`). */
@@ -22,7 +37,7 @@ export function parseLineup(path: string): LineupEntry[] | null {
   for (let i = 0; i < parts.length; i += 2) {
     const site = parts[i] ?? ''
     const id = parts[i + 1] ?? ''
-    if (!SITE.test(site) || !SLUG.test(id) || site.includes('..')) return null
+    if (!SITE.test(site) || !SLUG_OR_REVISION.test(id) || site.includes('..')) return null
     entries.push({ site: site === 'view' ? null : site.toLowerCase(), id })
   }
   return entries

@@ -2,7 +2,7 @@
 // client, and a search engine following sitemap.xml, see inside the client shell of
 // /<slug>.html (the client replaces it with its own rendering when it starts).
 import type { Page } from '../../schemas/page.js'
-import { asSlug, replaceInternalLinks } from '../pages/page-text.js'
+import { asSlug, replaceInternalLinks } from '../../schemas/page-text.js'
 
 const ESCAPED = /[&<>"']/
 /** Whether a byte is one of `&<>"'`: ASCII bytes that never occur inside a longer UTF-8 sequence. */
@@ -47,6 +47,7 @@ function linkify(escaped: string): string {
 export function renderStory(page: Page): string {
   return page.story.map((item) => {
     const text = typeof item.text === 'string' ? item.text : ''
-    return `<div class="item ${escapeHtml(item.type)}" data-id="${escapeHtml(item.id)}"><p>${linkify(escapeHtml(text))}</p></div>`
+    const attributes = `class="item ${escapeHtml(item.type)}" data-id="${escapeHtml(item.id)}"`
+    return `<div ${attributes}><p>${linkify(escapeHtml(text))}</p></div>`
   }).join('\n')
 }

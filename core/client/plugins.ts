@@ -72,7 +72,9 @@ async function describe(name: string, source: string, root: string, problems: st
  * by default every node_modules folder from wikifarm's own upward, the nearest copy of a
  * package winning, since npm hoists wikifarm's dependencies into the farm's folder.
  */
-export async function findClientPlugins(options: { nodeModules?: string; builtinDir?: string } = {}): Promise<ClientPluginScan> {
+export async function findClientPlugins(
+  options: { nodeModules?: string; builtinDir?: string } = {},
+): Promise<ClientPluginScan> {
   const folders = options.nodeModules ? [options.nodeModules] : nodeModulesFolders()
   const builtinDir = options.builtinDir ?? BUILTIN_DIR
   const problems: string[] = []
@@ -80,7 +82,8 @@ export async function findClientPlugins(options: { nodeModules?: string; builtin
 
   for (const nodeModules of folders) {
     const packages = (await readdir(nodeModules).catch(() => [] as string[]))
-      .filter((entry) => entry.startsWith(PREFIX) && NAME.test(entry.slice(PREFIX.length))).sort()
+      .filter((entry) => entry.startsWith(PREFIX) && NAME.test(entry.slice(PREFIX.length)))
+      .sort()
     for (const pkg of packages) {
       const root = join(nodeModules, pkg)
       if (byName.has(pkg.slice(PREFIX.length)) || !(await isDir(root))) continue

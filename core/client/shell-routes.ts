@@ -30,7 +30,17 @@ export function lineupHandler(opts: ShellOptions) {
     const entries = parseLineup(path)
     if (!entries) throw new ERR_ROUTE_NOT_FOUND(`GET ${path.slice(0, 200)} (not a lineup of /<site>/<slug> pairs)`)
     const pages = entries.map((entry) => ({ id: entry.id, site: entry.site, rendered: null }))
-    return reply.type(HTML).send(renderClientShell(opts.assets, lineupTitle(entries), pages, await security(request, opts.guards), opts.neighbors))
+    return reply
+      .type(HTML)
+      .send(
+        renderClientShell(
+          opts.assets,
+          lineupTitle(entries),
+          pages,
+          await security(request, opts.guards),
+          opts.neighbors,
+        ),
+      )
   }
 }
 
@@ -43,7 +53,9 @@ export async function shellRoutes(app: FastifyInstance, opts: ShellOptions): Pro
     const stored = await request.site.getPage(slug)
     if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
     const page = { id: slug, site: null, rendered: { title: stored.page.title, storyHtml: renderStory(stored.page) } }
-    return reply.type(HTML).send(renderClientShell(assets, stored.page.title, [page], await security(request, guards), neighbors))
+    return reply
+      .type(HTML)
+      .send(renderClientShell(assets, stored.page.title, [page], await security(request, guards), neighbors))
   })
 
   // A lineup that starts on another site (/fed.wiki.org/some-page/view/local-page) has no

@@ -31,7 +31,14 @@ export async function readClientAssets(wikiClientDir: string | null): Promise<Cl
   const styles = [...template.matchAll(/<link\s+([^>]*)>/g)].flatMap((m) => {
     const attrs = m[1] ?? ''
     const href = /href=['"]([^'"]+)['"]/.exec(attrs)?.[1]
-    if (!href || !/rel=['"]stylesheet['"]/.test(attrs) || !LOCAL_PATH.test(href) || href.includes('..') || href.startsWith('/theme/')) return []
+    if (
+      !href ||
+      !/rel=['"]stylesheet['"]/.test(attrs) ||
+      !LOCAL_PATH.test(href) ||
+      href.includes('..') ||
+      href.startsWith('/theme/')
+    )
+      return []
     return [{ href, media: /media=['"]([a-z]+)['"]/.exec(attrs)?.[1] ?? 'all' }]
   })
   return scripts.includes('/client.js') ? { scripts, styles } : FALLBACK_ASSETS
@@ -64,7 +71,8 @@ function pageDiv(page: ShellPage): string {
   return `<div class="page" id="${escapeHtml(page.id)}" tabindex="-1"${site} data-server-generated="true">
 <div class="paper">
 <div class="twins"><p></p></div>
-<div class="header"><h1><a href="/" style="text-decoration: none"><img height="32" src="/favicon.png" alt=""></a> ${escapeHtml(page.rendered.title)}</h1></div>
+<div class="header"><h1><a href="/" style="text-decoration: none"><img height="32" src="/favicon.png" alt=""></a>
+${escapeHtml(page.rendered.title)}</h1></div>
 <div class="story">
 ${page.rendered.storyHtml}
 </div>
@@ -72,15 +80,21 @@ ${page.rendered.storyHtml}
 </div>`
 }
 
-export function renderClientShell(assets: ClientAssets, title: string, pages: ShellPage[], security: ShellSecurity, seedNeighbors: string): string {
-  const styles = assets.styles.map((s) => `<link href="${escapeHtml(s.href)}" rel="stylesheet" type="text/css" media="${escapeHtml(s.media)}">`)
+export function renderClientShell(
+  assets: ClientAssets,
+  title: string,
+  pages: ShellPage[],
+  security: ShellSecurity,
+  seedNeighbors: string,
+): string {
+  const styles = assets.styles.map(
+    (s) => `<link href="${escapeHtml(s.href)}" rel="stylesheet" type="text/css" media="${escapeHtml(s.media)}">`,
+  )
   styles.splice(1, 0, '<link href="/theme/style.css" rel="stylesheet" type="text/css" media="screen">')
   const scripts = assets.scripts.map((src) => `<script src="${escapeHtml(src)}"></script>`)
   // Shows a new owner the secret that friends' client receives on claim but never displays.
   scripts.push('<script src="/system/claim-secret.js"></script>')
-  const owner = security.claimed
-    ? `Wiki by: <span id="site-owner">${escapeHtml(security.ownerName)}</span>`
-    : ''
+  const owner = security.claimed ? `Wiki by: <span id="site-owner">${escapeHtml(security.ownerName)}</span>` : ''
   return `<!DOCTYPE html>
 <html class="no-js" lang="en">
 <head>
@@ -98,7 +112,8 @@ ${pages.map(pageDiv).join('\n')}
 <footer>
 <div id="site-owner" class="footer-item">${owner}</div>
 <div id="security" class="footer-item"></div>
-<span class="searchbox footer-item">&nbsp;<input class="search" name="search" type="text" placeholder="Search">&nbsp;<span class="pages"></span></span>
+<span class="searchbox footer-item">&nbsp;<input class="search" name="search" type="text"
+  placeholder="Search">&nbsp;<span class="pages"></span></span>
 <span class="neighborhood"></span>
 </footer>
 <script>

@@ -147,7 +147,9 @@ export function registerRateLimits(app: FastifyInstance, settings: RateLimitSett
       const wait = limiter.take(request.ip)
       if (wait > 0) {
         reply.header('retry-after', String(wait))
-        throw new ERR_RATE_LIMITED(`more than ${limiter.perMinute} ${WHAT[limited]} a minute from ${request.ip}: retry in ${wait} s`)
+        throw new ERR_RATE_LIMITED(
+          `more than ${limiter.perMinute} ${WHAT[limited]} a minute from ${request.ip}: retry in ${wait} s`,
+        )
       }
     }
     if (limited === 'upgrade' && watchesSockets) {

@@ -6,9 +6,10 @@ import { FreshSession, type Session, type SessionKeeper } from './sessions.js'
 import type { Site, SiteRegistry } from '../pages/sites.js'
 import { normalizeHost } from './site-router.js'
 import {
-  ERR_BAD_HOST, ERR_BAD_ITEM_ID, ERR_BAD_SLUG, ERR_CLOSING, ERR_FOREIGN_ORIGIN, ERR_NOT_ADMIN, ERR_NOT_OWNER,
+  ERR_BAD_HOST, ERR_BAD_SLUG, ERR_CLOSING, ERR_FOREIGN_ORIGIN, ERR_NOT_ADMIN, ERR_NOT_OWNER,
   ERR_READ_ONLY, ERR_UNKNOWN_SITE,
 } from '../errors.js'
+import { isSlug } from '../../schemas/page.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -26,18 +27,11 @@ declare module 'fastify' {
   }
 }
 
-const SLUG = /^[a-z0-9-]{1,100}$/
-const ITEM_ID = /^[0-9a-f]{16}$/
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 export function checkSlug(slug: string): string {
-  if (!SLUG.test(slug)) throw new ERR_BAD_SLUG(JSON.stringify(slug.slice(0, 120)))
+  if (!isSlug(slug)) throw new ERR_BAD_SLUG(JSON.stringify(slug.slice(0, 120)))
   return slug
-}
-
-export function checkItemId(id: string): string {
-  if (!ITEM_ID.test(id)) throw new ERR_BAD_ITEM_ID(JSON.stringify(id.slice(0, 40)))
-  return id
 }
 
 export interface Guards {
@@ -183,7 +177,12 @@ export function registerRequestContext(app: FastifyInstance, deps: {
   })
 }
 
-export function replaceSession(request: FastifyRequest, reply: FastifyReply, sessions: SessionKeeper, next: Session): void {
+export function replaceSession(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  sessions: SessionKeeper,
+  next: Session,
+): void {
   request.session = next
   sessions.write(reply, next)
 }

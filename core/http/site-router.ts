@@ -23,6 +23,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
  * arrives as mojibake and would name another site. Reads such bytes as UTF-8 when they are.
  */
 function headerText(raw: string): string {
+  // eslint-disable-next-line no-control-regex -- the test is for bytes outside latin1, \x00 included
   if (!/[\x80-\xff]/.test(raw) || /[^\x00-\xff]/.test(raw)) return raw
   try {
     return UTF8.decode(Buffer.from(raw, 'latin1'))

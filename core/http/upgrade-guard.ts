@@ -14,7 +14,8 @@ declare module 'fastify' {
 /** Marks websocket routes as they are added, and refuses upgrades to the others. Call before routes are registered. */
 export function registerUpgradeGuard(app: FastifyInstance): void {
   app.addHook('onRoute', (route) => {
-    if (route.websocket === true || typeof route.wsHandler === 'function') route.config = { ...route.config, websocket: true }
+    if (route.websocket === true || typeof route.wsHandler === 'function')
+      route.config = { ...route.config, websocket: true }
   })
   app.addHook('onRequest', async (request) => {
     if ((request.headers.upgrade ?? '').toLowerCase() !== 'websocket') return

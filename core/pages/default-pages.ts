@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url'
 import type { SitemapEntry } from '../../schemas/sitemap.js'
 import { readPageFile, storedPage, type StoredPage } from './page-store.js'
 import { sitemapEntry } from './sitemap.js'
+import { isSlug } from '../../schemas/page.js'
 
 export const DEFAULT_PAGES_DIR = fileURLToPath(new URL('./default-pages/', import.meta.url))
-const SLUG = /^[a-z0-9-]{1,100}$/
 
 export class DefaultPages {
   readonly #pages: Map<string, StoredPage>
@@ -27,15 +27,21 @@ export class DefaultPages {
    * The farm's default pages from `dir`, and plugin pages from `pluginDirs` (the first of a
    * slug wins). A plugin page that does not parse is reported through `problem` and skipped.
    */
-  static async load(dir = DEFAULT_PAGES_DIR, pluginDirs: string[] = [], problem: (message: string) => void = () => {}): Promise<DefaultPages> {
+  static async load(
+    dir = DEFAULT_PAGES_DIR,
+    pluginDirs: string[] = [],
+    problem: (message: string) => void = () => {},
+  ): Promise<DefaultPages> {
     const pages = new Map<string, StoredPage>()
-    for (const slug of (await readdir(dir)).filter((name) => SLUG.test(name)).sort()) {
+    for (const slug of (await readdir(dir)).filter((name) => isSlug(name)).sort()) {
       const page = await readPageFile(join(dir, slug))
       pages.set(slug, storedPage(page))
     }
     const pluginPages = new Map<string, StoredPage>()
     for (const pluginDir of pluginDirs) {
-      for (const slug of (await readdir(pluginDir).catch(() => [] as string[])).filter((name) => SLUG.test(name)).sort()) {
+      for (const slug of (await readdir(pluginDir).catch(() => [] as string[]))
+        .filter((name) => isSlug(name))
+        .sort()) {
         if (pages.has(slug) || pluginPages.has(slug)) continue
         try {
           pluginPages.set(slug, storedPage(await readPageFile(join(pluginDir, slug))))

@@ -30,12 +30,20 @@ export class EventBus {
   }
 
   /** Returns a function that removes the listener. */
-  on<E extends EventName>(event: E, fn: Listener<E>, owner = 'kernel', accepts: ((site: string) => boolean) | null = null): () => void {
+  on<E extends EventName>(
+    event: E,
+    fn: Listener<E>,
+    owner = 'kernel',
+    accepts: ((site: string) => boolean) | null = null,
+  ): () => void {
     const registration: Registration = { owner, accepts, fn: fn as Registration['fn'] }
     const list = this.#listeners.get(event) ?? []
     this.#listeners.set(event, [...list, registration])
     return () => {
-      this.#listeners.set(event, (this.#listeners.get(event) ?? []).filter((r) => r !== registration))
+      this.#listeners.set(
+        event,
+        (this.#listeners.get(event) ?? []).filter((r) => r !== registration),
+      )
     }
   }
 

@@ -2,7 +2,8 @@
 // inside its one-writer-per-page section and tests can run them alone.
 import secureJson from 'secure-json-parse'
 import { ACTION_TYPES, actionValidators, type Action, type ActionType } from '../../schemas/action.js'
-import { ITEM_ID_PATTERN, type JournalEntry, type Page, type StoryItem } from '../../schemas/page.js'
+import { isItemId, type JournalEntry, type Page, type StoryItem } from '../../schemas/page.js'
+import { validationMessage } from '../../schemas/validation.js'
 import {
   ERR_BAD_ACTION, ERR_BAD_ITEM_ID, ERR_BAD_JSON, ERR_ITEM_NOT_FOUND, ERR_PAGE_EXISTS, ERR_PAGE_NOT_FOUND, ERR_TOO_LARGE,
   ERR_UNKNOWN_ACTION, type WikifarmError,
@@ -49,24 +50,23 @@ export function validateAction(value: unknown): Action {
   if (!(ACTION_TYPES as string[]).includes(type)) throw new ERR_UNKNOWN_ACTION(type.slice(0, 40))
   // Item ids get their own code: a client generating bad ids wants to know it is the ids.
   for (const [field, id] of itemIdsOf(value as Record<string, unknown>)) {
-    if (typeof id === 'string' && !ITEM_ID.test(id)) throw new ERR_BAD_ITEM_ID(`${field} ${JSON.stringify(id.slice(0, 40))}`)
+    if (typeof id === 'string' && !isItemId(id))
+      throw new ERR_BAD_ITEM_ID(`${field} ${JSON.stringify(id.slice(0, 40))}`)
   }
   const validator = actionValidators[type as ActionType]
   if (!validator.Check(value)) {
-    const detail = validator.Errors(value).slice(0, MAX_ERRORS_SHOWN)
-      .map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
-    throw new ERR_BAD_ACTION(`${type}: ${detail}`)
+    throw new ERR_BAD_ACTION(`${type}: ${validationMessage(validator.Errors(value), MAX_ERRORS_SHOWN)}`)
   }
   return value as Action
 }
 
-const ITEM_ID = new RegExp(ITEM_ID_PATTERN)
 
 /** The item ids an action names: its own, its item's, `after` and the move order. */
 function itemIdsOf(action: Record<string, unknown>): Array<[string, unknown]> {
   const ids: Array<[string, unknown]> = [['id', action.id], ['after', action.after]]
   const item = action.item
-  if (action.type !== 'create' && item !== null && typeof item === 'object') ids.push(['item.id', (item as { id?: unknown }).id])
+  if (action.type !== 'create' && item !== null && typeof item === 'object')
+    ids.push(['item.id', (item as { id?: unknown }).id])
   if (Array.isArray(action.order)) action.order.forEach((id, i) => ids.push([`order[${i}]`, id]))
   return ids
 }

@@ -5,12 +5,11 @@ import { readFile, readdir, rename, unlink, mkdir, stat } from 'node:fs/promises
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import secureJson from 'secure-json-parse'
-import { PageValidator, type Page } from '../../schemas/page.js'
+import { PageValidator, isSlug, type Page } from '../../schemas/page.js'
 import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
 import { KeyedLock } from './keyed-lock.js'
-import { ERR_STORE } from '../errors.js'
+import { StoreError } from './store-error.js'
 
-const SLUG = /^[a-z0-9-]{1,100}$/
 /** The names the farm gives status files (owner.json, sitemap.json, favicon.png …). */
 const STATUS_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/
 
@@ -97,9 +96,9 @@ export function parsePage(text: string, where: string): Page {
   try {
     value = secureJson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' })
   } catch (err) {
-    throw new ERR_STORE(`${where} is not JSON: ${(err as Error).message}`)
+    throw new StoreError(`${where} is not JSON: ${(err as Error).message}`, { cause: err })
   }
-  if (!PageValidator.Check(value)) throw new ERR_STORE(`${where} is not a wiki page`)
+  if (!PageValidator.Check(value)) throw new StoreError(`${where} is not a wiki page`)
   return value
 }
 
@@ -135,7 +134,7 @@ class FileSiteStore implements SiteStore {
         this.#cache.set(this.#key(slug), MISSING, { ttl: MISSING_TTL_MS })
         return null
       }
-      throw new ERR_STORE(`${slug}: ${(err as Error).message}`)
+      throw new StoreError(`${slug}: ${(err as Error).message}`, { cause: err })
     }
     const stored = storedPage(parsePage(text, `page ${slug}`))
     this.#cache.set(this.#key(slug), stored)
@@ -161,10 +160,10 @@ class FileSiteStore implements SiteStore {
 
   async #list(dir: string): Promise<string[]> {
     try {
-      return (await readdir(dir)).filter((name) => SLUG.test(name))
+      return (await readdir(dir)).filter((name) => isSlug(name))
     } catch (err) {
       if (isMissing(err)) return []
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 
@@ -191,7 +190,7 @@ class FileSiteStore implements SiteStore {
         await rename(join(this.#pages, slug), join(this.#recycle, slug))
       } catch (err) {
         if (isMissing(err)) return null
-        throw new ERR_STORE((err as Error).message)
+        throw new StoreError((err as Error).message, { cause: err })
       }
       return current.page
     })
@@ -216,7 +215,7 @@ class FileSiteStore implements SiteStore {
       return true
     } catch (err) {
       if (isMissing(err)) return false
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 
@@ -225,7 +224,7 @@ class FileSiteStore implements SiteStore {
       return await readFile(join(this.#status, name))
     } catch (err) {
       if (isMissing(err)) return null
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 
@@ -236,7 +235,7 @@ class FileSiteStore implements SiteStore {
   removeStatus(name: string): Promise<void> {
     return this.#lock.run(`status/${name}`, async () => {
       await unlink(join(this.#status, name)).catch((err: unknown) => {
-        if (!isMissing(err)) throw new ERR_STORE((err as Error).message)
+        if (!isMissing(err)) throw new StoreError((err as Error).message, { cause: err })
       })
     })
   }
@@ -246,7 +245,7 @@ class FileSiteStore implements SiteStore {
       return (await stat(join(this.#status, name))).mtimeMs
     } catch (err) {
       if (isMissing(err)) return null
-      throw new ERR_STORE((err as Error).message)
+      throw new StoreError((err as Error).message, { cause: err })
     }
   }
 
@@ -255,7 +254,6 @@ class FileSiteStore implements SiteStore {
   }
 
   async removeLeftovers(): Promise<string[]> {
-    const isSlug = (name: string) => SLUG.test(name)
     const sweep = (dir: string, folder: string, owns: (name: string) => boolean) =>
       removeLeftoverTemps(folder, owns).then((names) => names.map((n) => `${dir}/${n}`))
     const found = await Promise.all([

@@ -6,11 +6,24 @@
 import MiniSearch from 'minisearch'
 import type { Page } from '../../schemas/page.js'
 import type { EventBus } from './events.js'
-import { collapseSpaces, externalLinkLabels, replaceInternalLinks, stripTags } from './page-text.js'
+import { collapseSpaces, externalLinkLabels, replaceInternalLinks, stripTags } from '../../schemas/page-text.js'
 import type { Site } from './sites.js'
 
 /** Item types whose `text` is prose worth searching (as the reference server indexes them). */
-const TEXT_TYPES = new Set(['paragraph', 'markdown', 'html', 'reference', 'image', 'pagefold', 'math', 'mathjax', 'code', 'audio', 'video', 'frame'])
+const TEXT_TYPES = new Set([
+  'paragraph',
+  'markdown',
+  'html',
+  'reference',
+  'image',
+  'pagefold',
+  'math',
+  'mathjax',
+  'code',
+  'audio',
+  'video',
+  'frame',
+])
 const FIELDS = ['title', 'content']
 /** Characters of a page's item text that search indexes. */
 export const SEARCH_TEXT_MAX = 256 * 1024

@@ -5,7 +5,7 @@ import secureJson from 'secure-json-parse'
 import type { Page, StoryItem } from '../../schemas/page.js'
 import type { SitemapEntry } from '../../schemas/sitemap.js'
 import type { SiteStore } from './page-store.js'
-import { asSlug, internalLinks } from './page-text.js'
+import { pageLinks } from '../../schemas/links.js'
 
 const SITEMAP_FILE = 'sitemap.json'
 // Present on disk from before a page write until the sitemap that includes it is saved: a
@@ -13,7 +13,6 @@ const SITEMAP_FILE = 'sitemap.json'
 const DIRTY_FILE = 'sitemap.dirty'
 const SYNOPSIS_MAX = 560
 
-export { asSlug }
 
 // The reference dates a page by its last dated journal entry that is not a fork.
 function pageDate(page: Page): number | undefined {
@@ -37,21 +36,6 @@ export function synopsis(page: Page): string {
   return (s.trim().split(/\r|\n/, 1)[0] ?? '').substring(0, SYNOPSIS_MAX)
 }
 
-/** The internal links of a page: linked slug to the id of the first item that links there. */
-export function pageLinks(page: Page): Record<string, string> {
-  const links: Record<string, string> = {}
-  for (const item of page.story) {
-    // Object.hasOwn, not `in`: a page linking [[Constructor]] must not find Object.prototype's.
-    if (item.type === 'reference' && typeof item.slug === 'string' && !Object.hasOwn(links, item.slug)) links[item.slug] = item.id
-    if (typeof item.text !== 'string') continue
-    for (const link of internalLinks(item.text)) {
-      const slug = asSlug(link.name)
-      if (slug && !Object.hasOwn(links, slug)) links[slug] = item.id
-    }
-  }
-  return links
-}
-
 export function sitemapEntry(slug: string, page: Page): SitemapEntry {
   const entry: SitemapEntry = { slug, title: page.title, synopsis: synopsis(page) }
   const date = pageDate(page)
@@ -64,7 +48,10 @@ export function sitemapEntry(slug: string, page: Page): SitemapEntry {
 function parseStoredSitemap(data: Buffer | null): Map<string, SitemapEntry> | null {
   if (!data) return null
   try {
-    const value: unknown = secureJson.parse(data.toString('utf8'), undefined, { protoAction: 'remove', constructorAction: 'remove' })
+    const value: unknown = secureJson.parse(data.toString('utf8'), undefined, {
+      protoAction: 'remove',
+      constructorAction: 'remove',
+    })
     if (!Array.isArray(value)) return null
     const entries = new Map<string, SitemapEntry>()
     for (const entry of value as SitemapEntry[]) {

@@ -12,9 +12,10 @@ import type { PageStore, SiteStore, StoredPage } from './page-store.js'
 import { SiteMap } from './sitemap.js'
 import { applyAction, checkActionSize, fitPage, forksFrom, type PageLimits } from './page-actions.js'
 import { fetchRemotePage } from './remote-pages.js'
-import { EventBus } from './events.js'
-import { DefaultPages } from './default-pages.js'
-import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND, ERR_STORE } from '../errors.js'
+import type { EventBus } from './events.js'
+import type { DefaultPages } from './default-pages.js'
+import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND } from '../errors.js'
+import { StoreError } from './store-error.js'
 import { stripWww } from '../http/site-router.js'
 
 /**
@@ -137,7 +138,8 @@ export class Site {
     }
     if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
     if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
-    this.#events.emit('page.changed', { site: this.name, slug, action: { type: 'fork', date: Date.now() }, page: stored.page })
+    const action: Action = { type: 'fork', date: Date.now() }
+    this.#events.emit('page.changed', { site: this.name, slug, action, page: stored.page })
     return stored.page
   }
 
@@ -159,8 +161,12 @@ export class Site {
   owner(): Promise<Owner | null> {
     this.#owner ??= this.store.readStatus('owner.json').then((data) => {
       if (!data) return null
-      const value: unknown = secureJson.parse(data.toString('utf8'), undefined, { protoAction: 'remove', constructorAction: 'remove' })
-      if (!OwnerValidator.Check(value)) throw new ERR_STORE(`${this.name}: status/owner.json is not a friends owner record`)
+      const value: unknown = secureJson.parse(data.toString('utf8'), undefined, {
+        protoAction: 'remove',
+        constructorAction: 'remove',
+      })
+      if (!OwnerValidator.Check(value))
+        throw new StoreError(`${this.name}: status/owner.json is not a friends owner record`)
       return value
     }).catch((err: unknown) => {
       this.#owner = null
@@ -213,7 +219,7 @@ export class Site {
       const epoch = (value as { epoch?: unknown } | null)?.epoch
       if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) {
         // Failing closed: with the epoch unknown no login can be checked, so none is honoured.
-        throw new ERR_STORE(`${this.name}: status/${SESSIONS_FILE} is not {"epoch": <count of logouts>}`)
+        throw new StoreError(`${this.name}: status/${SESSIONS_FILE} is not {"epoch": <count of logouts>}`)
       }
       return epoch as number
     }).catch((err: unknown) => {
@@ -246,7 +252,8 @@ export class Site {
 export function matchDomain(host: string, domains: readonly string[]): string | null {
   let best: string | null = null
   for (const domain of domains) {
-    if ((host === domain || host.endsWith(`.${domain}`)) && (best === null || domain.length > best.length)) best = domain
+    if ((host === domain || host.endsWith(`.${domain}`)) && (best === null || domain.length > best.length))
+      best = domain
   }
   return best
 }
@@ -315,7 +322,7 @@ export class SiteRegistry {
     let site = this.#open.get(name)
     if (!site) {
       const root = this.folderFor(name)
-      if (!root) throw new ERR_STORE(`site ${name} resolves outside the data folder`)
+      if (!root) throw new StoreError(`site ${name} resolves outside the data folder`)
       site = new Site(name, root, this.#store.site(root), this.events, this.#defaults, this.rules.limits)
       this.#open.set(name, site)
       this.events.emit('site.opened', { site: name })

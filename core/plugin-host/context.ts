@@ -7,11 +7,9 @@ import type { Site, SiteRegistry } from '../pages/sites.js'
 import type { Action } from '../../schemas/action.js'
 import type { Identity, JsonValue, PluginLogger, SiteHandle } from '../plugin-api.js'
 import { validateAction } from '../pages/page-actions.js'
-import type { PushHub } from '../sockets/push-hub.js'
 import { ERR_BAD_SLUG, ERR_VALIDATION } from '../errors.js'
+import { isItemId, isSlug } from '../../schemas/page.js'
 
-const SLUG = /^[a-z0-9-]{1,100}$/
-const ITEM_ID = /^[0-9a-f]{16}$/
 const MAX_LINEUP = 50
 
 /**
@@ -20,12 +18,18 @@ const MAX_LINEUP = 50
  * the same site to the plugin, and every write goes through the one open Site. It publishes
  * to this site's push subscribers only, as `plugin` (named in each message when given).
  */
-export function siteHandle(sites: SiteRegistry, name: string, push: PushHub, plugin?: string): SiteHandle {
+/** What a site handle needs of the push hub (core/sockets/push-hub.ts), named here so the two
+ * modules do not import each other. */
+export interface Publisher {
+  publish(site: string, key: string, value: JsonValue, plugin?: string): number
+}
+
+export function siteHandle(sites: SiteRegistry, name: string, push: Publisher, plugin?: string): SiteHandle {
   const site = (): Site => sites.open(name)
   return Object.freeze({
     name,
     async getPage(slug: string) {
-      return SLUG.test(slug) ? (await site().getPage(slug))?.page ?? null : null
+      return isSlug(slug) ? (await site().getPage(slug))?.page ?? null : null
     },
     listSlugs: () => site().store.listSlugs(),
     async sitemap() {
@@ -34,7 +38,8 @@ export function siteHandle(sites: SiteRegistry, name: string, push: PushHub, plu
     // The plugin's slug and action are checked as a client's are: a slug is a file name in
     // this site's folder, and must never climb out of it.
     async applyAction(slug: string, action: Action) {
-      if (typeof slug !== 'string' || !SLUG.test(slug)) throw new ERR_BAD_SLUG(JSON.stringify(String(slug).slice(0, 120)))
+      if (!isSlug(slug))
+        throw new ERR_BAD_SLUG(JSON.stringify(String(slug).slice(0, 120)))
       return site().applyAction(slug, validateAction(action))
     },
     async publish(key: string, value: JsonValue) {
@@ -60,15 +65,16 @@ function one(value: unknown): string | undefined {
 export function readIdentity(query: Record<string, unknown>, headers: Record<string, unknown>): Identity {
   for (const name of ['page', 'item', 'lineup']) {
     // A repeated parameter is ambiguous: refused, never silently dropped.
-    if (query[name] !== undefined && one(query[name]) === undefined) throw new ERR_VALIDATION(`identity "${name}" given more than once`)
+    if (query[name] !== undefined && one(query[name]) === undefined)
+      throw new ERR_VALIDATION(`identity "${name}" given more than once`)
   }
   const page = one(query.page) ?? one(headers['x-wiki-page'])
   const item = one(query.item) ?? one(headers['x-wiki-item'])
   const lineupRaw = one(query.lineup) ?? one(headers['x-wiki-lineup'])
-  if (page !== undefined && !SLUG.test(page)) throw new ERR_VALIDATION('identity "page" must be a page slug')
-  if (item !== undefined && !ITEM_ID.test(item)) throw new ERR_VALIDATION('identity "item" must be 16 hex digits')
+  if (page !== undefined && !isSlug(page)) throw new ERR_VALIDATION('identity "page" must be a page slug')
+  if (item !== undefined && !isItemId(item)) throw new ERR_VALIDATION('identity "item" must be 16 hex digits')
   const lineup = lineupRaw === undefined || lineupRaw === '' ? [] : lineupRaw.split(',')
-  if (lineup.length > MAX_LINEUP || lineup.some((slug) => !SLUG.test(slug))) {
+  if (lineup.length > MAX_LINEUP || lineup.some((slug) => !isSlug(slug))) {
     throw new ERR_VALIDATION(`identity "lineup" must be up to ${MAX_LINEUP} comma-separated page slugs`)
   }
   return Object.freeze({ page: page ?? null, item: item ?? null, lineup: Object.freeze(lineup) })

@@ -36,7 +36,7 @@ export function describedPlugin(data: unknown): PluginDescription {
     try {
       Compile(options as TSchema)
     } catch (err) {
-      throw new Error(`its options schema does not compile: ${(err as Error).message}`)
+      throw new Error(`its options schema does not compile: ${(err as Error).message}`, { cause: err })
     }
     description.options = options as TSchema
   }

@@ -14,15 +14,23 @@ import {
 import { isPluginHttpError, isPluginReply, isPluginUnavailable } from './contract.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './registry.js'
 import { pluginLogger, pluginQuery, readIdentity, sessionLabel, siteHandle } from './context.js'
-import { CLOSE, SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'
+import { SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'
+import { CLOSE } from '../sockets/close-codes.js'
 import type { Guards } from '../http/request-context.js'
 import type { EventBus } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { PushHub } from '../sockets/push-hub.js'
 import {
-  ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT, ERR_PLUGIN_UNAVAILABLE, ERR_VALIDATION,
+  ERR_PLUGIN_FAILED,
+  ERR_PLUGIN_NOT_ENABLED,
+  ERR_PLUGIN_ROUTE,
+  ERR_PLUGIN_TIMEOUT,
+  ERR_PLUGIN_UNAVAILABLE,
+  ERR_VALIDATION,
   type WikifarmError,
 } from '../errors.js'
+import { deadline } from '../deadline.js'
+import { validationMessage } from '../../schemas/validation.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -66,17 +74,8 @@ function pathOf(request: FastifyRequest): string {
 
 function check(validator: RouteValidators['body'], value: unknown, where: string): void {
   if (validator && !validator.Check(value)) {
-    const detail = validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
-    throw new ERR_VALIDATION(`${where}: ${detail}`)
+    throw new ERR_VALIDATION(`${where}: ${validationMessage(validator.Errors(value))}`)
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(onTimeout()), ms) }),
-  ]).finally(() => clearTimeout(timer))
 }
 
 export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions): Promise<void> {
@@ -152,8 +151,10 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
     let result: unknown
     try {
       const ctx = context(request)
-      result = await withTimeout(Promise.resolve().then(() => route.handler(pluginRequest, ctx)), opts.handlerTimeoutMs,
-        () => new ERR_PLUGIN_TIMEOUT(record.name))
+      const handling = Promise.resolve().then(() => route.handler(pluginRequest, ctx))
+      result = await deadline(handling, opts.handlerTimeoutMs, () => {
+        throw new ERR_PLUGIN_TIMEOUT(record.name)
+      })
     } catch (err) {
       // A plugin's own client error keeps its status; any other status is a plugin failure.
       if (isPluginHttpError(err) && err.statusCode >= 400 && err.statusCode <= 499) {
@@ -178,7 +179,10 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
       return reply.type('application/json; charset=utf-8').send(JSON.stringify(body))
     }
     if (validators.response && !validators.response.Check(result)) {
-      request.log.error({ plugin: record.name, site: request.site.name, route: route.url }, 'plugin reply does not match its response schema')
+      request.log.error(
+        { plugin: record.name, site: request.site.name, route: route.url },
+        'plugin reply does not match its response schema',
+      )
       throw new ERR_PLUGIN_FAILED(record.name)
     }
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(result ?? null))

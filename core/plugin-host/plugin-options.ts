@@ -7,6 +7,7 @@
 import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { suggestion } from '../did-you-mean.js'
+import { validationMessage } from '../../schemas/validation.js'
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -35,7 +36,7 @@ export function optionsProblem(schema: TSchema, options: unknown): string | null
   const validator = Compile(schema)
   const value = optionsWithDefaults(schema, options)
   if (validator.Check(value)) return null
-  return validator.Errors(value).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')
+  return validationMessage(validator.Errors(value))
 }
 
 /**

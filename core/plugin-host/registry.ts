@@ -12,7 +12,12 @@ import {
   type SiteHandle, type SocketDeclaration, type Trust,
 } from '../plugin-api.js'
 import {
-  API_VERSION, SUPPORTED_API_VERSIONS, isDefinedPlugin, isPluginUnavailable, type AnyRouteDeclaration, type DefinedPlugin,
+  API_VERSION,
+  SUPPORTED_API_VERSIONS,
+  isDefinedPlugin,
+  isPluginUnavailable,
+  type AnyRouteDeclaration,
+  type DefinedPlugin,
 } from './contract.js'
 import type { EventBus, EventName, Listener } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
@@ -25,40 +30,14 @@ import { optionsProblem, optionsWithDefaults } from './plugin-options.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 import { DEFAULT_ISOLATION_LIMITS, PluginHost, type IsolationLimits } from './isolation/host.js'
 import { describedPlugin, sameDescription, type PluginDescription } from './description.js'
+import type { PluginGrant } from '../farm-config.js'
+import { deadline } from '../deadline.js'
+import { CLOSE } from '../sockets/close-codes.js'
 
 export const BUILTIN_PLUGINS_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url))
 const NAME = /^[a-z][a-z0-9-]{0,39}$/
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
 const MAX_RETRY_MS = 5 * 60_000
-
-/** The operator's grant for one plugin (config file `plugins.<name>`). */
-export interface PluginGrant {
-  enabled?: boolean
-  /** The trust granted; a plugin requesting more is refused. */
-  trust?: Trust
-  /** Sites the plugin serves: host names, or '*' for every site of the farm. */
-  sites?: string[] | '*'
-  options?: unknown
-  /** For third-party plugins: an npm package name or a path to the module. */
-  package?: string
-  /**
-   * Where the plugin runs: 'none' (the kernel's thread), 'worker' (a worker thread with a heap
-   * limit) or 'process' (a child process under Node's permission model). Default: see
-   * defaultIsolation().
-   */
-  isolation?: IsolationMode
-  /** Heap limit of an isolated plugin, MiB. */
-  maxHeapMb?: number
-  /**
-   * Memory limit of an isolated plugin, MiB, Buffers included: its RSS in `process` mode, its
-   * isolate's heap and external memory in `worker` mode. Default maxHeapMb + 256.
-   */
-  maxRssMb?: number
-  /** Let a 'process' plugin load native addons (serialport): needed for hardware, and unconfined. */
-  allowAddons?: boolean
-  /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
-  allowRead?: string[]
-}
 
 /**
  * The isolation a plugin gets when the operator names none, decided before any of its code runs
@@ -224,11 +203,9 @@ function compileOrNull(schema: unknown): ReturnType<typeof Compile> | null {
 }
 
 function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms) }),
-  ]).finally(() => clearTimeout(timer))
+  return deadline(promise, ms, () => {
+    throw new Error(`${what} did not finish within ${ms} ms`)
+  })
 }
 
 /** The module a grant's `package` names: a path (from the working directory) made absolute, a package name as it is. */
@@ -269,13 +246,14 @@ async function importPlugin(specifier: string): Promise<unknown> {
 }
 
 /** Builds the routers of a launched instance; throws a reason when a declaration is invalid. */
-function buildLive(name: string, instance: PluginInstance): LiveInstance {
+function buildLive(instance: PluginInstance): LiveInstance {
   if (instance === null || typeof instance !== 'object') throw new Error('launch must resolve to an object')
   const routes = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
   const sockets = FindMyWay<FindMyWay.HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 })
   for (const route of instance.routes ?? []) {
     if (!METHODS.has(route.method)) throw new Error(`route ${String(route.method)} ${route.url}: unsupported method`)
-    if (typeof route.url !== 'string' || !route.url.startsWith('/')) throw new Error(`route ${route.url}: url must start with /`)
+    if (typeof route.url !== 'string' || !route.url.startsWith('/'))
+      throw new Error(`route ${route.url}: url must start with /`)
     if (typeof route.handler !== 'function') throw new Error(`route ${route.method} ${route.url}: no handler`)
     const validators: RouteValidators = {
       params: compileOrNull(route.schema?.params),
@@ -286,19 +264,24 @@ function buildLive(name: string, instance: PluginInstance): LiveInstance {
     try {
       routes.on(route.method, route.url, () => {}, { route, validators } satisfies RouteStore)
     } catch (err) {
-      throw new Error(`route ${route.method} ${route.url}: ${(err as Error).message}`)
+      throw new Error(`route ${route.method} ${route.url}: ${(err as Error).message}`, { cause: err })
     }
   }
   const byUrl = new Map<string, SocketEntry>()
   for (const socket of instance.sockets ?? []) {
-    if (typeof socket.url !== 'string' || !socket.url.startsWith('/')) throw new Error(`socket ${socket.url}: url must start with /`)
-    if (socket.codec !== 'text' && socket.codec !== 'json') throw new Error(`socket ${String((socket as { url: unknown }).url)}: codec must be 'text' or 'json'`)
-    if (socket.codec === 'json' && !socket.message) throw new Error(`socket ${socket.url}: a json socket declares its message schema`)
-    if (socket.protocol !== undefined && socket.protocol !== SUBPROTOCOL_V1) throw new Error(`socket ${socket.url}: unknown protocol ${String(socket.protocol)}`)
+    if (typeof socket.url !== 'string' || !socket.url.startsWith('/'))
+      throw new Error(`socket ${socket.url}: url must start with /`)
+    if (socket.codec !== 'text' && socket.codec !== 'json')
+      throw new Error(`socket ${String((socket as { url: unknown }).url)}: codec must be 'text' or 'json'`)
+    if (socket.codec === 'json' && !socket.message)
+      throw new Error(`socket ${socket.url}: a json socket declares its message schema`)
+    if (socket.protocol !== undefined && socket.protocol !== SUBPROTOCOL_V1)
+      throw new Error(`socket ${socket.url}: unknown protocol ${String(socket.protocol)}`)
     const validator = socket.codec === 'json' ? compileOrNull(socket.message) : null
     const entry = byUrl.get(socket.url) ?? {}
     const slot = socket.protocol === SUBPROTOCOL_V1 ? 'v1' : 'plain'
-    if (entry[slot]) throw new Error(`socket ${socket.url}: declared twice${slot === 'v1' ? ` for ${SUBPROTOCOL_V1}` : ''}`)
+    if (entry[slot])
+      throw new Error(`socket ${socket.url}: declared twice${slot === 'v1' ? ` for ${SUBPROTOCOL_V1}` : ''}`)
     entry[slot] = { socket, validator }
     byUrl.set(socket.url, entry)
   }
@@ -306,14 +289,17 @@ function buildLive(name: string, instance: PluginInstance): LiveInstance {
     try {
       sockets.on('GET', url, () => {}, entry)
     } catch (err) {
-      throw new Error(`socket ${url}: ${(err as Error).message}`)
+      throw new Error(`socket ${url}: ${(err as Error).message}`, { cause: err })
     }
   }
-  void name
   return { instance, routes, sockets }
 }
 
-export function findRoute(live: LiveInstance, method: string, path: string): { store: RouteStore; params: Record<string, string | undefined> } | null {
+export function findRoute(
+  live: LiveInstance,
+  method: string,
+  path: string,
+): { store: RouteStore; params: Record<string, string | undefined> } | null {
   const found = live.routes.find(method as FindMyWay.HTTPMethod, path)
   return found ? { store: found.store as RouteStore, params: found.params } : null
 }
@@ -322,11 +308,15 @@ export function findRoute(live: LiveInstance, method: string, path: string): { s
  * The declaration serving a connection to `path`: the one for wikifarm.v1 when the client
  * offered it (the kernel always selects it then), else the plain one.
  */
-export function findSocket(live: LiveInstance, path: string, offersV1: boolean): { store: SocketStore; params: Record<string, string | undefined> } | null {
+export function findSocket(
+  live: LiveInstance,
+  path: string,
+  offersV1: boolean,
+): { store: SocketStore; params: Record<string, string | undefined> } | null {
   const found = live.sockets.find('GET', path)
   if (!found) return null
   const entry = found.store as SocketEntry
-  const store = offersV1 ? entry.v1 ?? entry.plain : entry.plain
+  const store = offersV1 ? (entry.v1 ?? entry.plain) : entry.plain
   return store ? { store, params: found.params } : null
 }
 
@@ -383,15 +373,19 @@ export class PluginRegistry {
         found.push({ name, source: `package ${grant.package}`, module: resolvePluginModule(grant.package) })
       } else if (!found.some((f) => f.name === name) && !this.#options.legacyNames?.has(name)) {
         const hint = suggestion(name, found.map((f) => f.name), '')
-        throw new ERR_PLUGIN_CONFIG(`plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
-          'name its "package" to load a third-party plugin')
+        throw new ERR_PLUGIN_CONFIG(
+          `plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
+            'name its "package" to load a third-party plugin',
+        )
       }
     }
     const records: PluginRecord[] = []
     for (const { name, source, module } of found) {
-      if (!NAME.test(name)) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
+      if (!NAME.test(name))
+        throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) must match ${NAME}`)
       // The kernel's own push connections carry this name in the socket hub.
-      if (name === PUSH_CONNECTION_PLUGIN) throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
+      if (name === PUSH_CONNECTION_PLUGIN)
+        throw new ERR_PLUGIN_CONFIG(`plugin name ${JSON.stringify(name)} (${source}) is reserved`)
       const twin = records.find((r) => r.name === name)
       if (twin) throw new ERR_PLUGIN_CONFIG(`two plugins are named ${name}: ${twin.source} and ${source}`)
       const grant: PluginGrant = { ...grants[name] }
@@ -491,15 +485,23 @@ export class PluginRegistry {
 
   #refusal(definition: PluginDescription, grant: PluginGrant): string | null {
     if (!SUPPORTED_API_VERSIONS.includes(definition.apiVersion)) {
-      return `it speaks plugin API v${String(definition.apiVersion)}; this kernel supports v${SUPPORTED_API_VERSIONS.join(', v')} (current v${API_VERSION})`
+      const supported = SUPPORTED_API_VERSIONS.join(', v')
+      const speaks = `it speaks plugin API v${String(definition.apiVersion)}`
+      return `${speaks}; this kernel supports v${supported} (current v${API_VERSION})`
     }
-    if (definition.trust !== 'farm' && definition.trust !== 'site') return `it requests unknown trust ${JSON.stringify(definition.trust)}`
+    if (definition.trust !== 'farm' && definition.trust !== 'site')
+      return `it requests unknown trust ${JSON.stringify(definition.trust)}`
     const isolation = grant.isolation ?? 'none'
     if (definition.isolationModes && !definition.isolationModes.includes(isolation)) {
-      return `it cannot run with isolation "${isolation}" (it supports ${definition.isolationModes.map((m) => `"${m}"`).join(', ')}): set plugins.${definition.name}.isolation`
+      const supported = definition.isolationModes.map((m) => `"${m}"`).join(', ')
+      const fix = `set plugins.${definition.name}.isolation`
+      return `it cannot run with isolation "${isolation}" (it supports ${supported}): ${fix}`
     }
     if (definition.trust === 'farm' && grant.trust !== 'farm') {
-      return `it requests farm trust and the operator granted site trust: grant it with plugins.${definition.name}.trust = "farm"`
+      return (
+        'it requests farm trust and the operator granted site trust: ' +
+        `grant it with plugins.${definition.name}.trust = "farm"`
+      )
     }
     const problem = definition.options ? optionsProblem(definition.options, grant.options) : null
     return problem ? `invalid options: ${problem}` : null
@@ -507,7 +509,9 @@ export class PluginRegistry {
 
   /** Launches every enabled plugin, concurrently, each once. Resolves when all have settled. */
   async launchAll(): Promise<void> {
-    await Promise.all(this.#records.filter((r) => r.state === 'stopped').map((r) => this.#serialise(r, () => this.#launch(r))))
+    await Promise.all(
+      this.#records.filter((r) => r.state === 'stopped').map((r) => this.#serialise(r, () => this.#launch(r))),
+    )
   }
 
   /** Stops and launches a plugin again (admin route, or a retry). */
@@ -517,7 +521,7 @@ export class PluginRegistry {
     return this.#serialise(record, async () => {
       if (record.state === 'disabled' || !record.definition) return
       if (this.#refusal(record.definition, record.grant) ?? this.#folderRefusal(record)) return
-      await this.#stop(record, 1012, 'plugin restarting')
+      await this.#stop(record, CLOSE.RESTART, 'plugin restarting')
       // An operator's relaunch starts the backoff afresh.
       record.retryDelayMs = 0
       record.crashes = 0
@@ -556,7 +560,8 @@ export class PluginRegistry {
         }
         const resolved = await sites.resolveName(host)
         const listed = Array.isArray(record.grant.sites) && record.grant.sites.includes(resolved ?? '')
-        if (resolved === null || (trust === 'site' && !listed)) throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
+        if (resolved === null || (trust === 'site' && !listed))
+          throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${name}`)
         return siteHandle(sites, resolved, push, record.name)
       },
     }
@@ -590,14 +595,18 @@ export class PluginRegistry {
       })
     try {
       const instance = await timeout(launching, this.#options.launchTimeoutMs, 'launch')
-      record.live = buildLive(record.name, instance)
+      record.live = buildLive(instance)
       record.state = 'running'
       record.launchedAt = new Date()
       record.launches++
       record.retryDelayMs = 0
       this.#subscribe(record, instance)
       record.lastLogged = null
-      log.info('plugin launched', { trust: definition.trust, isolation: record.isolation, ...(host?.pid ? { pid: host.pid } : {}) })
+      log.info('plugin launched', {
+        trust: definition.trust,
+        isolation: record.isolation,
+        ...(host?.pid ? { pid: host.pid } : {}),
+      })
     } catch (err) {
       // A launch that finishes after its timeout still gets closed, so it releases what it holds.
       if (host) {
@@ -681,10 +690,16 @@ export class PluginRegistry {
     record.live = null
     record.host = null
     record.state = giveUp ? 'failed' : 'restarting'
-    record.reason = giveUp ? `crashed ${record.crashes} time${record.crashes === 1 ? '' : 's'} in a row; last: ${reason}` : `crashed: ${reason}; restarting`
+    record.reason = giveUp
+      ? `crashed ${record.crashes} time${record.crashes === 1 ? '' : 's'} in a row; last: ${reason}`
+      : `crashed: ${reason}; restarting`
     try {
       // 1012: come back soon, the plugin is restarting; 1011: it failed and stays down.
-      await this.onStop(record.name, giveUp ? 1011 : 1012, giveUp ? 'plugin failed' : 'plugin restarting')
+      await this.onStop(
+        record.name,
+        giveUp ? CLOSE.INTERNAL : CLOSE.RESTART,
+        giveUp ? 'plugin failed' : 'plugin restarting',
+      )
     } catch (err) {
       log.error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
     }
@@ -717,7 +732,9 @@ export class PluginRegistry {
       if (typeof listener !== 'function') continue
       // Each event comes with its own site's handle: the one site a site plugin may act on.
       const deliver: Listener<EventName> = (payload) =>
-        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, { site: siteHandle(sites, payload.site, push, record.name) })
+        (listener as (e: typeof payload, ctx: EventContext) => void | Promise<void>)(payload, {
+          site: siteHandle(sites, payload.site, push, record.name),
+        })
       record.unsubscribe.push(this.#events.on(event as EventName, deliver, record.name, accepts))
     }
   }
@@ -735,7 +752,9 @@ export class PluginRegistry {
     try {
       await this.onStop(record.name, code, reason)
     } catch (err) {
-      this.#options.loggerFor(record.name).error('closing the plugin\'s sockets failed', { reason: (err as Error).message })
+      this.#options
+        .loggerFor(record.name)
+        .error("closing the plugin's sockets failed", { reason: (err as Error).message })
     }
     if (live?.instance.close) {
       try {

@@ -32,15 +32,21 @@ function secretFrom(body: unknown): string {
   return secret.trim()
 }
 
-export async function ownerRoutes(app: FastifyInstance, opts: { config: FarmConfig; sessions: SessionKeeper; guards: Guards }): Promise<void> {
+export async function ownerRoutes(
+  app: FastifyInstance,
+  opts: { config: FarmConfig; sessions: SessionKeeper; guards: Guards },
+): Promise<void> {
   const { config, sessions, guards } = opts
 
   app.post('/login', async (request, reply) => {
     const site = request.site
     // A claimed site: the reference answers 501 and its client then asks for the secret.
-    const claimed = (owner: Owner) => reply.code(501).send({
-      error: 'This wiki is claimed: log in with its secret at /auth/reclaim/', code: 'WIKIFARM_ERR_ALREADY_CLAIMED', ownerName: owner.name,
-    })
+    const claimed = (owner: Owner) =>
+      reply.code(501).send({
+        error: 'This wiki is claimed: log in with its secret at /auth/reclaim/',
+        code: 'WIKIFARM_ERR_ALREADY_CLAIMED',
+        ownerName: owner.name,
+      })
     const owner = await site.owner()
     if (owner) return claimed(owner)
     const name = nickname()

@@ -29,8 +29,10 @@ export async function pageRoutes(app: FastifyInstance, opts: { guards: Guards })
     await guards.requireOwner(request)
     const body = request.body
     // A text/plain body parses to a string: neither a form nor JSON.
-    if (typeof body === 'string') throw new ERR_UNSUPPORTED_MEDIA(`${request.headers['content-type'] ?? 'none'}: send a form or JSON`)
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ERR_BAD_ACTION('missing form field "action"')
+    if (typeof body === 'string')
+      throw new ERR_UNSUPPORTED_MEDIA(`${request.headers['content-type'] ?? 'none'}: send a form or JSON`)
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new ERR_BAD_ACTION('missing form field "action"')
     const raw = 'action' in body ? (body as { action: unknown }).action : body
     if (raw === undefined || raw === '') throw new ERR_BAD_ACTION('missing form field "action"')
     const action = parseAction(raw)

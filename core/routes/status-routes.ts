@@ -42,37 +42,51 @@ const GUIDES: readonly (readonly [string, string])[] = [
   ['operators', 'operator guide'], ['security', 'security'], ['plugin-guide', 'plugin authors'],
   ['protocol', 'wire protocol'], ['txtzyme', 'Txtzyme'],
 ]
-const DOCS_LINKS = `<p>Docs: ${GUIDES.map(([name, label]) => `<a href="/system/docs/${name}.md">${label}</a>`).join(' · ')}</p>`
+const DOCS_LINKS = `<p>Docs: ${GUIDES.map(([name, label]) => `<a href="/system/docs/${name}.md">${label}</a>`)
+  .join(' · ')}</p>`
 
 /** How a plugin runs: in-process, or isolated with its pid and the crashes since it last ran stably. */
 function isolation(p: PluginStatus): string {
   if (p.isolation === 'none') return 'in process'
-  return `${p.isolation}${p.pid ? `, pid ${p.pid}` : ''}${p.crashes ? `, ${p.crashes} crash${p.crashes === 1 ? '' : 'es'}` : ''}` +
+  const crashes = p.crashes ? `, ${p.crashes} crash${p.crashes === 1 ? '' : 'es'}` : ''
+  return (
+    `${p.isolation}${p.pid ? `, pid ${p.pid}` : ''}${crashes}` +
     `${p.violations ? `, ${p.violations} refused messages` : ''}`
+  )
 }
 
 function renderStatus(status: FarmStatus): string {
-  const rows = status.plugins.map((p) => `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
-    `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}</td><td>${isolation(p)}</td><td>${escapeHtml(p.launchedAt ?? '')}</td>` +
-    `<td>${p.launches}</td><td>${Math.max(0, p.launches - 1)}</td><td>${sockets(p.connections)}</td>` +
-    `<td>${p.state === 'disabled' ? '' : `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch"><button>relaunch</button></form>`}</td></tr>`)
-  const legacyRows = status.legacy.map((p) => `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
+  const rows = status.plugins.map((p) => {
+    const relaunch = `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch">` +
+      '<button>relaunch</button></form>'
+    return (
+      `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
+      `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}</td><td>${isolation(p)}</td>` +
+      `<td>${escapeHtml(p.launchedAt ?? '')}</td>` +
+      `<td>${p.launches}</td><td>${Math.max(0, p.launches - 1)}</td><td>${sockets(p.connections)}</td>` +
+      `<td>${p.state === 'disabled' ? '' : relaunch}</td></tr>`
+    )
+  })
+  const legacyRows = status.legacy.map((p) => `<tr><td>${escapeHtml(p.name)}</td>` +
+    `<td class="${p.state}">${p.state}</td>` +
     `<td>${escapeHtml(p.reason ?? '')}</td><td>${escapeHtml(p.source)}</td><td>${p.mode}</td>` +
     `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td><td>${p.faults}</td></tr>`)
   // Shown when wiki-plugin-* server parts are installed: most farms of the reference have some.
-  const legacyTable = legacyRows.length === 0 ? '' : '<h2>Legacy server parts (wiki-plugin-*)</h2><table><tr><th>plugin</th>' +
-    '<th>state</th><th>reason</th><th>package</th><th>mode</th><th>launched</th><th>launches</th><th>faults</th></tr>\n' +
-    `${legacyRows.join('\n')}</table>`
+  const legacyTable = legacyRows.length === 0 ? '' : '<h2>Legacy server parts (wiki-plugin-*)</h2>' +
+    '<table><tr><th>plugin</th><th>state</th><th>reason</th><th>package</th><th>mode</th><th>launched</th>' +
+    `<th>launches</th><th>faults</th></tr>\n${legacyRows.join('\n')}</table>`
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
-  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
+  return (
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 ${STYLE}${STATUS_STYLE}</head><body>
 <h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections,
 ${status.http.refused} HTTP connections refused over the per-address cap</p>${DOCS_LINKS}
-<h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th><th>launched</th>` +
-`<th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
+<h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th>` +
+    `<th>launched</th><th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
 ${legacyTable}
 <h2>Open sites (${status.sites.open.length})</h2><ul>${sites}</ul></body></html>`
+  )
 }
 
 /** What /system/status.html shows a browser that is not the administrator's: a way in. */
@@ -117,7 +131,8 @@ export async function statusRoutes(app: FastifyInstance, opts: {
 
   app.get('/system/status.html', async (request, reply) => {
     // A browser that is not (yet) the administrator's gets the login form, still as a 403.
-    if (!guards.isAdmin(request)) return reply.code(403).type('text/html; charset=utf-8').send(renderLogin(request.site.name))
+    if (!guards.isAdmin(request))
+      return reply.code(403).type('text/html; charset=utf-8').send(renderLogin(request.site.name))
     return reply.type('text/html; charset=utf-8').send(renderStatus(status()))
   })
 

@@ -41,11 +41,17 @@ function sitemapXml(entries: SitemapEntry[], base: string): string {
   const urls = entries.map((entry) => {
     // As the reference: a lastmod only for a valid date (toISOString throws on others).
     const when = entry.date !== undefined ? new Date(entry.date) : null
-    const lastmod = when && Number.isFinite(when.getTime()) ? `<lastmod>${when.toISOString().slice(0, 10)}</lastmod>` : ''
+    const lastmod =
+      when && Number.isFinite(when.getTime()) ? `<lastmod>${when.toISOString().slice(0, 10)}</lastmod>` : ''
     return `  <url><loc>${xmlEscape(`${base}/${entry.slug}.html`)}</loc>${lastmod}</url>`
   })
-  return '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' +
-    '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls.join('\n') + (urls.length ? '\n' : '') + '</urlset>\n'
+  return (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' +
+    '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' +
+    urls.join('\n') +
+    (urls.length ? '\n' : '') +
+    '</urlset>\n'
+  )
 }
 
 export async function systemRoutes(app: FastifyInstance, opts: {
@@ -112,7 +118,8 @@ export async function systemRoutes(app: FastifyInstance, opts: {
 
   app.post<{ Body: unknown }>('/favicon.png', async (request, reply) => {
     await guards.requireOwner(request)
-    if (typeof request.body === 'string') throw new ERR_UNSUPPORTED_MEDIA(`${request.headers['content-type'] ?? 'none'}: send a form or JSON`)
+    if (typeof request.body === 'string')
+      throw new ERR_UNSUPPORTED_MEDIA(`${request.headers['content-type'] ?? 'none'}: send a form or JSON`)
     const image = (request.body as { image?: unknown } | null)?.image
     const png = decodeFlag(image)
     if (!png) throw new ERR_VALIDATION('field "image" must be a PNG data URL')

@@ -15,14 +15,13 @@ import { SocketConnection, type SocketHub } from './socket-hub.js'
 import type { Guards } from '../http/request-context.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import { ERR_VALIDATION } from '../errors.js'
+import { ITEM_ID_BODY, SLUG_BODY, isItemId, isSlug } from '../../schemas/page.js'
 
 /** The name push connections carry in the socket hub (reserved: no plugin may take it). */
 export const PUSH_CONNECTION_PLUGIN = 'kernel'
 export const DEFAULT_MAX_SUBSCRIPTIONS = 256
 
-const KEY = /^([a-z0-9-]{1,100})(?:\/([0-9a-f]{16}))?$/
-const SLUG = /^[a-z0-9-]{1,100}$/
-const ITEM_ID = /^[0-9a-f]{16}$/
+const KEY = new RegExp(`^(${SLUG_BODY})(?:\\/(${ITEM_ID_BODY}))?$`)
 const MAX_KEY_LENGTH = 300
 
 /** Why a key is not one of this site's, in words a client can act on; null when it is valid. */
@@ -34,11 +33,16 @@ export function keyProblem(key: unknown): string | null {
   const [slug, item] = parts
   // A site's name (a host) has a dot; no slug does. Keys never name a site: the connection's is implied.
   if (slug !== undefined && slug.includes('.')) {
-    return `keys name pages of this connection's site only ("<slug>" or "<slug>/<item-id>"): ${JSON.stringify(key.slice(0, 120))} names a site`
+    const named = JSON.stringify(key.slice(0, 120))
+    return `keys name pages of this connection's site only ("<slug>" or "<slug>/<item-id>"): ${named} names a site`
   }
-  if (parts.length > 2) return `a key is "<slug>" or "<slug>/<item-id>": ${JSON.stringify(key.slice(0, 120))} has too many parts`
-  if (slug === undefined || !SLUG.test(slug)) return `invalid page slug ${JSON.stringify((slug ?? '').slice(0, 120))} (lowercase letters, digits and dashes, 1 to 100)`
-  if (item !== undefined && !ITEM_ID.test(item)) return `invalid item id ${JSON.stringify(item.slice(0, 40))} (16 hex digits)`
+  if (parts.length > 2)
+    return `a key is "<slug>" or "<slug>/<item-id>": ${JSON.stringify(key.slice(0, 120))} has too many parts`
+  if (!isSlug(slug))
+    return `invalid page slug ${JSON.stringify((slug ?? '').slice(0, 120))} ` +
+      '(lowercase letters, digits and dashes, 1 to 100)'
+  if (item !== undefined && !isItemId(item))
+    return `invalid item id ${JSON.stringify(item.slice(0, 40))} (16 hex digits)`
   return `invalid key ${JSON.stringify(key.slice(0, 120))}`
 }
 

@@ -5,20 +5,18 @@
 import type { WebSocket, RawData } from 'ws'
 import secureJson from 'secure-json-parse'
 import type { Compile } from 'typebox/compile'
-import { SUBPROTOCOL_V1, type Connection, type Envelope, type Identity, type PluginLogger, type SessionInfo, type SiteHandle } from '../plugin-api.js'
-
-/** Every close code the kernel uses; docs/protocol.md explains each. */
-export const CLOSE = {
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  UNSUPPORTED_DATA: 1003,
-  INVALID_PAYLOAD: 1007,
-  POLICY: 1008,
-  TOO_BIG: 1009,
-  INTERNAL: 1011,
-  RESTART: 1012,
-  TRY_AGAIN_LATER: 1013,
-} as const
+import {
+  SUBPROTOCOL_V1,
+  type Connection,
+  type Envelope,
+  type Identity,
+  type PluginLogger,
+  type SessionInfo,
+  type SiteHandle,
+} from '../plugin-api.js'
+import { deadline } from '../deadline.js'
+import { validationMessage } from '../../schemas/validation.js'
+import { CLOSE, assertSendableCloseCode } from './close-codes.js'
 
 export interface SocketLimits {
   /** Largest incoming frame, bytes (ws closes with 1009 beyond it). */
@@ -140,9 +138,7 @@ export class SocketConnection implements Connection<unknown> {
   close(code: number = CLOSE.NORMAL, reason = ''): void {
     // Checked before any state changes: ws throws on codes a peer may not receive, and a
     // connection marked closed but left open would never be dropped by the heartbeat.
-    if (!isSendableCloseCode(code)) {
-      throw new RangeError(`close code ${code} cannot be sent: use 1000, 1001, 1003, 1007-1014 or 3000-4999`)
-    }
+    assertSendableCloseCode(code)
     if (this.#closed) return
     this.#closed = true
     if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) {
@@ -201,7 +197,9 @@ export class SocketConnection implements Connection<unknown> {
       this.close(CLOSE.UNSUPPORTED_DATA, 'binary frames are not accepted')
       return undefined
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
+    const text = Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.from(data as ArrayBuffer).toString('utf8')
     if (this.codec === 'text') return text
     let value: unknown
     try {
@@ -217,7 +215,9 @@ export class SocketConnection implements Connection<unknown> {
     if (!envelopeOk || (this.#validator && !this.#validator.Check(value))) {
       const detail = !envelopeOk
         ? 'expected an envelope {type, id?, data?}'
-        : this.#validator?.Errors(value).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ') ?? ''
+        : this.#validator
+          ? validationMessage(this.#validator.Errors(value), 3)
+          : ''
       this.#invalidFrames++
       if (this.#invalidFrames >= this.#limits.maxInvalidFrames) {
         this.close(CLOSE.POLICY, 'too many invalid messages')
@@ -242,21 +242,9 @@ export class SocketConnection implements Connection<unknown> {
   }
 }
 
-/** Close codes an endpoint may send (RFC 6455 §7.4, and the 3000-4999 range for applications). */
-export function isSendableCloseCode(code: number): boolean {
-  return Number.isInteger(code) && (code === 1000 || code === 1001 || code === 1003 ||
-    (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
-}
-
 /** True when `promise` settles within `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
-  try {
-    return await Promise.race([promise.then(() => true), expired])
-  } finally {
-    clearTimeout(timer)
-  }
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return deadline(promise.then(() => true), ms, () => false)
 }
 
 /** Every open connection of the kernel, with the heartbeat that finds dead peers. */

@@ -8,6 +8,7 @@
 // as everywhere else (docs/protocol.md, close codes).
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
+import { CLOSE } from './close-codes.js'
 
 /** Milliseconds a peer has to answer a close frame; the same as SocketConnection.close. */
 export const CLOSE_HANDSHAKE_MS = 5000
@@ -16,6 +17,6 @@ export function websocketErrorHandler(error: Error, socket: WebSocket, request: 
   // A client's bad frame is the client's problem: logged, not an error of the farm.
   request.log.info({ err: error, site: request.site?.name }, 'websocket closed on an error')
   // A handler that threw leaves the socket open: close it as an internal error.
-  if (socket.readyState === socket.OPEN) socket.close(1011, 'internal error')
+  if (socket.readyState === socket.OPEN) socket.close(CLOSE.INTERNAL, 'internal error')
   setTimeout(() => socket.terminate(), CLOSE_HANDSHAKE_MS).unref()
 }

@@ -10,7 +10,7 @@ import {
   SUBPROTOCOL_V1, definePlugin, route, socket,
   type Connection, type Envelope, type PluginInstance, type SiteHandle,
 } from 'wikifarm/plugin'
-import { pageLinks } from '../../core/pages/sitemap.js'
+import { pageLinks } from '../../schemas/links.js'
 import type { Page } from '../../schemas/page.js'
 
 /** slug → the slugs it links to, in the order they first appear on the page. */

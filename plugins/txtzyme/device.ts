@@ -5,7 +5,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { SerialPort } from 'serialport'
 import { DeviceLineSplitter } from './line-splitter.js'
-import { LineQueue, TxtzymeError, defaultNonce, type Origin } from './queue.js'
+import { TxtzymeError, defaultNonce, type LineQueue, type Origin } from './queue.js'
 
 export type DeviceState = 'absent' | 'opening' | 'syncing' | 'ready' | 'lost'
 
@@ -21,10 +21,15 @@ export interface Discovery {
 /** A configured path, else SerialPort.list() for 16C0:047A, else /dev/ttyACM* (list() needs udev). */
 export async function discover(configured: string | undefined, devDir = '/dev'): Promise<Discovery> {
   if (configured) return { path: configured, looked: [configured] }
-  const looked = [`SerialPort.list() for USB ${TEENSY_VENDOR.toUpperCase()}:${TXTZYME_PRODUCT.toUpperCase()}`, `${join(devDir, 'ttyACM*')}`]
+  const looked = [
+    `SerialPort.list() for USB ${TEENSY_VENDOR.toUpperCase()}:${TXTZYME_PRODUCT.toUpperCase()}`,
+    `${join(devDir, 'ttyACM*')}`,
+  ]
   try {
     const ports = await SerialPort.list()
-    const teensy = ports.find((p) => p.vendorId?.toLowerCase() === TEENSY_VENDOR && p.productId?.toLowerCase() === TXTZYME_PRODUCT)
+    const teensy = ports.find(
+      (p) => p.vendorId?.toLowerCase() === TEENSY_VENDOR && p.productId?.toLowerCase() === TXTZYME_PRODUCT,
+    )
     if (teensy) return { path: teensy.path, looked }
   } catch { /* no udev, no sysfs: scan below */ }
   try {
@@ -107,7 +112,14 @@ export class TxtzymeDevice {
   }
 
   status(): DeviceStatus {
-    return { state: this.state, path: this.path, chip: this.chip, reason: this.reason, since: this.since, reconnects: this.reconnects }
+    return {
+      state: this.state,
+      path: this.path,
+      chip: this.chip,
+      reason: this.reason,
+      since: this.since,
+      reconnects: this.reconnects,
+    }
   }
 
   onState(listener: Listener): () => void {
@@ -203,7 +215,12 @@ export class TxtzymeDevice {
       const lines: string[] = []
       const timer = setTimeout(() => {
         this.syncing = null
-        reject(new Error(`the device did not answer a sync within ${this.options.syncTimeoutMs} ms (is it running Txtzyme, with DTR held?)`))
+        reject(
+          new Error(
+            `the device did not answer a sync within ${this.options.syncTimeoutMs} ms (is it running Txtzyme, with ` +
+              `DTR held?)`,
+          ),
+        )
       }, this.options.syncTimeoutMs)
       this.syncing = (text) => {
         if (text.endsWith(nonce)) {
@@ -231,7 +248,9 @@ export class TxtzymeDevice {
     port.removeAllListeners('close')
     port.on('error', () => {})
     if (port.isOpen) port.close(() => {})
-    const reason = `the Txtzyme device went away (${why}): queued lines were dropped and the device state (pins, x) must be assumed lost`
+    const reason =
+      `the Txtzyme device went away (${why}): ` +
+      'queued lines were dropped and the device state (pins, x) must be assumed lost'
     this.setState('lost', reason)
     this.queue.failAll(new TxtzymeError('TXTZYME_DEVICE_LOST', reason))
     this.scheduleReconnect()

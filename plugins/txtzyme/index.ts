@@ -44,13 +44,20 @@ const Options = Type.Object({
 
 const RunData = Type.Union([
   Type.String({ maxLength: 4096 }),
-  Type.Object({ line: Type.String({ maxLength: 4096 }), timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
+  Type.Object(
+    { line: Type.String({ maxLength: 4096 }), timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })) },
+    { additionalProperties: false },
+  ),
 ])
 
 /** What a client may send on /plugin/txtzyme/v1. */
 const Message = Type.Union([
   Type.Object({ type: Type.Literal('run'), id: Type.String({ maxLength: 100 }), data: RunData }),
-  Type.Object({ type: Type.Literal('observe'), id: Type.Optional(Type.String({ maxLength: 100 })), data: Type.Optional(Type.Boolean()) }),
+  Type.Object({
+    type: Type.Literal('observe'),
+    id: Type.Optional(Type.String({ maxLength: 100 })),
+    data: Type.Optional(Type.Boolean()),
+  }),
   Type.Object({ type: Type.Literal('status'), id: Type.Optional(Type.String({ maxLength: 100 })) }),
 ])
 
@@ -85,7 +92,11 @@ const AGAIN = { retryAfterMs: 2000 }
 
 /** The simulator on a fresh pty pair in a temporary folder; socat must be installed. */
 async function startSimulator(): Promise<{ devicePath: string; close(): Promise<void> }> {
-  if (!(await haveSocat())) throw new PluginUnavailable('no Txtzyme device attached, and the simulator needs socat (apt-get install socat)', AGAIN)
+  if (!(await haveSocat()))
+    throw new PluginUnavailable(
+      'no Txtzyme device attached, and the simulator needs socat (apt-get install socat)',
+      AGAIN,
+    )
   const dir = await mkdtemp(join(tmpdir(), 'wikifarm-txtzyme-'))
   const pair = await openPtyPair(join(dir, 'device'), join(dir, 'simulator'))
   const served = await serveSimulator(pair.simulatorPath)
@@ -114,7 +125,10 @@ export default definePlugin({
       const sim = await startSimulator()
       simulated = sim
       found.path = sim.devicePath
-      kernel.log.warn(`no Txtzyme device attached (looked at ${found.looked.join(', ')}): using the simulator (no hardware) at ${sim.devicePath}`)
+      kernel.log.warn(
+        `no Txtzyme device attached (looked at ${found.looked.join(', ')}): using the simulator (no hardware) at ` +
+          `${sim.devicePath}`,
+      )
     }
     if (!found.path) {
       throw new PluginUnavailable(`no Txtzyme device attached (looked at ${found.looked.join(', ')})`, AGAIN)
@@ -122,7 +136,10 @@ export default definePlugin({
     try {
       await access(found.path)
     } catch {
-      throw new PluginUnavailable(`no Txtzyme device attached at ${found.path} (the configured device path does not exist)`, AGAIN)
+      throw new PluginUnavailable(
+        `no Txtzyme device attached at ${found.path} (the configured device path does not exist)`,
+        AGAIN,
+      )
     }
     let device: TxtzymeDevice | null = null
     const queue = new LineQueue({
@@ -152,15 +169,34 @@ export default definePlugin({
       const label = `v-${createHmac('sha256', labelKey).update(key).digest('hex').slice(0, 10)}`
       return { key, origin: { site: ctx.site.name, label } }
     }
-    const mayRun = (ctx: RequestContext): boolean => options.openToVisitors || ctx.session.isOwner || ctx.session.isAdmin
+    const mayRun = (ctx: RequestContext): boolean =>
+      options.openToVisitors || ctx.session.isOwner || ctx.session.isAdmin
 
     const jsonClients = new Set<Connection<Envelope>>()
     const observers = new Map<Connection<Envelope>, () => void>()
-    const status = (): DeviceStatus & { queued: number; sent: number; completed: number; maxLine: number; openToVisitors: boolean; simulated: boolean } => ({
-      ...dev.status(), queued: queue.queued, sent: queue.sent, completed: queue.completed, maxLine: MAX_LINE,
-      openToVisitors: options.openToVisitors, simulated: simulated !== null,
+    const status = (): DeviceStatus & {
+      queued: number
+      sent: number
+      completed: number
+      maxLine: number
+      openToVisitors: boolean
+      simulated: boolean
+    } => ({
+      ...dev.status(),
+      queued: queue.queued,
+      sent: queue.sent,
+      completed: queue.completed,
+      maxLine: MAX_LINE,
+      openToVisitors: options.openToVisitors,
+      simulated: simulated !== null,
     })
-    const stateData = (s: DeviceStatus): JsonValue => ({ state: s.state, path: s.path, chip: s.chip, reason: s.reason, since: s.since })
+    const stateData = (s: DeviceStatus): JsonValue => ({
+      state: s.state,
+      path: s.path,
+      chip: s.chip,
+      reason: s.reason,
+      since: s.since,
+    })
     // Each change of the device's availability is logged once: gone (warn) and back (info).
     // Between them the reconnect attempts alternate opening and absent at every backoff, so
     // those states go to debug only.
@@ -273,7 +309,17 @@ export default definePlugin({
               observers.delete(conn)
               if (on) {
                 observers.set(conn, dev.queue.onLine((record: LineRecord) => {
-                  conn.send({ type: 'line', data: { site: record.origin.site, session: record.origin.label, line: record.line, lines: record.lines, timedOut: record.timedOut, truncated: record.truncated } })
+                  conn.send({
+                    type: 'line',
+                    data: {
+                      site: record.origin.site,
+                      session: record.origin.label,
+                      line: record.line,
+                      lines: record.lines,
+                      timedOut: record.timedOut,
+                      truncated: record.truncated,
+                    },
+                  })
                 }))
               }
               conn.send({ type: 'observing', id: message.id, data: on })

@@ -29,7 +29,10 @@ export function validateLine(raw: string): string {
   const line = raw.replace(/\r?\n$|\r$/, '')
   if (line.length === 0) throw new LineError('TXTZYME_LINE_EMPTY', 'empty line: send at least one command')
   if (line.length > MAX_LINE) {
-    throw new LineError('TXTZYME_LINE_TOO_LONG', `line of ${line.length} characters: at most ${MAX_LINE} fit in the device's buffer with the sentinel`)
+    throw new LineError(
+      'TXTZYME_LINE_TOO_LONG',
+      `line of ${line.length} characters: at most ${MAX_LINE} fit in the device's buffer with the sentinel`,
+    )
   }
   let inText = false
   let inLoop = false
@@ -37,20 +40,31 @@ export function validateLine(raw: string): string {
     const ch = line[i] as string
     const code = line.charCodeAt(i)
     if (code < 0x20 || code > 0x7e) {
-      throw new LineError('TXTZYME_LINE_NOT_PRINTABLE', `character ${JSON.stringify(ch)} at ${i} is not printable ASCII (one line per packet; no control characters)`)
+      throw new LineError(
+        'TXTZYME_LINE_NOT_PRINTABLE',
+        `character ${JSON.stringify(ch)} at ${i} is not printable ASCII (one line per packet; no control characters)`,
+      )
     }
     if (ch === '_') inText = !inText
     else if (inText && (ch === '{' || ch === '}')) {
-      throw new LineError('TXTZYME_LINE_BRACE_IN_TEXT', `'${ch}' at ${i} is inside _text_: the firmware would take it for a loop brace`)
+      throw new LineError(
+        'TXTZYME_LINE_BRACE_IN_TEXT',
+        `'${ch}' at ${i} is inside _text_: the firmware would take it for a loop brace`,
+      )
     } else if (ch === '{') {
-      if (inLoop) throw new LineError('TXTZYME_LINE_NESTED_LOOP', `'{' at ${i} opens a loop inside a loop: Txtzyme loops do not nest`)
+      if (inLoop)
+        throw new LineError(
+          'TXTZYME_LINE_NESTED_LOOP',
+          `'{' at ${i} opens a loop inside a loop: Txtzyme loops do not nest`,
+        )
       inLoop = true
     } else if (ch === '}') {
       if (!inLoop) throw new LineError('TXTZYME_LINE_UNBALANCED_LOOP', `'}' at ${i} closes no loop`)
       inLoop = false
     }
   }
-  if (inText) throw new LineError('TXTZYME_LINE_UNBALANCED_TEXT', 'odd number of \'_\': close the _text_ on the same line')
-  if (inLoop) throw new LineError('TXTZYME_LINE_UNBALANCED_LOOP', '\'{\' without \'}\': close the loop on the same line')
+  if (inText)
+    throw new LineError('TXTZYME_LINE_UNBALANCED_TEXT', "odd number of '_': close the _text_ on the same line")
+  if (inLoop) throw new LineError('TXTZYME_LINE_UNBALANCED_LOOP', "'{' without '}': close the loop on the same line")
   return line
 }

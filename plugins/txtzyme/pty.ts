@@ -46,9 +46,13 @@ export function waitExit(child: ChildProcess, ms = 3000): Promise<void> {
  * resolves once socat is moving data between them.
  */
 export async function openPtyPair(devicePath: string, simulatorPath: string, timeoutMs = 5000): Promise<PtyPair> {
-  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${simulatorPath}`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
+  const socat = spawn(
+    'socat',
+    ['-d', '-d', `pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${simulatorPath}`],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  )
   let log = ''
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`socat did not start within ${timeoutMs} ms: ${log}`)), timeoutMs)

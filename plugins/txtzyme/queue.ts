@@ -124,8 +124,13 @@ export class LineQueue {
   submit(key: string, origin: Origin, line: string, timeoutMs?: number, tag?: string): Promise<string[]> {
     const mine = this.waiting.get(key)
     if ((mine?.length ?? 0) >= this.options.perSession) {
-      return Promise.reject(new TxtzymeError('TXTZYME_SESSION_QUEUE_FULL',
-        `you already have ${this.options.perSession} lines waiting for the device: wait for their output before sending more`))
+      return Promise.reject(
+        new TxtzymeError(
+          'TXTZYME_SESSION_QUEUE_FULL',
+          `you already have ${this.options.perSession} lines waiting for the device: wait for their output before ` +
+            `sending more`,
+        ),
+      )
     }
     if (this.total >= this.options.global) {
       return Promise.reject(new TxtzymeError('TXTZYME_QUEUE_FULL',
@@ -239,11 +244,21 @@ export class LineQueue {
     this.completed++
     const timedOut = current.entry.timedOut
     const max = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES
-    this.answer(current.entry, current.overflow
-      ? new TxtzymeError('TXTZYME_OUTPUT_TOO_LARGE', `the line printed more than ${max} bytes: its output was dropped (the device stayed in step)`)
-      : current.lines)
+    this.answer(
+      current.entry,
+      current.overflow
+        ? new TxtzymeError(
+            'TXTZYME_OUTPUT_TOO_LARGE',
+            `the line printed more than ${max} bytes: its output was dropped (the device stayed in step)`,
+          )
+        : current.lines,
+    )
     const record: LineRecord = {
-      origin: current.entry.origin, line: current.entry.line, lines: current.lines, timedOut, ms: Date.now() - current.sentAt,
+      origin: current.entry.origin,
+      line: current.entry.line,
+      lines: current.lines,
+      timedOut,
+      ms: Date.now() - current.sentAt,
       truncated: current.overflow,
     }
     for (const listener of this.listeners) {

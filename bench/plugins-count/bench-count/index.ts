@@ -13,6 +13,8 @@ export default definePlugin({
   options: Type.Object({ countFile: Type.Optional(Type.String()) }),
   async launch(_kernel, options) {
     if (options.countFile) appendFileSync(options.countFile, `${process.pid}\n`)
-    return { routes: [route({ method: 'GET', url: '/hello', handler: async (_request, ctx) => ({ site: ctx.site.name }) })] }
+    return {
+      routes: [route({ method: 'GET', url: '/hello', handler: async (_request, ctx) => ({ site: ctx.site.name }) })],
+    }
   },
 })

@@ -6,8 +6,18 @@ export default definePlugin({
   trust: 'site',
   async launch() {
     return {
-      routes: [route({ method: 'GET', url: '/echo', handler: async (_request, ctx) => ({ ok: true, site: ctx.site.name }) })],
-      sockets: [socket({ url: '/', codec: 'text', onMessage: (conn, text) => { conn.send(text) } })],
+      routes: [
+        route({ method: 'GET', url: '/echo', handler: async (_request, ctx) => ({ ok: true, site: ctx.site.name }) }),
+      ],
+      sockets: [
+        socket({
+          url: '/',
+          codec: 'text',
+          onMessage: (conn, text) => {
+            conn.send(text)
+          },
+        }),
+      ],
     }
   },
 })

@@ -17,10 +17,12 @@
   function show(ownerName, secret) {
     var dialog = document.createElement('dialog')
     dialog.id = 'wikifarm-secret'
-    dialog.innerHTML = '<form method="dialog"><h1>This wiki is yours</h1>' +
+    dialog.innerHTML =
+      '<form method="dialog"><h1>This wiki is yours</h1>' +
       '<p>You are its owner, <b class="owner"></b>. Keep this secret: it is the only way to log in again ' +
       'from another browser, or after you log out. It is not shown again.</p>' +
-      '<p><input class="secret" readonly size="66" spellcheck="false" style="font-family:monospace;max-width:100%"></p><menu><button value="ok" autofocus>I have kept it</button></menu></form>'
+      '<p><input class="secret" readonly size="66" spellcheck="false" style="font-family:monospace;max-width:100%">' +
+      '</p><menu><button value="ok" autofocus>I have kept it</button></menu></form>'
     dialog.querySelector('.owner').textContent = ownerName
     dialog.querySelector('.secret').value = secret
     document.body.appendChild(dialog)

@@ -45,7 +45,15 @@ export interface InstanceInfo {
 
 /** The operations a plugin may ask the kernel for: its KernelHandle's and its site handles'. */
 export type CallOp = 'sites' | 'site' | 'getPage' | 'listSlugs' | 'sitemap' | 'applyAction' | 'publish'
-export const CALL_OPS: readonly CallOp[] = ['sites', 'site', 'getPage', 'listSlugs', 'sitemap', 'applyAction', 'publish']
+export const CALL_OPS: readonly CallOp[] = [
+  'sites',
+  'site',
+  'getPage',
+  'listSlugs',
+  'sitemap',
+  'applyAction',
+  'publish',
+]
 
 /**
  * A plugin's definition as it crosses, read inside its worker or child: everything but its
@@ -70,7 +78,20 @@ export type KernelMessage =
   | { t: 'describe'; module: string; memoryLimitMb: number; allowAddons: boolean }
   /** Launch the plugin described before, with the trust and options the kernel settled. */
   | { t: 'launch'; trust: Trust; apiVersion: number; options: unknown }
-  | { t: 'rest'; id: number; route: number; request: { method: HttpMethod; path: string; params: unknown; query: unknown; body: unknown; headers: Record<string, string> }; ctx: ContextData }
+  | {
+      t: 'rest'
+      id: number
+      route: number
+      request: {
+        method: HttpMethod
+        path: string
+        params: unknown
+        query: unknown
+        body: unknown
+        headers: Record<string, string>
+      }
+      ctx: ContextData
+    }
   | { t: 'ws-open'; id: number; socket: number; conn: string; protocol: string | null; ctx: ContextData }
   | { t: 'ws-message'; id: number; conn: string; message: unknown }
   | { t: 'ws-close'; id: number; conn: string; code: number; reason: string }
@@ -92,7 +113,13 @@ export type PluginMessage =
   | { t: 'call'; id: number; op: CallOp; site?: string; args: unknown[] }
   | { t: 'send'; conn: string; message: unknown }
   | { t: 'close-conn'; conn: string; code: number; reason: string }
-  | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown>; site?: string }
+  | {
+      t: 'log'
+      level: 'debug' | 'info' | 'warn' | 'error'
+      message: string
+      data?: Record<string, unknown>
+      site?: string
+    }
   | { t: 'pong'; seq: number }
   /** Sent by a child process just before it exits on an uncaught exception. */
   | { t: 'fatal'; reason: string }
@@ -129,17 +156,23 @@ export function pluginMessageProblem(message: unknown): string | null {
     case 'describe-failed':
       return isErrorData(message.error) ? null : 'describe-failed without an error'
     case 'ready':
-      return isRecord(message.instance) && Array.isArray(message.instance.routes) && Array.isArray(message.instance.sockets) &&
-        Array.isArray(message.instance.events) ? null : 'ready without its declarations'
+      return isRecord(message.instance) &&
+        Array.isArray(message.instance.routes) &&
+        Array.isArray(message.instance.sockets) &&
+        Array.isArray(message.instance.events)
+        ? null
+        : 'ready without its declarations'
     case 'launch-failed':
       return isErrorData(message.error) ? null : 'launch-failed without an error'
     case 'result':
       if (!isCallId(message.id)) return 'result without a call id'
-      if (message.ok === true) return message.value === undefined || isRecord(message.value) ? null : 'result with a malformed value'
+      if (message.ok === true)
+        return message.value === undefined || isRecord(message.value) ? null : 'result with a malformed value'
       return message.ok === false && isErrorData(message.error) ? null : 'result without ok and a value or an error'
     case 'call':
       if (!isCallId(message.id)) return 'call without an id'
-      if (!CALL_OPS.includes(message.op as CallOp)) return `call of unknown operation ${JSON.stringify(String(message.op).slice(0, 40))}`
+      if (!CALL_OPS.includes(message.op as CallOp))
+        return `call of unknown operation ${JSON.stringify(String(message.op).slice(0, 40))}`
       if (message.site !== undefined && !isShortString(message.site, 300)) return 'call with a malformed site'
       return Array.isArray(message.args) && message.args.length <= 4 ? null : 'call with malformed arguments'
     case 'send':
@@ -160,9 +193,15 @@ export function pluginMessageProblem(message: unknown): string | null {
 }
 
 /** An error as data, for the boundary. */
-export function errorData(err: unknown, isUnavailable: (e: unknown) => e is { reason: string; retryAfterMs: number | undefined },
-  isHttp: (e: unknown) => e is { statusCode: number; code: string; message: string }): ErrorData {
-  if (isUnavailable(err)) return err.retryAfterMs === undefined ? { kind: 'unavailable', reason: err.reason } : { kind: 'unavailable', reason: err.reason, retryAfterMs: err.retryAfterMs }
+export function errorData(
+  err: unknown,
+  isUnavailable: (e: unknown) => e is { reason: string; retryAfterMs: number | undefined },
+  isHttp: (e: unknown) => e is { statusCode: number; code: string; message: string },
+): ErrorData {
+  if (isUnavailable(err))
+    return err.retryAfterMs === undefined
+      ? { kind: 'unavailable', reason: err.reason }
+      : { kind: 'unavailable', reason: err.reason, retryAfterMs: err.retryAfterMs }
   if (isHttp(err)) return { kind: 'http', statusCode: err.statusCode, code: err.code, message: err.message }
   return { kind: 'error', message: err instanceof Error ? err.message : String(err) }
 }

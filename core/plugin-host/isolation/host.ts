@@ -26,7 +26,7 @@ import {
 } from './channel.js'
 import { PACKAGE_ROOT, nodeModulesFolders } from '../../package-info.js'
 import type { Action } from '../../../schemas/action.js'
-import { isSendableCloseCode } from '../../sockets/socket-hub.js'
+import { isSendableCloseCode } from '../../sockets/close-codes.js'
 
 export interface IsolationLimits {
   /** V8 old-generation heap limit of the plugin, MiB. */
@@ -268,7 +268,10 @@ export class PluginHost {
       env: childEnv(),
       stdout: true,
       stderr: true,
-      resourceLimits: { maxOldGenerationSizeMb: this.#limits.maxHeapMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(32, Math.floor(this.#limits.maxHeapMb / 8))) },
+      resourceLimits: {
+        maxOldGenerationSizeMb: this.#limits.maxHeapMb,
+        maxYoungGenerationSizeMb: Math.max(4, Math.min(32, Math.floor(this.#limits.maxHeapMb / 8))),
+      },
     })
     this.#worker = worker
     this.#pipeOutput(worker.stdout, worker.stderr)
@@ -347,7 +350,9 @@ export class PluginHost {
 
   #pipeOutput(stdout: NodeJS.ReadableStream | null, stderr: NodeJS.ReadableStream | null): void {
     // What a plugin prints goes to the farm's log as its own lines, never to the kernel's stdout.
-    stdout?.on('data', (chunk: Buffer) => this.#log('info', String(chunk).trimEnd().slice(0, 2000), { stream: 'stdout' }))
+    stdout?.on('data', (chunk: Buffer) =>
+      this.#log('info', String(chunk).trimEnd().slice(0, 2000), { stream: 'stdout' }),
+    )
     stderr?.on('data', (chunk: Buffer) => {
       const text = String(chunk)
       this.#stderr.push(text)
@@ -356,15 +361,16 @@ export class PluginHost {
   }
 
   #log(level: 'debug' | 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>): void {
-    if (this.#countWindow() && ++this.#logs > 200) {
+    this.#rollWindow()
+    if (++this.#logs > 200) {
       this.logsDropped++
       return
     }
     this.#options.log[level](message, data)
   }
 
-  /** Starts a new one-second window when the last is over; true while the window lasts. */
-  #countWindow(): boolean {
+  /** Starts a new one-second window for the message, violation and log counts when the last is over. */
+  #rollWindow(): void {
     const now = Date.now()
     if (now - this.#windowStart >= 1000) {
       this.#windowStart = now
@@ -372,7 +378,6 @@ export class PluginHost {
       this.#violations = 0
       this.#logs = 0
     }
-    return true
   }
 
   #startHeartbeat(): void {
@@ -381,7 +386,9 @@ export class PluginHost {
       if (this.#dead) return
       const silent = Date.now() - this.#lastPong
       if (silent > this.#limits.heartbeatDeadlineMs) {
-        this.kill(`event loop blocked: no heartbeat answer for ${silent} ms (deadline ${this.#limits.heartbeatDeadlineMs} ms)`)
+        this.kill(
+          `event loop blocked: no heartbeat answer for ${silent} ms (deadline ${this.#limits.heartbeatDeadlineMs} ms)`,
+        )
         return
       }
       this.#post({ t: 'ping', seq: ++this.#pingSeq })
@@ -397,9 +404,12 @@ export class PluginHost {
 
   #violation(problem: string): void {
     this.violationsTotal++
-    this.#countWindow()
+    this.#rollWindow()
     if (++this.#violations > this.#limits.maxViolationsPerSecond) {
-      this.kill(`protocol violations: more than ${this.#limits.maxViolationsPerSecond} malformed or out-of-turn messages in a second (last: ${problem})`)
+      this.kill(
+        `protocol violations: more than ${this.#limits.maxViolationsPerSecond} malformed or out-of-turn messages in ` +
+          `a second (last: ${problem})`,
+      )
       return
     }
     // One line per violation up to the cap: a broken plugin is visible, not a log flood.
@@ -408,7 +418,7 @@ export class PluginHost {
 
   #receive(raw: unknown): void {
     if (this.#dead) return
-    this.#countWindow()
+    this.#rollWindow()
     if (++this.#messages > this.#limits.maxMessagesPerSecond) {
       this.kill(`flooding the kernel: more than ${this.#limits.maxMessagesPerSecond} messages in a second`)
       return
@@ -494,7 +504,11 @@ export class PluginHost {
       this.#sites.add(handle.name)
       return handle.name
     }
-    throw new PluginHttpError(403, 'WIKIFARM_ERR_PLUGIN_NOT_ENABLED', `plugin ${this.name} has not been handed site ${JSON.stringify(site.slice(0, 100))}`)
+    throw new PluginHttpError(
+      403,
+      'WIKIFARM_ERR_PLUGIN_NOT_ENABLED',
+      `plugin ${this.name} has not been handed site ${JSON.stringify(site.slice(0, 100))}`,
+    )
   }
 
   #call(message: Extract<PluginMessage, { t: 'call' }>): void {
@@ -503,7 +517,16 @@ export class PluginHost {
         (value) => this.#post({ t: 'answer', id: message.id, ok: true, value }),
         (err: unknown) => {
           const e = err as Error & { code?: string; statusCode?: number }
-          this.#post({ t: 'answer', id: message.id, ok: false, error: { kind: 'error', message: e?.message ?? String(err), ...(typeof e?.code === 'string' ? { code: e.code } : {}) } })
+          this.#post({
+            t: 'answer',
+            id: message.id,
+            ok: false,
+            error: {
+              kind: 'error',
+              message: e?.message ?? String(err),
+              ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+            },
+          })
         },
       ).finally(() => { this.#callsInFlight-- })
     }
@@ -547,9 +570,12 @@ export class PluginHost {
 
   /** Sends a call the plugin must answer; fails when it dies, times out or too many wait. */
   #request(build: (id: number) => KernelMessage): Promise<RestResult | undefined> {
-    if (this.#dead) return Promise.reject(new PluginUnavailable(`${this.name} is not running: ${this.#fatal ?? 'it stopped'}`))
+    if (this.#dead)
+      return Promise.reject(new PluginUnavailable(`${this.name} is not running: ${this.#fatal ?? 'it stopped'}`))
     if (this.#pending.size >= this.#limits.maxInFlight) {
-      return Promise.reject(new PluginUnavailable(`${this.name} is overloaded: ${this.#limits.maxInFlight} calls in flight`))
+      return Promise.reject(
+        new PluginUnavailable(`${this.name} is overloaded: ${this.#limits.maxInFlight} calls in flight`),
+      )
     }
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
@@ -584,7 +610,8 @@ export class PluginHost {
           },
           ctx: contextData(ctx),
         }))
-        if (result?.kind === 'reply') return reply({ status: result.status, headers: result.headers, body: result.body })
+        if (result?.kind === 'reply')
+          return reply({ status: result.status, headers: result.headers, body: result.body })
         return result?.value
       },
     }))
@@ -596,7 +623,14 @@ export class PluginHost {
       onConnect: async (conn: Connection<unknown>) => {
         this.#sites.add(conn.site.name)
         this.#connections.set(conn.id, conn)
-        await this.#request((id) => ({ t: 'ws-open', id, socket: index, conn: conn.id, protocol: conn.protocol, ctx: contextData(conn) }))
+        await this.#request((id) => ({
+          t: 'ws-open',
+          id,
+          socket: index,
+          conn: conn.id,
+          protocol: conn.protocol,
+          ctx: contextData(conn),
+        }))
       },
       onMessage: async (conn: Connection<unknown>, message: unknown) => {
         await this.#request((id) => ({ t: 'ws-message', id, conn: conn.id, message }))

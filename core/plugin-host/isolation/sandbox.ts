@@ -19,6 +19,7 @@ import {
   type PluginMessage, type RestResult,
 } from './channel.js'
 import { installGuard } from './guard.js'
+import { CLOSE, assertSendableCloseCode } from '../../sockets/close-codes.js'
 
 /** How often the sandbox measures its own isolate against the memory limit. */
 const MEMORY_CHECK_MS = 100
@@ -52,12 +53,6 @@ function toErrorData(err: unknown): ErrorData {
   return errorData(err, isPluginUnavailable, isPluginHttpError)
 }
 
-/** Close codes an endpoint may send (the same rule as the kernel's, so misuse throws here too). */
-function sendable(code: number): boolean {
-  return Number.isInteger(code) && (code === 1000 || code === 1001 || code === 1003 ||
-    (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
-}
-
 /** Serves the kernel on this side of the boundary; the plugin is imported on `launch`. */
 function startSandbox(): void {
   const found = workerPort() ?? processPort()
@@ -73,9 +68,16 @@ function startSandbox(): void {
       // A value that cannot be cloned (a function, a class instance with private state) is the
       // plugin's mistake: answer the call with an error rather than leaving it unanswered.
       if ((message.t === 'result') && message.ok) {
-        port.post({ t: 'result', id: message.id, ok: false, error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${(err as Error).message}` } })
+        port.post({
+          t: 'result',
+          id: message.id,
+          ok: false,
+          error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${(err as Error).message}` },
+        })
       } else if (message.t === 'send') {
-        throw new TypeError(`the message cannot cross the isolation boundary: ${(err as Error).message}`)
+        throw new TypeError(`the message cannot cross the isolation boundary: ${(err as Error).message}`, {
+          cause: err,
+        })
       } else {
         throw err
       }
@@ -85,7 +87,11 @@ function startSandbox(): void {
   if (isProcess) {
     // Node would print the error and exit; the kernel wants the reason first.
     const fatal = (err: unknown): void => {
-      try { post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` }) } catch { /* exiting anyway */ }
+      try {
+        post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` })
+      } catch {
+        /* exiting anyway */
+      }
       process.exitCode = 70
       setImmediate(() => exit(70))
     }
@@ -101,12 +107,15 @@ function startSandbox(): void {
     const id = nextCall++
     return new Promise((resolve, reject) => {
       calls.set(id, { resolve, reject })
-      const message: PluginMessage = site === undefined ? { t: 'call', id, op, args } : { t: 'call', id, op, site, args }
+      const message: PluginMessage =
+        site === undefined ? { t: 'call', id, op, args } : { t: 'call', id, op, site, args }
       try {
         port.post(message)
       } catch (err) {
         calls.delete(id)
-        reject(new TypeError(`the arguments cannot cross the isolation boundary: ${(err as Error).message}`))
+        reject(new TypeError(`the arguments cannot cross the isolation boundary: ${(err as Error).message}`, {
+          cause: err,
+        }))
       }
     })
   }
@@ -133,7 +142,8 @@ function startSandbox(): void {
         getPage: (slug: string) => call('getPage', name, [slug]) as ReturnType<SiteHandle['getPage']>,
         listSlugs: () => call('listSlugs', name, []) as ReturnType<SiteHandle['listSlugs']>,
         sitemap: () => call('sitemap', name, []) as ReturnType<SiteHandle['sitemap']>,
-        applyAction: (slug, action) => call('applyAction', name, [slug, action]) as ReturnType<SiteHandle['applyAction']>,
+        applyAction: (slug, action) =>
+          call('applyAction', name, [slug, action]) as ReturnType<SiteHandle['applyAction']>,
         publish: (key, value) => call('publish', name, [key, value]) as ReturnType<SiteHandle['publish']>,
       }
       handle = Object.freeze(site)
@@ -146,7 +156,11 @@ function startSandbox(): void {
     return Object.freeze({
       site: siteHandle(data.site),
       session: Object.freeze({ ...data.session }),
-      identity: Object.freeze({ page: data.identity.page, item: data.identity.item, lineup: Object.freeze([...data.identity.lineup]) }),
+      identity: Object.freeze({
+        page: data.identity.page,
+        item: data.identity.item,
+        lineup: Object.freeze([...data.identity.lineup]),
+      }),
       log: logger(data.site),
     })
   }
@@ -185,8 +199,9 @@ function startSandbox(): void {
       return true
     }
 
-    close(code = 1000, reason = ''): void {
-      if (!sendable(code)) throw new RangeError(`close code ${code} cannot be sent: use 1000, 1001, 1003, 1007-1014 or 3000-4999`)
+    close(code: number = CLOSE.NORMAL, reason = ''): void {
+      // The kernel's rule, so misuse throws here as it would in-process.
+      assertSendableCloseCode(code)
       if (this.#closed) return
       this.#closed = true
       post({ t: 'close-conn', conn: this.id, code, reason: String(reason) })
@@ -264,13 +279,20 @@ function startSandbox(): void {
     for (const route of routes) {
       if (typeof route.handler !== 'function') throw new Error(`route ${route.method} ${route.url}: no handler`)
     }
-    const events = Object.entries(instance.events ?? {}).filter(([, fn]) => typeof fn === 'function').map(([name]) => name)
+    const events = Object.entries(instance.events ?? {})
+      .filter(([, fn]) => typeof fn === 'function')
+      .map(([name]) => name)
     post({
       t: 'ready',
       instance: {
-        routes: routes.map((r) => ({ method: r.method, url: r.url, ...(r.schema ? { schema: r.schema as Record<string, unknown> } : {}) })),
+        routes: routes.map((r) => ({
+          method: r.method,
+          url: r.url,
+          ...(r.schema ? { schema: r.schema as Record<string, unknown> } : {}),
+        })),
         sockets: sockets.map((s) => ({
-          url: s.url, codec: s.codec,
+          url: s.url,
+          codec: s.codec,
           ...(s.protocol !== undefined ? { protocol: s.protocol } : {}),
           ...(s.codec === 'json' ? { message: s.message } : {}),
         })),
@@ -303,7 +325,8 @@ function startSandbox(): void {
           const route = routes[message.route]
           if (!route) throw new Error(`no route ${message.route}`)
           const result = await route.handler(Object.freeze({ ...message.request }) as never, context(message.ctx))
-          if (isPluginReply(result)) return { kind: 'reply', status: result.status, headers: { ...result.headers }, body: result.body }
+          if (isPluginReply(result))
+            return { kind: 'reply', status: result.status, headers: { ...result.headers }, body: result.body }
           return { kind: 'json', value: result }
         })
         return
@@ -335,13 +358,17 @@ function startSandbox(): void {
         })
         return
       case 'event': {
-        const listener = (instance?.events as Record<string, ((e: unknown, ctx: EventContext) => unknown) | undefined> | undefined)?.[message.name]
+        const listener = (
+          instance?.events as Record<string, ((e: unknown, ctx: EventContext) => unknown) | undefined> | undefined
+        )?.[message.name]
         if (!listener) return
         const site = (message.payload as { site?: unknown }).site
         const ctx: EventContext = { site: siteHandle(typeof site === 'string' ? site : '') }
         // A listener that fails is logged, as the kernel's event bus does in-process.
         Promise.resolve().then(() => listener(message.payload, ctx)).catch((err: unknown) => {
-          logger().error(`listener for ${message.name} failed`, { err: err instanceof Error ? err.message : String(err) })
+          logger().error(`listener for ${message.name} failed`, {
+            err: err instanceof Error ? err.message : String(err),
+          })
         })
         return
       }

@@ -74,7 +74,8 @@ export class LegacyPlugin {
   status(): LegacyStatus {
     return {
       name: this.name, source: `legacy ${this.pkg.packageName}@${this.pkg.version}`, legacy: true, mode: 'farm',
-      state: this.state, reason: this.reason, launchedAt: this.launchedAt?.toISOString() ?? null, launches: this.launches,
+      state: this.state, reason: this.reason, launchedAt: this.launchedAt?.toISOString() ?? null,
+      launches: this.launches,
       faults: this.faults, lastFault: this.lastFault, isolation: 'none', trust: 'farm', sites: this.grant.sites ?? '*',
     }
   }
@@ -97,7 +98,9 @@ function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout
   return Promise.race([
     promise,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`startServer did not finish within ${ms} ms`)), ms) }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`startServer did not finish within ${ms} ms`)), ms)
+    }),
   ]).finally(() => clearTimeout(timer))
 }
 
@@ -163,7 +166,8 @@ export class LegacyPlugins {
   }
 
   async launchAll(): Promise<void> {
-    this.#releaseExit = guardExit(this.#farmId, (plugin, code) => this.fail(plugin, `called process.exit(${String(code ?? '')})`))
+    this.#releaseExit = guardExit(this.#farmId,
+      (plugin, code) => this.fail(plugin, `called process.exit(${String(code ?? '')})`))
     const packageJson: unknown = JSON.parse(await readFile(join(PACKAGE_ROOT, 'package.json'), 'utf8'))
     await Promise.all(this.#plugins.filter((p) => p.state === 'stopped').map((p) => this.#launch(p, packageJson)))
   }
@@ -196,10 +200,13 @@ export class LegacyPlugins {
       // callback) stays fenced: a throw there is counted, not fatal to the farm.
       const onFault = (err: unknown): void => {
         this.fault(plugin.name, err)
-        this.#options.log.error('legacy plugin threw outside a request', { plugin: plugin.name, reason: plugin.lastFault })
+        this.#options.log.error('legacy plugin threw outside a request',
+          { plugin: plugin.name, reason: plugin.lastFault })
       }
-      await legacyScope.run({ farm: this.#farmId, plugin: plugin.name, request: null }, () => fenced(onFault, [], async () => {
-        const loaded = await import(pathToFileURL(plugin.pkg.server).href) as { startServer?: unknown; default?: { startServer?: unknown } }
+      const scope = { farm: this.#farmId, plugin: plugin.name, request: null }
+      await legacyScope.run(scope, () => fenced(onFault, [], async () => {
+        type ServerModule = { startServer?: unknown; default?: { startServer?: unknown } }
+        const loaded = await import(pathToFileURL(plugin.pkg.server).href) as ServerModule
         // An ES module exports it by name; a CommonJS one (the 2016 plugins) on module.exports.
         const found = loaded.startServer ?? loaded.default?.startServer
         if (typeof found !== 'function') throw new Error('server/server.js exports no startServer function')
@@ -212,7 +219,8 @@ export class LegacyPlugins {
       plugin.state = 'running'
       plugin.launchedAt = new Date()
       plugin.launches++
-      this.#options.log.info('legacy plugin launched', { plugin: plugin.name, package: `${plugin.pkg.packageName}@${plugin.pkg.version}` })
+      const pkg = `${plugin.pkg.packageName}@${plugin.pkg.version}`
+      this.#options.log.info('legacy plugin launched', { plugin: plugin.name, package: pkg })
     } catch (err) {
       this.fail(plugin.name, `startServer failed: ${String((err as Error)?.message ?? err).split(/\r?\n/, 1)[0]}`)
     }

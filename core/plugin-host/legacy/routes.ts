@@ -10,7 +10,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Guards } from '../../http/request-context.js'
 import { matchDomain } from '../../pages/sites.js'
 import {
-  ERR_LEGACY_REFUSED, ERR_LENGTH_REQUIRED, ERR_PAYLOAD_TOO_LARGE, ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT,
+  ERR_LEGACY_REFUSED, ERR_LENGTH_REQUIRED, ERR_PAYLOAD_TOO_LARGE, ERR_PLUGIN_FAILED, ERR_PLUGIN_NOT_ENABLED,
+  ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT,
   ERR_PLUGIN_UNAVAILABLE,
 } from '../../errors.js'
 import type { FarmConfig } from '../../farm-config.js'
@@ -37,9 +38,13 @@ function sendCoded(res: ServerResponse, error: Coded): void {
   res.end(JSON.stringify(body))
 }
 
-/** A token standing for the friend secret the session proved: what friends keeps in req.session.friend, minus the secret. */
+/**
+ * A token standing for the friend secret the session proved: what friends keeps in
+ * req.session.friend, minus the secret.
+ */
 function friendToken(friend: string | null): string | null {
-  return friend === null ? null : createHash('sha256').update(`legacy-friend:${friend}`).digest('base64url').slice(0, 22)
+  if (friend === null) return null
+  return createHash('sha256').update(`legacy-friend:${friend}`).digest('base64url').slice(0, 22)
 }
 
 export async function legacyRoutes(app: FastifyInstance, opts: {
@@ -75,9 +80,11 @@ export async function legacyRoutes(app: FastifyInstance, opts: {
     }
     if (length > config.uploadLimit) throw new ERR_PAYLOAD_TOO_LARGE(config.uploadLimit)
     const authorized = await guards.requireOwner(request).then(() => true, () => false)
-    if (WRITE_METHODS.some((m) => m === request.method)) await folders.prepare(plugin.name, request.site.name, request.site.root)
-    const argv = siteArgv(legacy.farmArgv, request.site.root, request.site.name, matchDomain(request.site.name, domains))
-    const facts = { site: request.site, authorized, admin: guards.isAdmin(request), friend: friendToken(request.session.friend), argv }
+    const site = request.site
+    if (WRITE_METHODS.some((m) => m === request.method)) await folders.prepare(plugin.name, site.name, site.root)
+    const argv = siteArgv(legacy.farmArgv, site.root, site.name, matchDomain(site.name, domains))
+    const friend = friendToken(request.session.friend)
+    const facts = { site, authorized, admin: guards.isAdmin(request), friend, argv }
     const req = request.raw
     const res = reply.raw
     reply.hijack()
@@ -92,9 +99,10 @@ export async function legacyRoutes(app: FastifyInstance, opts: {
           sendCoded(res, Object.assign(new ERR_PLUGIN_UNAVAILABLE(plugin.name), { reason: plugin.reason ?? 'failed' }))
         } else if (err) {
           const status = (err as { status?: unknown }).status
-          if (typeof status === 'number' && status === 413) sendCoded(res, new ERR_PAYLOAD_TOO_LARGE(config.uploadLimit))
+          if (status === 413) sendCoded(res, new ERR_PAYLOAD_TOO_LARGE(config.uploadLimit))
           else if (typeof status === 'number' && status >= 400 && status < 500) {
-            sendCoded(res, { message: String((err as Error).message).slice(0, 200), code: 'WIKIFARM_ERR_BAD_REQUEST', statusCode: status })
+            const message = String((err as Error).message).slice(0, 200)
+            sendCoded(res, { message, code: 'WIKIFARM_ERR_BAD_REQUEST', statusCode: status })
           } else {
             request.log.error({ err, plugin: plugin.name, site: request.site.name }, 'legacy plugin handler failed')
             sendCoded(res, new ERR_PLUGIN_FAILED(plugin.name))

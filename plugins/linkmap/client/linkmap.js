@@ -15,7 +15,8 @@
   /** Applies one server message to a map; returns the new map (the old one is not changed). */
   function applyMessage(map, message) {
     if (!message || typeof message !== 'object') return map
-    if (message.type === 'map' && message.data && typeof message.data === 'object') return Object.assign({}, message.data)
+    if (message.type === 'map' && message.data && typeof message.data === 'object')
+      return Object.assign({}, message.data)
     if (message.type === 'update' && message.data && typeof message.data.slug === 'string') {
       var next = Object.assign({}, map)
       if (message.data.links === null) delete next[message.data.slug]
@@ -38,10 +39,31 @@
     var rows = slugs.map(function (slug) {
       var targets = map[slug].map(function (target) {
         var cls = Object.prototype.hasOwnProperty.call(map, target) ? 'internal' : 'internal ghost'
-        return '<a class="' + cls + '" href="/' + escapeHtml(target) + '.html" data-page-name="' + escapeHtml(target) + '">' + escapeHtml(target) + '</a>'
+        return (
+          '<a class="' +
+          cls +
+          '" href="/' +
+          escapeHtml(target) +
+          '.html" data-page-name="' +
+          escapeHtml(target) +
+          '">' +
+          escapeHtml(target) +
+          '</a>'
+        )
       })
-      return '<li data-slug="' + escapeHtml(slug) + '"><a class="internal" href="/' + escapeHtml(slug) + '.html" data-page-name="' +
-        escapeHtml(slug) + '">' + escapeHtml(slug) + '</a>' + (targets.length ? ' → ' + targets.join(', ') : '') + '</li>'
+      return (
+        '<li data-slug="' +
+        escapeHtml(slug) +
+        '"><a class="internal" href="/' +
+        escapeHtml(slug) +
+        '.html" data-page-name="' +
+        escapeHtml(slug) +
+        '">' +
+        escapeHtml(slug) +
+        '</a>' +
+        (targets.length ? ' → ' + targets.join(', ') : '') +
+        '</li>'
+      )
     })
     return '<ul class="linkmap-list" style="margin:0;padding-left:1.2em">' + rows.join('') + '</ul>'
   }
@@ -77,7 +99,8 @@
       var message
       try { message = JSON.parse(event.data) } catch (err) { return }
       if (message.type === 'update') updates++
-      if (message.type === 'error') return caption('error: ' + (message.data && message.data.message ? message.data.message : 'unknown'))
+      if (message.type === 'error')
+        return caption('error: ' + (message.data && message.data.message ? message.data.message : 'unknown'))
       map = applyMessage(map, message)
       redraw()
     }
@@ -92,5 +115,7 @@
   }
 
   if (typeof window !== 'undefined' && window.plugins) window.plugins.linkmap = { emit: emit, bind: bind }
-  if (typeof module !== 'undefined' && module.exports) module.exports = { applyMessage: applyMessage, render: render, stats: stats }
+  /* global module -- the CommonJS export is for the tests, which require this file */
+  if (typeof module !== 'undefined' && module.exports)
+    module.exports = { applyMessage: applyMessage, render: render, stats: stats }
 })()
