@@ -1,6 +1,7 @@
-// wiki-plugin-assets 0.7.4 (the real package, unchanged) under the legacy adapter, over real
-// HTTP with several sites: an owner uploads, lists, indexes and deletes; a visitor and another
-// site's owner are refused; sites never see each other's files; hostile names stay in assets/.
+// wiki-plugin-assets 0.7.3 (the real package, unchanged; the reference's 0.7.4 is the same code)
+// under the legacy adapter, over real HTTP with several sites: an owner uploads, lists, indexes
+// and deletes; a visitor and another site's owner are refused; sites never see each other's
+// files; hostile names stay in assets/.
 import t from 'tap'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
