@@ -95,6 +95,9 @@ export const ERR_PLUGIN_TIMEOUT = coded<[string]>(
   504,
 )
 export const ERR_PLUGIN_ROUTE = coded<[string]>('WIKIFARM_ERR_PLUGIN_ROUTE_NOT_FOUND', 'No plugin route for %s', 404)
+export const ERR_LEGACY_REFUSED = coded<[string]>('WIKIFARM_ERR_LEGACY_REFUSED', 'Refused by the farm: %s', 403)
+export const ERR_LENGTH_REQUIRED = coded<[string]>(
+  'WIKIFARM_ERR_LENGTH_REQUIRED', 'A Content-Length is required: %s', 411)
 
 export function isWikifarmError(err: unknown): err is WikifarmError {
   return err instanceof Error && typeof (err as WikifarmError).code === 'string' &&

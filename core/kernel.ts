@@ -11,7 +11,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyFormbody from '@fastify/formbody'
 import fastifyWebsocket from '@fastify/websocket'
 import { randomBytes } from 'node:crypto'
-import { VERSION } from './package-info.js'
+import { DEPENDENCIES, VERSION } from './package-info.js'
 import type { FarmConfig } from './farm-config.js'
 import { FilePageStore, type PageStore } from './pages/page-store.js'
 import { PostgresPageStore } from './pages/postgres-store.js'
@@ -35,6 +35,10 @@ import { escapeHtml } from './client/page-html.js'
 import { PluginRegistry } from './plugin-host/registry.js'
 import { pluginScope } from './plugin-host/dispatch.js'
 import { pluginLogger } from './plugin-host/context.js'
+import { findLegacyPackages } from './plugin-host/legacy/packages.js'
+import { LegacyPlugins } from './plugin-host/legacy/host.js'
+import { legacyGrants } from './plugin-host/legacy/grants.js'
+import { legacyRoutes } from './plugin-host/legacy/routes.js'
 import { SocketHub, negotiateProtocol } from './sockets/socket-hub.js'
 import { CLOSE } from './sockets/close-codes.js'
 import { PushHub, pushRoutes } from './sockets/push-hub.js'
@@ -65,6 +69,8 @@ export interface KernelOptions {
   store?: PageStore
   /** Where built-in plugins are found (tests point it at fixtures); default plugins/. */
   builtinPluginsDir?: string
+  /** Where wiki-plugin-* server parts are looked for (tests); default every node_modules from wikifarm's up. */
+  legacyNodeModules?: string[]
 }
 
 export interface Kernel {
@@ -77,6 +83,8 @@ export interface Kernel {
   readonly sockets: SocketHub
   /** Push subscriptions (GET /system/push) and what plugins publish to them. */
   readonly push: PushHub
+  /** The wiki-plugin-* server parts, each started once (core/plugin-host/legacy/). */
+  readonly legacy: LegacyPlugins
   /** Open HTTP connections per client address, and those refused over the cap. */
   readonly connections: ConnectionGuard
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
@@ -191,8 +199,14 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   const clientScan = await findClientPlugins()
   for (const problem of clientScan.problems) app.log.warn({ code: 'WIKIFARM_CLIENT_PLUGIN' }, problem)
   const clientPlugins = clientScan.plugins
+  // A page the operator cannot fix (in a package wikifarm bundles: wiki-plugin-chart's
+  // garden-report has numeric item ids) is noted at debug; one of a package they added, a warning.
+  const bundledPages = new Set(clientPlugins.filter((p) => DEPENDENCIES.has(p.source)).map((p) => p.pagesDir))
   const defaults = await DefaultPages.load(undefined, clientPlugins.flatMap((p) => (p.pagesDir ? [p.pagesDir] : [])),
-    (problem) => app.log.warn({ code: 'WIKIFARM_CLIENT_PLUGIN' }, problem))
+    (problem, pluginDir) => {
+      if (bundledPages.has(pluginDir)) app.log.debug({ code: 'WIKIFARM_CLIENT_PLUGIN' }, problem)
+      else app.log.warn({ code: 'WIKIFARM_CLIENT_PLUGIN' }, problem)
+    })
   const sites = new SiteRegistry({
     data: config.data,
     farm: config.farm,
@@ -217,6 +231,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   })
   // A published message may be as big as a frame a client may send.
   const push = new PushHub({ maxFrameBytes: config.maxPayload })
+  const legacyPackages = await findLegacyPackages(options.legacyNodeModules)
   const plugins = new PluginRegistry({
     grants: config.plugins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
@@ -229,6 +244,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     },
     restart: { limit: config.pluginRestartLimit },
     builtinDir: options.builtinPluginsDir,
+    legacyNames: new Set(legacyPackages.map((p) => p.name)),
     dataDir: config.data,
     log: pluginLogger(app.log),
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
@@ -241,6 +257,17 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   // before any site is visited.
   await plugins.discover()
   await plugins.launchAll()
+  // The existing federated-wiki server parts, once each, after wikifarm's own plugins, whose
+  // names they may not take.
+  const builtins = new Set(plugins.records().filter((r) => r.source.startsWith('built-in')).map((r) => r.name))
+  const legacy = new LegacyPlugins({
+    config,
+    packages: legacyPackages,
+    builtins,
+    launchTimeoutMs: config.pluginLaunchTimeoutMs,
+    log: pluginLogger(app.log.child({ legacy: true })),
+  }, legacyGrants(config.plugins, new Set(legacyPackages.map((p) => p.name).filter((n) => !builtins.has(n)))))
+  await legacy.launchAll()
 
   await app.register(fastifyCookie, { secret: config.cookieSecret })
   await app.register(fastifyFormbody, { bodyLimit: config.uploadLimit })
@@ -323,7 +350,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     securityDir: securityDir === null ? null : `${securityDir}/client`,
   })
   await app.register(ownerRoutes, { config, sessions, guards })
-  await app.register(statusRoutes, { guards, plugins, sites, hub, connections })
+  await app.register(statusRoutes, { guards, plugins, legacy, sites, hub, connections })
+  await app.register(legacyRoutes, { legacy, guards, config, handlerTimeoutMs: config.pluginHandlerTimeoutMs })
   const labelKey = randomBytes(32)
   await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
   for (const record of plugins.records()) {
@@ -341,7 +369,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub, push, connections,
+    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections,
     async listen() {
       return app.listen({ port: config.port, host: config.host })
     },
@@ -349,6 +377,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       closing = true
       await app.close()
       await plugins.close()
+      legacy.close()
       await sites.close()
       if (ownsStore) await store.close()
     },

@@ -6,11 +6,16 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-function findRoot(start: string): { root: string; version: string } {
+function findRoot(start: string): { root: string; version: string; dependencies: string[] } {
   for (let dir = start; ; dir = dirname(dir)) {
     try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown }
-      if (pkg.name === 'wikifarm' && typeof pkg.version === 'string') return { root: dir, version: pkg.version }
+      type Manifest = { name?: unknown; version?: unknown; dependencies?: unknown }
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest
+      if (pkg.name === 'wikifarm' && typeof pkg.version === 'string') {
+        const listed = pkg.dependencies
+        const dependencies = listed !== null && typeof listed === 'object' ? Object.keys(listed) : []
+        return { root: dir, version: pkg.version, dependencies }
+      }
     } catch {
       // no package.json here, or not readable: keep walking up
     }
@@ -23,6 +28,8 @@ const found = findRoot(dirname(fileURLToPath(import.meta.url)))
 /** The folder holding wikifarm's package.json. */
 export const PACKAGE_ROOT = found.root
 export const VERSION = found.version
+/** The packages wikifarm itself depends on: what it bundles, as opposed to what an operator added. */
+export const DEPENDENCIES: ReadonlySet<string> = new Set(found.dependencies)
 
 /**
  * The node_modules folders a package installed beside wikifarm may be in, nearest first:

@@ -30,7 +30,7 @@ export class DefaultPages {
   static async load(
     dir = DEFAULT_PAGES_DIR,
     pluginDirs: string[] = [],
-    problem: (message: string) => void = () => {},
+    problem: (message: string, pluginDir: string) => void = () => {},
   ): Promise<DefaultPages> {
     const pages = new Map<string, StoredPage>()
     for (const slug of (await readdir(dir)).filter((name) => isSlug(name)).sort()) {
@@ -46,7 +46,7 @@ export class DefaultPages {
         try {
           pluginPages.set(slug, storedPage(await readPageFile(join(pluginDir, slug))))
         } catch (err) {
-          problem(`plugin page ${join(pluginDir, slug)} is skipped: ${(err as Error).message}`)
+          problem(`plugin page ${join(pluginDir, slug)} is skipped: ${(err as Error).message}`, pluginDir)
         }
       }
     }

@@ -117,6 +117,31 @@ export class Site {
     return stored.page
   }
 
+  /**
+   * Replaces a page as a whole (a legacy plugin's pagehandler.put, as the reference's page store
+   * does): one writer per page, the sitemap and events as for an action. Reported to listeners
+   * as a fork of the page onto itself, the nearest journal action to a replacement.
+   */
+  async putPage(slug: string, page: Page): Promise<Page> {
+    const sitemap = await this.sitemap()
+    let created = false
+    await sitemap.beginWrite()
+    let stored: StoredPage | null = null
+    try {
+      stored = await this.store.updatePage(slug, (current) => {
+        created = current === null
+        return structuredClone(page)
+      })
+    } finally {
+      sitemap.endWrite(slug, stored?.page)
+    }
+    if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
+    if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
+    const action: Action = { type: 'fork', date: Date.now() }
+    this.#events.emit('page.changed', { site: this.name, slug, action, page: stored.page })
+    return stored.page
+  }
+
   async recyclePage(slug: string): Promise<Page | null> {
     const sitemap = await this.sitemap()
     await sitemap.beginWrite()

@@ -101,6 +101,8 @@ export interface RegistryOptions {
   /** Limits of isolated plugins (heap, heartbeat, calls in flight). */
   isolation?: Partial<IsolationLimits>
   restart?: Partial<RestartPolicy>
+  /** Installed wiki-plugin-* server parts: grants naming them belong to the legacy adapter. */
+  legacyNames?: ReadonlySet<string>
 }
 
 /** A plugin's definition as discovery read it, or why it could not. */
@@ -369,7 +371,7 @@ export class PluginRegistry {
     for (const [name, grant] of Object.entries(grants)) {
       if (grant.package) {
         found.push({ name, source: `package ${grant.package}`, module: resolvePluginModule(grant.package) })
-      } else if (!found.some((f) => f.name === name)) {
+      } else if (!found.some((f) => f.name === name) && !this.#options.legacyNames?.has(name)) {
         const hint = suggestion(name, found.map((f) => f.name), '')
         throw new ERR_PLUGIN_CONFIG(
           `plugins.${name}: no built-in plugin of that name${hint ? ` (did you mean "${hint}"?)` : ''}; ` +

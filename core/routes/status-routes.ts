@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Guards } from '../http/request-context.js'
 import type { PluginRegistry, PluginStatus } from '../plugin-host/registry.js'
+import type { LegacyPlugins, LegacyStatus } from '../plugin-host/legacy/host.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { SocketHub } from '../sockets/socket-hub.js'
 import type { ConnectionGuard } from '../http/connection-guard.js'
@@ -16,6 +17,8 @@ import { PACKAGE_ROOT } from '../package-info.js'
 
 export interface FarmStatus {
   plugins: (PluginStatus & { connections: Record<string, number> })[]
+  /** The wiki-plugin-* server parts (core/plugin-host/legacy/): one instance each for the farm. */
+  legacy: LegacyStatus[]
   sites: { open: string[] }
   connections: { total: number; byPlugin: Record<string, Record<string, number>> }
   /** HTTP connections open now, and refused over the per-address cap since start. */
@@ -64,6 +67,14 @@ function renderStatus(status: FarmStatus): string {
       `<td>${p.state === 'disabled' ? '' : relaunch}</td></tr>`
     )
   })
+  const legacyRows = status.legacy.map((p) => `<tr><td>${escapeHtml(p.name)}</td>` +
+    `<td class="${p.state}">${p.state}</td>` +
+    `<td>${escapeHtml(p.reason ?? '')}</td><td>${escapeHtml(p.source)}</td><td>${p.mode}</td>` +
+    `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td><td>${p.faults}</td></tr>`)
+  // Shown when wiki-plugin-* server parts are installed: most farms of the reference have some.
+  const legacyTable = legacyRows.length === 0 ? '' : '<h2>Legacy server parts (wiki-plugin-*)</h2>' +
+    '<table><tr><th>plugin</th><th>state</th><th>reason</th><th>package</th><th>mode</th><th>launched</th>' +
+    `<th>launches</th><th>faults</th></tr>\n${legacyRows.join('\n')}</table>`
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
@@ -73,6 +84,7 @@ ${status.http.refused} HTTP connections refused over the per-address cap</p>${DO
 <h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th>` +
     `<th>launched</th><th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
+${legacyTable}
 <h2>Open sites (${status.sites.open.length})</h2><ul>${sites}</ul></body></html>`
   )
 }
@@ -92,17 +104,19 @@ ${DOCS_LINKS}<script src="/system/admin-login.js"></script></body></html>`
 export async function statusRoutes(app: FastifyInstance, opts: {
   guards: Guards
   plugins: PluginRegistry
+  legacy: LegacyPlugins
   sites: SiteRegistry
   hub: SocketHub
   connections: ConnectionGuard
 }): Promise<void> {
-  const { guards, plugins, sites, hub, connections } = opts
+  const { guards, plugins, legacy, sites, hub, connections } = opts
   const started = Date.now()
 
   function status(): FarmStatus {
     const byPlugin = hub.counts()
     return {
       plugins: plugins.statuses().map((p) => ({ ...p, connections: byPlugin[p.name] ?? {} })),
+      legacy: legacy.statuses(),
       sites: { open: sites.openSites() },
       connections: { total: hub.size, byPlugin },
       http: { open: [...connections.open.values()].reduce((sum, n) => sum + n, 0), refused: connections.refused },
