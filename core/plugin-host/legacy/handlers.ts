@@ -3,10 +3,9 @@
 // site's pages). Both answer for the site of the request being served; pages are read and
 // written through that site's store, so the sitemap, events and push see a plugin's writes.
 import type { IncomingMessage } from 'node:http'
-import { PageValidator, type Page } from '../../../schemas/page.js'
+import { PageValidator, isSlug, type Page } from '../../../schemas/page.js'
 import { legacyScope, type LegacyRequestFacts } from './scope.js'
 
-const SLUG = /^[a-z0-9-]{1,100}$/
 
 /** The facts of the request being served: from the request itself, else from the scope. */
 export type FactsOf = (req: IncomingMessage | undefined) => LegacyRequestFacts | null
@@ -52,7 +51,7 @@ export function pageHandler(): LegacyPageHandler {
       if (!site) return done(outside())
       // The reference's callers pass `<slug>` (and its own recycler passes more): only slugs here.
       const name = slug.replace(/\.json$/, '')
-      if (!SLUG.test(name)) return done(null, 'Page not found', 404)
+      if (!isSlug(name)) return done(null, 'Page not found', 404)
       site.getPage(name).then((stored) => {
         if (stored) done(null, stored.page)
         else done(null, 'Page not found', 404)
@@ -61,7 +60,7 @@ export function pageHandler(): LegacyPageHandler {
     put(slug, page, done) {
       const site = currentSite()
       if (!site) return done(outside())
-      if (!SLUG.test(slug)) return done(new Error(`not a page slug: ${JSON.stringify(String(slug).slice(0, 60))}`))
+      if (!isSlug(slug)) return done(new Error(`not a page slug: ${JSON.stringify(String(slug).slice(0, 60))}`))
       if (!PageValidator.Check(page)) return done(new Error('not a page: it needs a title and a story of items'))
       site.putPage(slug, page).then(() => done(null), (err: unknown) => done(err as Error))
     },

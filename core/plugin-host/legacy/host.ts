@@ -11,7 +11,9 @@ import express, { type Express } from 'express'
 import type { FarmConfig } from '../../farm-config.js'
 import type { PluginLogger } from '../../plugin-api.js'
 import { PACKAGE_ROOT } from '../../package-info.js'
-import { farmArgv, scopedArgv, type LegacyArgv } from './argv.js'
+import { farmArgv, type LegacyArgv } from './argv.js'
+import { scopedArgv } from './scope.js'
+import { deadline } from '../../deadline.js'
 import { pageHandler, securityHandler } from './handlers.js'
 import { guardExit } from './exit-guard.js'
 import { fenced } from './fault-guard.js'
@@ -95,13 +97,7 @@ interface RequestWithSession extends IncomingMessage {
 }
 
 function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`startServer did not finish within ${ms} ms`)), ms)
-    }),
-  ]).finally(() => clearTimeout(timer))
+  return deadline(promise, ms, () => { throw new Error(`startServer did not finish within ${ms} ms`) })
 }
 
 export class LegacyPlugins {

@@ -26,3 +26,21 @@ export interface LegacyScope {
 }
 
 export const legacyScope = new AsyncLocalStorage<LegacyScope>()
+
+/**
+ * One object whose keys read the current scope's values: plugins keep the `argv` they were
+ * given at start and read `argv.assets` inside their handlers, so the lookup must happen on
+ * every read. Writes go to the farm-level copy (a plugin's own bookkeeping), never to a site's.
+ */
+export function scopedArgv(farm: LegacyArgv): LegacyArgv {
+  const current = (): LegacyArgv => legacyScope.getStore()?.request?.argv ?? farm
+  return new Proxy(farm, {
+    get: (_target, key) => Reflect.get(current(), key),
+    has: (_target, key) => Reflect.has(current(), key),
+    ownKeys: () => Reflect.ownKeys(current()),
+    getOwnPropertyDescriptor: (_target, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(current(), key)
+      return descriptor ? { ...descriptor, configurable: true } : undefined
+    },
+  })
+}
