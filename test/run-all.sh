@@ -18,6 +18,14 @@ if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/n
     echo "warning: could not install ${need_apt[*]}; tests that need them will report it"
 fi
 
+# A root farm runs process-isolated plugins as nobody (docs/security.md), so nobody must reach the
+# compiled farm, node_modules and the test fixtures, as in an install under /opt or /usr/lib. A
+# clone in a private folder (mkdtemp makes 0700 ones) is opened for traversal only (o+x).
+if [ "$(id -u)" = 0 ]; then
+  dir=$(pwd -P)
+  while [ "$dir" != / ]; do chmod o+x "$dir"; dir=$(dirname "$dir"); done
+fi
+
 # npm ci builds the package (prepare); build:all type-checks and compiles the tests and the
 # bench beside it into dist/, where tap runs them as the JavaScript that ships.
 npm ci --no-audit --no-fund --loglevel=error || exit 1
