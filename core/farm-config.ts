@@ -83,6 +83,11 @@ export interface FarmConfig {
   origins: string[]
   /** Trust X-Forwarded-* headers from a reverse proxy. */
   trustProxy: boolean
+  /**
+   * Start the wiki-plugin-* server parts (core/plugin-host/legacy/). Off by default: they run in
+   * the farm's thread, fenced by node:domain, whose async hooks then cost every request.
+   */
+  legacyPlugins: boolean
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   /** The operator's grants for server-side plugins, by plugin name. */
   plugins: Record<string, PluginGrant>
@@ -151,6 +156,7 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   cacheBytes: 64 * 1024 * 1024,
   origins: [],
   trustProxy: false,
+  legacyPlugins: false,
   logLevel: 'info',
   plugins: {},
   pluginLaunchTimeoutMs: 10_000,

@@ -231,7 +231,9 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   })
   // A published message may be as big as a frame a client may send.
   const push = new PushHub({ maxFrameBytes: config.maxPayload })
-  const legacyPackages = await findLegacyPackages(options.legacyNodeModules)
+  // The legacy server parts start when the operator asks (--legacyPlugins), or a test names them.
+  const legacyPackages = config.legacyPlugins || options.legacyNodeModules
+    ? await findLegacyPackages(options.legacyNodeModules) : []
   const plugins = new PluginRegistry({
     grants: config.plugins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,

@@ -236,6 +236,7 @@ t.test('environment variables', async (t) => {
     WIKIFARM_CACHE_MB: '4',
     WIKIFARM_ORIGINS: 'https://x.org',
     WIKIFARM_TRUST_PROXY: 'true',
+    WIKIFARM_LEGACY_PLUGINS: 'yes',
     WIKIFARM_LOG_LEVEL: 'trace',
     WIKIFARM_WIKI_DOMAINS: '{"Example.COM": {}}',
     WIKIFARM_PLUGINS: '{"echo": {"sites": ["A.com"], "options": {"greeting": "hi"}}}',
@@ -286,6 +287,7 @@ t.test('environment variables', async (t) => {
     cacheBytes: 4 * MIB,
     origins: ['https://x.org'],
     trustProxy: true,
+    legacyPlugins: true,
     logLevel: 'trace',
     plugins: {
       echo: { sites: ['a.com'], options: { greeting: 'hi' } },
@@ -378,6 +380,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       cacheMB: 16,
       origins: 'https://a.example, https://b.example',
       trustProxy: true,
+      legacyPlugins: true,
       logLevel: 'warn',
       plugins: {
         txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },
@@ -459,6 +462,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     cacheBytes: 16 * MIB,
     origins: ['https://a.example', 'https://b.example'],
     trustProxy: true,
+    legacyPlugins: true,
     logLevel: 'warn',
     plugins: {
       txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },

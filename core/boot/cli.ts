@@ -482,6 +482,12 @@ const SETTINGS: Record<string, Setting> = {
     help: 'trust X-Forwarded-* headers (Host, protocol, client address) from a reverse proxy',
     assign: (s, v, w) => { s.trustProxy = bool(v, w) },
   },
+  legacyPlugins: {
+    flag: 'boolean', shown: String(DEFAULTS.legacyPlugins),
+    help: 'start the server parts of installed wiki-plugin-* packages (image upload, assets, plugmatic); '
+      + 'they run in the farm\'s thread and slow every request (docs/operators.md)',
+    assign: (s, v, w) => { s.legacyPlugins = bool(v, w) },
+  },
   logLevel: {
     flag: 'string', arg: 'LEVEL', shown: DEFAULTS.logLevel,
     help: `log level: ${LOG_LEVELS.join(', ')}`,
@@ -957,6 +963,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     cacheBytes: pick('cacheBytes', ...layers) ?? DEFAULTS.cacheBytes,
     origins: pick('origins', ...layers) ?? [...DEFAULTS.origins],
     trustProxy: pick('trustProxy', ...layers) ?? DEFAULTS.trustProxy,
+    legacyPlugins: pick('legacyPlugins', ...layers) ?? DEFAULTS.legacyPlugins,
     logLevel: pick('logLevel', ...layers) ?? DEFAULTS.logLevel,
     plugins: mergeGrants(
       pick('plugins', ...layers) ?? DEFAULTS.plugins,
