@@ -1,9 +1,9 @@
 // Runs the Txtzyme simulator on a tty, so the plugin (or any serial client) can talk to it.
 //
-//   node --import tsx plugins/txtzyme/simulator-cli.ts --link /tmp/txtzyme [--speed 1]
+//   node dist/plugins/txtzyme/simulator-cli.js --link /tmp/txtzyme [--speed 1]   (npm run txtzyme-simulator)
 //       makes a pty pair with socat: the device end is /tmp/txtzyme, the simulator serves
 //       /tmp/txtzyme.sim; start the farm with the plugin option device=/tmp/txtzyme.
-//   node --import tsx plugins/txtzyme/simulator-cli.ts --tty /dev/pts/7 [--speed 1]
+//   node dist/plugins/txtzyme/simulator-cli.js --tty /dev/pts/7 [--speed 1]
 //       serves an existing tty (one end of a pair someone else made).
 import { parseArgs } from 'node:util'
 import { openPtyPair, serveSimulator, type PtyPair } from './pty.js'
