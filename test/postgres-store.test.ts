@@ -7,8 +7,7 @@ import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
-import pg from 'pg'
-import { startPostgres } from './fixtures/postgres.js'
+import { query, startPostgres } from './fixtures/postgres.js'
 import { claim, putAction, startFarm } from './fixtures/test-farm.js'
 import { httpCall } from './fixtures/http-client.js'
 import { PostgresPageStore } from '../core/pages/postgres-store.js'
@@ -22,15 +21,7 @@ const database = () => server!.createDatabase(`store_${++databases}`)
 const HOST = 'pg.example'
 const ITEM = 'aaaaaaaaaaaaaaaa'
 
-async function sql<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<R>(text, values)).rows
-  } finally {
-    await client.end()
-  }
-}
+const sql = query
 
 const create = (title: string, date = 1) => ({ type: 'create', item: { title, story: [] }, date })
 const add = (text: string, date = 2) => ({ type: 'add', id: ITEM, item: { type: 'paragraph', id: ITEM, text }, date })
