@@ -289,6 +289,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   // before any site is visited.
   await plugins.discover()
   await plugins.launchAll()
+  // One-node plugins (in standby until now): launched here if this node wins them.
+  await placement?.start(nodeOf(config, config.port))
   // The existing federated-wiki server parts, once each, after wikifarm's own plugins, whose
   // names they may not take.
   const builtins = new Set(plugins.records().filter((r) => r.source.startsWith('built-in')).map((r) => r.name))
@@ -410,9 +412,9 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, placement,
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host })
-      // Elected only once it serves: the other nodes forward to this address from the start.
+      // On port 0 the address the other nodes forward to is known only now.
       const bound = app.server.address()
-      placement?.start(nodeOf(config, typeof bound === 'object' && bound ? bound.port : config.port))
+      await placement?.moved(nodeOf(config, typeof bound === 'object' && bound ? bound.port : config.port))
       return address
     },
     async close() {

@@ -115,7 +115,8 @@ t.test('txtzyme on one node of three: elected, forwarded, taken over, and why no
   t.match(JSON.parse(run.body), { lines: ['1', '0'] })
   const refused = await http(c.port, 'GET', '/plugin/txtzyme/status', SITE)
   t.equal(refused.status, 503)
-  t.match(JSON.parse(refused.body), { code: 'WIKIFARM_ERR_PLUGIN_ELSEWHERE', reason: new RegExp(`127.0.0.1:${a.port}`) })
+  t.match(JSON.parse(refused.body),
+    { code: 'WIKIFARM_ERR_PLUGIN_ELSEWHERE', reason: new RegExp(`127.0.0.1:${a.port}`) })
 
   // Websockets on B, two sites, two sessions: each client gets its own outputs; an observer
   // (through B as well) sees every line labelled with its site and an opaque session label.

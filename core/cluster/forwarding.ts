@@ -56,7 +56,8 @@ export class Forwarder {
   }
 
   #sign(nodeId: string, at: number, method: string, host: string, url: string): string {
-    return createHmac('sha256', this.#key).update([nodeId, String(at), method, host, url].join('\n')).digest('base64url')
+    const signed = [nodeId, String(at), method, host, url].join('\n')
+    return createHmac('sha256', this.#key).update(signed).digest('base64url')
   }
 
   /** The header value a node adds to what it forwards. */
@@ -83,7 +84,8 @@ export class Forwarder {
     } catch {
       return false
     }
-    const expected = Buffer.from(this.#sign(nodeId, Number(at), request.method, first(request.headers.host), request.url))
+    const host = first(request.headers.host)
+    const expected = Buffer.from(this.#sign(nodeId, Number(at), request.method, host, request.url))
     const given = Buffer.from(signature)
     return given.length === expected.length && timingSafeEqual(given, expected)
   }

@@ -92,11 +92,10 @@ export class PluginPlacement {
     return this.#node
   }
 
-  /** The one-node plugins this node may be elected for: those the registry would launch. */
+  /** The one-node plugins this node may be elected for (those the registry would launch), and those it runs. */
   #candidates(): PluginRecord[] {
-    return this.#options.registry.records().filter((r) => r.placement === 'one-node' && r.state === 'standby')
-      .concat(this.#options.registry.records().filter((r) => this.#owned.has(r.name)))
-      .filter((r, i, all) => all.indexOf(r) === i)
+    return this.#options.registry.records().filter((r) => this.#owned.has(r.name) ||
+      (r.placement === 'one-node' && (r.state === 'standby' || r.state === 'stopped')))
   }
 
   /** The registry's launch gate: a one-node plugin launches only while this node holds its lock. */
@@ -109,17 +108,42 @@ export class PluginPlacement {
     return this.#node ? 'waiting for its election among the farm\'s nodes' : 'waiting for this node to start'
   }
 
-  /** Starts electing once this node listens at `node.url`. */
-  start(node: NodeRef): void {
+  /**
+   * Starts electing as `node`. The first round is awaited, so that a one-node plugin nobody runs
+   * is launched before the farm listens, as every plugin is on a single node.
+   */
+  async start(node: NodeRef): Promise<void> {
     this.#node = node
-    this.#schedule(0)
+    this.#tick = this.#round().catch((err: unknown) => this.#lost(err))
+    await this.#tick
+    this.#schedule(this.#intervalMs)
+  }
+
+  /** This node's address became known (it listened on port 0): the rows naming it follow. */
+  async moved(node: NodeRef): Promise<void> {
+    const old = this.#node
+    if (!old || (old.id === node.id && old.url === node.url)) return
+    this.#node = node
+    await this.#tick.catch(() => {})
+    const client = this.#client
+    if (!client) return
+    try {
+      await client.query('UPDATE wikifarm_plugin_owners SET node_id = $1, node_url = $2 WHERE backend_pid = ' +
+        'pg_backend_pid()', [node.id, node.url])
+      await client.query('UPDATE wikifarm_plugin_attempts SET node_id = $1, node_url = $2 WHERE node_id = $3',
+        [node.id, node.url, old.id])
+      for (const name of this.#owned) this.#owners.set(name, node)
+    } catch (err) {
+      await this.#lost(err)
+    }
   }
 
   #schedule(ms: number): void {
     if (this.#stopped) return
     this.#timer = setTimeout(() => {
       this.#timer = null
-      this.#tick = this.#round().catch((err: unknown) => this.#lost(err)).finally(() => this.#schedule(this.#intervalMs))
+      this.#tick = this.#round().catch((err: unknown) => this.#lost(err))
+        .finally(() => this.#schedule(this.#intervalMs))
     }, ms)
     this.#timer.unref()
   }
@@ -246,7 +270,9 @@ export class PluginPlacement {
 
   view(record: PluginRecord): PlacementView {
     const attempts = this.#attempts.get(record.name) ?? []
-    if (record.placement !== 'one-node') return { placement: record.placement, role: 'every-node', owner: null, attempts }
+    if (record.placement !== 'one-node') {
+      return { placement: record.placement, role: 'every-node', owner: null, attempts }
+    }
     const owner = this.#owned.has(record.name) ? this.#node : this.#owners.get(record.name) ?? null
     const role: PlacementRole = this.#owned.has(record.name) ? 'owner'
       : owner && this.#options.forwarding ? 'forwarder' : 'standby'

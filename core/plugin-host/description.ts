@@ -50,7 +50,8 @@ export function describedPlugin(data: unknown): PluginDescription {
     description.isolationModes = isolationModes as IsolationMode[]
   }
   if (placement !== undefined) {
-    if (!PLACEMENTS.includes(placement as Placement)) throw new Error(`its placement must be ${PLACEMENTS.join(' or ')}`)
+    if (!PLACEMENTS.includes(placement as Placement))
+      throw new Error(`its placement must be ${PLACEMENTS.join(' or ')}`)
     description.placement = placement as Placement
   }
   return description

@@ -93,7 +93,8 @@ function renderStatus(status: FarmStatus): string {
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 ${STYLE}${STATUS_STYLE}</head><body>
-<h1>wikifarm status</h1>${status.node ? `<p>node ${escapeHtml(status.node.id)} (${escapeHtml(status.node.url)})</p>` : ''}
+<h1>wikifarm status</h1>${status.node ? `<p>node ${escapeHtml(status.node.id)} (${escapeHtml(status.node.url)})</p>`
+    : ''}
 <p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections,
 ${status.http.refused} HTTP connections refused over the per-address cap</p>${DOCS_LINKS}
 <h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th>` +
