@@ -321,7 +321,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   // After the request context: upgrades to plain routes are refused, and limits count only
   // requests for a served site from an allowed origin.
   registerUpgradeGuard(app)
-  registerRateLimits(app, config)
+  registerRateLimits(app, config, (request) => forwarder.verify(request) === true)
 
   // Reads are public and federated: other sites' clients fetch them cross-origin, without
   // credentials, as they do from the reference server.

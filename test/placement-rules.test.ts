@@ -92,6 +92,26 @@ t.test('forwarding signatures: forged, replayed elsewhere, old, or another farm\
   }
 })
 
+t.test('a node\'s forwarded requests are not counted against the node\'s one address', async (t) => {
+  const farm = await startFarm(t, { farm: true, readRate: 2 }, undefined, { builtinPluginsDir: FIXTURES })
+  const node = { id: 'n1', url: 'http://127.0.0.1:1' }
+  const ours = new Forwarder({ secret: COOKIE_SECRET, node: () => node, maxPayload: 1, sendBufferBytes: 1,
+    timeoutMs: 1 })
+  const url = '/plugin/echo/whoami'
+  for (let i = 0; i < 5; i++) {
+    const res = await farm.app.inject({ method: 'GET', url,
+      headers: { host: HOST, [FORWARDED_HEADER]: ours.header('GET', HOST, url) } })
+    t.equal(res.statusCode, 200, `forwarded read ${i + 1}: the forwarding node applied the limit`)
+  }
+  const statuses = []
+  for (let i = 0; i < 3; i++) {
+    statuses.push((await farm.app.inject({ method: 'GET', url, headers: { host: HOST } })).statusCode)
+  }
+  t.same(statuses, [200, 200, 429], 'a direct client is limited as before')
+  const forged = await farm.app.inject({ method: 'GET', url, headers: { host: HOST, [FORWARDED_HEADER]: 'n1;1;x' } })
+  t.equal(forged.statusCode, 429, 'a forged header buys no exemption')
+})
+
 t.test('two nodes on one store: the operator\'s one-node echo runs once, and forwards the visitor\'s session',
   async (t) => {
     const pg = await startPostgres(t)
