@@ -13,32 +13,13 @@ import { openWs } from './fixtures/ws-client.js'
 import { resetProbe } from './fixtures/plugin-probe.js'
 import { ADMIN_SECRET, adminLogin } from './fixtures/admin.js'
 import { parseCli } from '../core/boot/cli.js'
+import { scrape, value, type Sample } from './fixtures/prometheus.js'
 import type { FarmConfig } from '../core/farm-config.js'
 
 const SOCKET_PLUGINS = fileURLToPath(new URL('./fixtures/plugins-sockets/', import.meta.url))
 const RELAUNCH_PLUGINS = fileURLToPath(new URL('./fixtures/plugins-relaunch/', import.meta.url))
 const BIN = fileURLToPath(new URL('../../bin/wikifarm.js', import.meta.url))
 const HOST = 'a.example'
-
-interface Sample { name: string; labels: Record<string, string>; value: number }
-
-/** The samples of a Prometheus text exposition. */
-function parse(text: string): Sample[] {
-  const samples: Sample[] = []
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
-    if (!m) throw new Error(`not a sample line: ${line}`)
-    const labels: Record<string, string> = {}
-    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1] as string] = l[2] as string
-    samples.push({ name: m[1] as string, labels, value: Number(m[3]) })
-  }
-  return samples
-}
-
-function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value
-}
 
 async function metricsFarm(t: Test, overrides: Partial<FarmConfig> = {}, pluginsDir = SOCKET_PLUGINS) {
   resetProbe()
@@ -48,12 +29,6 @@ async function metricsFarm(t: Test, overrides: Partial<FarmConfig> = {}, plugins
   const address = farm.app.metrics.address()
   if (address === null) throw new Error('metrics are not listening')
   return { ...farm, port, metricsPort: Number(new URL(address).port), address }
-}
-
-async function scrape(farm: { metricsPort: number }): Promise<{ text: string; samples: Sample[] }> {
-  const response = await httpCall(farm.metricsPort, { path: '/metrics' })
-  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`)
-  return { text: response.body, samples: parse(response.body) }
 }
 
 const read = (farm: { port: number }, path: string, host = HOST) => httpCall(farm.port, { path, headers: { host } })
