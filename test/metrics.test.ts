@@ -119,6 +119,8 @@ t.test('hostile URLs and Hosts add no label value', async (t) => {
   t.same(series(second.samples), series(first.samples), 'a second batch of new URLs and Hosts: the same series')
   const routes = new Set(first.samples.filter((x) => x.labels.route !== undefined).map((x) => x.labels.route))
   t.ok(routes.has('unmatched'), 'unmatched requests share one label')
+  t.ok((value(first.samples, 'wikifarm_http_requests_total', { route: '/:slug.json', status: '404' }) ?? 0) >= 15,
+    'a read refused for its unknown Host counts under the route it matched')
   for (const route of routes) t.notMatch(route, /\d{4}|evil/, `${route}: a pattern, not a URL`)
   t.notMatch(second.text, /evil\.example|x1000|q2001/, 'no Host, path or slug sent appears anywhere')
   const methods = new Set(first.samples.map((x) => x.labels.method).filter(Boolean))
