@@ -226,3 +226,22 @@ t.test('a metrics port in use stops the boot with a clear error', async (t) => {
       code: 'WIKIFARM_ERR_METRICS_LISTEN',
     })
 })
+
+t.test('the real bin: --metricsPort 0 says where the metrics are, and they are there', async (t) => {
+  const child = spawn(process.execPath, [BIN, '--data', t.testdir(), '--host', '127.0.0.1', '--port', '0',
+    '--metricsPort', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WIKIFARM_LOG_LEVEL: 'info' } })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (c: string) => { out += c })
+  const deadline = Date.now() + 30_000
+  const said = () => /Prometheus metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(out)
+  while (!said() && child.exitCode === null && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  const match = said()
+  if (!match) throw new Error(`no metrics line: ${out}`)
+  const { samples } = await scrape({ metricsPort: Number(match[1]) })
+  t.equal(value(samples, 'wikifarm_node_role', { role: 'single' }), 1)
+  child.kill('SIGTERM')
+  const [code] = await new Promise<[number | null]>((resolve) => child.on('exit', (c) => resolve([c])))
+  t.equal(code, 0, 'and it closes cleanly with the farm')
+})
