@@ -49,6 +49,7 @@ import { guardConnections, type ConnectionGuard } from './http/connection-guard.
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
 import { PluginPlacement, singleNodeView, type NodeRef } from './cluster/placement.js'
 import { Forwarder } from './cluster/forwarding.js'
+import { registerMetrics } from './metrics/farm-metrics.js'
 import {
   ERR_BAD_JSON,
   ERR_BAD_URL,
@@ -272,6 +273,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       registry: plugins,
       log: pluginLogger(app.log.child({ placement: true })),
       forwarding: config.pluginForwarding,
+      // wikifarm_node_role: "owner" while this node runs a one-node plugin for the farm.
+      onOwnerChange: (owner) => app.metrics.setNodeRole(owner ? 'owner' : 'member'),
     })
     : null
   if (placement) plugins.launchGate = (record) => placement.gate(record)
@@ -285,6 +288,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   // A site with live connections is in use even when no request has come for a while.
   sites.inUse = (name) => hub.servesSite(name)
   plugins.onStop = (name, code, reason) => hub.closeAll(code, reason, name, config.pluginCloseTimeoutMs)
+  // Before any route is added and any site opens (core/metrics/): a no-op without --metricsPort.
+  registerMetrics(app, { config, sites, plugins, sockets: hub, store })
   // Every plugin is found, validated and launched once, now: before the farm listens and
   // before any site is visited.
   await plugins.discover()

@@ -60,6 +60,8 @@ export interface PlacementOptions {
   forwarding: boolean
   /** How often a node tries to win an unowned plugin, and refreshes who owns what. */
   intervalMs?: number
+  /** Told whether this node runs some one-node plugin for the farm, whenever that changes (metrics role). */
+  onOwnerChange?: (owner: boolean) => void
 }
 
 const OWNERS_SQL = `
@@ -116,6 +118,7 @@ export class PluginPlacement {
     this.#node = node
     this.#tick = this.#round().catch((err: unknown) => this.#lost(err))
     await this.#tick
+    this.#changed()
     this.#schedule(this.#intervalMs)
   }
 
@@ -177,6 +180,7 @@ export class PluginPlacement {
     this.#lastProblem = problem
     const owned = [...this.#owned]
     this.#owned.clear()
+    this.#changed()
     this.#owners.clear()
     for (const name of owned) {
       await this.#options.registry.standDown(name, `${problem}: stopped here, as another node may take it over`)
@@ -201,6 +205,7 @@ export class PluginPlacement {
         'SELECT pg_try_advisory_lock($1, hashtext($2)) AS won', [PLACEMENT_LOCK_SPACE, record.name])
       if (!rows[0]?.won) continue
       this.#owned.add(record.name)
+      this.#changed()
       await client.query(`INSERT INTO wikifarm_plugin_owners (plugin, node_id, node_url, backend_pid)
         VALUES ($1, $2, $3, pg_backend_pid()) ON CONFLICT (plugin) DO UPDATE SET node_id = $2, node_url = $3,
         backend_pid = pg_backend_pid(), since = now()`, [record.name, node.id, node.url])
@@ -217,6 +222,10 @@ export class PluginPlacement {
     await this.#refresh(client, candidates.map((r) => r.name))
   }
 
+  #changed(): void {
+    this.#options.onOwnerChange?.(this.#owned.size > 0)
+  }
+
   /** Gives a plugin up: stopped here, its failure recorded for the status, its lock released. */
   async #release(client: pg.Client, record: PluginRecord): Promise<void> {
     const reason = record.reason ?? `it is ${record.state}`
@@ -230,6 +239,7 @@ export class PluginPlacement {
     await client.query('DELETE FROM wikifarm_plugin_owners WHERE plugin = $1 AND node_id = $2', [record.name, node.id])
     await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [PLACEMENT_LOCK_SPACE, record.name])
     this.#owned.delete(record.name)
+    this.#changed()
     this.#owners.delete(record.name)
   }
 
