@@ -30,6 +30,11 @@ export interface PluginGrant {
   allowAddons?: boolean
   /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
   allowRead?: string[]
+  /**
+   * Legacy wiki-plugin-* server parts only: one instance for the farm ('shared') or one per site
+   * ('per-site'). Default: see core/plugin-host/legacy/modes.ts.
+   */
+  mode?: 'shared' | 'per-site'
 }
 
 export interface WikiDomain {

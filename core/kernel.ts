@@ -268,6 +268,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     builtins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
     log: pluginLogger(app.log.child({ legacy: true })),
+    address: () => (app.server.listening ? app.server.address() : null),
   }, legacyGrants(config.plugins, new Set(legacyPackages.map((p) => p.name).filter((n) => !builtins.has(n)))))
   await legacy.launchAll()
 
