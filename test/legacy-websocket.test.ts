@@ -14,6 +14,7 @@ import { needSocat, simulatedDevice } from './fixtures/txtzyme-device.js'
 import { installFromRegistry } from './fixtures/registry-packages.js'
 import type { LegacyStatus } from '../core/plugin-host/legacy/host.js'
 
+const PACKAGES = join(import.meta.dirname, 'fixtures', 'legacy-packages')
 const A = 'a.example'
 const B = 'b.example'
 
@@ -94,6 +95,36 @@ t.test('per-site instances are bounded: the least recently used one is dropped, 
   t.match(await legacyStatus(t, farm, 'linkmap'), { launches: 5, instances: 3 },
     'site0 was dropped for site3 and started again')
 })
+
+t.test('a websocket of a legacy plugin: the request\'s site in its handlers; a throw and an exit contained',
+  async (t) => {
+    const farm = await startFarm(t, { farm: true, admin: ADMIN_SECRET }, undefined, { legacyNodeModules: [PACKAGES] })
+    const port = await listenLocal(farm)
+    const a = await openWs(port, '/plugin/sockets', A)
+    const b = await openWs(port, '/plugin/sockets', B)
+    t.same(await a.nextJson(), { url: `http://${A}` }, 'argv answers for the site of the upgrade')
+    t.same(await b.nextJson(), { url: `http://${B}` })
+    a.send('hi')
+    b.send('ho')
+    t.same(await a.nextJson(), { url: `http://${A}`, echo: 'hi' }, 'and in its message handlers')
+    t.same(await b.nextJson(), { url: `http://${B}`, echo: 'ho' })
+    t.equal((await refusedUpgrade(port, '/plugin/probe/socket', A)).status, 404,
+      'a plugin that attached no websocket server: refused before the handshake')
+    t.equal((await refusedUpgrade(port, '/plugin/sockets', A, { origin: 'http://evil.example' })).status, 403)
+
+    a.send('crash')
+    await a.waitClose()
+    t.match(await legacyStatus(t, farm, 'sockets'),
+      { state: 'running', faults: 1, lastFault: 'thrown in a message handler' },
+      'a throw in a message handler closes that socket and is counted')
+    b.send('still')
+    t.same(await b.nextJson(), { url: `http://${B}`, echo: 'still' }, 'other sockets carry on')
+    b.send('exit')
+    await b.waitClose()
+    t.match(await legacyStatus(t, farm, 'sockets'), { state: 'failed', reason: 'called process.exit(5)' })
+    t.equal((await refusedUpgrade(port, '/plugin/sockets', A)).status, 503, 'the plugin is stopped; the farm is not')
+    t.equal((await http(port, 'GET', '/welcome-visitors.json', A)).status, 200)
+  })
 
 t.test('txtzyme 0.1.4, launched once, drives the simulator on a real pty for clients on two sites', async (t) => {
   if (!(await needSocat(t))) return

@@ -333,7 +333,10 @@ export class LegacyPlugins {
           { plugin: plugin.name, ...what, reason: plugin.lastFault })
       }
       const scope = { farm: this.#farmId, plugin: plugin.name, instance: site, request: facts }
-      await legacyScope.run(scope, () => fenced(onFault, [server], async () => {
+      // The stand-in stays out of this fence: an emitter in a domain enters it on every emit, and
+      // what a websocket's upgrade creates (the plugin's socket, its parser) must belong to the
+      // upgrade's own fence, which closes that socket on a throw.
+      await legacyScope.run(scope, () => fenced(onFault, [], async () => {
         const start = await loadStartServer(plugin.pkg.server, plugin.pkg.dir, site !== null)
         const params = { argv, app, packageJson: this.#packageJson, server }
         await timeout(Promise.resolve().then(() => start(params)), this.#options.launchTimeoutMs)

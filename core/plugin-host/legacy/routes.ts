@@ -110,8 +110,11 @@ export async function legacyRoutes(app: FastifyInstance, opts: {
     // the site's argv, the exit guard and the fence follow them.
     const emit = socket.emit.bind(socket)
     const onFault = (err: unknown): void => {
-      legacy.fault(plugin.name, err)
-      request.log.error({ err, plugin: plugin.name, site: request.site.name }, 'legacy plugin threw on a websocket')
+      // A refused process.exit has already stopped the plugin (or the site's instance).
+      if (!(err instanceof LegacyExitRefused)) {
+        legacy.fault(plugin.name, err)
+        request.log.error({ err, plugin: plugin.name, site: request.site.name }, 'legacy plugin threw on a websocket')
+      }
       socket.destroy()
     }
     legacy.serve(plugin, req, facts, () => fenced(onFault, [socket], () => {
