@@ -281,6 +281,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     // Shutdown closes every socket with 1001 (going away), and waits for their close
     // handlers, before plugins are closed.
     preClose: (done) => {
+      legacy.endSockets()
       void hub
         .closeAll(CLOSE.GOING_AWAY, 'server shutting down', undefined, config.pluginCloseTimeoutMs)
         .then(() => done())

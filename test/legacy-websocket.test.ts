@@ -126,6 +126,15 @@ t.test('a websocket of a legacy plugin: the request\'s site in its handlers; a t
     t.equal((await http(port, 'GET', '/welcome-visitors.json', A)).status, 200)
   })
 
+t.test('a legacy plugin\'s websockets end with the farm', async (t) => {
+  const farm = await startFarm(t, { farm: true }, undefined, { legacyNodeModules: [PACKAGES] })
+  const port = await listenLocal(farm)
+  const client = await openWs(port, '/plugin/sockets', A)
+  t.same(await client.nextJson(), { url: `http://${A}` })
+  await farm.kernel.close()
+  t.ok(await client.waitClose(), 'closed by the farm\'s close, which does not otherwise reach upgraded sockets')
+})
+
 t.test('txtzyme 0.1.4, launched once, drives the simulator on a real pty for clients on two sites', async (t) => {
   if (!(await needSocat(t))) return
   // The 2016 plugin looks for its device in /dev (a name starting ttyACM): a link there to the

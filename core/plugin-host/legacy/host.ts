@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import express, { type Express } from 'express'
 import type { FarmConfig } from '../../farm-config.js'
 import type { PluginLogger } from '../../plugin-api.js'
@@ -67,6 +68,8 @@ export interface LegacyInstance {
   reason: string | null
   app: Express
   server: LegacyServerStandIn
+  /** The sockets upgraded into it: ended with it (the farm's close does not reach them). */
+  sockets: Set<Duplex>
   lastUsed: number
 }
 
@@ -270,6 +273,7 @@ export class LegacyPlugins {
     instance.state = 'failed'
     instance.reason = reason
     instance.server.close()
+    this.#endSockets(instance)
   }
 
   async launchAll(): Promise<void> {
@@ -322,7 +326,9 @@ export class LegacyPlugins {
   ): Promise<LegacyInstance> {
     const app = this.#app()
     const server = new LegacyServerStandIn(this.#options.address ?? (() => null))
-    const instance: LegacyInstance = { site, state: 'launching', reason: null, app, server, lastUsed: Date.now() }
+    const instance: LegacyInstance = {
+      site, state: 'launching', reason: null, app, server, sockets: new Set(), lastUsed: Date.now(),
+    }
     const what = site === null ? {} : { site }
     try {
       // What the start leaves running (timers, fetches: plugmatic parses a download in a
@@ -359,6 +365,23 @@ export class LegacyPlugins {
       if (site !== null) this.failInstance(plugin.name, site, instance.reason)
     }
     return instance
+  }
+
+  /**
+   * Ends every socket upgraded into a legacy plugin. The farm's server waits for its connections
+   * when it closes, and these are not the kernel's websockets: called before it closes.
+   */
+  endSockets(): void {
+    for (const plugin of this.#plugins) {
+      const instances = plugin.shared ? [plugin.shared] : []
+      for (const starting of plugin.perSite.values()) void starting.then((i) => this.#endSockets(i))
+      for (const instance of instances) this.#endSockets(instance)
+    }
+  }
+
+  #endSockets(instance: LegacyInstance): void {
+    for (const socket of instance.sockets) socket.destroy()
+    instance.sockets.clear()
   }
 
   close(): void {

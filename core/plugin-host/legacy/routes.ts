@@ -106,6 +106,8 @@ export async function legacyRoutes(app: FastifyInstance, opts: {
     const socket = req.socket
     const head = heads.get(req) ?? Buffer.alloc(0)
     reply.hijack()
+    instance.sockets.add(socket)
+    socket.once('close', () => instance.sockets.delete(socket))
     // The socket's events (and so the plugin's 'message' listeners) run as this request:
     // the site's argv, the exit guard and the fence follow them.
     const emit = socket.emit.bind(socket)
