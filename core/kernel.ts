@@ -305,6 +305,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     builtins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
     log: pluginLogger(app.log.child({ legacy: true })),
+    address: () => (app.server.listening ? app.server.address() : null),
   }, legacyGrants(config.plugins, new Set(legacyPackages.map((p) => p.name).filter((n) => !builtins.has(n)))))
   await legacy.launchAll()
 
@@ -317,6 +318,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     // Shutdown closes every socket with 1001 (going away), and waits for their close
     // handlers, before plugins are closed.
     preClose: (done) => {
+      legacy.endSockets()
       void hub
         .closeAll(CLOSE.GOING_AWAY, 'server shutting down', undefined, config.pluginCloseTimeoutMs)
         .then(() => done())
