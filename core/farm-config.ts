@@ -112,6 +112,11 @@ export interface FarmConfig {
    * the farm's thread, fenced by node:domain, whose async hooks then cost every request.
    */
   legacyPlugins: boolean
+  /**
+   * Where the legacy server parts run: "process", one child process of the farm's holding them
+   * all (the farm's thread never loads them); "none", the farm's own thread (node:domain fence).
+   */
+  legacyIsolation: 'process' | 'none'
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   /** The operator's grants for server-side plugins, by plugin name. */
   plugins: Record<string, PluginGrant>
@@ -185,6 +190,7 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   pluginForwarding: true,
   trustProxy: false,
   legacyPlugins: false,
+  legacyIsolation: 'process',
   logLevel: 'info',
   plugins: {},
   pluginLaunchTimeoutMs: 10_000,

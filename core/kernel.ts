@@ -304,6 +304,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     packages: legacyPackages,
     builtins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
+    isolation: config.legacyIsolation,
+    handlerTimeoutMs: config.pluginHandlerTimeoutMs,
     log: pluginLogger(app.log.child({ legacy: true })),
     address: () => (app.server.listening ? app.server.address() : null),
   }, legacyGrants(config.plugins, new Set(legacyPackages.map((p) => p.name).filter((n) => !builtins.has(n)))))
@@ -431,7 +433,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       await plugins.close()
       // After the plugins closed (the device is free): the session ends, and its locks with it.
       await placement?.close()
-      legacy.close()
+      await legacy.close()
       await sites.close()
       if (ownsStore) await store.close()
     },

@@ -334,6 +334,11 @@ function logLevel(value: unknown, where: string): LogLevel {
   return found
 }
 
+function legacyIsolation(value: unknown, where: string): 'process' | 'none' {
+  if (value !== 'process' && value !== 'none') fail(where, `must be "process" or "none", got ${show(value)}`)
+  return value
+}
+
 function securityType(value: unknown, where: string): 'friends' {
   if (value !== 'friends') fail(where, `only "friends" security is supported, got ${show(value)}`)
   return 'friends'
@@ -531,6 +536,11 @@ const SETTINGS: Record<string, Setting> = {
     help: 'start the server parts of installed wiki-plugin-* packages (image upload, assets, plugmatic); '
       + 'they run in the farm\'s thread and slow every request (docs/operators.md)',
     assign: (s, v, w) => { s.legacyPlugins = bool(v, w) },
+  },
+  legacyIsolation: {
+    flag: 'string', arg: 'MODE', shown: DEFAULTS.legacyIsolation,
+    help: 'where legacy server parts run: "process" (one child process for them all) or "none" (the farm\'s thread)',
+    assign: (s, v, w) => { s.legacyIsolation = legacyIsolation(v, w) },
   },
   logLevel: {
     flag: 'string', arg: 'LEVEL', shown: DEFAULTS.logLevel,
@@ -1012,6 +1022,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     nodeUrl: pick('nodeUrl', ...layers) ?? DEFAULTS.nodeUrl,
     pluginForwarding: pick('pluginForwarding', ...layers) ?? DEFAULTS.pluginForwarding,
     legacyPlugins: pick('legacyPlugins', ...layers) ?? DEFAULTS.legacyPlugins,
+    legacyIsolation: pick('legacyIsolation', ...layers) ?? DEFAULTS.legacyIsolation,
     logLevel: pick('logLevel', ...layers) ?? DEFAULTS.logLevel,
     plugins: mergeGrants(
       pick('plugins', ...layers) ?? DEFAULTS.plugins,

@@ -48,6 +48,13 @@ const GUIDES: readonly (readonly [string, string])[] = [
 const DOCS_LINKS = `<p>Docs: ${GUIDES.map(([name, label]) => `<a href="/system/docs/${name}.md">${label}</a>`)
   .join(' · ')}</p>`
 
+/** Where a legacy plugin runs: the farm's thread, or the legacy child with its pid and restarts. */
+function legacyWhere(p: LegacyStatus): string {
+  if (!p.child) return 'the farm\'s thread'
+  const restarts = p.child.restarts ? `, ${p.child.restarts} restart${p.child.restarts === 1 ? '' : 's'}` : ''
+  return escapeHtml(`legacy child${p.child.pid ? `, pid ${p.child.pid}` : ''}, ${p.child.state}${restarts}`)
+}
+
 /** How a plugin runs: in-process, or isolated with its pid and the crashes since it last ran stably. */
 function isolation(p: PluginStatus): string {
   if (p.isolation === 'none') return 'in process'
@@ -85,11 +92,11 @@ function renderStatus(status: FarmStatus): string {
     `<td class="${p.state}">${p.state}</td>` +
     `<td>${escapeHtml(p.reason ?? '')}</td><td>${escapeHtml(p.source)}</td><td>${p.mode}</td>` +
     `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td><td>${p.instances}</td>` +
-    `<td>${p.websocket ? 'yes' : ''}</td><td>${p.faults}</td></tr>`)
+    `<td>${p.websocket ? 'yes' : ''}</td><td>${p.faults}</td><td>${legacyWhere(p)}</td></tr>`)
   // Shown when wiki-plugin-* server parts are installed: most farms of the reference have some.
   const legacyTable = legacyRows.length === 0 ? '' : '<h2>Legacy server parts (wiki-plugin-*)</h2>' +
     '<table><tr><th>plugin</th><th>state</th><th>reason</th><th>package</th><th>mode</th><th>launched</th>' +
-    `<th>launches</th><th>instances</th><th>websocket</th><th>faults</th></tr>\n${legacyRows.join('\n')}</table>`
+    `<th>launches</th><th>instances</th><th>websocket</th><th>faults</th><th>runs in</th></tr>\n${legacyRows.join('\n')}</table>`
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
@@ -150,6 +157,8 @@ export async function statusRoutes(app: FastifyInstance, opts: {
 
   app.get('/system/status.json', async (request) => {
     guards.requireAdmin(request)
+    // The legacy child's plugins report how they fare now.
+    await legacy.refresh()
     return status()
   })
 
@@ -157,6 +166,7 @@ export async function statusRoutes(app: FastifyInstance, opts: {
     // A browser that is not (yet) the administrator's gets the login form, still as a 403.
     if (!guards.isAdmin(request))
       return reply.code(403).type('text/html; charset=utf-8').send(renderLogin(request.site.name))
+    await legacy.refresh()
     return reply.type('text/html; charset=utf-8').send(renderStatus(status()))
   })
 

@@ -37,6 +37,19 @@ export interface LegacyArgv {
   test: boolean
 }
 
+/** What of the farm's configuration the legacy adapter reads: no secret (admin only as null or not). */
+export type LegacyConfig = Pick<FarmConfig, 'data' | 'host' | 'port' | 'admin' | 'farm' | 'home' | 'security_legacy'
+  | 'uploadLimit' | 'session_duration' | 'secure_cookie' | 'neighbors'>
+
+/** The legacy settings of a farm's configuration, the administrator's secret replaced by a marker. */
+export function legacyConfig(config: LegacyConfig): LegacyConfig {
+  return {
+    data: config.data, host: config.host, port: config.port, admin: config.admin === null ? null : 'configured',
+    farm: config.farm, home: config.home, security_legacy: config.security_legacy, uploadLimit: config.uploadLimit,
+    session_duration: config.session_duration, secure_cookie: config.secure_cookie, neighbors: config.neighbors,
+  }
+}
+
 /** Where a site's folders are for a legacy plugin: the reference's layout under `root`. */
 export function siteArgv(base: LegacyArgv, root: string, host: string, wikiDomain: string | null): LegacyArgv {
   const argv: LegacyArgv = {
@@ -58,7 +71,7 @@ export function siteArgv(base: LegacyArgv, root: string, host: string, wikiDomai
  * Host can have: a plugin that creates its folders at start (the image plugin does) makes them
  * there, never in a site.
  */
-export function farmArgv(config: FarmConfig, packageDir: string): LegacyArgv {
+export function farmArgv(config: LegacyConfig, packageDir: string): LegacyArgv {
   const data = config.data
   const base = join(data, '.legacy-farm')
   return {

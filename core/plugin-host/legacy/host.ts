@@ -9,10 +9,10 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import express, { type Express } from 'express'
-import type { FarmConfig } from '../../farm-config.js'
 import type { PluginLogger } from '../../plugin-api.js'
 import { PACKAGE_ROOT } from '../../package-info.js'
-import { farmArgv, type LegacyArgv } from './argv.js'
+import { farmArgv, legacyConfig, type LegacyArgv, type LegacyConfig } from './argv.js'
+import { LegacyChild, type LegacyChildStatus } from './child-host.js'
 import { scopedArgv } from './scope.js'
 import { deadline } from '../../deadline.js'
 import { pageHandler, securityHandler } from './handlers.js'
@@ -46,12 +46,18 @@ export interface LegacyStatus {
   /** Exceptions its code threw (in handlers, callbacks, timers), contained; the last one's message. */
   faults: number
   lastFault: string | null
-  isolation: 'none'
+  /** 'process': in the farm's legacy child (child-host.ts); 'none': in the farm's own thread. */
+  isolation: LegacyIsolation
   trust: 'farm'
   sites: string[] | '*'
   /** Whether the plugin attached a websocket server to params.server. */
   websocket: boolean
+  /** The legacy child that runs it (isolation 'process'): its pid, restarts and state. */
+  child?: LegacyChildStatus
 }
+
+/** Where legacy plugins run: in one child process of the farm's (the default), or in the farm's thread. */
+export type LegacyIsolation = 'process' | 'none'
 
 /** The operator's grant for a legacy plugin: only these keys mean something for one. */
 export interface LegacyGrant {
@@ -125,7 +131,7 @@ export class LegacyPlugin {
 }
 
 export interface LegacyHostOptions {
-  config: FarmConfig
+  config: LegacyConfig
   packages: LegacyPackage[]
   /** Names of wikifarm's own plugins: a legacy server part of the same name is not started. */
   builtins: ReadonlySet<string>
@@ -135,6 +141,10 @@ export interface LegacyHostOptions {
   address?: () => AddressInfo | string | null
   /** Per-site mode: instances kept per plugin; past it the least recently used one is dropped. */
   maxInstances?: number
+  /** 'process' (default): the plugins run in the legacy child; 'none': in this thread. */
+  isolation?: LegacyIsolation
+  /** The legacy child's handler deadline (isolation 'process'). */
+  handlerTimeoutMs?: number
 }
 
 /** Per-site instances kept per plugin by default: each holds its module state and Express app. */
@@ -162,6 +172,8 @@ export class LegacyPlugins {
   #packageJson: unknown = null
   #maxInstances: number
   #releaseExit: () => void = () => {}
+  /** The legacy child, with isolation 'process' once launched; null in the farm's thread. */
+  #child: LegacyChild | null = null
 
   constructor(options: LegacyHostOptions, grants: Record<string, LegacyGrant>) {
     this.#options = options
@@ -188,8 +200,24 @@ export class LegacyPlugins {
     return this.#plugins.find((p) => p.name === name)
   }
 
+  /** The legacy child the plugins run in, or null when they run in this thread. */
+  get child(): LegacyChild | null {
+    return this.#child
+  }
+
   statuses(): LegacyStatus[] {
-    return this.#plugins.map((p) => p.status())
+    const child = this.#child
+    if (!child) return this.#plugins.map((p) => p.status())
+    // The child knows how its plugins fare; the disabled ones it never started are known here.
+    const reported = new Map(child.statuses.map((s) => [s.name, s]))
+    return this.#plugins.map((p) => ({
+      ...(reported.get(p.name) ?? p.status()), isolation: 'process' as const, child: child.status(),
+    }))
+  }
+
+  /** Asks the legacy child for its plugins' statuses now (statuses() then reports them). */
+  async refresh(): Promise<void> {
+    await this.#child?.freshStatuses()
   }
 
   /** Per-site instances kept per plugin from now on (at least 1). */
@@ -277,6 +305,19 @@ export class LegacyPlugins {
   }
 
   async launchAll(): Promise<void> {
+    if ((this.#options.isolation ?? 'process') === 'process') {
+      // Nothing of a legacy plugin is loaded in this process: the child starts them all.
+      if (!this.#plugins.some((p) => p.state === 'stopped')) return
+      this.#child = new LegacyChild({
+        config: legacyConfig(this.#options.config), packages: this.#options.packages,
+        grants: Object.fromEntries(this.#plugins.map((p) => [p.name, p.grant])),
+        builtins: [...this.#options.builtins], launchTimeoutMs: this.#options.launchTimeoutMs,
+        handlerTimeoutMs: this.#options.handlerTimeoutMs ?? 30_000, log: this.#options.log,
+      })
+      for (const plugin of this.#plugins) if (plugin.state === 'stopped') plugin.state = 'running'
+      await this.#child.start()
+      return
+    }
     if (this.#plugins.length > 0) provideDomainDispose()
     this.#releaseExit = guardExit(this.#farmId, (plugin, code, site) => {
       const reason = `called process.exit(${String(code ?? '')})`
@@ -384,7 +425,8 @@ export class LegacyPlugins {
     instance.sockets.clear()
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    const child = this.#child?.close()
     for (const plugin of this.#plugins) {
       if (plugin.state === 'running' || plugin.state === 'launching') plugin.state = 'stopped'
       if (plugin.shared) this.#stop(plugin.shared, 'the farm is closing')
@@ -392,5 +434,6 @@ export class LegacyPlugins {
       for (const site of [...plugin.perSite.keys()]) this.#drop(plugin, site, 'the farm is closing')
     }
     this.#releaseExit()
+    await child
   }
 }

@@ -3,11 +3,23 @@
 // so callbacks and timers a plugin starts while serving a request see the same site, and code
 // it runs at start sees the farm.
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Site } from '../../pages/sites.js'
+import type { Page } from '../../../schemas/page.js'
 import type { LegacyArgv } from './argv.js'
 
+/**
+ * What a legacy plugin reaches of a site: its name, folder and pages. The farm's Site in the
+ * farm's thread; in the legacy child, a stand-in whose page calls go to the farm (child-main.ts).
+ */
+export interface LegacySite {
+  readonly name: string
+  readonly root: string
+  getPage(slug: string): Promise<{ page: Page } | null>
+  putPage(slug: string, page: Page): Promise<unknown>
+  readonly store: { listSlugs(): Promise<string[]> }
+}
+
 export interface LegacyRequestFacts {
-  site: Site
+  site: LegacySite
   /** The owner of the site, or the farm administrator (friends' isAuthorized). */
   authorized: boolean
   /** The farm administrator (friends' isAdmin). */
