@@ -37,6 +37,7 @@ export interface LegacyChildOptions {
   builtins: string[]
   launchTimeoutMs: number
   handlerTimeoutMs: number
+  maxInstances?: number
   log: PluginLogger
 }
 
@@ -76,6 +77,9 @@ export class LegacyChild {
   readonly #sites = new Map<string, LegacySite>()
   /** What is in flight to the child: ended when it dies. */
   readonly #inFlight = new Set<{ fail(reason: string): void }>()
+  /** Visitors' sockets upgraded into the child's plugins: the farm's close does not reach them. */
+  readonly #upgraded = new Set<Duplex>()
+  #maxInstances: number | null = null
   /** Connections to the child, kept open between requests (it keeps them longer: no reuse race). */
   #agent = new Agent({ keepAlive: true, timeout: 30_000 })
 
@@ -140,6 +144,7 @@ export class LegacyChild {
       t: 'start', token: this.#token, config: this.#options.config, packages: this.#options.packages,
       grants: this.#options.grants, builtins: this.#options.builtins,
       launchTimeoutMs: this.#options.launchTimeoutMs, handlerTimeoutMs: this.#options.handlerTimeoutMs,
+      maxInstances: this.#maxInstances ?? this.#options.maxInstances ?? null,
     }
     return ready
   }
@@ -313,7 +318,11 @@ export class LegacyChild {
     })
     const call = { fail: (): void => { socket.destroy() } }
     this.#inFlight.add(call)
-    socket.once('close', () => this.#inFlight.delete(call))
+    this.#upgraded.add(socket)
+    socket.once('close', () => {
+      this.#inFlight.delete(call)
+      this.#upgraded.delete(socket)
+    })
     outgoing.on('upgrade', (answer, upstream, upstreamHead) => {
       socket.write(head101(answer))
       if (upstreamHead.length > 0) socket.write(upstreamHead)
@@ -336,6 +345,18 @@ export class LegacyChild {
     })
     outgoing.on('error', (err) => refuse(`the legacy child could not be reached: ${err.message}`))
     outgoing.end()
+  }
+
+  /** Ends every visitor's socket upgraded into a legacy plugin (before the farm's server closes). */
+  endSockets(): void {
+    for (const socket of this.#upgraded) socket.destroy()
+    this.#upgraded.clear()
+  }
+
+  /** Per-site instances kept per plugin, in this child and the next ones. */
+  setMaxInstances(limit: number): void {
+    this.#maxInstances = limit
+    this.#post({ t: 'max-instances', limit })
   }
 
   /** Ends the child: its plugins' sockets and instances go with it. */

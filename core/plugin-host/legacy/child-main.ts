@@ -110,6 +110,7 @@ async function start(message: StartMessage): Promise<void> {
     log,
     address: () => ({ address: message.config.host, family: 'IPv4', port: message.config.port }),
   }, message.grants)
+  if (message.maxInstances !== null) legacy.setMaxInstances(message.maxInstances)
   await legacy.launchAll()
   const folders = new SiteFolders()
 
@@ -160,7 +161,8 @@ async function start(message: StartMessage): Promise<void> {
   process.on('exit', () => rmSync(folder, { recursive: true, force: true }))
   await new Promise<void>((resolve) => server.listen(socket, resolve))
   process.on('message', (raw: FarmToChild) => {
-    if (raw.t === 'status') send({ t: 'status', id: raw.id, statuses: legacy.statuses() })
+    if (raw.t === 'max-instances') legacy.setMaxInstances(raw.limit)
+    else if (raw.t === 'status') send({ t: 'status', id: raw.id, statuses: legacy.statuses() })
   })
   send({ t: 'ready', socket, statuses: legacy.statuses() })
 }

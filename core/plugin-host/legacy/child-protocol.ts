@@ -30,6 +30,7 @@ export interface StartMessage {
   builtins: string[]
   launchTimeoutMs: number
   handlerTimeoutMs: number
+  maxInstances: number | null
 }
 
 export type PageOp =
@@ -40,6 +41,7 @@ export type PageOp =
 export type FarmToChild =
   | StartMessage
   | { t: 'status'; id: number }
+  | { t: 'max-instances'; limit: number }
   | { t: 'page-result'; id: number; value?: unknown; error?: string }
 
 export type ChildToFarm =

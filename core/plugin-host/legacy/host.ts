@@ -223,6 +223,7 @@ export class LegacyPlugins {
   /** Per-site instances kept per plugin from now on (at least 1). */
   setMaxInstances(limit: number): void {
     this.#maxInstances = Math.max(1, Math.floor(limit))
+    this.#child?.setMaxInstances(this.#maxInstances)
   }
 
   /** Marks a plugin failed; its routes answer 503 with the reason from now on. */
@@ -312,7 +313,8 @@ export class LegacyPlugins {
         config: legacyConfig(this.#options.config), packages: this.#options.packages,
         grants: Object.fromEntries(this.#plugins.map((p) => [p.name, p.grant])),
         builtins: [...this.#options.builtins], launchTimeoutMs: this.#options.launchTimeoutMs,
-        handlerTimeoutMs: this.#options.handlerTimeoutMs ?? 30_000, log: this.#options.log,
+        handlerTimeoutMs: this.#options.handlerTimeoutMs ?? 30_000, maxInstances: this.#maxInstances,
+        log: this.#options.log,
       })
       for (const plugin of this.#plugins) if (plugin.state === 'stopped') plugin.state = 'running'
       await this.#child.start()
@@ -413,6 +415,7 @@ export class LegacyPlugins {
    * when it closes, and these are not the kernel's websockets: called before it closes.
    */
   endSockets(): void {
+    this.#child?.endSockets()
     for (const plugin of this.#plugins) {
       const instances = plugin.shared ? [plugin.shared] : []
       for (const starting of plugin.perSite.values()) void starting.then((i) => this.#endSockets(i))
