@@ -96,7 +96,8 @@ function renderStatus(status: FarmStatus): string {
   // Shown when wiki-plugin-* server parts are installed: most farms of the reference have some.
   const legacyTable = legacyRows.length === 0 ? '' : '<h2>Legacy server parts (wiki-plugin-*)</h2>' +
     '<table><tr><th>plugin</th><th>state</th><th>reason</th><th>package</th><th>mode</th><th>launched</th>' +
-    `<th>launches</th><th>instances</th><th>websocket</th><th>faults</th><th>runs in</th></tr>\n${legacyRows.join('\n')}</table>`
+    '<th>launches</th><th>instances</th><th>websocket</th><th>faults</th><th>runs in</th></tr>\n' +
+    `${legacyRows.join('\n')}</table>`
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>

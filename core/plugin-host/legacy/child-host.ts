@@ -15,10 +15,10 @@ import type { LegacyConfig } from './argv.js'
 import {
   FACTS_HEADER, type ChildToFarm, type FarmToChild, type ForwardedFacts, type StartMessage,
 } from './child-protocol.js'
-import type { LegacyGrant, LegacyStatus } from './host.js'
+import type { LegacyChildStatus, LegacyGrant, LegacyStatus } from './types.js'
 import type { LegacyPackage } from './packages.js'
 import type { LegacySite } from './scope.js'
-import { sendCoded } from './serve.js'
+import { sendCoded } from './coded.js'
 
 const CHILD = fileURLToPath(new URL('./child-main.js', import.meta.url))
 /** Restart delays: doubled per crash from the first, up to the last; reset after a minute of life. */
@@ -41,13 +41,6 @@ export interface LegacyChildOptions {
   log: PluginLogger
 }
 
-/** The child as the status page shows it. */
-export interface LegacyChildStatus {
-  pid: number | null
-  restarts: number
-  state: 'starting' | 'running' | 'restarting' | 'stopped'
-  lastExit: string | null
-}
 
 /** The environment the child gets: nothing of the farm's secrets (WIKIFARM_* included). */
 function childEnv(): NodeJS.ProcessEnv {
@@ -192,7 +185,8 @@ export class LegacyChild {
     } else if (message.t === 'page') {
       void this.#page(message).then(
         (value) => this.#post({ t: 'page-result', id: message.id, value }),
-        (err: unknown) => this.#post({ t: 'page-result', id: message.id, error: String((err as Error)?.message ?? err) }),
+        (err: unknown) =>
+          this.#post({ t: 'page-result', id: message.id, error: String((err as Error)?.message ?? err) }),
       )
     }
   }
@@ -377,7 +371,8 @@ export class LegacyChild {
 /** An HTTP response's status line and headers, as they came, for a raw socket. */
 function head101(answer: IncomingMessage): string {
   const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`]
-  for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`)
+  const raw = answer.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) lines.push(`${raw[i]}: ${raw[i + 1]}`)
   return `${lines.join('\r\n')}\r\n\r\n`
 }
 

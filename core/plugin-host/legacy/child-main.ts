@@ -18,7 +18,8 @@ import {
 } from './child-protocol.js'
 import { LegacyPlugins } from './host.js'
 import type { LegacyRequestFacts, LegacySite } from './scope.js'
-import { runningInstance, sendCoded, serveHttp, serveUpgrade, type Coded, type ServeLog } from './serve.js'
+import { sendCoded, type Coded } from './coded.js'
+import { runningInstance, serveHttp, serveUpgrade, type ServeLog } from './serve.js'
 import { SiteFolders } from './site-folders.js'
 import type { Page } from '../../../schemas/page.js'
 

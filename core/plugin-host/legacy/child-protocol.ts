@@ -3,7 +3,7 @@
 // child's private unix socket. The child trusts that header only with the token the farm gave
 // it at spawn; the farm strips the header from every visitor's request before forwarding.
 import type { LegacyConfig } from './argv.js'
-import type { LegacyGrant, LegacyStatus } from './host.js'
+import type { LegacyGrant, LegacyStatus } from './types.js'
 import type { LegacyPackage } from './packages.js'
 import type { Page } from '../../../schemas/page.js'
 

@@ -4,7 +4,7 @@
 // farm's process-fault handler would close the farm. The stand-in does what dispose did, as far
 // as a plugin can see: the domain's streams and sockets are destroyed, its timers cleared, and it
 // is left. Installed only when legacy plugins run, only if missing.
-import domain from 'node:domain'
+import { nodeDomain } from './fault-guard.js'
 
 interface Disposable {
   members: unknown[]
@@ -20,7 +20,7 @@ function release(member: unknown): void {
 }
 
 export function provideDomainDispose(): void {
-  const proto = (domain.Domain as unknown as { prototype: Disposable }).prototype
+  const proto = (nodeDomain().Domain as unknown as { prototype: Disposable }).prototype
   if (typeof proto.dispose === 'function') return
   proto.dispose = function dispose(this: Disposable): void {
     for (const member of this.members.splice(0)) {

@@ -7,14 +7,25 @@
 // the handler only answers, logs and counts. The kernel's request handling never runs inside a
 // fence; only what a legacy plugin calls into does (its pagehandler's reads and writes, which
 // are promise-based, so their failures reach the plugin's callback, not the fence).
-import domain from 'node:domain'
+import type Domains from 'node:domain'
 import type { EventEmitter } from 'node:events'
+import { createRequire } from 'node:module'
+
+/**
+ * node:domain, loaded on the first fence: loading it alone marks every EventEmitter as domain-aware
+ * (EventEmitter.usingDomains), so a farm whose legacy plugins run in the legacy child never loads it.
+ */
+let loaded: typeof Domains | null = null
+export function nodeDomain(): typeof Domains {
+  loaded ??= createRequire(import.meta.url)('node:domain') as typeof Domains
+  return loaded
+}
 
 export type FaultHandler = (err: unknown) => void
 
 /** Runs `fn` with every exception from what it starts going to `onFault`; `emitters` join the fence. */
 export function fenced<T>(onFault: FaultHandler, emitters: EventEmitter[], fn: () => T): T {
-  const fence = domain.create()
+  const fence = nodeDomain().create()
   fence.on('error', onFault)
   for (const emitter of emitters) fence.add(emitter)
   return fence.run(fn)

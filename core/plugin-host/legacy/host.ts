@@ -12,7 +12,10 @@ import express, { type Express } from 'express'
 import type { PluginLogger } from '../../plugin-api.js'
 import { PACKAGE_ROOT } from '../../package-info.js'
 import { farmArgv, legacyConfig, type LegacyArgv, type LegacyConfig } from './argv.js'
-import { LegacyChild, type LegacyChildStatus } from './child-host.js'
+import { LegacyChild } from './child-host.js'
+import type { LegacyGrant, LegacyIsolation, LegacyState, LegacyStatus } from './types.js'
+
+export type { LegacyGrant, LegacyIsolation, LegacyState, LegacyStatus } from './types.js'
 import { scopedArgv } from './scope.js'
 import { deadline } from '../../deadline.js'
 import { pageHandler, securityHandler } from './handlers.js'
@@ -25,46 +28,8 @@ import { LegacyServerStandIn } from './server-stand-in.js'
 import type { LegacyPackage } from './packages.js'
 import { legacyScope, type LegacyRequestFacts } from './scope.js'
 
-export type LegacyState = 'disabled' | 'launching' | 'running' | 'failed' | 'stopped'
 
-/** One legacy plugin's line in /system/status.json. */
-export interface LegacyStatus {
-  name: string
-  source: string
-  legacy: true
-  /** 'shared': one instance for every site; 'per-site': one for each site, on its first use. */
-  mode: LegacyMode
-  state: LegacyState
-  reason: string | null
-  launchedAt: string | null
-  /** startServer calls that finished: 1 in shared mode, one per site (and relaunch) in per-site mode. */
-  launches: number
-  /** Instances alive now. */
-  instances: number
-  /** Per-site mode: sites whose instance failed (start threw, process.exit), with the reason. */
-  failedSites: Record<string, string>
-  /** Exceptions its code threw (in handlers, callbacks, timers), contained; the last one's message. */
-  faults: number
-  lastFault: string | null
-  /** 'process': in the farm's legacy child (child-host.ts); 'none': in the farm's own thread. */
-  isolation: LegacyIsolation
-  trust: 'farm'
-  sites: string[] | '*'
-  /** Whether the plugin attached a websocket server to params.server. */
-  websocket: boolean
-  /** The legacy child that runs it (isolation 'process'): its pid, restarts and state. */
-  child?: LegacyChildStatus
-}
 
-/** Where legacy plugins run: in one child process of the farm's (the default), or in the farm's thread. */
-export type LegacyIsolation = 'process' | 'none'
-
-/** The operator's grant for a legacy plugin: only these keys mean something for one. */
-export interface LegacyGrant {
-  enabled?: boolean
-  sites?: string[] | '*'
-  mode?: LegacyMode
-}
 
 /** One started copy of a plugin's server part: its Express app and its params.server. */
 export interface LegacyInstance {

@@ -3,6 +3,7 @@
 // legacy child does with every request the farm forwards to it (child-main.ts). The checks
 // before (site, session, Origin, rate limits, refusals, body length) are the caller's.
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { sendCoded } from './coded.js'
 import type { Duplex } from 'node:stream'
 import {
   ERR_PAYLOAD_TOO_LARGE, ERR_PLUGIN_FAILED, ERR_PLUGIN_ROUTE, ERR_PLUGIN_TIMEOUT, ERR_PLUGIN_UNAVAILABLE,
@@ -11,21 +12,6 @@ import type { LegacyInstance, LegacyPlugin, LegacyPlugins } from './host.js'
 import { legacyScope, type LegacyRequestFacts } from './scope.js'
 import { LegacyExitRefused } from './exit-guard.js'
 import { fenced } from './fault-guard.js'
-
-export interface Coded { message: string; code: string; statusCode: number; reason?: string }
-
-/** The coded JSON error body the kernel answers with, on a response not yet started. */
-export function sendCoded(res: ServerResponse, error: Coded): void {
-  if (res.headersSent || res.writableEnded) {
-    if (!res.writableEnded) res.end()
-    return
-  }
-  const body: Record<string, unknown> = { error: error.message, code: error.code }
-  if (error.reason !== undefined) body.reason = error.reason
-  res.statusCode = error.statusCode
-  res.setHeader('content-type', 'application/json; charset=utf-8')
-  res.end(JSON.stringify(body))
-}
 
 /** Where a plugin's failures are logged: the request's logger, or the child's link to the farm's. */
 export type ServeLog = (message: string, data: Record<string, unknown>) => void
