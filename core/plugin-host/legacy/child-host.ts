@@ -7,6 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ERR_PLUGIN_UNAVAILABLE } from '../../errors.js'
 import type { PluginLogger } from '../../plugin-api.js'
@@ -51,6 +54,19 @@ function childEnv(): NodeJS.ProcessEnv {
   return env
 }
 
+/**
+ * Node's permission model for the child: it reads what it likes (plugins read their own files,
+ * the farm's client and node_modules), but writes only in the farm's data, its socket's folder
+ * and /dev (a serial device: txtzyme). Child processes stay allowed: plugmatic asks `npm view`
+ * for its status view (its install is refused by the farm, refusals.ts).
+ */
+function permissions(data: string, folder: string): string[] {
+  return [
+    '--experimental-permission', '--allow-fs-read=*', `--allow-fs-write=${data}`, `--allow-fs-write=${folder}`,
+    '--allow-fs-write=/dev', '--allow-child-process',
+  ]
+}
+
 export class LegacyChild {
   readonly #options: LegacyChildOptions
   #child: ChildProcess | null = null
@@ -64,6 +80,7 @@ export class LegacyChild {
   #lastExit: string | null = null
   #closing = false
   #restartTimer: NodeJS.Timeout | null = null
+  #folder: string | null = null
   #ready: Promise<void> = Promise.resolve()
   #nextId = 1
   readonly #statusCalls = new Map<number, (statuses: LegacyStatus[]) => void>()
@@ -103,7 +120,12 @@ export class LegacyChild {
     this.#agent = new Agent({ keepAlive: true, timeout: 30_000 })
     // Through env(1) without NODE_OPTIONS: the child runs with exactly these flags, not a
     // --require a test runner's spawn hook would add.
+    // A folder only the farm's user can enter, for the child's socket: no other local user reaches it.
+    this.#removeFolder()
+    this.#folder = mkdtempSync(join(tmpdir(), 'wikifarm-legacy-'))
+    const folder = this.#folder
     const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath,
+      ...permissions(this.#options.config.data, folder),
       '--disable-warning=ExperimentalWarning', '--disable-warning=DeprecationWarning', CHILD], {
       env: childEnv(),
       cwd: this.#options.config.data,
@@ -134,7 +156,8 @@ export class LegacyChild {
       })
     })
     const start: StartMessage = {
-      t: 'start', token: this.#token, config: this.#options.config, packages: this.#options.packages,
+      t: 'start', token: this.#token, socket: join(folder, 'legacy.sock'), config: this.#options.config,
+      packages: this.#options.packages,
       grants: this.#options.grants, builtins: this.#options.builtins,
       launchTimeoutMs: this.#options.launchTimeoutMs, handlerTimeoutMs: this.#options.handlerTimeoutMs,
       maxInstances: this.#maxInstances ?? this.#options.maxInstances ?? null,
@@ -154,6 +177,7 @@ export class LegacyChild {
     }
     if (this.#closing) {
       this.#state = 'stopped'
+      this.#removeFolder()
       return
     }
     this.#lastExit = how
@@ -341,6 +365,11 @@ export class LegacyChild {
     outgoing.end()
   }
 
+  #removeFolder(): void {
+    if (this.#folder) rmSync(this.#folder, { recursive: true, force: true })
+    this.#folder = null
+  }
+
   /** Ends every visitor's socket upgraded into a legacy plugin (before the farm's server closes). */
   endSockets(): void {
     for (const socket of this.#upgraded) socket.destroy()
@@ -359,7 +388,10 @@ export class LegacyChild {
     this.#agent.destroy()
     if (this.#restartTimer) clearTimeout(this.#restartTimer)
     const child = this.#child
-    if (!child || child.exitCode !== null) return
+    if (!child || child.exitCode !== null) {
+      this.#removeFolder()
+      return
+    }
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     child.kill('SIGTERM')
     const timer = setTimeout(() => child.kill('SIGKILL'), 2000)

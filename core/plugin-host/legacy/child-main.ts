@@ -4,10 +4,7 @@
 // admitted request over a unix socket in a private folder, with what it decided (site, owner,
 // administrator, friend token) in a header signed by the spawn's token; the plugin's page reads
 // and writes go back to the farm over IPC, into the site's store.
-import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { timingSafeEqual } from 'node:crypto'
 import { ERR_PLUGIN_NOT_ENABLED } from '../../errors.js'
@@ -156,10 +153,7 @@ async function start(message: StartMessage): Promise<void> {
   })
   // Longer than the farm's agent keeps an idle connection: the farm never reuses one closing here.
   server.keepAliveTimeout = 60_000
-  // A folder only this user can enter: no other local user reaches the socket.
-  const folder = mkdtempSync(join(tmpdir(), 'wikifarm-legacy-'))
-  const socket = join(folder, 'legacy.sock')
-  process.on('exit', () => rmSync(folder, { recursive: true, force: true }))
+  const socket = message.socket
   await new Promise<void>((resolve) => server.listen(socket, resolve))
   process.on('message', (raw: FarmToChild) => {
     if (raw.t === 'max-instances') legacy.setMaxInstances(raw.limit)

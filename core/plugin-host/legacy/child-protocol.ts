@@ -24,6 +24,8 @@ export interface ForwardedFacts {
 export interface StartMessage {
   t: 'start'
   token: string
+  /** Where to listen: in a folder of the farm's, 0700. */
+  socket: string
   config: LegacyConfig
   packages: LegacyPackage[]
   grants: Record<string, LegacyGrant>
