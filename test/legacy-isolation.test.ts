@@ -4,6 +4,7 @@
 // legacy requests in flight, and it is restarted while the farm serves on.
 import t, { type Test } from 'tap'
 import EventEmitter from 'node:events'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { claim, http, listenLocal, startFarm, type TestFarm } from './fixtures/test-farm.js'
 import { ADMIN_SECRET, adminLogin } from './fixtures/admin.js'
@@ -40,6 +41,15 @@ t.test('the plugins run in a child process; the farm\'s process never loads node
     url: '/system/status.html', headers: { host: A, cookie: await adminLogin(t, farm, A) },
   })
   t.match(html.body, `legacy child, pid ${String(probe?.child?.pid)}`, 'the status page shows the child')
+})
+
+t.test('the child writes only inside the farm\'s data', async (t) => {
+  const farm = await startFarm(t, { farm: true }, undefined, { legacyNodeModules: [PACKAGES] })
+  const port = await listenLocal(farm)
+  const outside = join(farm.data, '..', 'outside-the-farm.txt')
+  const response = await http(port, 'POST', '/plugin/probe/write-outside', A)
+  t.same([response.status, response.body], [403, 'ERR_ACCESS_DENIED'], 'the permission model refuses it')
+  t.notOk(existsSync(outside))
 })
 
 t.test('a visitor cannot claim the facts the farm tells the child', async (t) => {
