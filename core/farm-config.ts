@@ -108,8 +108,9 @@ export interface FarmConfig {
   /** Trust X-Forwarded-* headers from a reverse proxy. */
   trustProxy: boolean
   /**
-   * Start the wiki-plugin-* server parts (core/plugin-host/legacy/). Off by default: they run in
-   * the farm's thread, fenced by node:domain, whose async hooks then cost every request.
+   * Start the wiki-plugin-* server parts (core/plugin-host/legacy/). On by default: they run in
+   * the legacy child (legacyIsolation "process"), so the farm's thread never carries their
+   * node:domain fence and its async hooks.
    */
   legacyPlugins: boolean
   /**
@@ -189,7 +190,7 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   nodeUrl: null,
   pluginForwarding: true,
   trustProxy: false,
-  legacyPlugins: false,
+  legacyPlugins: true,
   legacyIsolation: 'process',
   logLevel: 'info',
   plugins: {},

@@ -245,7 +245,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   })
   // A published message may be as big as a frame a client may send.
   const push = new PushHub({ maxFrameBytes: config.maxPayload })
-  // The legacy server parts start when the operator asks (--legacyPlugins), or a test names them.
+  // The legacy server parts start unless the operator says not (--legacyPlugins false), or a test names them.
   const legacyPackages = config.legacyPlugins || options.legacyNodeModules
     ? await findLegacyPackages(options.legacyNodeModules) : []
   const plugins = new PluginRegistry({

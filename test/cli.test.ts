@@ -237,6 +237,7 @@ t.test('environment variables', async (t) => {
     WIKIFARM_ORIGINS: 'https://x.org',
     WIKIFARM_TRUST_PROXY: 'true',
     WIKIFARM_LEGACY_PLUGINS: 'yes',
+    WIKIFARM_LEGACY_ISOLATION: 'none',
     WIKIFARM_LOG_LEVEL: 'trace',
     WIKIFARM_WIKI_DOMAINS: '{"Example.COM": {}}',
     WIKIFARM_PLUGINS: '{"echo": {"sites": ["A.com"], "options": {"greeting": "hi"}}}',
@@ -294,6 +295,7 @@ t.test('environment variables', async (t) => {
     nodeUrl: null,
     pluginForwarding: true,
     legacyPlugins: true,
+    legacyIsolation: 'none',
     logLevel: 'trace',
     plugins: {
       echo: { sites: ['a.com'], options: { greeting: 'hi' } },
@@ -389,6 +391,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
       origins: 'https://a.example, https://b.example',
       trustProxy: true,
       legacyPlugins: true,
+      legacyIsolation: 'none',
       logLevel: 'warn',
       plugins: {
         txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },
@@ -475,6 +478,7 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     nodeUrl: null,
     pluginForwarding: true,
     legacyPlugins: true,
+    legacyIsolation: 'none',
     logLevel: 'warn',
     plugins: {
       txtzyme: { enabled: true, trust: 'farm', sites: '*', options: { device: '/dev/ttyACM0', baud: 9600 } },

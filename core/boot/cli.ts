@@ -533,8 +533,8 @@ const SETTINGS: Record<string, Setting> = {
   },
   legacyPlugins: {
     flag: 'boolean', shown: String(DEFAULTS.legacyPlugins),
-    help: 'start the server parts of installed wiki-plugin-* packages (image upload, assets, plugmatic); '
-      + 'they run in the farm\'s thread and slow every request (docs/operators.md)',
+    help: 'start the server parts of installed wiki-plugin-* packages (image upload, assets, plugmatic), '
+      + 'in one child process of the farm\'s (see --legacyIsolation; docs/operators.md)',
     assign: (s, v, w) => { s.legacyPlugins = bool(v, w) },
   },
   legacyIsolation: {

@@ -126,9 +126,12 @@ export class LegacyChild {
     const folder = this.#folder
     const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath,
       ...permissions(this.#options.config.data, folder),
-      '--disable-warning=ExperimentalWarning', '--disable-warning=DeprecationWarning', CHILD], {
+      // The permission model's warnings are for whoever chose the flags: here, the farm.
+      '--disable-warning=ExperimentalWarning', '--disable-warning=DeprecationWarning',
+      '--disable-warning=SecurityWarning', CHILD], {
       env: childEnv(),
-      cwd: this.#options.config.data,
+      // Its own folder: the farm's data folder may not exist yet.
+      cwd: folder,
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     })
@@ -153,6 +156,11 @@ export class LegacyChild {
       child.once('exit', (code, signal) => {
         resolve()
         this.#exited(child, signal ? `killed by ${signal}` : `exited with code ${String(code)}`)
+      })
+      // Node could not start it (no exit follows): a crash like any other, restarted with the backoff.
+      child.once('error', (err) => {
+        resolve()
+        this.#exited(child, `could not run: ${err.message}`)
       })
     })
     const start: StartMessage = {
