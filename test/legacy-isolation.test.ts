@@ -84,3 +84,18 @@ t.test('the child dying fails its requests in flight, is restarted, and the farm
   t.match(after, { state: 'running', child: { state: 'running', restarts: 1, lastExit: 'killed by SIGKILL' } })
   t.not(after?.child?.pid, pid, 'a new child')
 })
+
+// Last: in the farm's thread, the fence loads node:domain in this process.
+t.test('legacyIsolation "none": the plugins run in the farm\'s thread, as before', async (t) => {
+  const config = { farm: true, admin: ADMIN_SECRET, legacyIsolation: 'none' as const }
+  const farm = await startFarm(t, config, undefined, { legacyNodeModules: [PACKAGES] })
+  const port = await listenLocal(farm)
+  t.match(await legacyStatus(t, farm, 'probe'), { state: 'running', isolation: 'none', launches: 1 })
+  t.equal((await legacyStatus(t, farm, 'probe'))?.child, undefined)
+  t.equal(JSON.parse((await http(port, 'GET', '/plugin/probe/argv', A)).body).url, `http://${A}`)
+  t.equal((await http(port, 'GET', '/plugin/probe/crash-now', A)).status, 500, 'a throw is fenced here')
+  await http(port, 'POST', '/plugin/probe/exit', A)
+  t.match(await legacyStatus(t, farm, 'probe'), { state: 'failed', reason: 'called process.exit(0)' },
+    'process.exit refused: the plugin stops, the farm does not')
+  t.equal((await http(port, 'GET', '/welcome-visitors.json', A)).status, 200)
+})
