@@ -44,6 +44,7 @@ import { CLOSE } from './sockets/close-codes.js'
 import { PushHub, pushRoutes } from './sockets/push-hub.js'
 import { registerRateLimits } from './http/rate-limits.js'
 import { registerUpgradeGuard } from './http/upgrade-guard.js'
+import { lazyRequestLogger, registerAccessLog } from './http/access-log.js'
 import { guardConnections, type ConnectionGuard } from './http/connection-guard.js'
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
 import {
@@ -92,8 +93,6 @@ export interface Kernel {
   /** Refuses new requests (503), lets pending writes finish, then closes. */
   close(): Promise<void>
 }
-
-const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
 
 /** What a client is answered for each page store failure. */
 const STORE_STATUS: Record<StoreErrorCode, number> = {
@@ -158,8 +157,10 @@ function unknownSitePage(message: string): string {
 export async function createKernel(config: FarmConfig, options: KernelOptions = {}): Promise<Kernel> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
-    // The kernel logs one line per request itself, after the site is known (onResponse).
+    // The kernel logs one line per request itself, after the site is known (onResponse), and
+    // a request's child logger is made only if something logs through it (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.uploadLimit,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -298,14 +299,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     return payload
   })
 
-  app.addHook('onResponse', async (request, reply) => {
-    // The request line is built only when it will be written: the read path stays lean when quiet.
-    if (!LOGS_REQUESTS.has(request.log.level)) return
-    request.log.info({
-      site: request.site?.name ?? null, method: request.method, url: request.url,
-      status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10,
-    }, 'request')
-  })
+  registerAccessLog(app)
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body } = errorBody(error)
