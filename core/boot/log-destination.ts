@@ -1,11 +1,15 @@
-// Where the farm's log goes when it is not a terminal: a file descriptor (stdout), written once
-// per turn of the event loop. A write per line was the largest single cost of a page read with
-// the access log on (one system call per request); here every line logged while the loop
-// serves a batch of requests goes out in one write, after them. Nothing waits in a thread
-// pool: at any moment the only unwritten lines are those of the current turn, and they are
-// written synchronously at exit, on close (flush), and on a crash the farm handles.
+// Where the farm's log goes when it is not a terminal: a file descriptor (stdout), written in
+// batches. A write per line was the largest single cost of a page read with the access log on
+// (one system call per request); here the lines of the next few milliseconds (or 64 KiB of
+// them, whichever comes first) go out in one write. Nothing waits in a thread pool: at any
+// moment the only unwritten lines are those of the current window, and they are written
+// synchronously at exit, on close (flush), and on a crash the farm handles.
 import { writeSync } from 'node:fs'
 
+/** How long lines wait to be joined into one write: a log a few milliseconds late costs nobody. */
+const WINDOW_MS = 5
+/** Written at once past this many characters, so a burst never holds much. */
+const WINDOW_CHARS = 64 * 1024
 /** How long to wait before trying again when the descriptor is full (a pipe nobody reads yet). */
 const RETRY_MS = 10
 /** At exit a full pipe is retried this long, then the rest is dropped rather than hang the exit. */
@@ -30,9 +34,12 @@ export class LogDestination {
   write(line: string): boolean {
     if (this.#failed) return true
     this.#pending += line
-    if (!this.#scheduled && this.#retry === null) {
+    if (this.#retry !== null) return true
+    if (this.#pending.length > WINDOW_CHARS) {
+      if (this.#drain()) this.#retryLater()
+    } else if (!this.#scheduled) {
       this.#scheduled = true
-      setImmediate(this.#writeNow)
+      setTimeout(this.#writeNow, WINDOW_MS)
     }
     return true
   }
@@ -54,14 +61,16 @@ export class LogDestination {
 
   readonly #writeNow = (): void => {
     this.#scheduled = false
-    if (this.#drain()) {
-      this.#retry ??= setTimeout(() => {
-        this.#retry = null
-        this.#writeNow()
-      }, RETRY_MS)
-      this.#retry.unref()
-    }
+    if (this.#drain()) this.#retryLater()
     if (this.#empty || this.#failed) for (const done of this.#waiting.splice(0)) done()
+  }
+
+  #retryLater(): void {
+    this.#retry ??= setTimeout(() => {
+      this.#retry = null
+      this.#writeNow()
+    }, RETRY_MS)
+    this.#retry.unref()
   }
 
   /** Writes as much as the descriptor takes; true when it is full (EAGAIN) and lines are left. */

@@ -12,7 +12,7 @@ const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
 
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
-/** request.log (and other short-lived or rarely used loggers): the pino child, made on first use. */
+/** request.log: the pino child Fastify would have made, made on first use. */
 class RequestLogger implements FastifyBaseLogger {
   readonly #parent: FastifyBaseLogger
   readonly #bindings: Bindings
@@ -52,11 +52,6 @@ class RequestLogger implements FastifyBaseLogger {
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.#log.child(bindings, options)
   }
-}
-
-/** A child of `parent` with `bindings`, made the first time something is logged through it. */
-export function lazyChildLogger(parent: FastifyBaseLogger, bindings: Bindings): FastifyBaseLogger {
-  return new RequestLogger(parent, bindings)
 }
 
 /**

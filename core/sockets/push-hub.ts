@@ -10,9 +10,8 @@ import { randomBytes } from 'node:crypto'
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { Envelope, Identity, JsonValue, SessionInfo } from '../plugin-api.js'
-import { pluginLogger, readIdentity, sessionLabel, siteHandle } from '../plugin-host/context.js'
+import { LazyPluginLogger, readIdentity, sessionLabel, siteHandle } from '../plugin-host/context.js'
 import { SocketConnection, type SocketHub } from './socket-hub.js'
-import { lazyChildLogger } from '../http/access-log.js'
 import { releaseUpgradeRequest } from './websocket-errors.js'
 import type { Guards } from '../http/request-context.js'
 import type { SiteRegistry } from '../pages/sites.js'
@@ -214,7 +213,7 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
       session: context.session,
       identity: context.identity,
       // A logger that makes its pino child only if the connection ever logs (most never do).
-      log: pluginLogger(lazyChildLogger(request.log, { plugin: PUSH_CONNECTION_PLUGIN, site })),
+      log: new LazyPluginLogger(request.log, { plugin: PUSH_CONNECTION_PLUGIN, site }),
       codec: 'json',
       validator,
     }, hub.limits)
