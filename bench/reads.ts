@@ -84,6 +84,9 @@ async function profileReads(hosts: string[], seconds: number): Promise<string> {
       ['area', 'self'],
       s.areas.map((a) => [a.area, pct(a.share)]),
     ),
+    '',
+    `The access log (pino, core/http/access-log.ts, core/boot/log-destination.ts and the writes they make, ` +
+      `with everything they call): ${pct(s.logging)} of non-idle time.`,
   ].join('\n')
 }
 

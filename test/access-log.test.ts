@@ -37,7 +37,7 @@ function start(t: Test): Run {
 }
 
 async function port(run: Run): Promise<number> {
-  const until = Date.now() + 20_000
+  const until = Date.now() + 60_000
   for (;;) {
     const match = /on http:\/\/127\.0\.0\.1:(\d+)/.exec(run.stdout)
     if (match) return Number(match[1])
