@@ -15,7 +15,8 @@ import {
   isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable, type AnyRouteDeclaration, type DefinedPlugin,
 } from '../contract.js'
 import {
-  errorData, type CallOp, type ContextData, type DescriptionData, type ErrorData, type KernelMessage,
+  WS_WINDOW, errorData, type Batch, type CallOp, type ContextData, type DescriptionData, type ErrorData,
+  type KernelMessage,
   type PluginMessage, type RestResult,
 } from './channel.js'
 import { installGuard } from './guard.js'
@@ -27,8 +28,8 @@ const MEMORY_CHECK_MS = 100
 const EXIT_OUT_OF_MEMORY = 71
 
 interface Port {
-  post(message: PluginMessage): void
-  listen(handler: (message: KernelMessage) => void): void
+  post(message: Batch<PluginMessage>): void
+  listen(handler: (message: Batch<KernelMessage>) => void): void
 }
 
 function workerPort(): Port | null {
@@ -40,7 +41,10 @@ function workerPort(): Port | null {
 function processPort(): Port | null {
   const send = process.send?.bind(process)
   if (!send) return null
-  return { post: (m) => { send(m) }, listen: (h) => process.on('message', (m) => h(m as KernelMessage)) }
+  return {
+    post: (m) => { send(m) },
+    listen: (h) => process.on('message', (m) => h(m as Batch<KernelMessage>)),
+  }
 }
 
 function asError(error: ErrorData): Error {
@@ -61,34 +65,71 @@ function startSandbox(): void {
   const isProcess = !parentPort
   // Taken before any plugin code runs: a plugin that replaces process.exit cannot keep itself alive.
   const exit = process.exit.bind(process)
+  // What this side produces in one tick crosses as one batch at the tick's end: one post (one
+  // wake-up of the kernel's thread, one write) for a burst of results, frames and acknowledgements.
+  let outbox: PluginMessage[] = []
+  /** Frames handled per connection since the last batch, acknowledged in it as one message each. */
+  const handled = new Map<string, number>()
   const post = (message: PluginMessage): void => {
+    if (outbox.push(message) === 1 && handled.size === 0) process.nextTick(flush)
+  }
+  const acknowledge = (conn: string): void => {
+    const n = (handled.get(conn) ?? 0) + 1
+    if (handled.size === 0 && outbox.length === 0) process.nextTick(flush)
+    handled.set(conn, n)
+    // The kernel sends no more than WS_WINDOW unacknowledged; never more in one count.
+    if (n >= WS_WINDOW) {
+      handled.delete(conn)
+      outbox.push({ t: 'ws-done', conn, n })
+    }
+  }
+  function flush(): void {
+    for (const [conn, n] of handled) outbox.push({ t: 'ws-done', conn, n })
+    handled.clear()
+    const batch = outbox
+    outbox = []
+    if (batch.length === 0) return
+    try {
+      port.post(batch.length === 1 ? batch[0] as PluginMessage : batch)
+    } catch {
+      for (const message of batch) postAlone(message)
+    }
+  }
+  /** A message the batch could not carry (a value that cannot be cloned): alone, or its failure. */
+  function postAlone(message: PluginMessage): void {
     try {
       port.post(message)
     } catch (err) {
       // A value that cannot be cloned (a function, a class instance with private state) is the
       // plugin's mistake: answer the call with an error rather than leaving it unanswered.
-      if ((message.t === 'result') && message.ok) {
+      const why = (err as Error).message
+      if (message.t === 'result' && message.ok) {
         port.post({
-          t: 'result',
-          id: message.id,
-          ok: false,
-          error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${(err as Error).message}` },
+          t: 'result', id: message.id, ok: false,
+          error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${why}` },
         })
-      } else if (message.t === 'send') {
-        throw new TypeError(`the message cannot cross the isolation boundary: ${(err as Error).message}`, {
-          cause: err,
-        })
+      } else if (message.t === 'call') {
+        const pending = calls.get(message.id)
+        calls.delete(message.id)
+        pending?.reject(new TypeError(`the arguments cannot cross the isolation boundary: ${why}`, { cause: err }))
+      } else if (message.t === 'log') {
+        port.post({ ...message, data: { data: String(message.data) } })
       } else {
-        throw err
+        process.stderr.write(`a ${message.t} message cannot cross the isolation boundary: ${why}\n`)
       }
     }
+  }
+  /** Sends now, for a message that must leave before the process does. */
+  const postNow = (message: PluginMessage): void => {
+    post(message)
+    flush()
   }
 
   if (isProcess) {
     // Node would print the error and exit; the kernel wants the reason first.
     const fatal = (err: unknown): void => {
       try {
-        post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` })
+        postNow({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` })
       } catch {
         /* exiting anyway */
       }
@@ -109,14 +150,7 @@ function startSandbox(): void {
       calls.set(id, { resolve, reject })
       const message: PluginMessage =
         site === undefined ? { t: 'call', id, op, args } : { t: 'call', id, op, site, args }
-      try {
-        port.post(message)
-      } catch (err) {
-        calls.delete(id)
-        reject(new TypeError(`the arguments cannot cross the isolation boundary: ${(err as Error).message}`, {
-          cause: err,
-        }))
-      }
+      post(message)
     })
   }
 
@@ -128,7 +162,7 @@ function startSandbox(): void {
         try { entry.data = structuredClone(data) } catch { entry.data = { data: String(data) } }
       }
       if (site !== undefined) entry.site = site
-      try { port.post(entry) } catch { /* a log line is never worth a crash */ }
+      post(entry)
     }
     return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') }
   }
@@ -172,10 +206,15 @@ function startSandbox(): void {
     readonly session: RequestContext['session']
     readonly identity: RequestContext['identity']
     readonly log: PluginLogger
+    readonly #codec: 'text' | 'json'
     #closed = false
+    /** Frames (and the close) waiting for the one being handled: a connection's run in order. */
+    readonly #backlog: (() => unknown)[] = []
+    #busy = false
 
-    constructor(id: string, protocol: string | null, ctx: RequestContext) {
+    constructor(id: string, protocol: string | null, ctx: RequestContext, codec: 'text' | 'json') {
       this.id = id
+      this.#codec = codec
       this.protocol = protocol === SUBPROTOCOL_V1 ? SUBPROTOCOL_V1 : null
       this.site = ctx.site
       this.session = ctx.session
@@ -195,8 +234,46 @@ function startSandbox(): void {
     // reading (and closes it with 1013), which this side learns when the close arrives.
     send(message: unknown): boolean {
       if (this.#closed) return false
-      post({ t: 'send', conn: this.id, message })
+      // Encoded here, as the kernel would in-process (a value JSON cannot hold throws here too):
+      // the kernel's thread only writes the frame.
+      const frame = this.#codec === 'json' ? JSON.stringify(message) as string | undefined : String(message)
+      if (frame === undefined) throw new TypeError('a json socket message must be a JSON value')
+      post({ t: 'send', conn: this.id, frame })
       return true
+    }
+
+    /**
+     * Runs `work` after the connection's earlier work has finished, then `done` with its
+     * outcome. A handler that returns at once runs at once: no promise, no microtask.
+     */
+    run(work: () => unknown, done: (err: unknown) => void): void {
+      const step = (): void => {
+        this.#busy = true
+        let result: unknown
+        try {
+          result = work()
+        } catch (err) {
+          this.#next(done, err)
+          return
+        }
+        if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(
+            () => this.#next(done, undefined),
+            (err: unknown) => this.#next(done, err ?? new Error(String(err))),
+          )
+        } else {
+          this.#next(done, undefined)
+        }
+      }
+      if (this.#busy) this.#backlog.push(step)
+      else step()
+    }
+
+    #next(done: (err: unknown) => void, err: unknown): void {
+      this.#busy = false
+      done(err)
+      const step = this.#backlog.shift()
+      if (step) step()
     }
 
     close(code: number = CLOSE.NORMAL, reason = ''): void {
@@ -237,7 +314,7 @@ function startSandbox(): void {
       clearInterval(timer)
       try {
         const mb = Math.round(held / 1048576)
-        post({ t: 'fatal', reason: `out of memory: ${mb} MiB held (heap and Buffers), limit ${limitMb} MiB` })
+        postNow({ t: 'fatal', reason: `out of memory: ${mb} MiB held (heap and Buffers), limit ${limitMb} MiB` })
       } finally {
         exit(EXIT_OUT_OF_MEMORY)
       }
@@ -334,29 +411,51 @@ function startSandbox(): void {
         answer(message.id, async () => {
           const socket = sockets[message.socket]
           if (!socket) throw new Error(`no socket ${message.socket}`)
-          const conn = new RemoteConnection(message.conn, message.protocol, context(message.ctx))
+          const conn = new RemoteConnection(message.conn, message.protocol, context(message.ctx), socket.codec)
           connections.set(conn.id, { conn, socket })
           await socket.onConnect?.(conn as never)
           return undefined
         })
         return
-      case 'ws-message':
-        answer(message.id, async () => {
-          const entry = connections.get(message.conn)
-          if (entry) await entry.socket.onMessage?.(entry.conn as never, message.message as never)
-          return undefined
+      case 'ws-message': {
+        const entry = connections.get(message.conn)
+        if (!entry) {
+          acknowledge(message.conn)
+          return
+        }
+        const { conn, socket } = entry
+        conn.run(() => socket.onMessage?.(conn as never, message.message as never), (err) => {
+          if (err === undefined) {
+            acknowledge(conn.id)
+            return
+          }
+          const rawId = (message.message as { id?: unknown } | null)?.id
+          const id = typeof rawId === 'string' ? rawId : undefined
+          const why = err instanceof Error ? err.message : String(err)
+          post(id === undefined
+            ? { t: 'ws-failed', conn: conn.id, message: why }
+            : { t: 'ws-failed', conn: conn.id, id, message: why })
         })
         return
-      case 'ws-close':
-        answer(message.id, async () => {
-          const entry = connections.get(message.conn)
-          if (!entry) return undefined
-          connections.delete(message.conn)
+      }
+      case 'ws-close': {
+        const entry = connections.get(message.conn)
+        if (!entry) {
+          post({ t: 'result', id: message.id, ok: true })
+          return
+        }
+        connections.delete(message.conn)
+        // After the frames before it, as in-process.
+        entry.conn.run(() => {
           entry.conn.markClosed()
-          await entry.socket.onClose?.(entry.conn as never, message.code, message.reason)
-          return undefined
+          return entry.socket.onClose?.(entry.conn as never, message.code, message.reason)
+        }, (err) => {
+          post(err === undefined
+            ? { t: 'result', id: message.id, ok: true }
+            : { t: 'result', id: message.id, ok: false, error: toErrorData(err) })
         })
         return
+      }
       case 'event': {
         const listener = (
           instance?.events as Record<string, ((e: unknown, ctx: EventContext) => unknown) | undefined> | undefined
@@ -381,7 +480,10 @@ function startSandbox(): void {
     }
   }
 
-  port.listen(handle)
+  port.listen((batch) => {
+    if (Array.isArray(batch)) for (const message of batch) handle(message)
+    else handle(batch)
+  })
 }
 
 startSandbox()
