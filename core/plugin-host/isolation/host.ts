@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { Socket } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import {
   PluginHttpError, PluginUnavailable, reply,
@@ -25,6 +26,7 @@ import {
   type KernelMessage,
   type PluginMessage, type RestResult,
 } from './channel.js'
+import { FrameError, FrameReader, encodeFrame } from './frames.js'
 import { PACKAGE_ROOT, nodeModulesFolders } from '../../package-info.js'
 import type { Action } from '../../../schemas/action.js'
 import { isSendableCloseCode } from '../../sockets/close-codes.js'
@@ -203,6 +205,8 @@ export class PluginHost {
   readonly #limits: IsolationLimits
   #worker: Worker | null = null
   #child: ChildProcess | null = null
+  /** A `process` plugin's channel: the socket pair on its fd 3, carrying frames (frames.ts). */
+  #channel: Socket | null = null
   #nextId = 1
   readonly #pending = new Map<number, Pending>()
   /** Calls the plugin made to the kernel that have not been answered yet. */
@@ -330,8 +334,9 @@ export class PluginHost {
     const child = spawn(ENV_COMMAND, ['-u', 'NODE_OPTIONS', process.execPath, ...execArgv, SANDBOX], {
       env: childEnv(),
       cwd: pluginDir ?? COMPILED_ROOT,
-      serialization: 'advanced',
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // fd 3: the channel, a socket pair carrying length-prefixed frames (frames.ts), not Node's
+      // IPC, whose reader buffers whatever length the child claims.
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       // A plugin granted native addons drives hardware (a device node the farm's user may open)
       // and runs native code no sandbox holds: it keeps the farm's user, as documented.
       ...(this.#options.allowAddons ? {} : pluginUser()),
@@ -339,7 +344,23 @@ export class PluginHost {
     this.#child = child
     this.#watchResidentMemory(child)
     this.#pipeOutput(child.stdout, child.stderr)
-    child.on('message', (message: unknown) => this.#receive(message))
+    const channel = child.stdio[3] as Socket
+    this.#channel = channel
+    const reader = new FrameReader()
+    channel.on('data', (chunk: Buffer) => {
+      if (this.#dead) return
+      let batches: unknown[]
+      try {
+        batches = reader.push(chunk)
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err
+        this.kill(`protocol violation: ${err.message}`)
+        return
+      }
+      for (const batch of batches) this.#receive(batch)
+    })
+    // A child gone takes its end of the channel with it: its exit is reported, not this.
+    channel.on('error', () => {})
     child.on('error', (err) => { this.#fatal ??= `could not run: ${err.message}` })
     child.on('exit', (code, signal) => {
       const oom = /heap out of memory|Reached heap limit/i.test(this.#stderr.text)
@@ -419,7 +440,7 @@ export class PluginHost {
   /** Queues a message; what is queued in one tick crosses as one batch, at the tick's end. */
   #post(message: KernelMessage): void {
     if (this.#dead) return
-    if (this.#outbox.push(message) === 1) process.nextTick(this.#flush)
+    if (this.#outbox.push(message) === 1) setImmediate(this.#flush)
   }
 
   readonly #flush = (): void => {
@@ -443,7 +464,7 @@ export class PluginHost {
 
   #write(batch: KernelMessage | KernelMessage[]): void {
     if (this.#worker) this.#worker.postMessage(batch)
-    else if (this.#child?.connected) this.#child.send(batch)
+    else if (this.#channel?.writable) this.#channel.write(encodeFrame(batch))
   }
 
   #unsent(message: KernelMessage, err: Error): void {

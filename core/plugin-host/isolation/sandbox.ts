@@ -6,6 +6,7 @@
 // guard (guard.ts) and a memory watchdog, then imports the plugin's own compiled module (its
 // top-level code runs here, never in the farm's thread) and sends back its definition; on
 // `launch` it launches it. No loader and no bundle: plain JavaScript from dist/.
+import { Socket } from 'node:net'
 import { parentPort } from 'node:worker_threads'
 import {
   PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, type Connection, type EventContext, type KernelHandle,
@@ -19,6 +20,7 @@ import {
   type KernelMessage,
   type PluginMessage, type RestResult,
 } from './channel.js'
+import { FrameReader, encodeFrame } from './frames.js'
 import { installGuard } from './guard.js'
 import { CLOSE, assertSendableCloseCode } from '../../sockets/close-codes.js'
 
@@ -30,6 +32,8 @@ const EXIT_OUT_OF_MEMORY = 71
 interface Port {
   post(message: Batch<PluginMessage>): void
   listen(handler: (message: Batch<KernelMessage>) => void): void
+  /** Calls `exit` when the kernel's end of the channel is gone (a child's; a worker ends with the farm). */
+  onClose?(exit: () => void): void
 }
 
 function workerPort(): Port | null {
@@ -39,11 +43,25 @@ function workerPort(): Port | null {
 }
 
 function processPort(): Port | null {
-  const send = process.send?.bind(process)
-  if (!send) return null
+  // fd 3 is the kernel's socket pair (host.ts): frames both ways (frames.ts).
+  let channel: Socket
+  try {
+    channel = new Socket({ fd: 3, readable: true, writable: true })
+  } catch {
+    return null
+  }
+  const reader = new FrameReader()
   return {
-    post: (m) => { send(m) },
-    listen: (h) => process.on('message', (m) => h(m as Batch<KernelMessage>)),
+    post: (m) => { channel.write(encodeFrame(m)) },
+    listen: (h) => channel.on('data', (chunk: Buffer) => {
+      for (const batch of reader.push(chunk)) h(batch as Batch<KernelMessage>)
+    }),
+    // The kernel gone means this plugin has no one to serve.
+    onClose: (exit) => {
+      channel.on('end', exit)
+      channel.on('close', exit)
+      channel.on('error', exit)
+    },
   }
 }
 
@@ -59,7 +77,7 @@ function toErrorData(err: unknown): ErrorData {
 
 /** Serves the kernel on this side of the boundary; the plugin is imported on `launch`. */
 function startSandbox(): void {
-  const found = workerPort() ?? processPort()
+  const found = parentPort ? workerPort() : processPort()
   if (!found) throw new Error('the plugin sandbox runs only in a worker thread or a child process with IPC')
   const port: Port = found
   const isProcess = !parentPort
@@ -71,11 +89,11 @@ function startSandbox(): void {
   /** Frames handled per connection since the last batch, acknowledged in it as one message each. */
   const handled = new Map<string, number>()
   const post = (message: PluginMessage): void => {
-    if (outbox.push(message) === 1 && handled.size === 0) process.nextTick(flush)
+    if (outbox.push(message) === 1 && handled.size === 0) setImmediate(flush)
   }
   const acknowledge = (conn: string): void => {
     const n = (handled.get(conn) ?? 0) + 1
-    if (handled.size === 0 && outbox.length === 0) process.nextTick(flush)
+    if (handled.size === 0 && outbox.length === 0) setImmediate(flush)
     handled.set(conn, n)
     // The kernel sends no more than WS_WINDOW unacknowledged; never more in one count.
     if (n >= WS_WINDOW) {
@@ -119,7 +137,10 @@ function startSandbox(): void {
       }
     }
   }
-  /** Sends now, for a message that must leave before the process does. */
+  /**
+   * Sends now, for a message that must leave before the process may end: its death, and the
+   * steps of its start (a plugin whose import left a rejected promise behind dies of it soon).
+   */
   const postNow = (message: PluginMessage): void => {
     post(message)
     flush()
@@ -138,8 +159,7 @@ function startSandbox(): void {
     }
     process.on('uncaughtException', fatal)
     process.on('unhandledRejection', fatal)
-    // The kernel gone means this plugin has no one to serve.
-    process.on('disconnect', () => exit(0))
+    port.onClose?.(() => exit(0))
   }
 
   let nextCall = 1
@@ -336,7 +356,7 @@ function startSandbox(): void {
         : {}),
       ...(loaded.isolationModes !== undefined ? { isolationModes: [...loaded.isolationModes] } : {}),
     }
-    post({ t: 'definition', definition })
+    postNow({ t: 'definition', definition })
   }
 
   async function launch(message: Extract<KernelMessage, { t: 'launch' }>): Promise<void> {
@@ -359,7 +379,7 @@ function startSandbox(): void {
     const events = Object.entries(instance.events ?? {})
       .filter(([, fn]) => typeof fn === 'function')
       .map(([name]) => name)
-    post({
+    postNow({
       t: 'ready',
       instance: {
         routes: routes.map((r) => ({
@@ -381,10 +401,10 @@ function startSandbox(): void {
   function handle(message: KernelMessage): void {
     switch (message.t) {
       case 'describe':
-        describe(message).catch((err: unknown) => post({ t: 'describe-failed', error: toErrorData(err) }))
+        describe(message).catch((err: unknown) => postNow({ t: 'describe-failed', error: toErrorData(err) }))
         return
       case 'launch':
-        launch(message).catch((err: unknown) => post({ t: 'launch-failed', error: toErrorData(err) }))
+        launch(message).catch((err: unknown) => postNow({ t: 'launch-failed', error: toErrorData(err) }))
         return
       case 'ping':
         post({ t: 'pong', seq: message.seq })
