@@ -142,6 +142,10 @@ export async function isolation(): Promise<PartResult> {
       '(the plugin in the kernel\'s thread) from the same run. Goals (issue 17): REST ≥ 0.80 ×, pipelined ≥ 0.50 ×, ' +
       'round trip ≤ 2 × in-process.',
     '',
+    'Before the channel was batched and windowed (2026-11-25, one request or frame per message, a round trip per ' +
+      'websocket frame, Node IPC for `process`): REST worker 0.53, process 0.47 ×; pipelined worker 0.12, ' +
+      'process 0.07 ×; round trip worker 1.6, process 2.3 ×.',
+    '',
     table(
       ['isolation', 'REST req/s', 'p50 ms', 'vs none', 'WS RTT p50 µs', 'RTT × none', 'pipelined echoes/s',
         'vs none', 'errors'],
