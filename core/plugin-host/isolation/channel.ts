@@ -126,8 +126,9 @@ export type PluginMessage =
   | { t: 'describe-failed'; error: ErrorData }
   | { t: 'ready'; instance: InstanceInfo }
   | { t: 'launch-failed'; error: ErrorData }
-  | { t: 'result'; id: number; ok: true; value?: RestResult }
-  | { t: 'result'; id: number; ok: false; error: ErrorData }
+  /** `session`: the handler read `ctx.session.id`, so the kernel uses the session (its cookie). */
+  | { t: 'result'; id: number; ok: true; value?: RestResult; session?: true }
+  | { t: 'result'; id: number; ok: false; error: ErrorData; session?: true }
   | { t: 'call'; id: number; op: CallOp; site?: string; args: unknown[] }
   /** A frame for the plugin's client, already encoded by the socket's codec on the plugin's side. */
   | { t: 'send'; conn: string; frame: string }

@@ -27,6 +27,7 @@ import {
   type PluginMessage, type RestResult,
 } from './channel.js'
 import { FrameError, FrameReader, encodeFrame } from './frames.js'
+import { sessionPeeks } from '../context.js'
 import { PACKAGE_ROOT, nodeModulesFolders } from '../../package-info.js'
 import type { Action } from '../../../schemas/action.js'
 import { isSendableCloseCode } from '../../sockets/close-codes.js'
@@ -117,6 +118,8 @@ interface Pending {
   resolve(value: RestResult | undefined): void
   reject(err: Error): void
   timer: NodeJS.Timeout
+  /** The plugin read the session's id while answering. */
+  sessionRead?: () => void
 }
 
 /** Fails with the plugin's own error kinds, rebuilt on this side. */
@@ -126,14 +129,20 @@ function fromErrorData(error: ErrorData): Error {
   return new Error(error.message)
 }
 
-function sessionData(ctx: { session: RequestContext['session'] }): ContextData['session'] {
-  return { id: ctx.session.id, isOwner: ctx.session.isOwner, isAdmin: ctx.session.isAdmin }
+/**
+ * The session as it crosses. A request's label is peeked: a fresh session sends no cookie unless
+ * the plugin reads the id (its result says so), as in-process. A connection's is read: its
+ * upgrade is answered already, there is no cookie left to send.
+ */
+function sessionData(session: RequestContext['session'], peek: boolean): ContextData['session'] {
+  const id = (peek ? sessionPeeks.get(session)?.() : undefined) ?? session.id
+  return { id, isOwner: session.isOwner, isAdmin: session.isAdmin }
 }
 
-function contextData(ctx: RequestContext): ContextData {
+function contextData(ctx: RequestContext, peek = false): ContextData {
   return {
     site: ctx.site.name,
-    session: sessionData(ctx),
+    session: sessionData(ctx.session, peek),
     identity: { page: ctx.identity.page, item: ctx.identity.item, lineup: [...ctx.identity.lineup] },
   }
 }
@@ -549,6 +558,7 @@ export class PluginHost {
         if (!pending) return this.#violation(`result for call ${message.id}, which is not waiting for one`)
         this.#pending.delete(message.id)
         clearTimeout(pending.timer)
+        if (message.session === true) pending.sessionRead?.()
         if (message.ok) pending.resolve(message.value)
         else pending.reject(fromErrorData(message.error))
         return
@@ -702,7 +712,7 @@ export class PluginHost {
   }
 
   /** Sends a call the plugin must answer; fails when it dies, times out or too many wait. */
-  #request(build: (id: number) => KernelMessage): Promise<RestResult | undefined> {
+  #request(build: (id: number) => KernelMessage, sessionRead?: () => void): Promise<RestResult | undefined> {
     if (this.#dead)
       return Promise.reject(new PluginUnavailable(`${this.name} is not running: ${this.#fatal ?? 'it stopped'}`))
     if (this.#pending.size >= this.#limits.maxInFlight) {
@@ -717,7 +727,7 @@ export class PluginHost {
         reject(new Error(`${this.name} did not answer within ${this.#limits.callTimeoutMs} ms`))
       }, this.#limits.callTimeoutMs)
       timer.unref()
-      this.#pending.set(id, { resolve, reject, timer })
+      this.#pending.set(id, sessionRead ? { resolve, reject, timer, sessionRead } : { resolve, reject, timer })
       try {
         this.#post(build(id))
       } catch (err) {
@@ -741,8 +751,8 @@ export class PluginHost {
             method: request.method, path: request.path, params: request.params, query: request.query,
             body: request.body, headers: { ...request.headers },
           },
-          ctx: contextData(ctx),
-        }))
+          ctx: contextData(ctx, true),
+        }), () => { void ctx.session.id })
         if (result?.kind === 'reply')
           return reply({ status: result.status, headers: result.headers, body: result.body })
         return result?.value

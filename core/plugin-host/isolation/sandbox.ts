@@ -206,10 +206,21 @@ function startSandbox(): void {
     return handle
   }
 
-  function context(data: ContextData): RequestContext {
+  /** `sessionRead` hears the handler read `session.id`: the kernel then uses the session, as in-process. */
+  function context(data: ContextData, sessionRead?: () => void): RequestContext {
+    const session = data.session
     return Object.freeze({
       site: siteHandle(data.site),
-      session: Object.freeze({ ...data.session }),
+      session: sessionRead
+        ? Object.freeze({
+          get id() {
+            sessionRead()
+            return session.id
+          },
+          isOwner: session.isOwner,
+          isAdmin: session.isAdmin,
+        })
+        : Object.freeze({ ...session }),
       identity: Object.freeze({
         page: data.identity.page,
         item: data.identity.item,
@@ -310,10 +321,20 @@ function startSandbox(): void {
   let sockets: SocketDeclaration[] = []
   const connections = new Map<string, { conn: RemoteConnection; socket: SocketDeclaration }>()
 
-  function answer(id: number, run: () => Promise<RestResult | undefined>): void {
+  function answer(id: number, run: () => Promise<RestResult | undefined>, sessionRead?: () => boolean): void {
     Promise.resolve().then(run).then(
-      (value) => post(value === undefined ? { t: 'result', id, ok: true } : { t: 'result', id, ok: true, value }),
-      (err: unknown) => post({ t: 'result', id, ok: false, error: toErrorData(err) }),
+      (value) => {
+        const result: PluginMessage = value === undefined
+          ? { t: 'result', id, ok: true }
+          : { t: 'result', id, ok: true, value }
+        if (sessionRead?.()) result.session = true
+        post(result)
+      },
+      (err: unknown) => {
+        const result: PluginMessage = { t: 'result', id, ok: false, error: toErrorData(err) }
+        if (sessionRead?.()) result.session = true
+        post(result)
+      },
     )
   }
 
@@ -417,16 +438,19 @@ function startSandbox(): void {
         else pending.reject(asError(message.error))
         return
       }
-      case 'rest':
+      case 'rest': {
+        let sessionRead = false
+        const ctx = context(message.ctx, () => { sessionRead = true })
         answer(message.id, async () => {
           const route = routes[message.route]
           if (!route) throw new Error(`no route ${message.route}`)
-          const result = await route.handler(Object.freeze({ ...message.request }) as never, context(message.ctx))
+          const result = await route.handler(Object.freeze({ ...message.request }) as never, ctx)
           if (isPluginReply(result))
             return { kind: 'reply', status: result.status, headers: { ...result.headers }, body: result.body }
           return { kind: 'json', value: result }
-        })
+        }, () => sessionRead)
         return
+      }
       case 'ws-open':
         answer(message.id, async () => {
           const socket = sockets[message.socket]
