@@ -5,7 +5,7 @@ import { createHmac } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Site, SiteRegistry } from '../pages/sites.js'
 import type { Action } from '../../schemas/action.js'
-import type { Identity, JsonValue, PluginLogger, SiteHandle } from '../plugin-api.js'
+import type { Identity, JsonValue, PluginLogger, SessionInfo, SiteHandle } from '../plugin-api.js'
 import { validateAction } from '../pages/page-actions.js'
 import { ERR_BAD_SLUG, ERR_VALIDATION } from '../errors.js'
 import { isItemId, isSlug } from '../../schemas/page.js'
@@ -47,6 +47,12 @@ export function siteHandle(sites: SiteRegistry, name: string, push: Publisher, p
     },
   })
 }
+
+/**
+ * A session's label without using the session (no cookie for a fresh one), for the isolation
+ * host: it sends the label with the request, and reads `id` (using it) only if the plugin did.
+ */
+export const sessionPeeks = new WeakMap<SessionInfo, () => string>()
 
 /** An opaque label for a visitor on one site: stable, unlinkable across sites and plugins. */
 export function sessionLabel(key: Buffer, sessionId: string, site: string, plugin: string): string {

@@ -13,7 +13,7 @@ import {
 } from '../plugin-api.js'
 import { isPluginHttpError, isPluginReply, isPluginUnavailable } from './contract.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './registry.js'
-import { pluginLogger, pluginQuery, readIdentity, sessionLabel, siteHandle } from './context.js'
+import { pluginLogger, pluginQuery, readIdentity, sessionLabel, sessionPeeks, siteHandle } from './context.js'
 import { SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'
 import { CLOSE } from '../sockets/close-codes.js'
 import type { Guards } from '../http/request-context.js'
@@ -107,14 +107,17 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
   // HMAC, no session id (so no cookie) and no child logger.
   async function session(request: FastifyRequest): Promise<SessionInfo> {
     let label: string | undefined
-    return Object.freeze({
+    const labelOf = (id: string): string => sessionLabel(labelKey, id, request.site.name, record.name)
+    const info: SessionInfo = Object.freeze({
       get id() {
-        label ??= sessionLabel(labelKey, request.session.id, request.site.name, record.name)
+        label ??= labelOf(request.session.id)
         return label
       },
       isOwner: await guards.isOwner(request),
       isAdmin: guards.isAdmin(request),
     })
+    sessionPeeks.set(info, () => label ?? labelOf(request.session.peekId?.() ?? request.session.id))
+    return info
   }
 
   // Synchronous: a websocket handler must wire its listeners before the first frame can arrive.

@@ -17,6 +17,7 @@ import {
 import { deadline } from '../deadline.js'
 import { validationMessage } from '../../schemas/validation.js'
 import { CLOSE, assertSendableCloseCode } from './close-codes.js'
+import { HANDLER_FAILED, errorMessage } from './error-message.js'
 
 export interface SocketLimits {
   /** Largest incoming frame, bytes (ws closes with 1009 beyond it). */
@@ -175,7 +176,7 @@ export class SocketConnection implements Connection<unknown> {
         return hooks.onMessage(message)
       }).catch((err: unknown) => {
         this.log.error('message handler failed', { err: String(err) })
-        this.#sendError(id, 'WIKIFARM_ERR_PLUGIN_FAILED', 'the plugin failed to handle this message')
+        this.#sendError(id, HANDLER_FAILED.code, HANDLER_FAILED.error)
       })
     })
     this.#ws.on('close', (code: number, reason: Buffer) => {
@@ -231,15 +232,9 @@ export class SocketConnection implements Connection<unknown> {
   }
 
   #sendError(id: string | undefined, code: string, error: string): void {
-    // A text socket has no envelope: its clients get one line they can tell apart.
-    if (this.codec === 'text') {
-      this.send(`error ${code}: ${error}`)
-      return
-    }
-    const envelope: Envelope = { type: 'error', data: { error, code } }
-    if (id !== undefined) envelope.id = id
-    this.send(envelope)
+    this.send(errorMessage(this.codec, id, code, error))
   }
+
 }
 
 /** True when `promise` settles within `ms`. */
