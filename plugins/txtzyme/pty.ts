@@ -82,6 +82,13 @@ export async function openPtyPair(devicePath: string, simulatorPath: string, tim
   }
 }
 
+/**
+ * Bytes the simulator may have handed to the tty before it counts the host as not reading. The
+ * device's own bound is OUTPUT_BUFFER (128), but a pty write completes asynchronously, so a
+ * reading host can still leave a few writes pending: what is past this is a host that does not read.
+ */
+export const UNREAD_OUTPUT = 16 * 1024
+
 export interface ServedSimulator {
   simulator: TxtzymeSimulator
   port: SerialPort
@@ -89,12 +96,25 @@ export interface ServedSimulator {
 }
 
 /** Opens `path` with serialport and runs a simulator on it: what the host writes, it runs. */
-export async function serveSimulator(path: string, options: { speed?: number } = {}): Promise<ServedSimulator> {
+export async function serveSimulator(
+  path: string,
+  options: { speed?: number; inputBuffer?: number; outputBuffer?: number } = {},
+): Promise<ServedSimulator> {
   const port = new SerialPort({ path, baudRate: 9600, autoOpen: false })
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())))
+  // Output the tty has not taken yet: it grows once the pty pair's buffers are full because
+  // the host does not read, and then the simulator drops output as the firmware does.
+  let unread = 0
   const simulator = new TxtzymeSimulator({
     speed: options.speed ?? 1,
-    output: (text) => { if (port.isOpen) port.write(text) },
+    ...(options.inputBuffer !== undefined ? { inputBuffer: options.inputBuffer } : {}),
+    outputBuffer: options.outputBuffer ?? UNREAD_OUTPUT,
+    unread: () => unread,
+    output: (text) => {
+      if (!port.isOpen) return
+      unread += text.length
+      port.write(text, () => { unread -= text.length })
+    },
   })
   port.on('data', (chunk: Buffer) => simulator.input(chunk))
   port.on('error', () => {})
