@@ -179,6 +179,8 @@ export default definePlugin({
     const observers = new Map<Connection<Envelope>, () => void>()
     const status = (): DeviceStatus & {
       queued: number
+      inFlight: number
+      busyMs: number
       sent: number
       completed: number
       maxLine: number
@@ -187,6 +189,8 @@ export default definePlugin({
     } => ({
       ...dev.status(),
       queued: queue.queued,
+      inFlight: queue.inFlight,
+      busyMs: Math.round(queue.busyMs()),
       sent: queue.sent,
       completed: queue.completed,
       maxLine: MAX_LINE,

@@ -153,7 +153,8 @@ export class LineQueue {
     this.windowLines = Math.max(1, options.windowLines ?? WINDOW_LINES)
   }
 
-  get queued(): number { return this.total }
+  /** Lines waiting for the device: in the queue, or sent ahead of the running one. */
+  get queued(): number { return this.total + this.ahead() }
   get busy(): boolean { return this.flight.length > 0 }
   /** Lines on the wire now (sent, sentinel not back). */
   get inFlight(): number { return this.flight.length }
@@ -179,7 +180,8 @@ export class LineQueue {
   /** Queues a validated line for a session; resolves to its output lines. */
   submit(key: string, origin: Origin, line: string, timeoutMs?: number, tag?: string): Promise<string[]> {
     const mine = this.waiting.get(key)
-    if ((mine?.length ?? 0) >= this.options.perSession) {
+    // Lines sent ahead still wait for the device: they count against the caps as before pipelining.
+    if ((mine?.length ?? 0) + this.ahead(key) >= this.options.perSession) {
       return Promise.reject(
         new TxtzymeError(
           'TXTZYME_SESSION_QUEUE_FULL',
@@ -188,7 +190,7 @@ export class LineQueue {
         ),
       )
     }
-    if (this.total >= this.options.global) {
+    if (this.total + this.ahead() >= this.options.global) {
       return Promise.reject(new TxtzymeError('TXTZYME_QUEUE_FULL',
         `the device has ${this.options.global} lines waiting from all clients: try again shortly`))
     }
@@ -313,6 +315,13 @@ export class LineQueue {
     entry.answered = true
     if (result instanceof TxtzymeError) entry.reject(result)
     else entry.resolve(result)
+  }
+
+  /** Lines sent ahead of the running one (of one session, or of all): they wait on the device. */
+  private ahead(key?: string): number {
+    let n = 0
+    for (let i = 1; i < this.flight.length; i++) if (key === undefined || this.flight[i]?.entry.key === key) n++
+    return n
   }
 
   /** Bytes waiting in the device's input buffer, at worst: all but the running line, and heartbeats. */
