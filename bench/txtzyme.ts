@@ -255,7 +255,8 @@ export async function txtzyme(
           ['kernel', () => viaKernel(clients, perRound)],
         ]
         if (clients > 1) {
-          sides.push(['pipelined', () => measured(forDirect, () => direct(forDirect.devicePath, clients, perRound, true))])
+          const pipelined = () => direct(forDirect.devicePath, clients, perRound, true)
+          sides.push(['pipelined', () => measured(forDirect, pipelined)])
         }
         for (const [, run] of sides) await run() // warm-up
         for (let round = 0; round < rounds; round++) {

@@ -117,7 +117,7 @@ t.test('50 sessions at once through the pty: pipelined, each gets its own output
   t.ok(queue.busyMs() > 0, 'the busy time is counted')
 })
 
-t.test('a window too large for the input buffer loses lines; the default window on the same lines does not', async (t) => {
+t.test('a window too large for the input buffer loses lines; the default window does not', async (t) => {
   if (!(await needSocat(t))) return
   const lines = Array.from({ length: 40 }, (_, i) => `2m_k${String(i).padStart(2, '0')}_`)
   const origin = (i: number) => ({ site: 'a.example', label: `v${i % 8}` })
@@ -158,7 +158,7 @@ t.test('a window too large for the input buffer loses lines; the default window 
   t.equal(small.served.simulator.inputDropped, 0, `a ${WINDOW_BYTES}-byte input buffer lost nothing either`)
 })
 
-t.test('a timeout mid-window: that line fails, the lines sent behind it keep their place, nothing more goes out', async (t) => {
+t.test('a timeout mid-window: that line fails, those behind it keep their place, nothing more is sent', async (t) => {
   if (!(await needSocat(t))) return
   const { path } = await servedHere(t, { speed: 1 })
   const { device, queue } = makeDevice(path)

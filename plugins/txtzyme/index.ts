@@ -78,7 +78,7 @@ function statusOf(code: string): number {
     case 'TXTZYME_TIMEOUT': return 504
     case 'TXTZYME_NOT_READY': case 'TXTZYME_DEVICE_LOST': case 'TXTZYME_CLOSED': return 503
     case 'TXTZYME_CANCELLED': return 409
-    case 'TXTZYME_OUTPUT_TOO_LARGE': return 502
+    case 'TXTZYME_OUTPUT_TOO_LARGE': case 'TXTZYME_LINE_LOST': return 502
     default: return 400
   }
 }

@@ -88,6 +88,12 @@ export async function openPtyPair(devicePath: string, simulatorPath: string, tim
  * reading host can still leave a few writes pending: what is past this is a host that does not read.
  */
 export const UNREAD_OUTPUT = 16 * 1024
+/**
+ * And how long the tty may take nothing before output is dropped: the firmware's 25 ms is
+ * device time; a host process on a loaded machine can pause longer (a GC, no CPU) and still be
+ * reading, and only one that has stopped should lose output here.
+ */
+export const UNREAD_TIMEOUT_MS = 500
 
 export interface ServedSimulator {
   simulator: TxtzymeSimulator
@@ -109,6 +115,7 @@ export async function serveSimulator(
     speed: options.speed ?? 1,
     ...(options.inputBuffer !== undefined ? { inputBuffer: options.inputBuffer } : {}),
     outputBuffer: options.outputBuffer ?? UNREAD_OUTPUT,
+    transmitTimeoutMs: UNREAD_TIMEOUT_MS,
     unread: () => unread,
     output: (text) => {
       if (!port.isOpen) return

@@ -109,6 +109,8 @@ interface InFlight {
   wire: number
   /** Heartbeat bytes written after it (they wait in the device's input buffer too). */
   trailing: number
+  /** Its timeout passed: nothing more is sent until its sentinel is back (the device may be wedged). */
+  overdue: boolean
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
@@ -132,8 +134,6 @@ export class LineQueue {
   private total = 0
   /** Lines on the wire, oldest (the one the device runs) first. */
   private flight: InFlight[] = []
-  /** A line timed out: nothing more is sent until its sentinel is back (the device may be wedged). */
-  private held = false
   private open = false
   private readonly listeners = new Set<(record: LineRecord) => void>()
   /** Milliseconds with at least one line on the wire, and since when the current stretch runs. */
@@ -302,7 +302,6 @@ export class LineQueue {
   failInFlight(error: TxtzymeError): void {
     const flight = this.flight
     this.flight = []
-    this.held = false
     this.idle()
     for (const f of flight) {
       if (f.timer) clearTimeout(f.timer)
@@ -345,7 +344,6 @@ export class LineQueue {
   private finish(): void {
     const current = this.flight.shift() as InFlight
     if (current.timer) clearTimeout(current.timer)
-    if (current.entry.timedOut) this.held = false
     this.completed++
     const max = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES
     this.answer(
@@ -369,7 +367,6 @@ export class LineQueue {
     const gone = this.flight.splice(0, i + 1)
     for (const f of gone) {
       if (f.timer) clearTimeout(f.timer)
-      if (f.entry.timedOut) this.held = false
       this.lost++
       this.answer(f.entry, new TxtzymeError('TXTZYME_LINE_LOST',
         'the device lost this line or one sent with it (its input was dropped): run it again'))
@@ -403,8 +400,8 @@ export class LineQueue {
     const entry = current.entry
     current.timer = setTimeout(() => {
       current.timer = null
+      current.overdue = true
       entry.timedOut = !entry.answered
-      if (entry.timedOut) this.held = true
       this.answer(entry, new TxtzymeError('TXTZYME_TIMEOUT',
         `no end of output within ${entry.timeoutMs} ms; the device finishes the line before the next one is sent`))
     }, entry.timeoutMs)
@@ -412,7 +409,7 @@ export class LineQueue {
 
   /** Sends waiting lines, round-robin, while the window has room for the next one. */
   private pump(): void {
-    if (!this.open || this.held) return
+    if (!this.open || this.flight.some((f) => f.overdue)) return
     let text = ''
     let buffered = this.buffered()
     while (this.flight.length < this.windowLines) {
@@ -431,6 +428,7 @@ export class LineQueue {
       else this.waiting.delete(key)
       const current: InFlight = {
         entry, nonce, lines: [], bytes: 0, overflow: false, startedAt: Date.now(), timer: null, wire, trailing: 0,
+        overdue: false,
       }
       if (this.flight.length === 0) {
         this.start(current)

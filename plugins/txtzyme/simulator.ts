@@ -15,7 +15,7 @@ export const LINE_BUFFER = 1024
 export const INPUT_BUFFER = 128
 /** Bytes of output the device holds for a host that does not read: the two 64-byte IN banks. */
 export const OUTPUT_BUFFER = 128
-/** usb_serial.c TRANSMIT_TIMEOUT: a print waits this long for the host to read, then is dropped. */
+/** usb_serial.c TRANSMIT_TIMEOUT: a print waits this long for the host to take output, then is dropped. */
 export const TRANSMIT_TIMEOUT_MS = 25
 export const CHIP_NAME = 'ATmega32U4'
 export const HELP_TEXT = [
@@ -53,6 +53,8 @@ export interface SimulatorOptions {
    */
   unread?: () => number
   outputBuffer?: number
+  /** How long a print waits while the host takes nothing (TRANSMIT_TIMEOUT_MS). */
+  transmitTimeoutMs?: number
 }
 
 function sleep(ms: number): Promise<void> {
@@ -87,6 +89,7 @@ export class TxtzymeSimulator {
   private readonly inputBuffer: number
   private readonly unread: (() => number) | null
   private readonly outputBuffer: number
+  private readonly transmitTimeoutMs: number
   /** The line being read (recv_str's buffer). */
   private buffer = ''
   /** What arrived while a line ran, bounded by inputBuffer. */
@@ -104,6 +107,7 @@ export class TxtzymeSimulator {
     this.inputBuffer = options.inputBuffer ?? INPUT_BUFFER
     this.unread = options.unread ?? null
     this.outputBuffer = options.outputBuffer ?? OUTPUT_BUFFER
+    this.transmitTimeoutMs = options.transmitTimeoutMs ?? TRANSMIT_TIMEOUT_MS
   }
 
   /**
@@ -187,8 +191,15 @@ export class TxtzymeSimulator {
     const unread = this.unread
     if (unread && unread() > this.outputBuffer) {
       if (!this.previousTimeout) {
-        const until = performance.now() + TRANSMIT_TIMEOUT_MS
-        while (unread() > this.outputBuffer && performance.now() < until) await sleep(1)
+        // Each byte waits for a free bank, not the whole print: a host that reads slowly keeps
+        // making room and loses nothing; one that takes nothing for the timeout loses the print.
+        let until = performance.now() + this.transmitTimeoutMs
+        let last = unread()
+        while (unread() > this.outputBuffer && performance.now() < until) {
+          await sleep(1)
+          if (unread() < last) until = performance.now() + this.transmitTimeoutMs
+          last = unread()
+        }
       }
       if (unread() > this.outputBuffer) {
         this.previousTimeout = true
