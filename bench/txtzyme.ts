@@ -190,6 +190,12 @@ async function simulatedDevice(dir: string, name: string): Promise<Device> {
   }
 }
 
+/** The figures before pipelining, for the comparison the doc shows (issue 17). */
+const BEFORE =
+  'Before pipelining (one line on the wire at a time), 50 clients through the kernel ÷ direct one line in ' +
+  'flight: 0.99 (2026-11-25, quiet machine); 0.54 (main at 94aab25 on 2026-12-01, this bench\'s older ' +
+  'version, machine loaded by other work).'
+
 /** The plugin's /status busyMs: milliseconds with at least one line on the wire. */
 function pluginBusyMs(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -310,6 +316,8 @@ export async function txtzyme(
         'bench process. Device busy: the simulator\'s time running lines ÷ wall time; on the wire: the ' +
         'plugin\'s `busyMs` (at least one line sent and not answered) ÷ wall time. The simulator asserts it ' +
         'lost no input.',
+      '',
+      BEFORE,
       '',
       '| clients | path | lines/s | p50 ms | p99 ms | device busy | on the wire | ratio to one in flight |',
       '|---|---|---|---|---|---|---|---|',
