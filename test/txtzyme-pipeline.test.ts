@@ -123,11 +123,14 @@ t.test('a window too large for the input buffer loses lines; the default window 
   const origin = (i: number) => ({ site: 'a.example', label: `v${i % 8}` })
 
   const big = await servedHere(t, { speed: 1 })
-  // Lines whose sentinels never come hold the queue until the stall resync fails them as lost.
-  const tooLarge = makeDevice(big.path, { windowBytes: 4096, windowLines: 64, timeoutMs: 1000 }, 100, 1500)
+  const tooLarge = makeDevice(big.path, { windowBytes: 4096, windowLines: 64, timeoutMs: 3000 })
   t.teardown(() => tooLarge.device.close())
   await tooLarge.device.start()
-  const outcomes = await Promise.allSettled(lines.map((l, i) => tooLarge.device.submit(`s${i % 8}`, origin(i), l)))
+  const pending = Promise.allSettled(lines.map((l, i) => tooLarge.device.submit(`s${i % 8}`, origin(i), l)))
+  // Once the device has run what it kept, one more line: its sentinel comes before the lost ones'.
+  await new Promise((r) => setTimeout(r, 300))
+  const late = tooLarge.device.submit('s9', origin(9), '_late_')
+  const outcomes = await pending
   t.ok(big.served.simulator.inputDropped > 0, `the simulator lost ${big.served.simulator.inputDropped} bytes`)
   const failed = outcomes.filter((o) => o.status === 'rejected')
   t.ok(failed.length > 0, `${failed.length} of 40 lines failed`)
@@ -137,6 +140,11 @@ t.test('a window too large for the input buffer loses lines; the default window 
   for (const [i, o] of outcomes.entries()) {
     if (o.status === 'fulfilled') t.same(o.value, [`k${String(i).padStart(2, '0')}`], `line ${i}: its own output`)
   }
+  t.ok(failed.some((f) => (f as PromiseRejectedResult).reason.code === 'TXTZYME_LINE_LOST'),
+    'the loss is detected (a later sentinel first), not left to time out')
+  await t.rejects(late, { code: 'TXTZYME_LINE_LOST' }, 'the line sent after the loss ran merged with it: refused')
+  t.equal(tooLarge.device.status().state, 'ready', 'no reconnect was needed')
+  t.same(await tooLarge.device.submit('s0', origin(0), '_after_'), ['after'], 'resynced: the next line is in step')
 
   const fits = await servedHere(t, { speed: 1 })
   const chosen = makeDevice(fits.path, { timeoutMs: 1500 })

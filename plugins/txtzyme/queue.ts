@@ -111,6 +111,8 @@ interface InFlight {
   trailing: number
   /** Its timeout passed: nothing more is sent until its sentinel is back (the device may be wedged). */
   overdue: boolean
+  /** A resync after lost input (no requester, no observers); nothing is sent behind it. */
+  internal?: boolean
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
@@ -248,7 +250,7 @@ export class LineQueue {
     // bytes were dropped on the way). The lines up to it cannot be told apart any more.
     for (let i = 1; i < this.flight.length; i++) {
       if (text.endsWith((this.flight[i] as InFlight).nonce)) {
-        this.dropThrough(i)
+        this.outOfStep()
         return
       }
     }
@@ -344,6 +346,11 @@ export class LineQueue {
   private finish(): void {
     const current = this.flight.shift() as InFlight
     if (current.timer) clearTimeout(current.timer)
+    if (current.internal) {
+      if (this.flight.length === 0) this.idle()
+      this.pump()
+      return
+    }
     this.completed++
     const max = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES
     this.answer(
@@ -362,19 +369,36 @@ export class LineQueue {
     this.pump()
   }
 
-  /** Lines 0..i are gone out of step (i's sentinel came first): each fails with TXTZYME_LINE_LOST. */
-  private dropThrough(i: number): void {
-    const gone = this.flight.splice(0, i + 1)
+  /**
+   * A later sentinel came first: the device lost input. Every line on the wire fails with
+   * TXTZYME_LINE_LOST (those before it were lost, it and those after may have run merged with
+   * what was left of them), then a resync: a line end (the device may hold part of a line) and a
+   * sentinel nobody asked for; what the device prints up to it is dropped, and nothing more is
+   * sent until it is back.
+   */
+  private outOfStep(): void {
+    const gone = this.flight
+    this.flight = []
     for (const f of gone) {
       if (f.timer) clearTimeout(f.timer)
+      if (f.internal) continue
       this.lost++
       this.answer(f.entry, new TxtzymeError('TXTZYME_LINE_LOST',
-        'the device lost this line or one sent with it (its input was dropped): run it again'))
+        'the device lost input while this line was on the wire (it or one sent with it did not arrive whole): ' +
+          'run it again'))
     }
-    const next = this.flight[0]
-    if (next) this.start(next)
-    else this.idle()
-    this.pump()
+    const nonce = this.nonce()
+    const entry: Entry = {
+      key: '', origin: { site: '', label: '' }, line: '', timeoutMs: this.options.timeoutMs,
+      resolve: () => {}, reject: () => {}, answered: true, timedOut: false, tag: undefined,
+    }
+    const resync: InFlight = {
+      entry, nonce, lines: [], bytes: 0, overflow: false, startedAt: Date.now(), timer: null, wire: 0, trailing: 0,
+      overdue: false, internal: true,
+    }
+    this.flight.push(resync)
+    this.start(resync)
+    this.options.write(`\n_${nonce}_\n`)
   }
 
   private record(current: InFlight): void {
@@ -409,7 +433,7 @@ export class LineQueue {
 
   /** Sends waiting lines, round-robin, while the window has room for the next one. */
   private pump(): void {
-    if (!this.open || this.flight.some((f) => f.overdue)) return
+    if (!this.open || this.flight.some((f) => f.overdue || f.internal)) return
     let text = ''
     let buffered = this.buffered()
     while (this.flight.length < this.windowLines) {
