@@ -11,7 +11,9 @@ import { TxtzymeDevice } from '../plugins/txtzyme/device.js'
 import { LineQueue, WINDOW_BYTES, WINDOW_LINES, type LineRecord, type QueueOptions } from '../plugins/txtzyme/queue.js'
 import { INPUT_BUFFER, TxtzymeSimulator } from '../plugins/txtzyme/simulator.js'
 import { simulatedDevice, needSocat } from './fixtures/txtzyme-device.js'
-import { eventually } from './fixtures/ws-client.js'
+import { eventually, openWs } from './fixtures/ws-client.js'
+import { http, listenLocal, startFarm } from './fixtures/test-farm.js'
+import { fileURLToPath } from 'node:url'
 
 function makeDevice(path: string, queueOptions: Partial<QueueOptions> = {}, heartbeatMs = 100, stallMs = 10_000) {
   let device: TxtzymeDevice | null = null
@@ -115,6 +117,37 @@ t.test('50 sessions at once through the pty: pipelined, each gets its own output
   t.equal(served.simulator.inputDropped, 0, 'the default window never overflows the input buffer')
   t.equal(queue.lost, 0)
   t.ok(queue.busyMs() > 0, 'the busy time is counted')
+})
+
+t.test('through the farm: 50 json clients at once, each its own outputs in order; /status: busyMs', async (t) => {
+  if (!(await needSocat(t))) return
+  const sim = await simulatedDevice(t, { speed: 100 })
+  const options = { device: sim.path, openToVisitors: true }
+  const farm = await startFarm(t, { farm: true, plugins: { txtzyme: { options } } },
+    undefined, { builtinPluginsDir: fileURLToPath(new URL('../plugins/', import.meta.url)) })
+  const port = await listenLocal(farm)
+  const clients = await Promise.all(Array.from({ length: 50 }, async (_, c) => {
+    const client = await openWs(port, '/plugin/txtzyme/v1', `s${c % 5}.example`, { protocols: ['wikifarm.v1'] })
+    t.teardown(() => client.ws.close())
+    return client
+  }))
+  for (const [c, client] of clients.entries()) {
+    for (let i = 0; i < 10; i++) client.send({ type: 'run', id: `${i}`, data: `_c${c}-${i}_` })
+  }
+  const replies = (c: number) => (clients[c]?.received ?? [])
+    .map((r) => JSON.parse(r) as { type: string; id?: string; data?: { lines?: string[] } })
+    .filter((m) => m.type === 'output' || m.type === 'error')
+  await eventually(() => clients.every((_, c) => replies(c).length === 10), 20_000, 'every reply')
+  for (let c = 0; c < 50; c++) {
+    const got = replies(c).map((m) => [m.id, m.data?.lines])
+    const want = Array.from({ length: 10 }, (_, i) => [`${i}`, [`c${c}-${i}`]])
+    if (JSON.stringify(got) !== JSON.stringify(want)) t.fail(`client ${c} got ${JSON.stringify(got)}`)
+  }
+  t.pass('500 lines from 50 clients: each its own, in order')
+  const status = JSON.parse((await http(port, 'GET', '/plugin/txtzyme/status', 's0.example')).body) as
+    Record<string, number>
+  t.match(status, { inFlight: 0, queued: 0, completed: 500 })
+  t.ok(status.busyMs !== undefined && status.busyMs > 0, `busyMs ${status.busyMs}`)
 })
 
 t.test('a window too large for the input buffer loses lines; the default window does not', async (t) => {
