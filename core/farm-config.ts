@@ -42,6 +42,10 @@ export interface WikiDomain {
 export interface FarmConfig {
   port: number
   host: string
+  /** Port of the Prometheus metrics listener (core/metrics/), or null for none, the default. */
+  metricsPort: number | null
+  /** Address of the metrics listener: this machine only unless the operator says otherwise. */
+  metricsHost: string
   /** Data folder: the site's folder, or in a farm the parent of every site's folder. */
   data: string
   farm: boolean
@@ -136,6 +140,8 @@ export interface FarmConfig {
 export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
   port: 3000,
   host: '0.0.0.0',
+  metricsPort: null,
+  metricsHost: '127.0.0.1',
   data: './data',
   farm: false,
   store: null,

@@ -46,6 +46,7 @@ import { registerRateLimits } from './http/rate-limits.js'
 import { registerUpgradeGuard } from './http/upgrade-guard.js'
 import { guardConnections, type ConnectionGuard } from './http/connection-guard.js'
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
+import { registerMetrics } from './metrics/farm-metrics.js'
 import {
   ERR_BAD_JSON,
   ERR_BAD_URL,
@@ -255,6 +256,8 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   // A site with live connections is in use even when no request has come for a while.
   sites.inUse = (name) => hub.servesSite(name)
   plugins.onStop = (name, code, reason) => hub.closeAll(code, reason, name, config.pluginCloseTimeoutMs)
+  // Before any route is added and any site opens (core/metrics/): a no-op without --metricsPort.
+  registerMetrics(app, { config, sites, plugins, sockets: hub, store })
   // Every plugin is found, validated and launched once, now: before the farm listens and
   // before any site is visited.
   await plugins.discover()

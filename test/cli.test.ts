@@ -264,10 +264,14 @@ t.test('environment variables', async (t) => {
     WIKIFARM_KEEP_ALIVE_SECONDS: '4',
     WIKIFARM_SOCKET_IDLE_SECONDS: '90',
     WIKIFARM_STORE: 'postgres://u:p@db/w',
+    WIKIFARM_METRICS_PORT: '9100',
+    WIKIFARM_METRICS_HOST: '10.0.0.2',
   })
   t.same(config, {
     port: 5000,
     host: '127.0.0.1',
+    metricsPort: 9100,
+    metricsHost: '10.0.0.2',
     data: '/d',
     farm: true,
     store: 'postgres://u:p@db/w',
@@ -354,6 +358,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     'full.json': JSON.stringify({
       port: '4100',
       host: '127.0.0.1',
+      metricsPort: 9101,
+      metricsHost: '::1',
       data: '/srv/farm',
       farm: true,
       allowed: ['one.example.org', 'TWO.example.org'],
@@ -434,6 +440,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
   t.same(config, {
     port: 4100,
     host: '127.0.0.1',
+    metricsPort: 9101,
+    metricsHost: '::1',
     data: '/srv/farm',
     farm: true,
     store: 'postgresql://u@db:5433/farm',

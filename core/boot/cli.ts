@@ -375,6 +375,16 @@ const SETTINGS: Record<string, Setting> = {
     help: 'address to listen on (127.0.0.1: this machine only)',
     assign: (s, v, w) => { s.host = text(v, w).trim() },
   },
+  metricsPort: {
+    flag: 'string', arg: 'N', shown: 'off',
+    help: 'serve Prometheus metrics on this port, at /metrics (docs/operators.md#metrics)',
+    assign: (s, v, w) => { s.metricsPort = port(v, w) },
+  },
+  metricsHost: {
+    flag: 'string', arg: 'ADDR', shown: DEFAULTS.metricsHost,
+    help: 'address of the metrics port (127.0.0.1: this machine only)',
+    assign: (s, v, w) => { s.metricsHost = text(v, w).trim() },
+  },
   data: {
     flag: 'string', short: 'd', arg: 'DIR', shown: DEFAULTS.data,
     help: 'data folder: the site itself, or with --farm the parent of one folder per host',
@@ -941,6 +951,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
   const config: FarmConfig = {
     port: pick('port', ...layers) ?? DEFAULTS.port,
     host: pick('host', ...layers) ?? DEFAULTS.host,
+    metricsPort: pick('metricsPort', ...layers) ?? DEFAULTS.metricsPort,
+    metricsHost: pick('metricsHost', ...layers) ?? DEFAULTS.metricsHost,
     data: pick('data', ...layers) ?? DEFAULTS.data,
     farm: pick('farm', ...layers) ?? DEFAULTS.farm,
     store: pick('store', ...layers) ?? DEFAULTS.store,
@@ -991,6 +1003,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     keepAliveSeconds: pick('keepAliveSeconds', ...layers) ?? DEFAULTS.keepAliveSeconds,
     socketIdleSeconds: pick('socketIdleSeconds', ...layers) ?? DEFAULTS.socketIdleSeconds,
   }
+  if (config.metricsPort !== null && config.metricsPort !== 0 && config.metricsPort === config.port)
+    fail('metricsPort', `must differ from port (${config.port}): metrics never share the sites' port`)
   return { config, warnings: [...warnings, ...bootWarnings(config)] }
 }
 
