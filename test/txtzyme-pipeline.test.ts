@@ -30,7 +30,8 @@ function makeDevice(path: string, queueOptions: Partial<QueueOptions> = {}, hear
 }
 
 /** The simulator in this process (so the test reads its counters) at the far end of a socat pty pair. */
-async function servedHere(t: Test, options: { speed?: number; inputBuffer?: number } = {}): Promise<{
+async function servedHere(t: Test, options: { speed?: number; inputBuffer?: number; dropUnread?: boolean } = {}):
+Promise<{
   path: string
   served: ServedSimulator
 }> {
@@ -85,7 +86,7 @@ t.test('the simulator drops output the host does not read, after TRANSMIT_TIMEOU
 
 t.test('a host that does not read the pty: the simulator drops its output, as the firmware does', async (t) => {
   if (!(await needSocat(t))) return
-  const { served } = await servedHere(t)
+  const { served } = await servedHere(t, { dropUnread: true })
   // Nobody opens the device end: socat and the ptys fill up, then the simulator's writes wait.
   served.simulator.input('60000{_0123456789012345678901234567890123456789_}\n')
   await eventually(() => served.simulator.outputDropped > 0, 10_000, 'output dropped')

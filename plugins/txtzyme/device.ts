@@ -55,8 +55,8 @@ export interface DeviceOptions {
   /**
    * An empty line is written this often while the port is open: the firmware ignores empty
    * lines (they queue behind a running line), and a write is what reveals a vanished tty
-   * (serialport reports no hangup on reads of a pty). Skipped while the device's input buffer is
-   * full of lines sent ahead (LineQueue.heartbeat).
+   * (serialport reports no hangup on reads of a pty). It counts in the pipelining window
+   * (LineQueue.heartbeat).
    */
   heartbeatMs: number
 }
@@ -148,7 +148,7 @@ export class TxtzymeDevice {
   }
 
   private tick(): void {
-    // Through the queue: behind lines sent ahead, the empty line takes room in the device's input buffer.
+    // Through the queue: behind a running line, the empty line takes room in the device's input buffer.
     if (this.state === 'ready' && this.port?.isOpen) this.queue.heartbeat()
     const age = this.queue.currentAge()
     if (this.state === 'ready' && age !== null && age > this.options.stallMs) {

@@ -218,18 +218,15 @@ export class LineQueue {
   }
 
   /**
-   * Writes an empty line (the device layer's heartbeat, which reveals a vanished tty) if the
-   * device's input buffer has room for it; false when skipped. An idle device reads it at once;
-   * behind a running line it waits in the buffer with the lines sent ahead, so it is counted.
+   * Writes an empty line: the device layer's heartbeat, whose write is what reveals a vanished
+   * tty, so it is never skipped. An idle device reads it at once; behind a running line it waits
+   * in the input buffer, so it counts in the window and holds back lines sent ahead. Beyond the
+   * buffer a board without flow control drops it, which loses nothing: it is an empty line.
    */
-  heartbeat(): boolean {
+  heartbeat(): void {
     const last = this.flight[this.flight.length - 1]
-    if (last) {
-      if (this.buffered() + 1 > this.windowBytes) return false
-      last.trailing++
-    }
+    if (last) last.trailing++
     this.options.write('\n')
-    return true
   }
 
   /** A line the device printed, without its line ending. */
