@@ -291,6 +291,8 @@ t.test('environment variables', async (t) => {
     cacheBytes: 4 * MIB,
     origins: ['https://x.org'],
     trustProxy: true,
+    nodeUrl: null,
+    pluginForwarding: true,
     legacyPlugins: true,
     logLevel: 'trace',
     plugins: {
@@ -470,6 +472,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     cacheBytes: 16 * MIB,
     origins: ['https://a.example', 'https://b.example'],
     trustProxy: true,
+    nodeUrl: null,
+    pluginForwarding: true,
     legacyPlugins: true,
     logLevel: 'warn',
     plugins: {
@@ -884,6 +888,7 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     'plugin-proto.json': '{"plugins": {"txtzyme": {"__proto__": {"enabled": false}}}}',
     'plugin-enabled.json': '{"plugins": {"txtzyme": {"enabled": "yes"}}}',
     'plugin-trust.json': '{"plugins": {"txtzyme": {"trust": "all"}}}',
+    'plugin-mode.json': '{"plugins": {"linkmap": {"mode": "per-farm"}}}',
     'plugin-trust-case.json': '{"plugins": {"txtzyme": {"trust": "Farm"}}}',
     'plugin-sites.json': '{"plugins": {"txtzyme": {"sites": "a.com"}}}',
     'plugin-sites-empty.json': '{"plugins": {"txtzyme": {"sites": []}}}',
@@ -939,23 +944,24 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['admin.json', /admin\.json key "admin": must be a string, got 42$/],
     [
       'plugins-array.json',
-      /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/,
+      /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, placement, mode\}\}, got \["txtzyme"\]$/,
     ],
     ['plugins-null.json', /key "plugins": must be an object/],
     ['plugin-name.json', /key "plugins\.Txtzyme": "Txtzyme" is not a plugin name/],
     ['plugin-name-path.json', /key "plugins\.\.\.\/evil": "\.\.\/evil" is not a plugin name/],
     [
       'plugin-grant.json',
-      /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, got true$/,
+      /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, placement, mode, got true$/,
     ],
     ['plugin-key.json', /key "plugins\.txtzyme\.trusted": unknown key; did you mean "trust"\?$/],
     [
       'plugin-key-far.json',
-      /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\)$/,
+      /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, placement, mode\)$/,
     ],
     ['plugin-proto.json', /plugin-proto\.json: the config file is not valid JSON: .*prototype/i],
     ['plugin-enabled.json', /key "plugins\.txtzyme\.enabled": must be true or false, got "yes"$/],
     ['plugin-trust.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "all"$/],
+    ['plugin-mode.json', /key "plugins\.linkmap\.mode": must be "shared" or "per-site", got "per-farm"$/],
     ['plugin-trust-case.json', /key "plugins\.txtzyme\.trust": must be "farm" or "site", got "Farm"$/],
     ['plugin-sites.json', /key "plugins\.txtzyme\.sites": must be "\*" or an array of host names, got "a\.com"$/],
     [

@@ -18,6 +18,7 @@ import { MetricsListener } from './metrics-listener.js'
 /** Every plugin state: tsc fails here when PluginState gains one. */
 const STATES: Record<PluginState, true> = {
   disabled: true, launching: true, running: true, restarting: true, unavailable: true, failed: true, stopped: true,
+  standby: true,
 }
 const PLUGIN_STATES = Object.keys(STATES) as PluginState[]
 
