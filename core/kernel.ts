@@ -27,6 +27,8 @@ import { readClientAssets } from './client/shell.js'
 import { lineupHandler, shellRoutes } from './client/shell-routes.js'
 import { parseLineup } from './client/lineup.js'
 import { SiteIndexes } from './pages/site-index.js'
+import { ClusterBus } from './cluster/cluster-bus.js'
+import { cachedPing, healthRoutes, type StoreHealth } from './routes/health-routes.js'
 import { pageRoutes } from './routes/page-routes.js'
 import { systemRoutes } from './routes/system-routes.js'
 import { ownerRoutes } from './routes/owner-routes.js'
@@ -87,6 +89,8 @@ export interface Kernel {
   readonly legacy: LegacyPlugins
   /** Open HTTP connections per client address, and those refused over the cap. */
   readonly connections: ConnectionGuard
+  /** On the PostgreSQL store: this node's share of the farm's events (null on the file store). */
+  readonly cluster: ClusterBus | null
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
   listen(): Promise<string>
   /** Refuses new requests (503), lets pending writes finish, then closes. */
@@ -215,6 +219,18 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     idleMs: config.idleSeconds * 1000,
     limits: { itemBytes: config.itemLimit, pageBytes: config.pageLimit, actionBytes: config.actionLimit },
   }, store, events, defaults)
+  // On PostgreSQL, other nodes may write the same sites: their changes reach this node's bus and
+  // caches (core/cluster/), and what a site keeps in memory is checked fresh before it is used.
+  const cluster = store instanceof PostgresPageStore
+    ? new ClusterBus(store, sites, events, {
+      info: (message) => app.log.info({ code: 'WIKIFARM_CLUSTER' }, message),
+      warn: (message, err) => app.log.warn({ code: 'WIKIFARM_ERR_STORE_UNAVAILABLE', err }, message),
+    })
+    : null
+  if (cluster) {
+    sites.sync = () => cluster.sync()
+    await cluster.start()
+  }
   const sessionMs = config.session_duration * 24 * 3600 * 1000
   const sessions = new SessionKeeper(config.cookieSecret, sessionMs, config.secure_cookie)
   const guards = createGuards(config, sessions)
@@ -353,6 +369,13 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   })
   await app.register(ownerRoutes, { config, sessions, guards })
   await app.register(statusRoutes, { guards, plugins, legacy, sites, hub, connections })
+  const ping = store instanceof PostgresPageStore ? cachedPing(() => store.ping()) : null
+  await app.register(healthRoutes, {
+    plugins,
+    store: async (): Promise<StoreHealth> => cluster && ping
+      ? { type: 'postgres', reachable: await ping(), events: cluster.state, node: cluster.nodeId }
+      : { type: 'files', reachable: true },
+  })
   await app.register(legacyRoutes, { legacy, guards, config, handlerTimeoutMs: config.pluginHandlerTimeoutMs })
   const labelKey = randomBytes(32)
   await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
@@ -371,7 +394,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections,
+    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, cluster,
     async listen() {
       return app.listen({ port: config.port, host: config.host })
     },
@@ -381,6 +404,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       await plugins.close()
       legacy.close()
       await sites.close()
+      await cluster?.close()
       if (ownsStore) await store.close()
     },
   }
