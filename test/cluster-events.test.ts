@@ -5,11 +5,17 @@
 // and reads again what it kept (a change made while it was away is not missed).
 import t from 'tap'
 import pg from 'pg'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { HAPROXY_CFG, findHaproxy } from './fixtures/haproxy.js'
 import { MAX_NOTICE_BYTES, NOTICE_CHANNEL, encodeNotice, parseNotice } from '../core/pages/store-notices.js'
 import { PostgresPageStore } from '../core/pages/postgres-store.js'
 import { startPostgres, query } from './fixtures/postgres.js'
 import { claim, putAction, startFarm } from './fixtures/test-farm.js'
 import { eventually } from './fixtures/ws-client.js'
+
+const DOCS = join(import.meta.dirname, '..', '..', 'docs')
 
 t.test('a notice fits under 8000 bytes whatever it names, and hostile payloads are refused', async (t) => {
   const page = { k: 'page', n: 'node', s: 'a.example', p: 'welcome', c: true, a: { type: 'add', id: 'ab'.repeat(8) } }
@@ -27,6 +33,19 @@ t.test('a notice fits under 8000 bytes whatever it names, and hostile payloads a
   }
   t.same(parseNotice('{"k":"page","n":"x","s":"a","p":"b","a":{"type":"edit","item":{"text":"big"}}}'),
     { k: 'page', n: 'x', s: 'a', p: 'b', a: { type: 'edit' } }, 'an action keeps its type, id and date only')
+})
+
+t.test('docs/scale-out.md shows docs/haproxy.cfg as it is, and HAProxy accepts it', async (t) => {
+  const doc = readFileSync(join(DOCS, 'scale-out.md'), 'utf8')
+  const block = /```haproxy\n([\s\S]*?)```/.exec(doc)?.[1]
+  t.equal(block, readFileSync(HAPROXY_CFG, 'utf8'), 'the block in the guide is the file the tests run')
+  const bin = findHaproxy()
+  if (!bin) return
+  const checked = spawnSync(bin, ['-c', '-f', HAPROXY_CFG], { encoding: 'utf8' })
+  t.equal(checked.status, 0, `haproxy -c: ${checked.stdout}${checked.stderr}`)
+  for (const rule of ['balance hdr(host)', 'hash-type consistent', 'timeout tunnel', 'uri /system/health']) {
+    t.ok(block?.includes(rule), rule)
+  }
 })
 
 const server = await startPostgres(t)
