@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { scratchDir } from './cleanup.js'
-import { stopChild } from './children.js'
+import { freePort, stopChild } from './children.js'
 import { serve, stop, load, type LoadResult } from './load.js'
 import { visitAll } from './http-client.js'
 import { alternate } from './alternate.js'
@@ -24,6 +24,7 @@ const PATH = '/welcome-visitors.json'
 const BARE = 'bare Fastify (Map lookup)'
 const WIKIFARM = 'wikifarm'
 const WIKIFARM_LOGGING = 'wikifarm, logging every request'
+const WIKIFARM_METRICS = 'wikifarm, metrics on'
 const REFERENCE = 'reference farm (wiki)'
 
 export interface ReadsOptions {
@@ -105,6 +106,12 @@ export async function reads(opts: ReadsOptions): Promise<PartResult> {
       name: WIKIFARM_LOGGING,
     })
     servers.push({ name: WIKIFARM_LOGGING, port: logging.port, child: logging.child })
+    // The same quiet farm with Prometheus metrics on (--metricsPort): what counting every
+    // request by route and timing every store call costs.
+    const measured = await startWikifarm({
+      data: ours, flags: ['--metricsPort', String(await freePort())], name: WIKIFARM_METRICS,
+    })
+    servers.push({ name: WIKIFARM_METRICS, port: measured.port, child: measured.child })
     if (ref.ok) {
       const reference = await startReference(ref.install, { data: refData, logFile: join(dir, 'reference.log') })
       servers.push({ name: REFERENCE, port: reference.port, child: reference.child })
@@ -133,6 +140,7 @@ export async function reads(opts: ReadsOptions): Promise<PartResult> {
       refResult ? fmtRatio(ratio(r.rps, refResult.rps)) : '—', r.errors + r.non2xx]
   })
   const ourRps = (results.get(WIKIFARM) as LoadResult).rps
+  const metricsRps = (results.get(WIKIFARM_METRICS) as LoadResult).rps
   return {
     markdown: [
       `### Page reads: GET ${PATH}, ${opts.sites} sites, Host rotating, 100 connections, best of ${opts.rounds} ` +
@@ -142,7 +150,8 @@ export async function reads(opts: ReadsOptions): Promise<PartResult> {
         '--farm`) ' +
         'with `--logLevel warn`; the second wikifarm row logs one line per request (`--logLevel info`, to a file), ' +
           'as the ' +
-        'reference does with no way to turn it off (its log also goes to a file).' +
+        'reference does with no way to turn it off (its log also goes to a file); the third has Prometheus ' +
+        'metrics on (`--metricsPort`, docs/operators.md#metrics), not scraped during the rounds.' +
         (ref.ok
           ? ` Reference: wiki ${ref.install.version}, ` + '`--farm --security_type friends`, NODE_ENV=production.'
           : ''),
@@ -154,6 +163,7 @@ export async function reads(opts: ReadsOptions): Promise<PartResult> {
     headlines: [
       { label: 'reads req/s: wikifarm ÷ bare Fastify', value: ratio(ourRps, base.rps) },
       { label: 'reads req/s: wikifarm ÷ reference', value: refResult ? ratio(ourRps, refResult.rps) : null },
+      { label: 'reads req/s: wikifarm, metrics on ÷ wikifarm', value: ratio(metricsRps, ourRps) },
     ],
   }
 }

@@ -84,6 +84,18 @@ export const ERR_PLUGIN_UNAVAILABLE = coded<[string]>(
   'Plugin %s is unavailable',
   503,
 )
+/** A one-node plugin another node owns (or none does now), when this node does not forward to it. */
+export const ERR_PLUGIN_ELSEWHERE = coded<[string]>(
+  'WIKIFARM_ERR_PLUGIN_ELSEWHERE',
+  'Plugin %s runs on another node of the farm',
+  503,
+)
+/** A forwarding header no node of the farm signed: a visitor's forgery, or a node with another secret. */
+export const ERR_FORGED_FORWARD = coded<[]>(
+  'WIKIFARM_ERR_FORGED_FORWARD',
+  'Refused: the request claims to be forwarded by a node of this farm, and is not',
+  403,
+)
 export const ERR_PLUGIN_FAILED = coded<[string]>(
   'WIKIFARM_ERR_PLUGIN_FAILED',
   'Plugin %s failed to handle the request',

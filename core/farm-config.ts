@@ -1,6 +1,6 @@
 // The farm's configuration as the kernel sees it: typed, complete, validated once, up front.
 // core/cli.ts builds it from flags, a config file and WIKIFARM_* variables.
-import type { Trust } from './plugin-api.js'
+import type { Placement, Trust } from './plugin-api.js'
 import type { IsolationMode } from './plugin-host/isolation/channel.js'
 
 /** The operator's grant for one plugin (config file `plugins.<name>`). */
@@ -30,6 +30,11 @@ export interface PluginGrant {
   allowAddons?: boolean
   /** More paths (absolute) a 'process' plugin may read, beyond its folder and node_modules. */
   allowRead?: string[]
+  /**
+   * Where the plugin runs in a farm of many nodes on one PostgreSQL store, over what the plugin
+   * declares: 'every-node' or 'one-node' (elected; docs/scale-out.md, Plugin placement).
+   */
+  placement?: Placement
 }
 
 export interface WikiDomain {
@@ -42,6 +47,10 @@ export interface WikiDomain {
 export interface FarmConfig {
   port: number
   host: string
+  /** Port of the Prometheus metrics listener (core/metrics/), or null for none, the default. */
+  metricsPort: number | null
+  /** Address of the metrics listener: this machine only unless the operator says otherwise. */
+  metricsHost: string
   /** Data folder: the site's folder, or in a farm the parent of every site's folder. */
   data: string
   farm: boolean
@@ -81,6 +90,16 @@ export interface FarmConfig {
   cacheBytes: number
   /** Extra origins allowed to send state-changing requests (besides each site's own). */
   origins: string[]
+  /**
+   * The address other nodes of the farm reach this node at (forwarded one-node plugin requests),
+   * e.g. http://10.0.0.5:3000; null: http://<host>:<port> as listened on (127.0.0.1 for 0.0.0.0).
+   */
+  nodeUrl: string | null
+  /**
+   * Forward a one-node plugin's requests and websockets to the node that owns it; false: answer
+   * 503 WIKIFARM_ERR_PLUGIN_ELSEWHERE naming the owner (a proxy routes the plugin's path itself).
+   */
+  pluginForwarding: boolean
   /** Trust X-Forwarded-* headers from a reverse proxy. */
   trustProxy: boolean
   /**
@@ -136,6 +155,8 @@ export interface FarmConfig {
 export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'> = {
   port: 3000,
   host: '0.0.0.0',
+  metricsPort: null,
+  metricsHost: '127.0.0.1',
   data: './data',
   farm: false,
   store: null,
@@ -155,6 +176,8 @@ export const DEFAULTS: Omit<FarmConfig, 'cookieSecret' | 'cookieSecretIsRandom'>
   actionLimit: 5 * 1024 * 1024,
   cacheBytes: 64 * 1024 * 1024,
   origins: [],
+  nodeUrl: null,
+  pluginForwarding: true,
   trustProxy: false,
   legacyPlugins: false,
   logLevel: 'info',

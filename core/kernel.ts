@@ -11,6 +11,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyFormbody from '@fastify/formbody'
 import fastifyWebsocket from '@fastify/websocket'
 import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import { DEPENDENCIES, VERSION } from './package-info.js'
 import type { FarmConfig } from './farm-config.js'
 import { FilePageStore, type PageStore } from './pages/page-store.js'
@@ -48,6 +49,9 @@ import { registerRateLimits } from './http/rate-limits.js'
 import { registerUpgradeGuard } from './http/upgrade-guard.js'
 import { guardConnections, type ConnectionGuard } from './http/connection-guard.js'
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
+import { PluginPlacement, singleNodeView, type NodeRef } from './cluster/placement.js'
+import { Forwarder } from './cluster/forwarding.js'
+import { registerMetrics } from './metrics/farm-metrics.js'
 import {
   ERR_BAD_JSON,
   ERR_BAD_URL,
@@ -91,6 +95,8 @@ export interface Kernel {
   readonly connections: ConnectionGuard
   /** On the PostgreSQL store: this node's share of the farm's events (null on the file store). */
   readonly cluster: ClusterBus | null
+  /** Where one-node plugins run in a farm of many nodes (the PostgreSQL store); null on the file store. */
+  readonly placement: PluginPlacement | null
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
   listen(): Promise<string>
   /** Refuses new requests (503), lets pending writes finish, then closes. */
@@ -98,6 +104,14 @@ export interface Kernel {
 }
 
 const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
+
+/** This node as the farm's other nodes reach it: nodeUrl, else the host and port it listens on. */
+export function nodeOf(config: FarmConfig, port: number): NodeRef {
+  const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === ''
+  const host = wildcard ? hostname() : config.host
+  const url = config.nodeUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  return { id: new URL(url).host, url }
+}
 
 /** What a client is answered for each page store failure. */
 const STORE_STATUS: Record<StoreErrorCode, number> = {
@@ -268,13 +282,36 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     loggerFor: (name) => pluginLogger(app.log.child({ plugin: name })),
     push,
   }, sites, events)
+  // In a farm of many nodes, a one-node plugin launches only on the node elected to run it.
+  const placement = config.store
+    ? new PluginPlacement({
+      storeUrl: config.store,
+      registry: plugins,
+      log: pluginLogger(app.log.child({ placement: true })),
+      forwarding: config.pluginForwarding,
+      // wikifarm_node_role: "owner" while this node runs a one-node plugin for the farm.
+      onOwnerChange: (owner) => app.metrics.setNodeRole(owner ? 'owner' : 'member'),
+    })
+    : null
+  if (placement) plugins.launchGate = (record) => placement.gate(record)
+  const forwarder = new Forwarder({
+    secret: config.cookieSecret,
+    node: () => placement?.node ?? null,
+    maxPayload: config.maxPayload,
+    sendBufferBytes: config.sendBufferBytes,
+    timeoutMs: config.pluginHandlerTimeoutMs + 5000,
+  })
   // A site with live connections is in use even when no request has come for a while.
   sites.inUse = (name) => hub.servesSite(name)
   plugins.onStop = (name, code, reason) => hub.closeAll(code, reason, name, config.pluginCloseTimeoutMs)
+  // Before any route is added and any site opens (core/metrics/): a no-op without --metricsPort.
+  registerMetrics(app, { config, sites, plugins, sockets: hub, store })
   // Every plugin is found, validated and launched once, now: before the farm listens and
   // before any site is visited.
   await plugins.discover()
   await plugins.launchAll()
+  // One-node plugins (in standby until now): launched here if this node wins them.
+  await placement?.start(nodeOf(config, config.port))
   // The existing federated-wiki server parts, once each, after wikifarm's own plugins, whose
   // names they may not take.
   const builtins = new Set(plugins.records().filter((r) => r.source.startsWith('built-in')).map((r) => r.name))
@@ -305,7 +342,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   // After the request context: upgrades to plain routes are refused, and limits count only
   // requests for a served site from an allowed origin.
   registerUpgradeGuard(app)
-  registerRateLimits(app, config)
+  registerRateLimits(app, config, (request) => forwarder.verify(request) === true)
 
   // Reads are public and federated: other sites' clients fetch them cross-origin, without
   // credentials, as they do from the reference server.
@@ -368,7 +405,11 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     securityDir: securityDir === null ? null : `${securityDir}/client`,
   })
   await app.register(ownerRoutes, { config, sessions, guards })
-  await app.register(statusRoutes, { guards, plugins, legacy, sites, hub, connections })
+  await app.register(statusRoutes, {
+    guards, plugins, legacy, sites, hub, connections,
+    placement: (record) => placement?.view(record) ?? singleNodeView(record),
+    node: () => placement?.node ?? null,
+  })
   const ping = store instanceof PostgresPageStore ? cachedPing(() => store.ping()) : null
   await app.register(healthRoutes, {
     plugins,
@@ -390,18 +431,27 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       push,
       labelKey,
       handlerTimeoutMs: config.pluginHandlerTimeoutMs,
+      forwarder,
+      ...(placement ? { route: (r: typeof record) => placement.route(r) } : {}),
     })
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, cluster,
+    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, cluster, placement,
     async listen() {
-      return app.listen({ port: config.port, host: config.host })
+      const address = await app.listen({ port: config.port, host: config.host })
+      // On port 0 the address the other nodes forward to is known only now.
+      const bound = app.server.address()
+      await placement?.moved(nodeOf(config, typeof bound === 'object' && bound ? bound.port : config.port))
+      return address
     },
     async close() {
       closing = true
+      await placement?.stop()
       await app.close()
       await plugins.close()
+      // After the plugins closed (the device is free): the session ends, and its locks with it.
+      await placement?.close()
       legacy.close()
       await sites.close()
       await cluster?.close()

@@ -20,6 +20,12 @@ export const API_VERSION = 1
 export const SUBPROTOCOL_V1 = 'wikifarm.v1'
 
 export type Trust = 'farm' | 'site'
+/**
+ * Where a plugin runs in a farm of many nodes on one PostgreSQL store: on every node (each
+ * serves its own connections), or on one node at a time, elected among the nodes (a device
+ * attached to one machine). The operator may override it (plugins.<name>.placement).
+ */
+export type Placement = 'every-node' | 'one-node'
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 // Object members may be undefined: JSON.stringify leaves them out, as authors expect.
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined }
@@ -293,6 +299,12 @@ export interface PluginDefinition<O extends TSchema = TSchema> {
    * and the kernel refuses that mode with a clear reason instead of letting the process abort.
    */
   isolationModes?: readonly ('none' | 'worker' | 'process')[]
+  /**
+   * Where the plugin runs in a farm of many nodes: 'every-node' (the default, and what a plugin
+   * written before this field existed gets) or 'one-node' (elected; the other nodes forward its
+   * requests and websockets to the owner). A single-node farm runs every plugin, either way.
+   */
+  placement?: Placement
   /**
    * Called once, at kernel start. Throw PluginUnavailable when the plugin cannot serve now
    * (its retryAfterMs asks the kernel to try again later, e.g. for hot-plugged hardware).

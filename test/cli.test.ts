@@ -264,10 +264,14 @@ t.test('environment variables', async (t) => {
     WIKIFARM_KEEP_ALIVE_SECONDS: '4',
     WIKIFARM_SOCKET_IDLE_SECONDS: '90',
     WIKIFARM_STORE: 'postgres://u:p@db/w',
+    WIKIFARM_METRICS_PORT: '9100',
+    WIKIFARM_METRICS_HOST: '10.0.0.2',
   })
   t.same(config, {
     port: 5000,
     host: '127.0.0.1',
+    metricsPort: 9100,
+    metricsHost: '10.0.0.2',
     data: '/d',
     farm: true,
     store: 'postgres://u:p@db/w',
@@ -287,6 +291,8 @@ t.test('environment variables', async (t) => {
     cacheBytes: 4 * MIB,
     origins: ['https://x.org'],
     trustProxy: true,
+    nodeUrl: null,
+    pluginForwarding: true,
     legacyPlugins: true,
     logLevel: 'trace',
     plugins: {
@@ -354,6 +360,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     'full.json': JSON.stringify({
       port: '4100',
       host: '127.0.0.1',
+      metricsPort: 9101,
+      metricsHost: '::1',
       data: '/srv/farm',
       farm: true,
       allowed: ['one.example.org', 'TWO.example.org'],
@@ -434,6 +442,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
   t.same(config, {
     port: 4100,
     host: '127.0.0.1',
+    metricsPort: 9101,
+    metricsHost: '::1',
     data: '/srv/farm',
     farm: true,
     store: 'postgresql://u@db:5433/farm',
@@ -462,6 +472,8 @@ t.test('config file: every key, wikiDomains, reference-farm files', async (t) =>
     cacheBytes: 16 * MIB,
     origins: ['https://a.example', 'https://b.example'],
     trustProxy: true,
+    nodeUrl: null,
+    pluginForwarding: true,
     legacyPlugins: true,
     logLevel: 'warn',
     plugins: {
@@ -931,19 +943,19 @@ t.test('config file errors: one line, naming the file and the key', async (t) =>
     ['admin.json', /admin\.json key "admin": must be a string, got 42$/],
     [
       'plugins-array.json',
-      /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\}\}, got \["txtzyme"\]$/,
+      /key "plugins": must be an object \{"<plugin>": \{enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, placement\}\}, got \["txtzyme"\]$/,
     ],
     ['plugins-null.json', /key "plugins": must be an object/],
     ['plugin-name.json', /key "plugins\.Txtzyme": "Txtzyme" is not a plugin name/],
     ['plugin-name-path.json', /key "plugins\.\.\.\/evil": "\.\.\/evil" is not a plugin name/],
     [
       'plugin-grant.json',
-      /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, got true$/,
+      /key "plugins\.txtzyme": must be an object with any of enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, placement, got true$/,
     ],
     ['plugin-key.json', /key "plugins\.txtzyme\.trusted": unknown key; did you mean "trust"\?$/],
     [
       'plugin-key-far.json',
-      /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead\)$/,
+      /key "plugins\.txtzyme\.device": unknown key \(a plugin's grant has enabled, trust, sites, options, package, isolation, maxHeapMb, maxRssMb, allowAddons, allowRead, placement\)$/,
     ],
     ['plugin-proto.json', /plugin-proto\.json: the config file is not valid JSON: .*prototype/i],
     ['plugin-enabled.json', /key "plugins\.txtzyme\.enabled": must be true or false, got "yes"$/],

@@ -35,6 +35,7 @@ const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb:
 const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
 const GRANT_KEYS: readonly (keyof PluginGrant)[] = [
   'enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'maxRssMb', 'allowAddons', 'allowRead',
+  'placement',
 ]
 /** Node's timers fire at once beyond this many milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -289,6 +290,10 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
             fail(field, `must be a list of absolute paths, got ${show(v)}`)
           grant.allowRead = v as string[]
           break
+        case 'placement':
+          if (v !== 'every-node' && v !== 'one-node') fail(field, `must be "every-node" or "one-node", got ${show(v)}`)
+          grant.placement = v
+          break
         default: {
           const hint = suggestion(key, GRANT_KEYS, '')
           fail(
@@ -344,6 +349,21 @@ function storeUrl(value: unknown, where: string): string {
   return value.trim()
 }
 
+/** A node's address for the farm's other nodes: http(s)://host[:port], no path, no credentials. */
+function nodeUrl(value: unknown, where: string): string {
+  const raw = text(value, where).trim()
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return fail(where, `must be a URL such as http://10.0.0.5:3000, got ${show(value)}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(where, `must be an http:// or https:// URL, got ${show(value)}`)
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== ''))
+    fail(where, `must be only scheme, host and port (no path, query or credentials), got ${show(value)}`)
+  return url.origin
+}
+
 // ─── the settings table: every flag and config key, its parser, its help line ───────────────
 
 interface Setting {
@@ -374,6 +394,16 @@ const SETTINGS: Record<string, Setting> = {
     flag: 'string', short: 'o', arg: 'ADDR', shown: DEFAULTS.host,
     help: 'address to listen on (127.0.0.1: this machine only)',
     assign: (s, v, w) => { s.host = text(v, w).trim() },
+  },
+  metricsPort: {
+    flag: 'string', arg: 'N', shown: 'off',
+    help: 'serve Prometheus metrics on this port, at /metrics (docs/operators.md#metrics)',
+    assign: (s, v, w) => { s.metricsPort = port(v, w) },
+  },
+  metricsHost: {
+    flag: 'string', arg: 'ADDR', shown: DEFAULTS.metricsHost,
+    help: 'address of the metrics port (127.0.0.1: this machine only)',
+    assign: (s, v, w) => { s.metricsHost = text(v, w).trim() },
   },
   data: {
     flag: 'string', short: 'd', arg: 'DIR', shown: DEFAULTS.data,
@@ -481,6 +511,16 @@ const SETTINGS: Record<string, Setting> = {
     flag: 'boolean', shown: String(DEFAULTS.trustProxy),
     help: 'trust X-Forwarded-* headers (Host, protocol, client address) from a reverse proxy',
     assign: (s, v, w) => { s.trustProxy = bool(v, w) },
+  },
+  nodeUrl: {
+    flag: 'string', arg: 'URL', shown: 'http://<host>:<port>',
+    help: 'with --store: where the farm\'s other nodes reach this one (forwarded one-node plugins)',
+    assign: (s, v, w) => { s.nodeUrl = v === null ? null : nodeUrl(v, w) },
+  },
+  pluginForwarding: {
+    flag: 'boolean', shown: String(DEFAULTS.pluginForwarding),
+    help: 'with --store: forward a one-node plugin\'s requests to its owner node (false: 503 naming it)',
+    assign: (s, v, w) => { s.pluginForwarding = bool(v, w) },
   },
   legacyPlugins: {
     flag: 'boolean', shown: String(DEFAULTS.legacyPlugins),
@@ -941,6 +981,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
   const config: FarmConfig = {
     port: pick('port', ...layers) ?? DEFAULTS.port,
     host: pick('host', ...layers) ?? DEFAULTS.host,
+    metricsPort: pick('metricsPort', ...layers) ?? DEFAULTS.metricsPort,
+    metricsHost: pick('metricsHost', ...layers) ?? DEFAULTS.metricsHost,
     data: pick('data', ...layers) ?? DEFAULTS.data,
     farm: pick('farm', ...layers) ?? DEFAULTS.farm,
     store: pick('store', ...layers) ?? DEFAULTS.store,
@@ -963,6 +1005,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     cacheBytes: pick('cacheBytes', ...layers) ?? DEFAULTS.cacheBytes,
     origins: pick('origins', ...layers) ?? [...DEFAULTS.origins],
     trustProxy: pick('trustProxy', ...layers) ?? DEFAULTS.trustProxy,
+    nodeUrl: pick('nodeUrl', ...layers) ?? DEFAULTS.nodeUrl,
+    pluginForwarding: pick('pluginForwarding', ...layers) ?? DEFAULTS.pluginForwarding,
     legacyPlugins: pick('legacyPlugins', ...layers) ?? DEFAULTS.legacyPlugins,
     logLevel: pick('logLevel', ...layers) ?? DEFAULTS.logLevel,
     plugins: mergeGrants(
@@ -998,6 +1042,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     throw new ERR_CONFIG('cookieSecret: required with the PostgreSQL store (store): every node of the farm ' +
       'must sign cookies with the same secret; set "cookieSecret" in the config file or WIKIFARM_COOKIE_SECRET')
   }
+  if (config.metricsPort !== null && config.metricsPort !== 0 && config.metricsPort === config.port)
+    fail('metricsPort', `must differ from port (${config.port}): metrics never share the sites' port`)
   return { config, warnings: [...warnings, ...bootWarnings(config)] }
 }
 

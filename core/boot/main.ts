@@ -121,5 +121,7 @@ export async function main(io: MainIO = {
 
   const where = config.store ? `PostgreSQL ${redactStoreUrl(config.store)}` : config.data
   log.info(`wikifarm serving ${where}${config.farm ? ' as a farm' : ''} on ${displayUrl(kernel)}`)
+  const metrics = kernel.app.metrics.address()
+  if (metrics !== null) log.info(`Prometheus metrics on ${metrics}/metrics`)
   return kernel
 }

@@ -135,7 +135,13 @@ const WHAT: Record<Limited, string> = {
  * the site is resolved and a foreign Origin already refused, so refused requests cost nothing.
  * A setting of 0 turns its limit off.
  */
-export function registerRateLimits(app: FastifyInstance, settings: RateLimitSettings): RateLimits {
+export function registerRateLimits(app: FastifyInstance, settings: RateLimitSettings,
+  /**
+   * A request another node of the farm forwarded (core/cluster/forwarding.ts): that node has
+   * already counted it against its client's own address; here every client of that node would
+   * share the node's one address.
+   */
+  fromFarmNode: (request: FastifyRequest) => boolean = () => false): RateLimits {
   const limiters: Partial<Record<Limited, RateLimiter>> = {}
   for (const limited of Object.keys(SETTING) as Limited[]) {
     const perMinute = settings[SETTING[limited]]
@@ -146,7 +152,7 @@ export function registerRateLimits(app: FastifyInstance, settings: RateLimitSett
 
   app.addHook('onRequest', async (request, reply) => {
     const limited = limitedAs(request)
-    if (limited === null) return
+    if (limited === null || fromFarmNode(request)) return
     const limiter = limiters[limited]
     if (limiter) {
       const wait = limiter.take(request.ip)

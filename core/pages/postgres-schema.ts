@@ -52,4 +52,28 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'plugin placement: owners of one-node plugins and each node\'s last attempt',
+    // The owner row names the session that holds the plugin's advisory lock (backend_pid): a
+    // row is believed only while pg_locks shows that session holding the lock, so a dead
+    // owner's row is never trusted and needs no cleanup (core/cluster/placement.ts).
+    sql: `
+      CREATE TABLE wikifarm_plugin_owners (
+        plugin text PRIMARY KEY,
+        node_id text NOT NULL,
+        node_url text NOT NULL,
+        backend_pid integer NOT NULL,
+        since timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE wikifarm_plugin_attempts (
+        plugin text NOT NULL,
+        node_id text NOT NULL,
+        node_url text NOT NULL,
+        reason text,
+        at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (plugin, node_id)
+      );
+    `,
+  },
 ]

@@ -5,11 +5,14 @@
 // modes, options against their schema).
 import { Compile } from 'typebox/compile'
 import type { TSchema } from 'typebox'
-import type { PluginDefinition } from '../plugin-api.js'
+import type { Placement, PluginDefinition } from '../plugin-api.js'
 import { ISOLATION_MODES, type IsolationMode } from './isolation/channel.js'
 
 /** The definition without its launch function, its API version stamped (definePlugin does it). */
 export type PluginDescription = Omit<PluginDefinition, 'launch' | 'apiVersion'> & { apiVersion: number }
+
+/** Where a plugin may run in a farm of many nodes (plugin-api.ts Placement). */
+export const PLACEMENTS: readonly Placement[] = ['every-node', 'one-node']
 
 /** A schema from an isolated plugin is data it chose: a hostile one must not cost the kernel much. */
 const MAX_SCHEMA_CHARS = 64 * 1024
@@ -24,7 +27,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export function describedPlugin(data: unknown): PluginDescription {
   if (!isRecord(data)) throw new Error('its definition is not an object')
-  const { name, apiVersion, trust, options, isolationModes } = data
+  const { name, apiVersion, trust, options, isolationModes, placement } = data
   if (typeof name !== 'string' || name.length > 100) throw new Error('its definition has no name')
   if (typeof apiVersion !== 'number') throw new Error('its definition has no apiVersion')
   const description: PluginDescription = { name, apiVersion, trust: trust as PluginDescription['trust'] }
@@ -46,13 +49,18 @@ export function describedPlugin(data: unknown): PluginDescription {
     }
     description.isolationModes = isolationModes as IsolationMode[]
   }
+  if (placement !== undefined) {
+    if (!PLACEMENTS.includes(placement as Placement))
+      throw new Error(`its placement must be ${PLACEMENTS.join(' or ')}`)
+    description.placement = placement as Placement
+  }
   return description
 }
 
 /** Did a relaunched plugin describe itself as it did when the farm started? */
 export function sameDescription(a: PluginDescription, b: PluginDescription): boolean {
   const plain = (d: PluginDescription): string => JSON.stringify([d.name, d.apiVersion, d.trust, d.options ?? null,
-    d.isolationModes ?? null])
+    d.isolationModes ?? null, d.placement ?? 'every-node'])
   return plain(a) === plain(b)
 }
 

@@ -21,6 +21,8 @@ import type { EventBus } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { PushHub } from '../sockets/push-hub.js'
 import {
+  ERR_FORGED_FORWARD,
+  ERR_PLUGIN_ELSEWHERE,
   ERR_PLUGIN_FAILED,
   ERR_PLUGIN_NOT_ENABLED,
   ERR_PLUGIN_ROUTE,
@@ -30,6 +32,8 @@ import {
   type WikifarmError,
 } from '../errors.js'
 import { deadline } from '../deadline.js'
+import type { Forwarder } from '../cluster/forwarding.js'
+import type { NodeRef, PlacementRoute } from '../cluster/placement.js'
 import { validationMessage } from '../../schemas/validation.js'
 
 declare module 'fastify' {
@@ -38,6 +42,8 @@ declare module 'fastify' {
     pluginIdentity: Identity | null
     /** The session as the plugin sees it, resolved before the handler (and before an upgrade). */
     pluginSession: SessionInfo | null
+    /** The node a one-node plugin's request is forwarded to, when another node runs the plugin. */
+    pluginForwardTo: NodeRef | null
   }
 }
 
@@ -51,6 +57,10 @@ export interface DispatchOptions {
   /** Key for the opaque per-plugin session labels. */
   labelKey: Buffer
   handlerTimeoutMs: number
+  /** Checks the signature of requests forwarded by the farm's nodes, and forwards (core/cluster/). */
+  forwarder: Forwarder
+  /** Where this plugin's requests go in a farm of many nodes; absent on a single node. */
+  route?: (record: PluginRecord) => PlacementRoute
 }
 
 const FORBIDDEN_HEADERS = new Set(['set-cookie', 'access-control-allow-origin', 'access-control-allow-credentials'])
@@ -58,6 +68,15 @@ const FORBIDDEN_HEADERS = new Set(['set-cookie', 'access-control-allow-origin', 
 function unavailable(record: PluginRecord): WikifarmError {
   const error = new ERR_PLUGIN_UNAVAILABLE(record.name)
   error.reason = record.reason ?? `the plugin is ${record.state}`
+  return error
+}
+
+/** 503 naming the node that runs the plugin (or saying none does): this node does not forward to it. */
+function elsewhere(record: PluginRecord, owner: NodeRef | null, why?: string): WikifarmError {
+  const error = new ERR_PLUGIN_ELSEWHERE(record.name)
+  error.reason = owner
+    ? `node ${owner.id} (${owner.url}) runs it${why ? `, and ${why}` : '; this node does not forward to it'}`
+    : `no node of the farm runs it now${record.reason ? `: ${record.reason}` : ''}`
   return error
 }
 
@@ -82,6 +101,7 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
   const { record, guards, hub, events, labelKey, sites, push } = opts
   scope.decorateRequest('pluginIdentity', null)
   scope.decorateRequest('pluginSession', null)
+  scope.decorateRequest('pluginForwardTo', null)
 
   // The label and the logger are made when first read: a handler that uses neither costs no
   // HMAC, no session id (so no cookie) and no child logger.
@@ -116,6 +136,16 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
     if (record.state === 'disabled' || !record.servesSite(request.site.name)) {
       throw new ERR_PLUGIN_NOT_ENABLED(`${record.name} on ${request.site.name}`)
     }
+    // Forwarded by a node of the farm: served here, never forwarded again. Claiming it falsely: refused.
+    const forwarded = opts.forwarder.verify(request)
+    if (forwarded === false) throw new ERR_FORGED_FORWARD()
+    const placed = forwarded === null && opts.route ? opts.route(record) : { kind: 'local' as const }
+    if (placed.kind === 'elsewhere') throw elsewhere(record, placed.owner)
+    if (placed.kind === 'forward') {
+      // The owner resolves identity and session again from the request itself.
+      request.pluginForwardTo = placed.owner
+      return
+    }
     request.pluginIdentity = readIdentity(request.query as Record<string, unknown>, request.headers)
     if (request.ws && record.live && !findSocket(record.live, pathOf(request), offersV1(request))) {
       throw new ERR_PLUGIN_ROUTE(`websocket ${pathOf(request)} of plugin ${record.name}`)
@@ -124,6 +154,15 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
   })
 
   async function rest(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const owner = request.pluginForwardTo
+    if (owner) {
+      try {
+        return await opts.forwarder.rest(request, reply, owner)
+      } catch (err) {
+        request.log.warn({ plugin: record.name, node: owner.id, err: (err as Error).message }, 'forwarding failed')
+        throw elsewhere(record, owner, `it is unreachable (${(err as Error).message})`)
+      }
+    }
     const live = record.live
     if (record.state !== 'running' || !live) throw unavailable(record)
     const path = pathOf(request)
@@ -189,6 +228,10 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
   }
 
   function websocket(ws: WebSocket, request: FastifyRequest): void {
+    if (request.pluginForwardTo) {
+      opts.forwarder.socket(ws, request, request.pluginForwardTo)
+      return
+    }
     const live = record.live
     if (record.state !== 'running' || !live) {
       ws.close(CLOSE.TRY_AGAIN_LATER, closeReason(`${record.name} unavailable: ${record.reason ?? record.state}`))

@@ -9,7 +9,7 @@ import FindMyWay from 'find-my-way'
 import { Compile } from 'typebox/compile'
 import {
   SUBPROTOCOL_V1, type EventContext, type KernelHandle, type PluginInstance, type PluginLogger,
-  type SiteHandle, type SocketDeclaration, type Trust,
+  type Placement, type SiteHandle, type SocketDeclaration, type Trust,
 } from '../plugin-api.js'
 import {
   API_VERSION,
@@ -64,7 +64,9 @@ export interface RestartPolicy {
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseMs: 250, maxMs: 30_000, limit: 5, stableMs: 60_000 }
 
-export type PluginState = 'disabled' | 'launching' | 'running' | 'restarting' | 'unavailable' | 'failed' | 'stopped'
+/** `standby`: a one-node plugin that another node of the farm runs, or that waits for its election. */
+export type PluginState =
+  'disabled' | 'launching' | 'running' | 'restarting' | 'unavailable' | 'failed' | 'stopped' | 'standby'
 
 export interface PluginStatus {
   name: string
@@ -85,6 +87,8 @@ export interface PluginStatus {
   pid: number | null
   /** Messages from an isolated plugin the kernel refused (malformed, out of turn), this run. */
   violations: number
+  /** Where it runs in a farm of many nodes: the operator's grant, else what the plugin declared. */
+  placement: Placement
 }
 
 export interface RegistryOptions {
@@ -171,6 +175,11 @@ export class PluginRecord {
     return this.definition?.trust ?? null
   }
 
+  /** Where it runs in a farm of many nodes: the operator's grant, else what the plugin declared. */
+  get placement(): Placement {
+    return this.grant.placement ?? this.definition?.placement ?? 'every-node'
+  }
+
   /** Is the plugin reachable on this site? */
   servesSite(site: string): boolean {
     const sites = this.grant.sites ?? '*'
@@ -194,6 +203,7 @@ export class PluginRecord {
       crashes: this.crashes,
       pid: this.host?.pid ?? null,
       violations: this.host?.violationsTotal ?? 0,
+      placement: this.placement,
     }
   }
 }
@@ -330,6 +340,12 @@ export class PluginRegistry {
    * once they have closed, before the plugin's own close runs.
    */
   onStop: (plugin: string, code: number, reason: string) => void | Promise<void> = () => {}
+  /**
+   * Asked before every launch (first, retry, restart, admin relaunch): a reason not to launch
+   * here, or null. The farm's placement (core/cluster/placement.ts) keeps a one-node plugin
+   * in standby on every node but the one elected to run it.
+   */
+  launchGate: (record: PluginRecord) => string | null = () => null
   #closed = false
 
   constructor(options: RegistryOptions, sites: SiteRegistry, events: EventBus) {
@@ -529,6 +545,32 @@ export class PluginRegistry {
     }).then(() => record.status())
   }
 
+  /** Launches a plugin waiting in standby (this node was just elected to run it); resolves to its state. */
+  launchElected(name: string): Promise<PluginStatus> {
+    const record = this.get(name)
+    if (!record) return Promise.reject(new ERR_PLUGIN_NOT_ENABLED(name))
+    return this.#serialise(record, async () => {
+      if (record.state !== 'standby' || !record.definition) return
+      record.retryDelayMs = 0
+      await this.#launch(record)
+    }).then(() => record.status())
+  }
+
+  /**
+   * Stops a plugin and leaves it in standby with `reason` (this node no longer runs it: it lost
+   * the election, or its launch failed and it lets another node try). Pending retries are dropped.
+   */
+  standDown(name: string, reason: string): Promise<void> {
+    const record = this.get(name)
+    if (!record) return Promise.resolve()
+    return this.#serialise(record, async () => {
+      if (record.state === 'disabled' || !record.definition) return
+      await this.#stop(record, CLOSE.RESTART, 'plugin moving to another node')
+      record.state = 'standby'
+      record.reason = reason
+    })
+  }
+
   #serialise(record: PluginRecord, task: () => Promise<void>): Promise<void> {
     const run = record.busy.then(task)
     record.busy = run.catch(() => {})
@@ -570,6 +612,13 @@ export class PluginRegistry {
   async #launch(record: PluginRecord): Promise<void> {
     if (this.#closed || !record.definition) return
     const definition = record.definition
+    const elsewhere = this.launchGate(record)
+    if (elsewhere !== null) {
+      record.state = 'standby'
+      record.reason = elsewhere
+      record.nextRetryAt = null
+      return
+    }
     record.state = 'launching'
     record.reason = null
     record.nextRetryAt = null

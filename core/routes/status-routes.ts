@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Guards } from '../http/request-context.js'
-import type { PluginRegistry, PluginStatus } from '../plugin-host/registry.js'
+import type { PluginRecord, PluginRegistry, PluginStatus } from '../plugin-host/registry.js'
+import type { NodeRef, PlacementView } from '../cluster/placement.js'
 import type { LegacyPlugins, LegacyStatus } from '../plugin-host/legacy/host.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import type { SocketHub } from '../sockets/socket-hub.js'
@@ -16,7 +17,9 @@ import { ERR_PLUGIN_NOT_ENABLED, ERR_ROUTE_NOT_FOUND } from '../errors.js'
 import { PACKAGE_ROOT } from '../package-info.js'
 
 export interface FarmStatus {
-  plugins: (PluginStatus & { connections: Record<string, number> })[]
+  /** This node, in a farm of many nodes on PostgreSQL (null on a single node or before it listens). */
+  node: NodeRef | null
+  plugins: (PluginStatus & { connections: Record<string, number>; placed: PlacementView })[]
   /** The wiki-plugin-* server parts (core/plugin-host/legacy/): one instance each for the farm. */
   legacy: LegacyStatus[]
   sites: { open: string[] }
@@ -55,6 +58,16 @@ function isolation(p: PluginStatus): string {
   )
 }
 
+/** Where a plugin runs: its placement, the owner node, this node's role, and why other nodes do not run it. */
+function placedCell(p: FarmStatus['plugins'][number]): string {
+  const { placed } = p
+  if (placed.placement === 'every-node') return 'every node'
+  const owner = placed.owner ? `owner ${escapeHtml(placed.owner.id)}` : 'no owner'
+  const refusals = placed.attempts.filter((a) => a.reason !== null)
+    .map((a) => `<br><small>${escapeHtml(a.node.id)}: ${escapeHtml(a.reason ?? '')}</small>`).join('')
+  return `one node: ${owner}; this node: ${placed.role}${refusals}`
+}
+
 function renderStatus(status: FarmStatus): string {
   const rows = status.plugins.map((p) => {
     const relaunch = `<form method="post" action="/system/plugins/${escapeHtml(p.name)}/relaunch">` +
@@ -62,6 +75,7 @@ function renderStatus(status: FarmStatus): string {
     return (
       `<tr><td>${escapeHtml(p.name)}</td><td class="${p.state}">${p.state}</td>` +
       `<td>${escapeHtml(p.reason ?? '')}</td><td>${p.trust ?? ''}</td><td>${isolation(p)}</td>` +
+      `<td class="placement">${placedCell(p)}</td>` +
       `<td>${escapeHtml(p.launchedAt ?? '')}</td>` +
       `<td>${p.launches}</td><td>${Math.max(0, p.launches - 1)}</td><td>${sockets(p.connections)}</td>` +
       `<td>${p.state === 'disabled' ? '' : relaunch}</td></tr>`
@@ -79,9 +93,12 @@ function renderStatus(status: FarmStatus): string {
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>
 ${STYLE}${STATUS_STYLE}</head><body>
-<h1>wikifarm status</h1><p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections,
+<h1>wikifarm status</h1>${status.node ? `<p>node ${escapeHtml(status.node.id)} (${escapeHtml(status.node.url)})</p>`
+    : ''}
+<p>up ${status.uptimeSeconds} s, ${status.connections.total} websocket connections,
 ${status.http.refused} HTTP connections refused over the per-address cap</p>${DOCS_LINKS}
 <h2>Plugins</h2><table><tr><th>plugin</th><th>state</th><th>reason</th><th>trust</th><th>isolation</th>` +
+    '<th>placement</th>' +
     `<th>launched</th><th>launches</th><th>restarts</th><th>sockets</th><th></th></tr>
 ${rows.join('\n')}</table>
 ${legacyTable}
@@ -108,6 +125,9 @@ export async function statusRoutes(app: FastifyInstance, opts: {
   sites: SiteRegistry
   hub: SocketHub
   connections: ConnectionGuard
+  /** Where each plugin runs in the farm, and this node's part. */
+  placement: (record: PluginRecord) => PlacementView
+  node: () => NodeRef | null
 }): Promise<void> {
   const { guards, plugins, legacy, sites, hub, connections } = opts
   const started = Date.now()
@@ -115,7 +135,10 @@ export async function statusRoutes(app: FastifyInstance, opts: {
   function status(): FarmStatus {
     const byPlugin = hub.counts()
     return {
-      plugins: plugins.statuses().map((p) => ({ ...p, connections: byPlugin[p.name] ?? {} })),
+      node: opts.node(),
+      plugins: plugins.records().map((r) => ({
+        ...r.status(), connections: byPlugin[r.name] ?? {}, placed: opts.placement(r),
+      })),
       legacy: legacy.statuses(),
       sites: { open: sites.openSites() },
       connections: { total: hub.size, byPlugin },

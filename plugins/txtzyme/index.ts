@@ -116,6 +116,9 @@ export default definePlugin({
   // serialport's native binding aborts the whole process (a V8 locking failure) when used from
   // a worker thread: in-process or a child process only (docs/txtzyme.md).
   isolationModes: ['none', 'process'],
+  // One device, attached to one machine: in a farm of many nodes, the node that has it runs the
+  // plugin and the others forward to it (docs/scale-out.md, Plugin placement).
+  placement: 'one-node',
   options: Options,
 
   async launch(kernel, options): Promise<PluginInstance> {

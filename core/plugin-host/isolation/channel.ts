@@ -2,7 +2,7 @@
 // child process), in both directions, and the checks the kernel applies to every message a
 // plugin sends. Everything here is structured-clone data: no functions, no kernel objects.
 // The kernel side is host.ts, the plugin side sandbox.ts, both beside this file.
-import type { HttpMethod, Identity, JsonValue, Trust } from '../../plugin-api.js'
+import type { HttpMethod, Identity, JsonValue, Placement, Trust } from '../../plugin-api.js'
 
 /** Where a plugin runs: in the kernel's own thread, a worker thread, or a child process. */
 export type IsolationMode = 'none' | 'worker' | 'process'
@@ -66,6 +66,8 @@ export interface DescriptionData {
   /** The options schema: JSON Schema (a TypeBox schema is one), compiled by the kernel. */
   options?: Record<string, unknown>
   isolationModes?: IsolationMode[]
+  /** Where it runs in a farm of many nodes (plugin-api.ts Placement). */
+  placement?: Placement
 }
 
 /** Kernel → plugin. `id` numbers a call the plugin answers with a `result`. */

@@ -258,6 +258,7 @@ function startSandbox(): void {
         ? { options: JSON.parse(JSON.stringify(loaded.options)) as Record<string, unknown> }
         : {}),
       ...(loaded.isolationModes !== undefined ? { isolationModes: [...loaded.isolationModes] } : {}),
+      ...(loaded.placement !== undefined ? { placement: loaded.placement } : {}),
     }
     post({ t: 'definition', definition })
   }
