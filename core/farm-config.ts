@@ -35,6 +35,11 @@ export interface PluginGrant {
    * declares: 'every-node' or 'one-node' (elected; docs/scale-out.md, Plugin placement).
    */
   placement?: Placement
+  /**
+   * Legacy wiki-plugin-* server parts only: one instance for the farm ('shared') or one per site
+   * ('per-site'). Default: see core/plugin-host/legacy/modes.ts.
+   */
+  mode?: 'shared' | 'per-site'
 }
 
 export interface WikiDomain {

@@ -47,6 +47,7 @@ import { CLOSE } from './sockets/close-codes.js'
 import { PushHub, pushRoutes } from './sockets/push-hub.js'
 import { registerRateLimits } from './http/rate-limits.js'
 import { registerUpgradeGuard } from './http/upgrade-guard.js'
+import { lazyRequestLogger, registerAccessLog } from './http/access-log.js'
 import { guardConnections, type ConnectionGuard } from './http/connection-guard.js'
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
 import { PluginPlacement, singleNodeView, type NodeRef } from './cluster/placement.js'
@@ -102,8 +103,6 @@ export interface Kernel {
   /** Refuses new requests (503), lets pending writes finish, then closes. */
   close(): Promise<void>
 }
-
-const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
 
 /** This node as the farm's other nodes reach it: nodeUrl, else the host and port it listens on. */
 export function nodeOf(config: FarmConfig, port: number): NodeRef {
@@ -176,8 +175,10 @@ function unknownSitePage(message: string): string {
 export async function createKernel(config: FarmConfig, options: KernelOptions = {}): Promise<Kernel> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
-    // The kernel logs one line per request itself, after the site is known (onResponse).
+    // The kernel logs one line per request itself, after the site is known (onResponse), and
+    // a request's child logger is made only if something logs through it (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.uploadLimit,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -321,6 +322,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     builtins,
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
     log: pluginLogger(app.log.child({ legacy: true })),
+    address: () => (app.server.listening ? app.server.address() : null),
   }, legacyGrants(config.plugins, new Set(legacyPackages.map((p) => p.name).filter((n) => !builtins.has(n)))))
   await legacy.launchAll()
 
@@ -333,6 +335,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     // Shutdown closes every socket with 1001 (going away), and waits for their close
     // handlers, before plugins are closed.
     preClose: (done) => {
+      legacy.endSockets()
       void hub
         .closeAll(CLOSE.GOING_AWAY, 'server shutting down', undefined, config.pluginCloseTimeoutMs)
         .then(() => done())
@@ -351,14 +354,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     return payload
   })
 
-  app.addHook('onResponse', async (request, reply) => {
-    // The request line is built only when it will be written: the read path stays lean when quiet.
-    if (!LOGS_REQUESTS.has(request.log.level)) return
-    request.log.info({
-      site: request.site?.name ?? null, method: request.method, url: request.url,
-      status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10,
-    }, 'request')
-  })
+  registerAccessLog(app)
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body } = errorBody(error)

@@ -29,7 +29,7 @@ async function legacyStatus(t: Test, farm: TestFarm, name: string): Promise<Lega
 t.test('each server part is started once, at boot; failed starts are reported and the farm serves on', async (t) => {
   const { farm, port } = await probeFarm(t)
   const probe = await legacyStatus(t, farm, 'probe')
-  t.match(probe, { state: 'running', launches: 1, mode: 'farm', source: 'legacy wiki-plugin-probe@1.0.0' })
+  t.match(probe, { state: 'running', launches: 1, mode: 'shared', source: 'legacy wiki-plugin-probe@1.0.0' })
   const cannot = 'startServer failed: cannot find my settings'
   t.match(await legacyStatus(t, farm, 'throws'), { state: 'failed', reason: cannot, launches: 0 })
   t.match(await legacyStatus(t, farm, 'exits'), { state: 'failed', reason: 'called process.exit(3)' },
@@ -176,9 +176,32 @@ t.test('plugins.<name>.enabled: false disables a legacy plugin; other grant keys
   t.equal(response.status, 404)
   t.equal(JSON.parse(response.body).code, 'WIKIFARM_ERR_PLUGIN_NOT_ENABLED')
   await t.rejects(startFarm(t, { plugins: { probe: { trust: 'farm' } } }, undefined, { legacyNodeModules: [PACKAGES] }),
-    { code: 'WIKIFARM_ERR_PLUGIN_CONFIG', message: /legacy plugin; it takes only "enabled" and "sites"/ })
+    { code: 'WIKIFARM_ERR_PLUGIN_CONFIG', message: /legacy plugin; it takes only "enabled", "sites" and "mode"/ })
   const { port: onlyB } = await probeFarm(t, { plugins: { probe: { sites: [B] } } })
   t.equal((await http(onlyB, 'GET', '/plugin/probe/argv', A)).status, 404,
     'not served where the grant does not list the site')
   t.equal((await http(onlyB, 'GET', '/plugin/probe/argv', B)).status, 200)
 })
+
+t.test('plugins.<name>.mode "per-site": a fresh module instance per site, with that site\'s argv; failures stay there',
+  async (t) => {
+    const { farm, port } = await probeFarm(t, { plugins: { probe: { mode: 'per-site' } } })
+    t.match(await legacyStatus(t, farm, 'probe'), { mode: 'per-site', state: 'running', launches: 0, instances: 0 })
+    for (const host of [A, B, A, B]) {
+      const starts = JSON.parse((await http(port, 'GET', '/plugin/probe/starts', host)).body)
+      t.equal(starts.starts, 1, `${host}'s instance has module state of its own`)
+      t.same(starts.startArgv.url, `http://${host}`, `${host}'s instance started with its own argv`)
+    }
+    t.match(await legacyStatus(t, farm, 'probe'), { launches: 2, instances: 2 })
+    t.equal((await http(port, 'POST', '/plugin/probe/exit', A)).body, 'exiting')
+    const status = await legacyStatus(t, farm, 'probe')
+    t.match(status, { state: 'running', instances: 1, failedSites: { [A]: 'called process.exit(0)' } },
+      'an exit stops only that site\'s instance')
+    const stopped = await http(port, 'GET', '/plugin/probe/argv', A)
+    t.equal(stopped.status, 503)
+    t.match(JSON.parse(stopped.body), { reason: 'called process.exit(0)' })
+    t.equal((await http(port, 'GET', '/plugin/probe/argv', B)).status, 200, 'b.example\'s instance serves on')
+    await t.rejects(startFarm(t, { plugins: { probe: { mode: 'per-site' }, txtzyme: { mode: 'shared' } } }, undefined,
+      { legacyNodeModules: [PACKAGES] }), { code: 'WIKIFARM_ERR_PLUGIN_CONFIG', message: /only legacy .* take "mode"/ },
+    'a wikifarm plugin takes no mode')
+  })

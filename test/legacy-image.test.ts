@@ -81,7 +81,7 @@ t.test('image, assets and plugmatic are each launched once after requests to 50 
   const response = await farm.app.inject({ url: '/system/status.json', headers: { host: A, cookie: admin } })
   const status = response.json() as { legacy: LegacyStatus[] }
   for (const name of ['assets', 'image', 'plugmatic']) {
-    t.match(status.legacy.find((p) => p.name === name), { state: 'running', launches: 1, mode: 'farm' },
+    t.match(status.legacy.find((p) => p.name === name), { state: 'running', launches: 1, mode: 'shared' },
       `${name}: one launch`)
   }
   t.match(status.legacy.find((p) => p.name === 'txtzyme'), { state: 'disabled' },

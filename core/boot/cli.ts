@@ -35,7 +35,7 @@ const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: MIB, gb:
 const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,39}$/
 const GRANT_KEYS: readonly (keyof PluginGrant)[] = [
   'enabled', 'trust', 'sites', 'options', 'package', 'isolation', 'maxHeapMb', 'maxRssMb', 'allowAddons', 'allowRead',
-  'placement',
+  'placement', 'mode',
 ]
 /** Node's timers fire at once beyond this many milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -293,6 +293,10 @@ function pluginGrants(value: unknown, where: string): Record<string, PluginGrant
         case 'placement':
           if (v !== 'every-node' && v !== 'one-node') fail(field, `must be "every-node" or "one-node", got ${show(v)}`)
           grant.placement = v
+          break
+        case 'mode':
+          if (v !== 'shared' && v !== 'per-site') fail(field, `must be "shared" or "per-site", got ${show(v)}`)
+          grant.mode = v
           break
         default: {
           const hint = suggestion(key, GRANT_KEYS, '')

@@ -127,27 +127,37 @@ export function parsePage(text: string, where: string): Page {
 }
 
 class FileSiteStore implements SiteStore {
-  readonly #pages: string
-  readonly #status: string
-  readonly #recycle: string
+  // One string per open site (the root the site already holds): the folders below it are
+  // joined when used, since most sites are only read, and a read joins one path anyway.
+  readonly #root: string
   readonly #cache: LRUCache<string, StoredPage>
   readonly #lock = new KeyedLock()
 
   constructor(root: string, cache: LRUCache<string, StoredPage>) {
-    this.#pages = join(root, 'pages')
-    this.#status = join(root, 'status')
-    this.#recycle = join(root, 'recycle')
+    this.#root = root
     this.#cache = cache
   }
 
+  get #pages(): string {
+    return join(this.#root, 'pages')
+  }
+
+  get #status(): string {
+    return join(this.#root, 'status')
+  }
+
+  get #recycle(): string {
+    return join(this.#root, 'recycle')
+  }
+
   #key(slug: string): string {
-    return `${this.#pages}\0${slug}`
+    return `${this.#root}\0${slug}`
   }
 
   async getPage(slug: string): Promise<StoredPage | null> {
     const cached = this.#cache.get(this.#key(slug))
     if (cached) return cached === MISSING ? null : cached
-    const path = join(this.#pages, slug)
+    const path = join(this.#root, 'pages', slug)
     let text: string
     try {
       text = await readFile(path, 'utf8')
@@ -171,9 +181,10 @@ class FileSiteStore implements SiteStore {
 
   async statPages(): Promise<PageStat[]> {
     const slugs = await this.listSlugs()
+    const pages = this.#pages
     const stats = await Promise.all(slugs.map(async (slug) => {
       try {
-        return { slug, mtimeMs: (await stat(join(this.#pages, slug))).mtimeMs }
+        return { slug, mtimeMs: (await stat(join(pages, slug))).mtimeMs }
       } catch (err) {
         if (isMissing(err)) return null
         throw err

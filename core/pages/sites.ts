@@ -50,9 +50,12 @@ export class Site {
   lastUsed = Date.now()
   #sitemap: Promise<SiteMap> | null = null
   #owner: Promise<Owner | null> | null = null
-  #claims: Promise<unknown> = Promise.resolve()
+  // The queues of claims and logouts, the sweep of leftovers: made on first need, since most
+  // open sites are only ever read and memory follows open sites.
+  #claims: Promise<unknown> | null = null
   #epoch: Promise<number> | null = null
-  #logouts: Promise<unknown> = Promise.resolve()
+  #logouts: Promise<unknown> | null = null
+  #opened: Promise<string[]> | null = null
   readonly #events: EventBus
   readonly #defaults: DefaultPages
   readonly #limits: PageLimits
@@ -72,15 +75,18 @@ export class Site {
     this.#events = events
     this.#defaults = defaults
     this.#limits = limits
-    this.opened = store.removeLeftovers().catch(() => [])
   }
 
   /**
-   * What opening the site does on disk before its sitemap is read or any page written
-   * through it: removing the temp files of writes a kill interrupted. Best effort: a
-   * leftover that cannot be removed costs disk space, never a page.
+   * What opening the site does on disk before its sitemap is read or anything written through
+   * it: removing the temp files of writes a kill interrupted. Started on the first of those,
+   * not on the first read: a read never sees a temp file (they are hidden names no slug
+   * matches), so a site that is only read costs no directory scan. Best effort: a leftover that
+   * cannot be removed costs disk space, never a page.
    */
-  readonly opened: Promise<string[]>
+  get opened(): Promise<string[]> {
+    return this.#opened ??= this.store.removeLeftovers().catch(() => [])
+  }
 
   /** Resolves once every change committed before the call has reached this node (see #sync). */
   async fresh(): Promise<void> {
@@ -238,7 +244,7 @@ export class Site {
   claim(name: string, secret: string): Promise<void> {
     // One claim at a time, so a second claimant sees the first one's owner and is refused
     // instead of overwriting owner.json with a secret the first claimant never learns.
-    const result = this.#claims.then(() => this.#claimNow(name, secret))
+    const result = (this.#claims ?? this.opened).then(() => this.#claimNow(name, secret))
     this.#claims = result.catch(() => undefined)
     return result
   }
@@ -290,7 +296,7 @@ export class Site {
 
   /** Ends every login to this site, on every browser: the epoch moves on, durably, before this resolves. */
   endSessions(): Promise<number> {
-    const result = this.#logouts.then(async () => {
+    const result = (this.#logouts ?? this.opened).then(async () => {
       const next = (await this.sessionEpoch()) + 1
       const record = { epoch: next, ended: new Date().toISOString() }
       await this.store.writeStatus(SESSIONS_FILE, JSON.stringify(record, null, 2))

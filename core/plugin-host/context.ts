@@ -86,6 +86,32 @@ export function pluginQuery(query: Record<string, unknown>): Record<string, unkn
   return rest
 }
 
+/**
+ * A PluginLogger for the kernel's own long-lived objects (a push connection): its pino child
+ * and the pluginLogger over it are made the first time it logs, and until then it is one small
+ * object with its methods on the prototype. Not handed to plugins, whose code may take the
+ * methods off the object.
+ */
+export class LazyPluginLogger implements PluginLogger {
+  readonly #parent: FastifyBaseLogger
+  readonly #bindings: Record<string, unknown>
+  #log: PluginLogger | null = null
+
+  constructor(parent: FastifyBaseLogger, bindings: Record<string, unknown>) {
+    this.#parent = parent
+    this.#bindings = bindings
+  }
+
+  get #logger(): PluginLogger {
+    return this.#log ??= pluginLogger(this.#parent.child(this.#bindings))
+  }
+
+  debug(message: string, data?: Record<string, unknown>): void { this.#logger.debug(message, data) }
+  info(message: string, data?: Record<string, unknown>): void { this.#logger.info(message, data) }
+  warn(message: string, data?: Record<string, unknown>): void { this.#logger.warn(message, data) }
+  error(message: string, data?: Record<string, unknown>): void { this.#logger.error(message, data) }
+}
+
 export function pluginLogger(log: FastifyBaseLogger): PluginLogger {
   return {
     debug: (message, data) => log.debug(data ?? {}, message),

@@ -408,6 +408,9 @@ export class PluginRegistry {
       if (grant.isolation !== undefined && !ISOLATION_MODES.includes(grant.isolation)) {
         throw new ERR_PLUGIN_CONFIG(`plugins.${name}.isolation must be one of ${ISOLATION_MODES.join(', ')}`)
       }
+      if (grant.mode !== undefined) {
+        throw new ERR_PLUGIN_CONFIG(`plugins.${name}.mode: only legacy wiki-plugin-* server parts take "mode"`)
+      }
       // Decided before any of the plugin's code runs: where it runs is where it is read.
       grant.isolation ??= defaultIsolation(source.startsWith('built-in'))
       const record = new PluginRecord(name, source, null, grant, 'stopped', null)

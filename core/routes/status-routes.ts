@@ -20,7 +20,7 @@ export interface FarmStatus {
   /** This node, in a farm of many nodes on PostgreSQL (null on a single node or before it listens). */
   node: NodeRef | null
   plugins: (PluginStatus & { connections: Record<string, number>; placed: PlacementView })[]
-  /** The wiki-plugin-* server parts (core/plugin-host/legacy/): one instance each for the farm. */
+  /** The wiki-plugin-* server parts (core/plugin-host/legacy/): one instance for the farm, or one per site. */
   legacy: LegacyStatus[]
   sites: { open: string[] }
   connections: { total: number; byPlugin: Record<string, Record<string, number>> }
@@ -84,11 +84,12 @@ function renderStatus(status: FarmStatus): string {
   const legacyRows = status.legacy.map((p) => `<tr><td>${escapeHtml(p.name)}</td>` +
     `<td class="${p.state}">${p.state}</td>` +
     `<td>${escapeHtml(p.reason ?? '')}</td><td>${escapeHtml(p.source)}</td><td>${p.mode}</td>` +
-    `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td><td>${p.faults}</td></tr>`)
+    `<td>${escapeHtml(p.launchedAt ?? '')}</td><td>${p.launches}</td><td>${p.instances}</td>` +
+    `<td>${p.websocket ? 'yes' : ''}</td><td>${p.faults}</td></tr>`)
   // Shown when wiki-plugin-* server parts are installed: most farms of the reference have some.
   const legacyTable = legacyRows.length === 0 ? '' : '<h2>Legacy server parts (wiki-plugin-*)</h2>' +
     '<table><tr><th>plugin</th><th>state</th><th>reason</th><th>package</th><th>mode</th><th>launched</th>' +
-    `<th>launches</th><th>faults</th></tr>\n${legacyRows.join('\n')}</table>`
+    `<th>launches</th><th>instances</th><th>websocket</th><th>faults</th></tr>\n${legacyRows.join('\n')}</table>`
   const sites = status.sites.open.map((s) => `<li>${escapeHtml(s)}</li>`).join('')
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wikifarm status</title>

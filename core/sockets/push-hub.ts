@@ -10,8 +10,9 @@ import { randomBytes } from 'node:crypto'
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { Envelope, Identity, JsonValue, SessionInfo } from '../plugin-api.js'
-import { pluginLogger, readIdentity, sessionLabel, siteHandle } from '../plugin-host/context.js'
+import { LazyPluginLogger, readIdentity, sessionLabel, siteHandle } from '../plugin-host/context.js'
 import { SocketConnection, type SocketHub } from './socket-hub.js'
+import { releaseUpgradeRequest } from './websocket-errors.js'
 import type { Guards } from '../http/request-context.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import { ERR_VALIDATION } from '../errors.js'
@@ -201,6 +202,7 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
   }
 
   function websocket(ws: WebSocket, request: FastifyRequest): void {
+    releaseUpgradeRequest(ws, request)
     const site = request.site.name
     const context = request.pushContext
     if (!context) throw new Error('push context not resolved')
@@ -210,7 +212,8 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
       site: siteHandle(sites, site, push, PUSH_CONNECTION_PLUGIN),
       session: context.session,
       identity: context.identity,
-      log: pluginLogger(request.log.child({ plugin: PUSH_CONNECTION_PLUGIN, site })),
+      // A logger that makes its pino child only if the connection ever logs (most never do).
+      log: new LazyPluginLogger(request.log, { plugin: PUSH_CONNECTION_PLUGIN, site }),
       codec: 'json',
       validator,
     }, hub.limits)
@@ -253,9 +256,13 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     preHandler: async (request) => {
       const identity = readIdentity(request.query as Record<string, unknown>, request.headers)
       let label: string | undefined
+      // What the label needs, not the request: a connection lives for hours and must not
+      // keep the upgrade request (its headers, its socket's parser state) alive with it.
+      const visitor = request.session
+      const siteName = request.site.name
       const session: SessionInfo = Object.freeze({
         get id() {
-          label ??= sessionLabel(labelKey, request.session.id, request.site.name, PUSH_CONNECTION_PLUGIN)
+          label ??= sessionLabel(labelKey, visitor.id, siteName, PUSH_CONNECTION_PLUGIN)
           return label
         },
         isOwner: await guards.isOwner(request),

@@ -12,7 +12,7 @@ export class LegacyExitRefused extends Error {
   }
 }
 
-type ExitReport = (plugin: string, code: unknown) => void
+type ExitReport = (plugin: string, code: unknown, instance: string | null) => void
 const reporters = new Map<string, ExitReport>()
 let installed = false
 
@@ -25,7 +25,7 @@ export function guardExit(farmId: string, report: ExitReport): () => void {
     process.exit = ((code?: number | string | null) => {
       const scope = legacyScope.getStore()
       if (!scope) return exit(code)
-      reporters.get(scope.farm)?.(scope.plugin, code)
+      reporters.get(scope.farm)?.(scope.plugin, code, scope.instance)
       throw new LegacyExitRefused(scope.plugin, code)
     }) as typeof process.exit
   }

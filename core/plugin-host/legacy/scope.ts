@@ -21,6 +21,8 @@ export interface LegacyScope {
   /** Which farm (kernel) the plugin belongs to: tests run several in one process. */
   farm: string
   plugin: string
+  /** The site of a per-site instance; null for the shared one. */
+  instance: string | null
   /** Null at start and in timers started outside a request. */
   request: LegacyRequestFacts | null
 }
