@@ -28,6 +28,8 @@ import { readClientAssets } from './client/shell.js'
 import { lineupHandler, shellRoutes } from './client/shell-routes.js'
 import { parseLineup } from './client/lineup.js'
 import { SiteIndexes } from './pages/site-index.js'
+import { ClusterBus } from './cluster/cluster-bus.js'
+import { cachedPing, healthRoutes, type StoreHealth } from './routes/health-routes.js'
 import { pageRoutes } from './routes/page-routes.js'
 import { systemRoutes } from './routes/system-routes.js'
 import { ownerRoutes } from './routes/owner-routes.js'
@@ -92,6 +94,8 @@ export interface Kernel {
   readonly legacy: LegacyPlugins
   /** Open HTTP connections per client address, and those refused over the cap. */
   readonly connections: ConnectionGuard
+  /** On the PostgreSQL store: this node's share of the farm's events (null on the file store). */
+  readonly cluster: ClusterBus | null
   /** Where one-node plugins run in a farm of many nodes (the PostgreSQL store); null on the file store. */
   readonly placement: PluginPlacement | null
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
@@ -230,6 +234,18 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     idleMs: config.idleSeconds * 1000,
     limits: { itemBytes: config.itemLimit, pageBytes: config.pageLimit, actionBytes: config.actionLimit },
   }, store, events, defaults)
+  // On PostgreSQL, other nodes may write the same sites: their changes reach this node's bus and
+  // caches (core/cluster/), and what a site keeps in memory is checked fresh before it is used.
+  const cluster = store instanceof PostgresPageStore
+    ? new ClusterBus(store, sites, events, {
+      info: (message) => app.log.info({ code: 'WIKIFARM_CLUSTER' }, message),
+      warn: (message, err) => app.log.warn({ code: 'WIKIFARM_ERR_STORE_UNAVAILABLE', err }, message),
+    })
+    : null
+  if (cluster) {
+    sites.sync = () => cluster.sync()
+    await cluster.start()
+  }
   const sessionMs = config.session_duration * 24 * 3600 * 1000
   const sessions = new SessionKeeper(config.cookieSecret, sessionMs, config.secure_cookie)
   const guards = createGuards(config, sessions)
@@ -390,6 +406,13 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     placement: (record) => placement?.view(record) ?? singleNodeView(record),
     node: () => placement?.node ?? null,
   })
+  const ping = store instanceof PostgresPageStore ? cachedPing(() => store.ping()) : null
+  await app.register(healthRoutes, {
+    plugins,
+    store: async (): Promise<StoreHealth> => cluster && ping
+      ? { type: 'postgres', reachable: await ping(), events: cluster.state, node: cluster.nodeId }
+      : { type: 'files', reachable: true },
+  })
   await app.register(legacyRoutes, { legacy, guards, config, handlerTimeoutMs: config.pluginHandlerTimeoutMs })
   const labelKey = randomBytes(32)
   await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
@@ -410,7 +433,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, placement,
+    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, cluster, placement,
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host })
       // On port 0 the address the other nodes forward to is known only now.
@@ -427,6 +450,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       await placement?.close()
       legacy.close()
       await sites.close()
+      await cluster?.close()
       if (ownsStore) await store.close()
     },
   }

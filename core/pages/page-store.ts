@@ -1,6 +1,7 @@
 // Page persistence behind an interface. The file store lays pages out exactly like the
 // reference wiki-server (<site>/pages/<slug>, status/, recycle/), so an existing farm's data
 // folder is served unchanged.
+import type { ActionNote } from './store-notices.js'
 import { readFile, readdir, rename, unlink, mkdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
@@ -25,6 +26,11 @@ export interface PageStat {
   mtimeMs: number
 }
 
+export interface UpdateOptions {
+  backup?: boolean
+  action?: ActionNote
+}
+
 /** The persistence of one site. Every method is async so a store may live anywhere. */
 export interface SiteStore {
   getPage(slug: string): Promise<StoredPage | null>
@@ -33,8 +39,9 @@ export interface SiteStore {
   /**
    * Runs `change` as the only writer of `slug`; a null result leaves the page as it was.
    * With `backup`, the page being replaced is first copied to the recycler (forks do this).
+   * `action` names what changed, for a store that tells other nodes (store-notices.ts).
    */
-  updatePage(slug: string, change: PageChange, options?: { backup?: boolean }): Promise<StoredPage | null>
+  updatePage(slug: string, change: PageChange, options?: UpdateOptions): Promise<StoredPage | null>
   /** Moves a page to the recycler; returns what was moved, or null when there was no page. */
   recyclePage(slug: string): Promise<Page | null>
   getRecycled(slug: string): Promise<Page | null>
@@ -195,7 +202,7 @@ class FileSiteStore implements SiteStore {
     }
   }
 
-  updatePage(slug: string, change: PageChange, options: { backup?: boolean } = {}): Promise<StoredPage | null> {
+  updatePage(slug: string, change: PageChange, options: UpdateOptions = {}): Promise<StoredPage | null> {
     return this.#lock.run(slug, async () => {
       const current = await this.getPage(slug)
       const next = await change(current ? current.page : null, current ? current.json : null)

@@ -15,6 +15,7 @@ import type { EventBus } from './events.js'
 import type { DefaultPages } from './default-pages.js'
 import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND } from '../errors.js'
 import { StoreError } from './store-error.js'
+import { actionNote } from './store-notices.js'
 import { stripWww } from '../http/site-router.js'
 
 /**
@@ -58,9 +59,16 @@ export class Site {
   readonly #events: EventBus
   readonly #defaults: DefaultPages
   readonly #limits: PageLimits
+  /**
+   * On a store other nodes write too: resolves once every change committed before the call has
+   * reached this node (core/cluster/), so what this site keeps in memory is never older than a
+   * commit that came before the request. Null on a store only this process writes.
+   */
+  readonly #sync: (() => Promise<void>) | null
 
   constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages,
-    limits: PageLimits) {
+    limits: PageLimits, sync: (() => Promise<void>) | null = null) {
+    this.#sync = sync
     this.name = name
     this.root = root
     this.store = store
@@ -80,12 +88,26 @@ export class Site {
     return this.#opened ??= this.store.removeLeftovers().catch(() => [])
   }
 
+  /** Resolves once every change committed before the call has reached this node (see #sync). */
+  async fresh(): Promise<void> {
+    if (this.#sync) await this.#sync()
+  }
+
   sitemap(): Promise<SiteMap> {
-    this.#sitemap ??= this.opened.then(() => SiteMap.open(this.store)).catch((err: unknown) => {
-      this.#sitemap = null
+    return this.#sync ? this.#sync().then(() => this.#sitemapNow()) : this.#sitemapNow()
+  }
+
+  #sitemapNow(): Promise<SiteMap> {
+    if (this.#sitemap) return this.#sitemap
+    const reading: Promise<SiteMap> = this.opened.then(() => SiteMap.open(this.store)).then((map) => {
+      if (this.#sitemap === reading) this.#sitemapOf = map
+      return map
+    }, (err: unknown) => {
+      if (this.#sitemap === reading) this.#sitemap = null
       throw err
     })
-    return this.#sitemap
+    this.#sitemap = reading
+    return reading
   }
 
   /** A stored page, else the farm's default page of that slug, else null. */
@@ -113,9 +135,9 @@ export class Site {
         const bound = base === current && currentJson !== null
           ? Buffer.byteLength(currentJson) + 2 * actionBytes + 512 : Infinity
         return bound <= this.#limits.pageBytes ? next : fitPage(next, this.#limits)
-      }, { backup: forked !== null })
+      }, { backup: forked !== null, action: actionNote(action) })
     } finally {
-      sitemap.endWrite(slug, stored?.page)
+      this.#endWrite(sitemap, slug, stored?.page)
     }
     if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
     if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
@@ -137,9 +159,9 @@ export class Site {
       stored = await this.store.updatePage(slug, (current) => {
         created = current === null
         return structuredClone(page)
-      })
+      }, { action: { type: 'fork' } })
     } finally {
-      sitemap.endWrite(slug, stored?.page)
+      this.#endWrite(sitemap, slug, stored?.page)
     }
     if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
     if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
@@ -155,7 +177,7 @@ export class Site {
     try {
       page = await this.store.recyclePage(slug)
     } finally {
-      sitemap.endWrite(slug, page ? null : undefined)
+      this.#endWrite(sitemap, slug, page ? null : undefined)
     }
     if (page) {
       this.#events.emit('page.deleted', { site: this.name, slug })
@@ -163,7 +185,41 @@ export class Site {
     return page
   }
 
+  /**
+   * Ends a write on the sitemap it began on. When another node's change made this site forget
+   * its sitemap meanwhile, the one read since may predate this write: it is forgotten too.
+   */
+  #endWrite(sitemap: SiteMap, slug: string, page: Page | null | undefined): void {
+    sitemap.endWrite(slug, page)
+    if (page !== undefined && this.#sitemapOf !== sitemap) this.#sitemap = null
+  }
+
+  /** The sitemap the site holds now, if it has finished reading one. */
+  #sitemapOf: SiteMap | null = null
+
+  /**
+   * Another node changed this site (or this node may have missed changes): what is kept in
+   * memory is dropped and read again from the store when next asked for. `what` narrows it.
+   */
+  forget(what: 'all' | 'sitemap' | 'owner' | 'sessions' = 'all'): void {
+    if (what === 'all' || what === 'sitemap') {
+      this.#sitemap = null
+      this.#sitemapOf = null
+    }
+    if (what === 'all' || what === 'owner') this.#owner = null
+    if (what === 'all' || what === 'sessions') this.#epoch = null
+  }
+
   owner(): Promise<Owner | null> {
+    return this.#sync ? this.#sync().then(() => this.#ownerNow()) : this.#ownerNow()
+  }
+
+  /** The owner record as this node keeps it, read if need be, without waiting for other nodes' changes. */
+  ownerAsKept(): Promise<Owner | null> {
+    return this.#ownerNow()
+  }
+
+  #ownerNow(): Promise<Owner | null> {
     this.#owner ??= this.store.readStatus('owner.json').then((data) => {
       if (!data) return null
       const value: unknown = secureJson.parse(data.toString('utf8'), undefined, {
@@ -213,6 +269,10 @@ export class Site {
    * once the epoch has moved on. 0 until the first logout.
    */
   sessionEpoch(): Promise<number> {
+    return this.#sync ? this.#sync().then(() => this.#epochNow()) : this.#epochNow()
+  }
+
+  #epochNow(): Promise<number> {
     this.#epoch ??= this.store.readStatus(SESSIONS_FILE).then((data) => {
       if (!data) return 0
       let value: unknown
@@ -273,6 +333,8 @@ export class SiteRegistry {
   #sweeper: NodeJS.Timeout | null = null
   /** Whether something other than requests keeps a site busy (open websocket connections). */
   inUse: (site: string) => boolean = () => false
+  /** On a store other nodes write too, the cluster's freshness barrier (see Site); set before any site opens. */
+  sync: (() => Promise<void>) | null = null
 
   constructor(rules: SiteRules, store: PageStore, events: EventBus, defaults: DefaultPages) {
     this.rules = rules
@@ -325,12 +387,18 @@ export class SiteRegistry {
     if (!site) {
       const root = this.folderFor(name)
       if (!root) throw new StoreError(`site ${name} resolves outside the data folder`)
-      site = new Site(name, root, this.#store.site({ name, root }), this.events, this.#defaults, this.rules.limits)
+      site = new Site(name, root, this.#store.site({ name, root }), this.events, this.#defaults, this.rules.limits,
+        this.sync)
       this.#open.set(name, site)
       this.events.emit('site.opened', { site: name })
     }
     site.lastUsed = Date.now()
     return site
+  }
+
+  /** The open site of that name, without opening it. */
+  opened(name: string): Site | undefined {
+    return this.#open.get(name)
   }
 
   async evictIdle(now = Date.now()): Promise<number> {
