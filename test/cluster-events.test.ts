@@ -5,10 +5,11 @@
 // and reads again what it kept (a change made while it was away is not missed).
 import t from 'tap'
 import pg from 'pg'
-import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { HAPROXY_CFG, findHaproxy } from './fixtures/haproxy.js'
+import { HAPROXY_CFG, findHaproxy, freePort, haproxyConfig } from './fixtures/haproxy.js'
+import { httpCall, type HttpResult } from './fixtures/http-client.js'
 import { MAX_NOTICE_BYTES, NOTICE_CHANNEL, encodeNotice, parseNotice } from '../core/pages/store-notices.js'
 import { PostgresPageStore } from '../core/pages/postgres-store.js'
 import { startPostgres, query } from './fixtures/postgres.js'
@@ -46,6 +47,24 @@ t.test('docs/scale-out.md shows docs/haproxy.cfg as it is, and HAProxy accepts i
   for (const rule of ['balance hdr(host)', 'hash-type consistent', 'timeout tunnel', 'uri /system/health']) {
     t.ok(block?.includes(rule), rule)
   }
+})
+
+t.test('with every node down, HAProxy answers 503 with a code, as a node does', async (t) => {
+  const bin = findHaproxy()
+  if (!bin) return
+  const [front, dead] = [await freePort(), await freePort()]
+  const file = join(t.testdir(), 'haproxy.cfg')
+  writeFileSync(file, haproxyConfig(front, [dead]))
+  const child = spawn(bin, ['-db', '-f', file], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let answer: HttpResult | null = null
+  await eventually(async () => {
+    answer = await httpCall(front, { path: '/welcome-visitors.json', headers: { host: 'a.example' } }).catch(() => null)
+    return answer?.status === 503
+  }, 10_000, 'HAProxy answering')
+  if (!answer) return
+  t.match((answer as HttpResult).headers['content-type'], /application\/json/)
+  t.match(JSON.parse((answer as HttpResult).body) as object, { code: 'WIKIFARM_ERR_NO_NODE', error: /No wikifarm node is up/ })
 })
 
 const server = await startPostgres(t)

@@ -49,6 +49,11 @@ export interface SiteStore {
   deleteRecycled(slug: string): Promise<boolean>
   readStatus(name: string): Promise<Buffer | null>
   writeStatus(name: string, data: string | Uint8Array): Promise<void>
+  /**
+   * Writes a status file only if it does not exist, atomically against every other writer, of
+   * this process or of another node on the same store; false when it existed (left as it was).
+   */
+  createStatus(name: string, data: string | Uint8Array): Promise<boolean>
   removeStatus(name: string): Promise<void>
   statStatus(name: string): Promise<number | null>
   /** Resolves when every write started so far is on disk. */
@@ -264,7 +269,11 @@ class FileSiteStore implements SiteStore {
   }
 
   writeStatus(name: string, data: string | Uint8Array): Promise<void> {
-    return this.#lock.run(`status/${name}`, () => writeFileAtomic(join(this.#status, name), data))
+    return this.#lock.run(`status/${name}`, async () => { await writeFileAtomic(join(this.#status, name), data) })
+  }
+
+  createStatus(name: string, data: string | Uint8Array): Promise<boolean> {
+    return this.#lock.run(`status/${name}`, () => writeFileAtomic(join(this.#status, name), data, true))
   }
 
   removeStatus(name: string): Promise<void> {

@@ -207,6 +207,20 @@ class PostgresSiteStore implements SiteStore {
     }))
   }
 
+  createStatus(name: string, data: string | Uint8Array): Promise<boolean> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)
+    return this.#lock.run(`status/${name}`, () => this.#db.transaction(`status/${name}`, async (tx) => {
+      await this.#touchSite(tx)
+      // The primary key (site, name) decides between nodes: one insert wins, the others touch nothing.
+      const { rows } = await this.#query(`status/${name}`,
+        'INSERT INTO wikifarm_status (site, name, data) VALUES ($1, $2, $3) ' +
+        'ON CONFLICT (site, name) DO NOTHING RETURNING name', [name, bytes], tx)
+      if (rows.length === 0) return false
+      await this.#notify(tx, { k: 'status', n: this.#db.nodeId, s: this.#site, f: name })
+      return true
+    }))
+  }
+
   removeStatus(name: string): Promise<void> {
     return this.#lock.run(`status/${name}`, () => this.#db.transaction(`status/${name}`, async (tx) => {
       await this.#query(`status/${name}`, 'DELETE FROM wikifarm_status WHERE site = $1 AND name = $2', [name], tx)

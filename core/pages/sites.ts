@@ -252,10 +252,16 @@ export class Site {
   async #claimNow(name: string, secret: string): Promise<void> {
     if (await this.owner()) throw new ERR_ALREADY_CLAIMED()
     const owner: Owner = { name, friend: { secret } }
-    const claimed = this.store.writeStatus('owner.json', JSON.stringify(owner, null, 2)).then(() => owner)
+    // Created, never replaced: another node of the farm may be claiming the same site now, and
+    // only one claimant may ever be told a secret that works.
+    const claimed = this.store.createStatus('owner.json', JSON.stringify(owner, null, 2))
+      .then((created) => created ? owner : null)
     this.#owner = claimed
     try {
-      await claimed
+      if (!await claimed) {
+        this.#owner = null
+        throw new ERR_ALREADY_CLAIMED()
+      }
     } catch (err) {
       // A failed write leaves the site unclaimed, not stuck on the rejected promise.
       if (this.#owner === claimed) this.#owner = null
