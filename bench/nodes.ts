@@ -7,41 +7,17 @@
 import { join } from 'node:path'
 import { scratchDir } from './cleanup.js'
 import { stopChild, type Child } from './children.js'
-import { cookieHeader, fetchHost } from './http-client.js'
-import { load, type LoadResult } from './load.js'
+import { type LoadResult } from './load.js'
+import { SITES, editLoad, logins, ownedSites, readLoad, checkEdited } from './owned-sites.js'
 import { alternate } from './alternate.js'
 import { startWikifarm } from './wikifarm-process.js'
-import { claimedSites, siteHosts } from './farm-data.js'
+import { siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 import { findPostgres, launchPostgres } from '../test/fixtures/postgres.js'
 import { findHaproxy, launchHaproxy, type Haproxy } from '../test/fixtures/haproxy.js'
-import { PostgresPageStore } from '../core/pages/postgres-store.js'
-import { importFolder } from '../core/boot/store-transfer.js'
 
-const SITES = 100
-const SLUG = 'welcome-visitors'
-const ITEM = '7b56f22a4b9ee974'
-const secretOf = (host: string) => `bench-secret-${host}`
 
 interface Front { name: string; port: number; cookies: Map<string, string> }
-
-async function logins(port: number, hosts: string[]): Promise<Map<string, string>> {
-  const cookies = new Map<string, string>()
-  for (const host of hosts) {
-    const answer = await fetchHost(port, host, '/auth/reclaim/', {
-      method: 'POST', body: secretOf(host), headers: { 'content-type': 'text/plain' },
-    })
-    if (answer.status !== 200) throw new Error(`login on ${host} answered ${answer.status}`)
-    cookies.set(host, cookieHeader(answer.cookies))
-  }
-  return cookies
-}
-
-function editBody(n: number): string {
-  const item = { type: 'paragraph', id: ITEM, text: `Edited by the bench, edit ${n}.` }
-  const action = { type: 'edit', id: ITEM, item, date: Date.now() }
-  return `action=${encodeURIComponent(JSON.stringify(action))}`
-}
 
 export async function nodes(opts: { seconds: number; rounds: number }): Promise<PartResult> {
   const pgBin = findPostgres()
@@ -55,22 +31,12 @@ export async function nodes(opts: { seconds: number; rounds: number }): Promise<
   const children: Child[] = []
   const proxies: Haproxy[] = []
   const fronts: Front[] = []
-  const edit = (f: Front, secs: number) => load(f.port, `/page/${SLUG}/action`, hosts, secs, {
-    method: 'PUT', connections: 20,
-    headersFor: (host) => ({
-      cookie: f.cookies.get(host) as string, 'content-type': 'application/x-www-form-urlencoded',
-    }),
-    body: (_host, n) => editBody(n),
-  })
-  const read = (f: Front, secs: number) => load(f.port, `/${SLUG}.json`, hosts, secs, { connections: 20 })
+  const edit = (f: Front, secs: number) => editLoad(f.port, f.cookies, hosts, secs)
+  const read = (f: Front, secs: number) => readLoad(f.port, hosts, secs)
   let reads: Map<string, LoadResult>
   let edits: Map<string, LoadResult>
   try {
-    claimedSites(join(dir, 'files'), hosts, secretOf)
-    const url = await server.createDatabase('bench')
-    const store = await PostgresPageStore.open(url)
-    const imported = await importFolder(store, join(dir, 'files')).finally(() => store.close())
-    if (imported.problems.length > 0) throw new Error(`import: ${JSON.stringify(imported.problems[0])}`)
+    const url = await ownedSites(server, dir, hosts)
     for (let i = 1; i <= 3; i++) {
       children.push(await startWikifarm({
         name: `node${i}`, data: join(dir, 'unused'), flags: ['--trustProxy'], env: { WIKIFARM_STORE: url },
@@ -88,10 +54,7 @@ export async function nodes(opts: { seconds: number; rounds: number }): Promise<
     reads = await alternate(fronts, opts.rounds, (f) => read(f, seconds), (a, b) => a.rps > b.rps)
     edits = await alternate(fronts, opts.rounds, (f) => edit(f, seconds), (a, b) => a.rps > b.rps)
     // Every node reads the last edit of every site, whichever node made it.
-    for (const c of children) {
-      const page = await fetchHost(c.port, hosts[0] as string, `/${SLUG}.json`)
-      if (!page.body.includes('Edited by the bench')) throw new Error(`${c.name}: the edit is not in the page`)
-    }
+    await checkEdited(children, hosts[0] as string)
   } finally {
     for (const p of proxies) await p.stop()
     for (const c of children) await stopChild(c)
