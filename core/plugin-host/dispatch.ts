@@ -16,6 +16,7 @@ import { findRoute, findSocket, type PluginRecord, type RouteValidators } from '
 import { pluginLogger, pluginQuery, readIdentity, sessionLabel, sessionPeeks, siteHandle } from './context.js'
 import { SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'
 import { CLOSE } from '../sockets/close-codes.js'
+import { releaseUpgradeRequest } from '../sockets/websocket-errors.js'
 import type { Guards } from '../http/request-context.js'
 import type { EventBus } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
@@ -235,6 +236,8 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
       opts.forwarder.socket(ws, request, request.pluginForwardTo)
       return
     }
+    // An open plugin socket keeps none of its upgrade's HTTP objects (a few KiB each).
+    releaseUpgradeRequest(ws, request)
     const live = record.live
     if (record.state !== 'running' || !live) {
       ws.close(CLOSE.TRY_AGAIN_LATER, closeReason(`${record.name} unavailable: ${record.reason ?? record.state}`))
