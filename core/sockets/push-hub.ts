@@ -201,6 +201,10 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     conn.send(envelope)
   }
 
+  // One site handle per site, shared by its push connections while any is open (a push
+  // connection never acts on its site; the handle is there because every connection has one).
+  const handles = new SharedHandles((site) => siteHandle(sites, site, push, PUSH_CONNECTION_PLUGIN))
+
   function websocket(ws: WebSocket, request: FastifyRequest): void {
     releaseUpgradeRequest(ws, request)
     const site = request.site.name
@@ -209,7 +213,7 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     const conn = new SocketConnection(ws, {
       id: randomBytes(8).toString('hex'),
       plugin: PUSH_CONNECTION_PLUGIN,
-      site: siteHandle(sites, site, push, PUSH_CONNECTION_PLUGIN),
+      site: handles.take(site),
       session: context.session,
       identity: context.identity,
       // A logger that makes its pino child only if the connection ever logs (most never do).
@@ -219,7 +223,7 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     }, hub.limits)
     hub.add(conn)
     conn.attach({
-      onOpen: () => {},
+      onOpen: nothing,
       onMessage: (raw) => {
         const message = raw as PushMessage
         const key = message.data.key
@@ -244,8 +248,9 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
       onDisconnect: () => {
         push.removeConnection(conn)
         hub.remove(conn)
+        handles.release(site)
       },
-      onClose: () => {},
+      onClose: nothing,
     })
   }
 
@@ -275,4 +280,27 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     },
     wsHandler: websocket,
   })
+}
+
+const nothing = (): void => {}
+
+/** Values made once per key and kept while anyone holds them. */
+class SharedHandles<T> {
+  readonly #held = new Map<string, { value: T; holders: number }>()
+  constructor(readonly make: (key: string) => T) {}
+
+  take(key: string): T {
+    let entry = this.#held.get(key)
+    if (!entry) {
+      entry = { value: this.make(key), holders: 0 }
+      this.#held.set(key, entry)
+    }
+    entry.holders++
+    return entry.value
+  }
+
+  release(key: string): void {
+    const entry = this.#held.get(key)
+    if (entry && --entry.holders === 0) this.#held.delete(key)
+  }
 }
