@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { openSync, closeSync, readFileSync } from 'node:fs'
-import { createServer, connect, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { trackChild } from './cleanup.js'
 import { descendants } from './process-tree.js'
 
@@ -19,16 +19,7 @@ export interface Child {
   logFile: string | null
 }
 
-/** A port free right now on 127.0.0.1 (the child binds it a moment later). */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
+export { freePort } from '../test/fixtures/ports.js'
 
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {

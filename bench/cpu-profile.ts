@@ -28,7 +28,12 @@ export interface ProfileSummary {
   busyMs: number
   functions: SelfTime[]
   areas: { area: string; share: number }[]
+  /** Share of the log: pino, its destinations, the access line, and the writes they make. */
+  logging: number
 }
+
+/** Code that exists to write the log: a sample in it, or in what it calls, is the log's cost. */
+const LOGGING = /node_modules\/(pino|sonic-boom|quick-format-unescaped|fast-safe-stringify)\/|\/(log-destination|access-log)\.[jt]s$/
 
 /** Where a script URL belongs: a package, a wikifarm file, node's own code or the engine. */
 export function areaOf(url: string): string {
@@ -74,12 +79,19 @@ export function summariseProfile(
   const fns = new Map<string, { name: string; where: string; us: number; callers: Map<string, number> }>()
   const areas = new Map<string, number>()
   let busy = 0
+  let logging = 0
   for (const [id, us] of self) {
     const node = byId.get(id)
     if (!node) continue
     const { functionName, url, lineNumber } = node.callFrame
     if (functionName === '(idle)') continue
     busy += us
+    for (let at: ProfileNode | undefined = node; at; at = parentOf.get(at.id)) {
+      if (LOGGING.test(at.callFrame.url)) {
+        logging += us
+        break
+      }
+    }
     const key = `${functionName}@${url}:${lineNumber}`
     const entry = fns.get(key) ?? {
       name: functionName || '(anonymous)',
@@ -115,5 +127,6 @@ export function summariseProfile(
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([area, us]) => ({ area, share: us / busy })),
+    logging: logging / busy,
   }
 }

@@ -52,7 +52,8 @@ export function fetchHost(
 
 /**
  * GETs `path` once on every host, `concurrency` at a time, until done or `deadline`
- * (performance.now() ms). Returns how many were visited and how many failed.
+ * (performance.now() ms). Returns how many were visited and how many failed, and the
+ * milliseconds of each answer.
  */
 export async function visitAll(
   port: number,
@@ -60,7 +61,8 @@ export async function visitAll(
   path: string,
   concurrency = 20,
   deadline = Infinity,
-): Promise<{ visited: number; failed: number }> {
+): Promise<{ visited: number; failed: number; ms: number[] }> {
+  const ms: number[] = []
   let next = 0
   let failed = 0
   let visited = 0
@@ -71,10 +73,11 @@ export async function visitAll(
         const answer = await fetchHost(port, host, path).catch(() => null)
         visited++
         if (!answer || answer.status !== 200) failed++
+        else ms.push(answer.ms)
       }
     }),
   )
-  return { visited, failed }
+  return { visited, failed, ms }
 }
 
 export function percentile(values: readonly number[], p: number): number {

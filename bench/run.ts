@@ -17,6 +17,7 @@ import { dispatch } from './dispatch.js'
 import { soak } from './soak.js'
 import { isolation } from './isolation.js'
 import { stores } from './stores.js'
+import { nodes } from './nodes.js'
 import { ratioChart } from './chart.js'
 import type { Headline, PartResult } from './report.js'
 import { PACKAGE_ROOT } from '../core/package-info.js'
@@ -60,15 +61,18 @@ const parts: Record<string, () => Promise<PartResult>> = {
   soak: () => soak(Number(process.env.BENCH_SOAK_SECONDS ?? 120)),
   // The PostgreSQL store beside the file store (needs PostgreSQL installed: run by name).
   stores: () => stores({ seconds: SECONDS, rounds: ROUNDS }),
+  // One PostgreSQL node beside three behind HAProxy (needs PostgreSQL and HAProxy: run by name).
+  nodes: () => nodes({ seconds: SECONDS, rounds: ROUNDS }),
   // The cost of running a plugin in a worker thread or a child process, against in-process.
-  isolation: async () => ({ markdown: `### Plugin isolation\n\n${await isolation()}`, headlines: [] }),
+  isolation: () => isolation(),
 }
 // The default run is the issue's list and stays well inside 10 minutes on a loaded machine (a
 // run with the load average at 13 on 2 cores took 544 s with dispatch in it); dispatch
-// (~50 s), stores (~30 s, needs PostgreSQL) and soak (two minutes) run when named.
+// (~50 s), stores (~30 s, needs PostgreSQL), nodes (~40 s, needs PostgreSQL and HAProxy) and soak
+// (two minutes) run when named.
 const DEFAULT = ['reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation']
 const ORDER = [
-  'reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation', 'stores', 'dispatch', 'soak',
+  'reads', 'scale', 'plugins', 'websockets', 'txtzyme', 'writes', 'isolation', 'stores', 'nodes', 'dispatch', 'soak',
 ]
 const named = args.filter((a) => !a.startsWith('--'))
 for (const name of named) {
@@ -111,7 +115,8 @@ folder). The machine is a shared 2-core box where other work runs at the same ti
 numbers are noisy: compare ratios, not values. Each part can run alone
 (\`npm run bench -- reads\`); its section below says when it ran.
 
-Parts: ${ORDER.join(', ')}. The default run is every part but stores (it needs PostgreSQL), dispatch
+Parts: ${ORDER.join(', ')}. The default run is every part but stores and nodes (they need PostgreSQL,
+nodes HAProxy too), dispatch
 and soak (two minutes); run those by name, e.g. \`npm run bench -- soak\`. \`--no-profile\` skips the CPU
 profile of the reads part.
 \`BENCH_SECONDS\` (10) is each server's measuring time in a part, split over \`BENCH_ROUNDS\` (5)

@@ -15,6 +15,8 @@ import { fmtBytes, fmtMs, fmtRatio, ratio, table, type PartResult } from './repo
 const PATH = '/welcome-visitors.json'
 const COUNTS = [1, 1000, 10_000]
 const FIRST_VISITS = 20
+/** First requests in flight at once, over this many site folders, none opened before. */
+const CONCURRENT_FIRSTS = { folders: 2000, inFlight: 16 }
 /** Wall-clock budget for opening sites in one farm process (the reference is slow at it). */
 const OPEN_BUDGET_MS = Number(process.env.BENCH_OPEN_BUDGET_MS ?? 40_000)
 
@@ -70,6 +72,26 @@ async function boot(
   return { folders, bootMs: best, firstP50: percentile(firsts, 0.5), firstMax: percentile(firsts, 1) }
 }
 
+/**
+ * A fresh process on `folders` site folders, then the first request to every one of them,
+ * `inFlight` at a time (the 16 a browser-like burst of several visitors would have in flight).
+ */
+async function concurrentFirsts(start: Start, data: string, log: string, hosts: string[]):
+  Promise<{ firsts: number[]; seconds: number[] }> {
+  const farm = await start(data, log)
+  try {
+    const first = await visitAll(farm.port, hosts, PATH, CONCURRENT_FIRSTS.inFlight)
+    if (first.failed > 0) throw new Error(`${first.failed} of ${hosts.length} first requests failed`)
+    // The baseline of the same run: the same requests once every site is open. A first request
+    // cannot be faster than this (a new connection each, 16 in flight, client on the same cores).
+    const second = await visitAll(farm.port, hosts, PATH, CONCURRENT_FIRSTS.inFlight)
+    if (second.failed > 0) throw new Error(`${second.failed} of ${hosts.length} second requests failed`)
+    return { firsts: first.ms, seconds: second.ms }
+  } finally {
+    await stopChild(farm)
+  }
+}
+
 async function memory(start: Start, data: string, log: string, hosts: string[]): Promise<Memory> {
   const farm = await start(data, log)
   const pid = farm.child.pid as number
@@ -108,6 +130,8 @@ export async function scale(): Promise<PartResult> {
   const ours = { boots: [] as Boot[], mem: null as unknown as Memory }
   const theirs = startTheirs ? { boots: [] as Boot[], mem: null as unknown as Memory } : null
   let made = 0
+  let firsts: number[] = []
+  let seconds: number[] = []
   for (const count of COUNTS) {
     makeSiteFolders(data, hosts.slice(made, count))
     made = count
@@ -117,6 +141,13 @@ export async function scale(): Promise<PartResult> {
       theirs.boots.push(
         await boot(startTheirs, data, join(dir, 'reference.log'), count, hosts, Math.max(0, from - FIRST_VISITS)),
       )
+    if (count === 1000) {
+      // The concurrent first requests, on folders no process has opened (1,000 to 3,000).
+      const fresh = hosts.slice(1000, 1000 + CONCURRENT_FIRSTS.folders)
+      makeSiteFolders(data, fresh)
+      made = 1000 + CONCURRENT_FIRSTS.folders
+      ;({ firsts, seconds } = await concurrentFirsts(startOurs, data, join(dir, 'wikifarm.log'), fresh))
+    }
   }
   ours.mem = await memory(startOurs, data, join(dir, 'wikifarm.log'), hosts)
   if (theirs && startTheirs) theirs.mem = await memory(startTheirs, data, join(dir, 'reference.log'), hosts)
@@ -169,6 +200,14 @@ export async function scale(): Promise<PartResult> {
         ],
         bootRows,
       ),
+      '',
+      `First requests in flight together: a fresh wikifarm on ${CONCURRENT_FIRSTS.folders.toLocaleString('en')} ` +
+        `site folders no process had opened (with 1,000 more beside them), GET ${PATH} once to each, ` +
+        `${CONCURRENT_FIRSTS.inFlight} in flight: p50 ${fmtMs(percentile(firsts, 0.5))} ms, ` +
+        `p99 ${fmtMs(percentile(firsts, 0.99))} ms, max ${fmtMs(percentile(firsts, 1))} ms. The same requests ` +
+        `again, every site open (the baseline: a new connection each, the client on the same cores): ` +
+        `p50 ${fmtMs(percentile(seconds, 0.5))} ms, p99 ${fmtMs(percentile(seconds, 0.99))} ms; what opening adds ` +
+        `at the median: ${fmtMs(percentile(firsts, 0.5) - percentile(seconds, 0.5))} ms.`,
       '',
       `Memory: a fresh process on the 10,000 site folders; RSS (with its children: the reference serves from a ` +
         `cluster worker) when idle (wikifarm ${fmtBytes(ours.mem.rss0)}` +

@@ -6,40 +6,16 @@
 import { join } from 'node:path'
 import { scratchDir } from './cleanup.js'
 import { stopChild, type Child } from './children.js'
-import { cookieHeader, fetchHost } from './http-client.js'
-import { load, type LoadResult } from './load.js'
+import { type LoadResult } from './load.js'
+import { SITES, editLoad, logins, ownedSites, readLoad, checkEdited } from './owned-sites.js'
 import { alternate } from './alternate.js'
 import { startWikifarm } from './wikifarm-process.js'
-import { claimedSites, siteHosts } from './farm-data.js'
+import { siteHosts } from './farm-data.js'
 import { fmtRatio, ratio, table, type PartResult } from './report.js'
 import { findPostgres, launchPostgres } from '../test/fixtures/postgres.js'
-import { PostgresPageStore } from '../core/pages/postgres-store.js'
-import { importFolder } from '../core/boot/store-transfer.js'
 
-const SITES = 100
-const SLUG = 'welcome-visitors'
-const ITEM = '7b56f22a4b9ee974'
-const secretOf = (host: string) => `bench-secret-${host}`
 
 type Farm = Child & { cookies: Map<string, string> }
-
-async function logins(port: number, hosts: string[]): Promise<Map<string, string>> {
-  const cookies = new Map<string, string>()
-  for (const host of hosts) {
-    const answer = await fetchHost(port, host, '/auth/reclaim/', {
-      method: 'POST', body: secretOf(host), headers: { 'content-type': 'text/plain' },
-    })
-    if (answer.status !== 200) throw new Error(`login on ${host} answered ${answer.status}`)
-    cookies.set(host, cookieHeader(answer.cookies))
-  }
-  return cookies
-}
-
-function editBody(n: number): string {
-  const item = { type: 'paragraph', id: ITEM, text: `Edited by the bench, edit ${n}.` }
-  const action = { type: 'edit', id: ITEM, item, date: Date.now() }
-  return `action=${encodeURIComponent(JSON.stringify(action))}`
-}
 
 export async function stores(opts: { seconds: number; rounds: number }): Promise<PartResult> {
   const bin = findPostgres()
@@ -49,22 +25,12 @@ export async function stores(opts: { seconds: number; rounds: number }): Promise
   const seconds = Math.max(1, Math.round(opts.seconds / opts.rounds))
   const server = await launchPostgres(bin, { fsync: true })
   const farms: Farm[] = []
-  const edit = (s: Farm, secs: number) => load(s.port, `/page/${SLUG}/action`, hosts, secs, {
-    method: 'PUT', connections: 20,
-    headersFor: (host) => ({
-      cookie: s.cookies.get(host) as string, 'content-type': 'application/x-www-form-urlencoded',
-    }),
-    body: (_host, n) => editBody(n),
-  })
-  const read = (s: Farm, secs: number) => load(s.port, `/${SLUG}.json`, hosts, secs, { connections: 20 })
+  const edit = (s: Farm, secs: number) => editLoad(s.port, s.cookies, hosts, secs)
+  const read = (s: Farm, secs: number) => readLoad(s.port, hosts, secs)
   let reads: Map<string, LoadResult>
   let edits: Map<string, LoadResult>
   try {
-    claimedSites(join(dir, 'files'), hosts, secretOf)
-    const url = await server.createDatabase('bench')
-    const store = await PostgresPageStore.open(url)
-    const imported = await importFolder(store, join(dir, 'files')).finally(() => store.close())
-    if (imported.problems.length > 0) throw new Error(`import: ${JSON.stringify(imported.problems[0])}`)
+    const url = await ownedSites(server, dir, hosts)
     const files = await startWikifarm({ name: 'file store', data: join(dir, 'files'), logFile: join(dir, 'files.log') })
     farms.push({ ...files, cookies: await logins(files.port, hosts) })
     const pg = await startWikifarm({
@@ -75,10 +41,7 @@ export async function stores(opts: { seconds: number; rounds: number }): Promise
     for (const s of farms) await read(s, 1)
     reads = await alternate(farms, opts.rounds, (s) => read(s, seconds), (a, b) => a.rps > b.rps)
     edits = await alternate(farms, opts.rounds, (s) => edit(s, seconds), (a, b) => a.rps > b.rps)
-    for (const s of farms) {
-      const page = await fetchHost(s.port, hosts[0] as string, `/${SLUG}.json`)
-      if (!page.body.includes('Edited by the bench')) throw new Error(`${s.name}: the edit is not in the page`)
-    }
+    await checkEdited(farms, hosts[0] as string)
   } finally {
     for (const s of farms) await stopChild(s)
     await server.close()

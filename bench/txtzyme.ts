@@ -1,12 +1,15 @@
 // The Txtzyme part of `npm run bench`: lines per second and latency per line through the kernel
 // (json websocket /plugin/txtzyme/v1 → queue → pty → simulator and back) for 1 and 50 clients,
 // against writing the same lines, with the same sentinel, to a pty directly in the same run, in
-// alternating rounds. Each simulator runs in a child process at the far end of a socat pty pair,
-// in real time. Run alone: npm run bench -- txtzyme (BENCH_SECONDS, default 10, per side).
+// alternating rounds: one line in flight (the baseline of issue 17), and pipelined within the
+// same window as the plugin's. Each simulator runs in a child process at the far end of a socat
+// pty pair, in real time, and reports its busy time. Run alone: npm run bench -- txtzyme
+// (BENCH_SECONDS, default 10, per side).
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { SerialPort, ReadlineParser } from 'serialport'
 import WebSocket from 'ws'
@@ -14,7 +17,7 @@ import { createKernel } from '../core/kernel.js'
 import { DEFAULTS } from '../core/farm-config.js'
 import { RATE_LIMITS_OFF } from '../core/http/rate-limits.js'
 import { openPtyPair, waitExit } from '../plugins/txtzyme/pty.js'
-import { defaultNonce } from '../plugins/txtzyme/queue.js'
+import { WINDOW_BYTES, WINDOW_LINES, defaultNonce } from '../plugins/txtzyme/queue.js'
 import { scratchDir, trackChild } from './cleanup.js'
 import { ratio, type Headline, type PartResult } from './report.js'
 
@@ -26,6 +29,10 @@ interface Phase {
   seconds: number
   p50: number
   p99: number
+  /** Share of the round's wall time the simulated device spent running lines. */
+  deviceBusy?: number
+  /** Share of wall time with at least one line on the wire (the plugin's /status busyMs). */
+  occupied?: number
 }
 
 function summarise(latencies: number[], ms: number): Phase {
@@ -55,28 +62,44 @@ async function loops(
   return summarise(latencies, Date.now() - started)
 }
 
-async function direct(path: string, clients: number, seconds: number): Promise<Phase> {
+/**
+ * Lines written straight to the pty with the same sentinel, in arrival order: one at a time (the
+ * least any sharing needs), or pipelined within the plugin's window (WINDOW_BYTES beyond the
+ * running line, WINDOW_LINES on the wire), the most a bare FIFO can do on this path.
+ */
+async function direct(path: string, clients: number, seconds: number, pipelined = false): Promise<Phase> {
   const port = new SerialPort({ path, baudRate: 9600, autoOpen: false })
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())))
-  let waiting: { nonce: string; done: () => void } | null = null
+  const waiting: { line: string; done: () => void }[] = []
+  const flight: { nonce: string; wire: number; done: () => void }[] = []
+  let ahead = 0
+  const pump = (): void => {
+    let text = ''
+    while (waiting.length > 0 && flight.length < (pipelined ? WINDOW_LINES : 1)) {
+      const next = waiting[0] as (typeof waiting)[number]
+      const nonce = defaultNonce()
+      const wire = next.line.length + nonce.length + 3
+      if (flight.length > 0 && ahead + wire > WINDOW_BYTES) break
+      waiting.shift()
+      if (flight.length > 0) ahead += wire
+      flight.push({ nonce, wire, done: next.done })
+      text += `${next.line}_${nonce}_\n`
+    }
+    if (text) port.write(text)
+  }
   port.pipe(new ReadlineParser({ delimiter: '\n' })).on('data', (line: string) => {
-    if (waiting && line.replace(/\r$/, '').endsWith(waiting.nonce)) {
-      const w = waiting
-      waiting = null
-      w.done()
+    const head = flight[0]
+    if (head && line.replace(/\r$/, '').endsWith(head.nonce)) {
+      flight.shift()
+      if (flight[0]) ahead -= flight[0].wire
+      head.done()
+      pump()
     }
   })
-  // The least any sharing needs: one line on the wire at a time, in arrival order.
-  let chain = Promise.resolve()
-  const runLine = (line: string): Promise<void> => {
-    const mine = chain.then(() => new Promise<void>((resolve) => {
-      const nonce = defaultNonce()
-      waiting = { nonce, done: resolve }
-      port.write(`${line}_${nonce}_\n`)
-    }))
-    chain = mine
-    return mine
-  }
+  const runLine = (line: string): Promise<void> => new Promise<void>((resolve) => {
+    waiting.push({ line, done: resolve })
+    pump()
+  })
   try {
     return await loops(clients, seconds, (c, i) => runLine(`_c${c}-${i}_`))
   } finally {
@@ -112,16 +135,53 @@ async function throughKernel(port: number, clients: number, seconds: number): Pr
   }
 }
 
+interface SimStats {
+  linesRun: number
+  busyMs: number
+  inputDropped: number
+  outputDropped: number
+}
+
+interface Device {
+  devicePath: string
+  stats: () => Promise<SimStats>
+  close: () => Promise<void>
+}
+
+/** Runs a phase and adds the simulator's busy share of its wall time. */
+async function measured(device: Device, run: () => Promise<Phase>): Promise<Phase> {
+  const before = await device.stats()
+  const phase = await run()
+  const after = await device.stats()
+  if (after.inputDropped > before.inputDropped) throw new Error('the simulator lost input: the window is too large')
+  return { ...phase, deviceBusy: (after.busyMs - before.busyMs) / (phase.seconds * 1000) }
+}
+
 /** A simulator at the far end of its own socat pty pair. */
-async function simulatedDevice(dir: string, name: string): Promise<{ devicePath: string; close: () => Promise<void> }> {
+async function simulatedDevice(dir: string, name: string): Promise<Device> {
   const pair = await openPtyPair(join(dir, `tty${name}`), join(dir, `sim${name}`))
   trackChild(pair.socat)
   const sim = spawn(process.execPath, [CLI, '--tty', pair.simulatorPath], { stdio: ['ignore', 'pipe', 'inherit'] })
   trackChild(sim)
   await new Promise<void>((resolve) => sim.stdout?.once('data', () => resolve()))
-  sim.stdout?.resume()
+  // After the banner, stdout carries only the JSON lines SIGUSR2 asks for (simulator-cli.ts).
+  let asked: ((stats: SimStats) => void) | null = null
+  let partial = ''
+  sim.stdout?.on('data', (chunk: Buffer) => {
+    partial += chunk.toString()
+    let at: number
+    while ((at = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, at)
+      partial = partial.slice(at + 1)
+      if (line.startsWith('{')) asked?.(JSON.parse(line) as SimStats)
+    }
+  })
   return {
     devicePath: pair.devicePath,
+    stats: () => new Promise<SimStats>((resolve) => {
+      asked = resolve
+      sim.kill('SIGUSR2')
+    }),
     close: async () => {
       sim.kill('SIGTERM')
       await waitExit(sim)
@@ -130,10 +190,34 @@ async function simulatedDevice(dir: string, name: string): Promise<{ devicePath:
   }
 }
 
+/** The figures before pipelining, for the comparison the doc shows (issue 17). */
+const BEFORE =
+  'Before pipelining (one line on the wire at a time), 50 clients through the kernel ÷ direct one line in ' +
+  'flight: 0.99 (2026-11-25, quiet machine); 0.54 (main at 94aab25 on 2026-12-01, this bench\'s older ' +
+  'version, machine loaded by other work).'
+
+/** The plugin's /status busyMs: milliseconds with at least one line on the wire. */
+function pluginBusyMs(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path: '/plugin/txtzyme/status', headers: { host: 's0.example' } },
+      (res) => {
+        let body = ''
+        res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+        res.on('end', () => resolve((JSON.parse(body) as { busyMs: number }).busyMs))
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const pct = (share: number | undefined): string => (share === undefined ? '' : `${Math.round(share * 100)} %`)
+
 /**
- * Direct writes and the kernel each get their own pty and simulator (a device has one
- * owner), so the two can be measured in alternating rounds, keeping each one's best: a burst
- * of load from elsewhere on the machine then hurts one round, not one side.
+ * Direct writes and the kernel each get their own pty and simulator (a device has one owner), so
+ * the sides can be measured in alternating rounds, keeping each one's best: a burst of load from
+ * elsewhere on the machine then hurts one round, not one side.
  */
 export async function txtzyme(
   seconds = Number(process.env.BENCH_SECONDS ?? 10),
@@ -143,7 +227,7 @@ export async function txtzyme(
   const rows: string[] = []
   const headlines: Headline[] = []
   const perRound = Math.max(1, Math.round(seconds / rounds))
-  const devices: { devicePath: string; close: () => Promise<void> }[] = []
+  const devices: Device[] = []
   try {
     const forDirect = await simulatedDevice(dir, 'DIRECT')
     devices.push(forDirect)
@@ -162,17 +246,25 @@ export async function txtzyme(
       { logger: false },
     )
     const results: Record<string, Phase> = {}
+    const rate = (p: Phase) => p.lines / p.seconds
     try {
       await kernel.app.listen({ host: '127.0.0.1', port: 0 })
       const { port } = kernel.app.server.address() as AddressInfo
-      const rate = (p: Phase) => p.lines / p.seconds
+      const viaKernel = async (clients: number, secs: number): Promise<Phase> => {
+        const before = await pluginBusyMs(port)
+        const phase = await measured(forKernel, () => throughKernel(port, clients, secs))
+        return { ...phase, occupied: ((await pluginBusyMs(port)) - before) / (phase.seconds * 1000) }
+      }
       for (const clients of [1, 50]) {
-        const sides = [
-          ['direct', () => direct(forDirect.devicePath, clients, perRound)],
-          ['kernel', () => throughKernel(port, clients, perRound)],
-        ] as const
-        await direct(forDirect.devicePath, clients, 1) // warm-up
-        await throughKernel(port, clients, 1)
+        const sides: [string, () => Promise<Phase>][] = [
+          ['direct', () => measured(forDirect, () => direct(forDirect.devicePath, clients, perRound))],
+          ['kernel', () => viaKernel(clients, perRound)],
+        ]
+        if (clients > 1) {
+          const pipelined = () => direct(forDirect.devicePath, clients, perRound, true)
+          sides.push(['pipelined', () => measured(forDirect, pipelined)])
+        }
+        for (const [, run] of sides) await run() // warm-up
         for (let round = 0; round < rounds; round++) {
           for (const [side, run] of round % 2 === 0 ? sides : [...sides].reverse()) {
             const phase = await run()
@@ -188,16 +280,23 @@ export async function txtzyme(
     for (const clients of [1, 50]) {
       const d = results[`direct ${clients}`] as Phase
       const k = results[`kernel ${clients}`] as Phase
-      const rate = (p: Phase) => p.lines / p.seconds
-      rows.push(`| ${clients} | direct to the pty | ${Math.round(rate(d))} | ${d.p50} | ${d.p99} | | |`)
-      rows.push(
-        `| ${clients} | through the kernel | ${Math.round(rate(k))} | ${k.p50} | ${k.p99} | ` +
-          `${(k.p50 - d.p50).toFixed(2)} / ${(k.p99 - d.p99).toFixed(2)} | ${(rate(k) / rate(d)).toFixed(2)} |`,
-      )
+      const pl = results[`pipelined ${clients}`]
+      const row = (path: string, p: Phase, versus: string) =>
+        `| ${clients} | ${path} | ${Math.round(rate(p))} | ${p.p50} | ${p.p99} | ${pct(p.deviceBusy)} | ` +
+          `${pct(p.occupied)} | ${versus} |`
+      rows.push(row('direct to the pty, one line in flight', d, '1.00'))
+      if (pl) rows.push(row('direct to the pty, pipelined', pl, (rate(pl) / rate(d)).toFixed(2)))
+      rows.push(row('through the kernel (pipelined)', k, (rate(k) / rate(d)).toFixed(2)))
       headlines.push({
         label: `txtzyme lines/s, ${clients} client${clients > 1 ? 's' : ''}: kernel ÷ direct pty`,
         value: ratio(rate(k), rate(d)),
       })
+      if (pl) {
+        headlines.push({
+          label: `txtzyme lines/s, ${clients} clients: kernel ÷ direct pty pipelined`,
+          value: ratio(rate(k), rate(pl)),
+        })
+      }
     }
   } finally {
     for (const device of devices) await device.close()
@@ -209,14 +308,19 @@ export async function txtzyme(
       `### Txtzyme: one line \`_cN-i_\` per request, closed loops, best of ${rounds} alternating rounds of ` +
         `${perRound} s`,
       '',
-      'Each side has its own simulator on its own socat pty pair (a device has one owner). Direct: the lines ' +
-        'written to ' +
-        'the pty with the same sentinel, one at a time in arrival order (the least any sharing needs). Kernel: the ' +
-          'json ' +
-        'websocket `/plugin/txtzyme/v1` → queue → pty and back, the kernel in the bench process.',
+      'Each side has its own simulator on its own socat pty pair (a device has one owner). Direct, one line in ' +
+        'flight: the lines written to the pty with the same sentinel, one at a time in arrival order (the ' +
+        'baseline: the least any sharing needs). Direct, pipelined: the same, sent ahead within the plugin\'s ' +
+        `window (${WINDOW_BYTES} bytes beyond the running line, ${WINDOW_LINES} lines). Kernel: the json ` +
+        'websocket `/plugin/txtzyme/v1` → queue (pipelined, default window) → pty and back, the kernel in the ' +
+        'bench process. Device busy: the simulator\'s time running lines ÷ wall time; on the wire: the ' +
+        'plugin\'s `busyMs` (at least one line sent and not answered) ÷ wall time. The simulator asserts it ' +
+        'lost no input.',
       '',
-      '| clients | path | lines/s | p50 ms | p99 ms | added p50 / p99 ms | ratio |',
-      '|---|---|---|---|---|---|---|',
+      BEFORE,
+      '',
+      '| clients | path | lines/s | p50 ms | p99 ms | device busy | on the wire | ratio to one in flight |',
+      '|---|---|---|---|---|---|---|---|',
       ...rows,
     ].join('\n'),
   }

@@ -33,8 +33,11 @@ export interface WikifarmOptions {
   /** Node flags before the script, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
   nodeFlags?: string[]
   env?: Record<string, string>
-  /** Default warn: no line per request. 'info' logs every request, as the reference does. */
-  logLevel?: string
+  /**
+   * Default warn: no line per request. 'info' logs every request, as the reference does;
+   * null passes no --logLevel at all: the default as shipped (info, one line per request).
+   */
+  logLevel?: string | null
   logFile?: string | null
   name?: string
 }
@@ -45,7 +48,7 @@ export async function startWikifarm(opts: WikifarmOptions): Promise<Child> {
     name: opts.name ?? 'wikifarm',
     port,
     args: [...(opts.nodeFlags ?? []), BIN, '--farm', '--data', opts.data, '--host', '127.0.0.1', '--port', String(port),
-      '--logLevel', opts.logLevel ?? 'warn', ...NO_LIMITS, ...(opts.flags ?? [])],
+      ...(opts.logLevel === null ? [] : ['--logLevel', opts.logLevel ?? 'warn']), ...NO_LIMITS, ...(opts.flags ?? [])],
     // The secret through the environment, as operators are told to (never argv).
     env: { WIKIFARM_COOKIE_SECRET: BENCH_COOKIE_SECRET, ...opts.env },
     logFile: opts.logFile ?? null,

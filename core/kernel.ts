@@ -28,6 +28,8 @@ import { readClientAssets } from './client/shell.js'
 import { lineupHandler, shellRoutes } from './client/shell-routes.js'
 import { parseLineup } from './client/lineup.js'
 import { SiteIndexes } from './pages/site-index.js'
+import { ClusterBus } from './cluster/cluster-bus.js'
+import { cachedPing, healthRoutes, type StoreHealth } from './routes/health-routes.js'
 import { pageRoutes } from './routes/page-routes.js'
 import { systemRoutes } from './routes/system-routes.js'
 import { ownerRoutes } from './routes/owner-routes.js'
@@ -45,6 +47,7 @@ import { CLOSE } from './sockets/close-codes.js'
 import { PushHub, pushRoutes } from './sockets/push-hub.js'
 import { registerRateLimits } from './http/rate-limits.js'
 import { registerUpgradeGuard } from './http/upgrade-guard.js'
+import { lazyRequestLogger, registerAccessLog } from './http/access-log.js'
 import { guardConnections, type ConnectionGuard } from './http/connection-guard.js'
 import { websocketErrorHandler } from './sockets/websocket-errors.js'
 import { PluginPlacement, singleNodeView, type NodeRef } from './cluster/placement.js'
@@ -91,6 +94,8 @@ export interface Kernel {
   readonly legacy: LegacyPlugins
   /** Open HTTP connections per client address, and those refused over the cap. */
   readonly connections: ConnectionGuard
+  /** On the PostgreSQL store: this node's share of the farm's events (null on the file store). */
+  readonly cluster: ClusterBus | null
   /** Where one-node plugins run in a farm of many nodes (the PostgreSQL store); null on the file store. */
   readonly placement: PluginPlacement | null
   /** Starts listening; resolves to the address, e.g. http://127.0.0.1:3000. */
@@ -98,8 +103,6 @@ export interface Kernel {
   /** Refuses new requests (503), lets pending writes finish, then closes. */
   close(): Promise<void>
 }
-
-const LOGS_REQUESTS = new Set(['info', 'debug', 'trace'])
 
 /** This node as the farm's other nodes reach it: nodeUrl, else the host and port it listens on. */
 export function nodeOf(config: FarmConfig, port: number): NodeRef {
@@ -172,8 +175,10 @@ function unknownSitePage(message: string): string {
 export async function createKernel(config: FarmConfig, options: KernelOptions = {}): Promise<Kernel> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
-    // The kernel logs one line per request itself, after the site is known (onResponse).
+    // The kernel logs one line per request itself, after the site is known (onResponse), and
+    // a request's child logger is made only if something logs through it (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.uploadLimit,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -229,6 +234,18 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     idleMs: config.idleSeconds * 1000,
     limits: { itemBytes: config.itemLimit, pageBytes: config.pageLimit, actionBytes: config.actionLimit },
   }, store, events, defaults)
+  // On PostgreSQL, other nodes may write the same sites: their changes reach this node's bus and
+  // caches (core/cluster/), and what a site keeps in memory is checked fresh before it is used.
+  const cluster = store instanceof PostgresPageStore
+    ? new ClusterBus(store, sites, events, {
+      info: (message) => app.log.info({ code: 'WIKIFARM_CLUSTER' }, message),
+      warn: (message, err) => app.log.warn({ code: 'WIKIFARM_ERR_STORE_UNAVAILABLE', err }, message),
+    })
+    : null
+  if (cluster) {
+    sites.sync = () => cluster.sync()
+    await cluster.start()
+  }
   const sessionMs = config.session_duration * 24 * 3600 * 1000
   const sessions = new SessionKeeper(config.cookieSecret, sessionMs, config.secure_cookie)
   const guards = createGuards(config, sessions)
@@ -339,14 +356,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     return payload
   })
 
-  app.addHook('onResponse', async (request, reply) => {
-    // The request line is built only when it will be written: the read path stays lean when quiet.
-    if (!LOGS_REQUESTS.has(request.log.level)) return
-    request.log.info({
-      site: request.site?.name ?? null, method: request.method, url: request.url,
-      status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10,
-    }, 'request')
-  })
+  registerAccessLog(app)
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body } = errorBody(error)
@@ -398,6 +408,13 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     placement: (record) => placement?.view(record) ?? singleNodeView(record),
     node: () => placement?.node ?? null,
   })
+  const ping = store instanceof PostgresPageStore ? cachedPing(() => store.ping()) : null
+  await app.register(healthRoutes, {
+    plugins,
+    store: async (): Promise<StoreHealth> => cluster && ping
+      ? { type: 'postgres', reachable: await ping(), events: cluster.state, node: cluster.nodeId }
+      : { type: 'files', reachable: true },
+  })
   await app.register(legacyRoutes, { legacy, guards, config, handlerTimeoutMs: config.pluginHandlerTimeoutMs })
   const labelKey = randomBytes(32)
   await app.register(pushRoutes, { push, hub, sites, guards, labelKey })
@@ -418,7 +435,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
   }
 
   return {
-    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, placement,
+    app, config, sites, events, guards, plugins, sockets: hub, push, legacy, connections, cluster, placement,
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host })
       // On port 0 the address the other nodes forward to is known only now.
@@ -435,6 +452,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
       await placement?.close()
       await legacy.close()
       await sites.close()
+      await cluster?.close()
       if (ownsStore) await store.close()
     },
   }

@@ -202,6 +202,25 @@ for (const mode of MODES) {
   })
 }
 
+t.test('process: a frame that does not decode, or claims more than the limit, ends the plugin unbuffered',
+  async (t) => {
+    const farm = await isolatedFarm(t, 'process', ['rogue'], { pluginHandlerTimeoutMs: 2000 })
+    t.equal((await farm.get('/plugin/rogue/hello')).status, 200)
+    const garbage = await farm.post('/plugin/rogue/garbage', {})
+    t.equal(garbage.status, 503, 'the call in flight is answered: the plugin is gone')
+    t.match(JSON.parse(garbage.body), { reason: /protocol violation: a frame of \d+ bytes does not decode/ })
+    await farmServes(t, farm, 'after garbage')
+    await eventually(async () => (await farm.get('/plugin/rogue/hello')).status === 200, 10_000, 'rogue runs again')
+
+    const rss = process.memoryUsage().rss
+    const huge = await farm.post('/plugin/rogue/huge', {})
+    t.equal(huge.status, 503, 'a frame claiming 4 GiB ends the plugin from its length alone')
+    t.match(JSON.parse(huge.body), { reason: /protocol violation: a frame of 4294967280 bytes passes the limit/ })
+    t.ok(process.memoryUsage().rss - rss < 64 * 1024 * 1024, 'the kernel did not buffer it')
+    await farmServes(t, farm, 'after a huge frame')
+    await eventually(async () => (await farm.get('/plugin/rogue/hello')).status === 200, 10_000, 'rogue runs again')
+  })
+
 t.test('process: the permission model refuses a direct read of the data folder; a worker does not', async (t) => {
   for (const mode of MODES) {
     const farm = await isolatedFarm(t, mode, ['snoop'])

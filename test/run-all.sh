@@ -12,6 +12,8 @@ done
 # Debian keeps PostgreSQL's initdb and postgres off PATH, under /usr/lib/postgresql/<version>/bin
 # (test/fixtures/postgres.ts looks there); the tests start their own throwaway server.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# HAProxy fronts the multi-node tests (test/fixtures/haproxy.ts); Debian puts it in /usr/sbin.
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${need_apt[*]} from Debian"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}") >/dev/null 2>&1 ||

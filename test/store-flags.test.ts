@@ -11,25 +11,38 @@ import { startPostgres } from './fixtures/postgres.js'
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'wikifarm.js')
 const URL_WITH_SECRET = 'postgres://farm:s3cret-pw@db.internal:5432/wiki'
+/** Every node of a farm on PostgreSQL signs cookies with the operator's secret: required there. */
+const SECRET_ENV = { WIKIFARM_COOKIE_SECRET: 'k'.repeat(40) }
 
 t.test('the store is the file store unless a postgres:// URL is given', async (t) => {
   const plain = parseCli([], {})
   if (!('config' in plain)) throw new Error('no config')
   t.equal(plain.config.store, null, 'default: files in the data folder')
-  const flag = parseCli(['--store', URL_WITH_SECRET], {})
+  const flag = parseCli(['--store', URL_WITH_SECRET], SECRET_ENV)
   if (!('config' in flag)) throw new Error('no config')
   t.equal(flag.config.store, URL_WITH_SECRET)
   t.ok(flag.warnings.includes(secretFlagWarning('store')), 'a flag is warned about')
   t.match(secretFlagWarning('store'), /set "store" in the config file or WIKIFARM_STORE instead/)
-  const env = parseCli([], { WIKIFARM_STORE: URL_WITH_SECRET })
+  const env = parseCli([], { WIKIFARM_STORE: URL_WITH_SECRET, ...SECRET_ENV })
   if (!('config' in env)) throw new Error('no config')
   t.equal(env.config.store, URL_WITH_SECRET, 'WIKIFARM_STORE')
   t.notOk(env.warnings.some((w) => w.includes('puts a secret')), 'the environment is not warned about')
   const file = join(t.testdir(), 'farm.json')
   writeFileSync(file, JSON.stringify({ store: 'postgresql://farm@localhost/wiki?host=/run/postgresql' }))
-  const fromFile = parseCli(['--config', file], {})
+  const fromFile = parseCli(['--config', file], SECRET_ENV)
   if (!('config' in fromFile)) throw new Error('no config')
   t.equal(fromFile.config.store, 'postgresql://farm@localhost/wiki?host=/run/postgresql', 'a socket folder for host, from the file')
+})
+
+t.test('a farm on PostgreSQL refuses to start without a configured cookie secret', async (t) => {
+  t.throws(() => parseCli(['--store', URL_WITH_SECRET], {}),
+    { code: 'WIKIFARM_ERR_CONFIG', message: /cookieSecret: required with the PostgreSQL store/ })
+  t.throws(() => parseCli([], { WIKIFARM_STORE: URL_WITH_SECRET }), { code: 'WIKIFARM_ERR_CONFIG' })
+  const file = join(t.testdir(), 'farm.json')
+  writeFileSync(file, JSON.stringify({ store: URL_WITH_SECRET, cookieSecret: 'from-the-file-'.repeat(3) }))
+  const ok = parseCli(['--config', file], {})
+  t.ok('config' in ok && ok.config.cookieSecret === 'from-the-file-'.repeat(3), 'a secret in the config file will do')
+  t.doesNotThrow(() => parseCli([], {}), 'the file store keeps its random secret (one process)')
 })
 
 t.test('a bad store URL is refused with a reason that does not quote it', async (t) => {
@@ -57,7 +70,7 @@ interface Ran { out: string; pid: number; code: number | null }
 
 function run(t: Test, args: string[], env: NodeJS.ProcessEnv, until: RegExp): Promise<Ran> {
   const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--data', t.testdir(), ...args],
-    { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    { env: { PATH: process.env.PATH, ...SECRET_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   let out = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
@@ -80,6 +93,14 @@ t.test('bin: a store that cannot be reached stops the boot with a coded reason a
   const result = await run(t, [], { WIKIFARM_STORE: 'postgres://farm:s3cret-pw@127.0.0.1:1/wiki' }, /cannot start/)
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.match(result.out, /wikifarm: cannot start: The page store cannot be reached/)
+  t.notMatch(result.out, 's3cret-pw')
+})
+
+t.test('bin: a farm on PostgreSQL without a cookie secret exits 2 with a coded reason', async (t) => {
+  const result = await run(t, [], { WIKIFARM_STORE: 'postgres://farm:s3cret-pw@127.0.0.1:1/wiki',
+    WIKIFARM_COOKIE_SECRET: '' }, /(?!)/) // matches nothing: resolves when the process exits
+  t.match(result.out, /cookieSecret: required with the PostgreSQL store/)
+  t.equal(result.code, 2)
   t.notMatch(result.out, 's3cret-pw')
 })
 

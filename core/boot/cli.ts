@@ -1050,6 +1050,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliResult {
     keepAliveSeconds: pick('keepAliveSeconds', ...layers) ?? DEFAULTS.keepAliveSeconds,
     socketIdleSeconds: pick('socketIdleSeconds', ...layers) ?? DEFAULTS.socketIdleSeconds,
   }
+  // On PostgreSQL any number of nodes may serve one farm, and a cookie signed by one must be
+  // honoured by the next (a node dies, HAProxy moves its sites): a random secret per process
+  // would log every visitor out on every move, so the secret must be the operator's.
+  if (config.store !== null && config.cookieSecretIsRandom) {
+    throw new ERR_CONFIG('cookieSecret: required with the PostgreSQL store (store): every node of the farm ' +
+      'must sign cookies with the same secret; set "cookieSecret" in the config file or WIKIFARM_COOKIE_SECRET')
+  }
   if (config.metricsPort !== null && config.metricsPort !== 0 && config.metricsPort === config.port)
     fail('metricsPort', `must differ from port (${config.port}): metrics never share the sites' port`)
   return { config, warnings: [...warnings, ...bootWarnings(config)] }

@@ -2,7 +2,8 @@
 // bin/wikifarm.js registers tsx and calls main(); exit codes: 0 clean, 1 failure, 2 bad usage.
 import closeWithGrace from 'close-with-grace'
 import type { AddressInfo } from 'node:net'
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
+import { LogDestination } from './log-destination.js'
 import { parseCli, redactedCommandLine, type CliResult } from './cli.js'
 import { createKernel, type Kernel } from '../kernel.js'
 import type { FarmConfig } from '../farm-config.js'
@@ -21,7 +22,7 @@ export interface MainIO {
 }
 
 function loggerFor(config: FarmConfig, pretty: boolean): FastifyServerOptions['logger'] {
-  if (!pretty) return { level: config.logLevel }
+  if (!pretty) return { level: config.logLevel, stream: new LogDestination(1) }
   return {
     level: config.logLevel,
     transport: {
@@ -29,6 +30,22 @@ function loggerFor(config: FarmConfig, pretty: boolean): FastifyServerOptions['l
       options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true },
     },
   }
+}
+
+/** Resolves once every line logged so far is written (at most a second: a stuck pipe ends no close). */
+export function flushLog(log: FastifyBaseLogger): Promise<void> {
+  const flush = (log as { flush?: (cb: (err?: Error) => void) => void }).flush
+  if (typeof flush !== 'function') return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000)
+    timer.unref()
+    try {
+      flush.call(log, () => { clearTimeout(timer); resolve() })
+    } catch {
+      clearTimeout(timer)
+      resolve()
+    }
+  })
 }
 
 /** The URL to print: wildcard addresses become localhost, IPv6 goes in brackets. */
@@ -117,6 +134,7 @@ export async function main(io: MainIO = {
     else log.info(`${signal ?? 'exit'}: closing the farm`)
     await kernel.close()
     log.info('farm closed')
+    await flushLog(log)
   })
 
   const where = config.store ? `PostgreSQL ${redactStoreUrl(config.store)}` : config.data

@@ -67,9 +67,14 @@ export class RateLimiter {
 }
 
 /** Which limit a request counts against, if any. */
+/** Answered without a site or a session (core/routes/health-routes.ts). */
+export const HEALTH_PATH = '/system/health'
+
 export function limitedAs(request: FastifyRequest): Limited | null {
   if (request.method === 'GET' && (request.headers.upgrade ?? '').toLowerCase() === 'websocket') return 'upgrade'
   const route = request.routeOptions.url
+  // The load balancer's health check comes every second from one address: never refused for it.
+  if (route === HEALTH_PATH) return null
   if (request.method === 'POST' && route === '/auth/reclaim/') return 'login'
   if (request.method === 'POST' && route === '/login') return 'claim'
   if (request.method === 'PUT' && route === '/page/:slug/action') return 'edit'

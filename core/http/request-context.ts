@@ -5,6 +5,7 @@ import type { FarmConfig } from '../farm-config.js'
 import { FreshSession, type Session, type SessionKeeper } from './sessions.js'
 import type { Site, SiteRegistry } from '../pages/sites.js'
 import { normalizeHost } from './site-router.js'
+import { HEALTH_PATH } from './rate-limits.js'
 import {
   ERR_BAD_HOST, ERR_BAD_SLUG, ERR_CLOSING, ERR_FOREIGN_ORIGIN, ERR_NOT_ADMIN, ERR_NOT_OWNER,
   ERR_READ_ONLY, ERR_UNKNOWN_SITE,
@@ -144,6 +145,8 @@ export function registerRequestContext(app: FastifyInstance, deps: {
       reply.header('connection', 'close')
       throw new ERR_CLOSING()
     }
+    // The load balancer's check asks about the node, not a site: any Host, no session.
+    if (request.routeOptions.url === HEALTH_PATH) return
     // Node keeps the first of several Host lines; which site was meant is then ambiguous.
     if (hostLines(request.raw.rawHeaders) > 1) throw new ERR_BAD_HOST('more than one Host header')
     // Behind a trusted proxy the public host is the one the nearest proxy names: the last

@@ -28,6 +28,11 @@ export interface Session {
   readonly issued: number
   /** True when no valid cookie came with the request: the reply will set one. */
   readonly fresh: boolean
+  /**
+   * The id without using it: a fresh session draws it but still sends no cookie unless `id`
+   * is read. For a plugin across an isolation boundary, which gets the id ahead of its read.
+   */
+  peekId?(): string
 }
 
 interface CookieBody {
@@ -55,14 +60,20 @@ export class FreshSession implements Session {
   readonly fresh = true
   readonly issued = Date.now()
   #id: string | null = null
+  #used = false
 
   get id(): string {
+    this.#used = true
+    return this.peekId()
+  }
+
+  peekId(): string {
     this.#id ??= newId()
     return this.#id
   }
 
   get used(): boolean {
-    return this.#id !== null
+    return this.#used
   }
 }
 

@@ -10,7 +10,7 @@ import { Durations, histogramFamily } from './durations.js'
 /** Every operation of a site's store: tsc fails here when SiteStore gains one, so none goes unmeasured. */
 const OPERATIONS: Record<keyof SiteStore, true> = {
   getPage: true, listSlugs: true, statPages: true, updatePage: true, recyclePage: true, getRecycled: true,
-  listRecycled: true, deleteRecycled: true, readStatus: true, writeStatus: true, removeStatus: true,
+  listRecycled: true, deleteRecycled: true, readStatus: true, writeStatus: true, createStatus: true, removeStatus: true,
   statStatus: true, flush: true, removeLeftovers: true, sitemapEntries: true,
 }
 

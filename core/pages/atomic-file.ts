@@ -1,7 +1,7 @@
 // Durable replacement of a file: temp file, fsync, rename, fsync of the folder. A kill -9 at
 // any moment leaves either the old or the new content under the final name, never a mix,
 // and at worst a temp file, which the next opening of the site removes (removeLeftoverTemps).
-import { open, rename, mkdir, readdir, unlink } from 'node:fs/promises'
+import { open, rename, link, mkdir, readdir, unlink } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 
 let sequence = 0
@@ -12,7 +12,12 @@ const writing = new Set<string>()
 // (slugs never start with a dot); the pid says which process wrote it.
 const TEMP = /^\.(.+)\.([1-9][0-9]{0,9})\.([1-9][0-9]{0,15})\.tmp$/
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/**
+ * With `exclusive`, the file is only created, never replaced: the temp file is linked under the
+ * final name, which the file system refuses (EEXIST) when the name exists, atomically even
+ * between processes; answers false then, and the file is left as it was.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, exclusive = false): Promise<boolean> {
   const dir = dirname(path)
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++sequence}.tmp`)
   writing.add(tmp)
@@ -29,15 +34,18 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     }
     await file.close()
     try {
-      await rename(tmp, path)
+      if (exclusive) await link(tmp, path).finally(() => unlink(tmp).catch(() => {}))
+      else await rename(tmp, path)
     } catch (err) {
       await unlink(tmp).catch(() => {})
+      if (exclusive && (err as NodeJS.ErrnoException).code === 'EEXIST') return false
       throw err
     }
   } finally {
     writing.delete(tmp)
   }
   await syncDir(dir)
+  return true
 }
 
 export async function syncDir(dir: string): Promise<void> {

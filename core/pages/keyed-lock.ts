@@ -1,9 +1,14 @@
 // One holder per key at a time: the "one writer per page" rule, without blocking other pages.
 export class KeyedLock {
-  #tails = new Map<string, Promise<void>>()
+  // Made on first use: a lock per open site, most of them never written.
+  #map: Map<string, Promise<void>> | null = null
+
+  get #tails(): Map<string, Promise<void>> {
+    return this.#map ??= new Map()
+  }
 
   get size(): number {
-    return this.#tails.size
+    return this.#map?.size ?? 0
   }
 
   async run<T>(key: string, task: () => Promise<T>): Promise<T> {
@@ -24,6 +29,6 @@ export class KeyedLock {
 
   /** Resolves when every task queued so far has finished. */
   async drain(): Promise<void> {
-    while (this.#tails.size > 0) await Promise.all(this.#tails.values())
+    while (this.#map !== null && this.#map.size > 0) await Promise.all(this.#tails.values())
   }
 }

@@ -1,6 +1,7 @@
 // Page persistence behind an interface. The file store lays pages out exactly like the
 // reference wiki-server (<site>/pages/<slug>, status/, recycle/), so an existing farm's data
 // folder is served unchanged.
+import type { ActionNote } from './store-notices.js'
 import { readFile, readdir, rename, unlink, mkdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
@@ -25,6 +26,11 @@ export interface PageStat {
   mtimeMs: number
 }
 
+export interface UpdateOptions {
+  backup?: boolean
+  action?: ActionNote
+}
+
 /** The persistence of one site. Every method is async so a store may live anywhere. */
 export interface SiteStore {
   getPage(slug: string): Promise<StoredPage | null>
@@ -33,8 +39,9 @@ export interface SiteStore {
   /**
    * Runs `change` as the only writer of `slug`; a null result leaves the page as it was.
    * With `backup`, the page being replaced is first copied to the recycler (forks do this).
+   * `action` names what changed, for a store that tells other nodes (store-notices.ts).
    */
-  updatePage(slug: string, change: PageChange, options?: { backup?: boolean }): Promise<StoredPage | null>
+  updatePage(slug: string, change: PageChange, options?: UpdateOptions): Promise<StoredPage | null>
   /** Moves a page to the recycler; returns what was moved, or null when there was no page. */
   recyclePage(slug: string): Promise<Page | null>
   getRecycled(slug: string): Promise<Page | null>
@@ -42,6 +49,11 @@ export interface SiteStore {
   deleteRecycled(slug: string): Promise<boolean>
   readStatus(name: string): Promise<Buffer | null>
   writeStatus(name: string, data: string | Uint8Array): Promise<void>
+  /**
+   * Writes a status file only if it does not exist, atomically against every other writer, of
+   * this process or of another node on the same store; false when it existed (left as it was).
+   */
+  createStatus(name: string, data: string | Uint8Array): Promise<boolean>
   removeStatus(name: string): Promise<void>
   statStatus(name: string): Promise<number | null>
   /** Resolves when every write started so far is on disk. */
@@ -120,27 +132,37 @@ export function parsePage(text: string, where: string): Page {
 }
 
 class FileSiteStore implements SiteStore {
-  readonly #pages: string
-  readonly #status: string
-  readonly #recycle: string
+  // One string per open site (the root the site already holds): the folders below it are
+  // joined when used, since most sites are only read, and a read joins one path anyway.
+  readonly #root: string
   readonly #cache: LRUCache<string, StoredPage>
   readonly #lock = new KeyedLock()
 
   constructor(root: string, cache: LRUCache<string, StoredPage>) {
-    this.#pages = join(root, 'pages')
-    this.#status = join(root, 'status')
-    this.#recycle = join(root, 'recycle')
+    this.#root = root
     this.#cache = cache
   }
 
+  get #pages(): string {
+    return join(this.#root, 'pages')
+  }
+
+  get #status(): string {
+    return join(this.#root, 'status')
+  }
+
+  get #recycle(): string {
+    return join(this.#root, 'recycle')
+  }
+
   #key(slug: string): string {
-    return `${this.#pages}\0${slug}`
+    return `${this.#root}\0${slug}`
   }
 
   async getPage(slug: string): Promise<StoredPage | null> {
     const cached = this.#cache.get(this.#key(slug))
     if (cached) return cached === MISSING ? null : cached
-    const path = join(this.#pages, slug)
+    const path = join(this.#root, 'pages', slug)
     let text: string
     try {
       text = await readFile(path, 'utf8')
@@ -164,9 +186,10 @@ class FileSiteStore implements SiteStore {
 
   async statPages(): Promise<PageStat[]> {
     const slugs = await this.listSlugs()
+    const pages = this.#pages
     const stats = await Promise.all(slugs.map(async (slug) => {
       try {
-        return { slug, mtimeMs: (await stat(join(this.#pages, slug))).mtimeMs }
+        return { slug, mtimeMs: (await stat(join(pages, slug))).mtimeMs }
       } catch (err) {
         if (isMissing(err)) return null
         throw err
@@ -184,7 +207,7 @@ class FileSiteStore implements SiteStore {
     }
   }
 
-  updatePage(slug: string, change: PageChange, options: { backup?: boolean } = {}): Promise<StoredPage | null> {
+  updatePage(slug: string, change: PageChange, options: UpdateOptions = {}): Promise<StoredPage | null> {
     return this.#lock.run(slug, async () => {
       const current = await this.getPage(slug)
       const next = await change(current ? current.page : null, current ? current.json : null)
@@ -246,7 +269,11 @@ class FileSiteStore implements SiteStore {
   }
 
   writeStatus(name: string, data: string | Uint8Array): Promise<void> {
-    return this.#lock.run(`status/${name}`, () => writeFileAtomic(join(this.#status, name), data))
+    return this.#lock.run(`status/${name}`, async () => { await writeFileAtomic(join(this.#status, name), data) })
+  }
+
+  createStatus(name: string, data: string | Uint8Array): Promise<boolean> {
+    return this.#lock.run(`status/${name}`, () => writeFileAtomic(join(this.#status, name), data, true))
   }
 
   removeStatus(name: string): Promise<void> {

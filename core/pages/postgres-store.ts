@@ -8,8 +8,9 @@ import type { Page } from '../../schemas/page.js'
 import type { SitemapEntry } from '../../schemas/sitemap.js'
 import {
   parsePage, storedPage, type PageChange, type PageStat, type PageStore, type SiteLocation, type SiteStore,
-  type StoredPage,
+  type StoredPage, type UpdateOptions,
 } from './page-store.js'
+import { NOTICE_CHANNEL, encodeNotice, newNodeId, type Notice } from './store-notices.js'
 import { KeyedLock } from './keyed-lock.js'
 import { sitemapEntry } from './sitemap.js'
 import { MIGRATIONS } from './postgres-schema.js'
@@ -26,6 +27,8 @@ export interface PostgresStoreOptions {
   connectMs?: number
   /** Where failures of idle connections are reported (a restart of the server, a network cut). */
   onIdleError?: (err: Error) => void
+  /** This process's id in the notices it sends (default: a new random one). */
+  nodeId?: string
 }
 
 // SQLSTATE classes that mean "the server is not there" rather than "this statement failed".
@@ -97,7 +100,13 @@ class PostgresSiteStore implements SiteStore {
     return rows.map((r) => ({ slug: r.slug, mtimeMs: Number(r.ms) }))
   }
 
-  updatePage(slug: string, change: PageChange, options: { backup?: boolean } = {}): Promise<StoredPage | null> {
+  /** Tells every node of the farm, on commit, what this transaction changed (store-notices.ts). */
+  async #notify(tx: pg.PoolClient, notice: Notice): Promise<void> {
+    const payload = encodeNotice(notice)
+    if (payload !== null) await this.#db.query('notice', 'SELECT pg_notify($1, $2)', [NOTICE_CHANNEL, payload], tx)
+  }
+
+  updatePage(slug: string, change: PageChange, options: UpdateOptions = {}): Promise<StoredPage | null> {
     // The in-process lock keeps writers of one page from queueing on pool connections; the
     // advisory lock makes them one writer across every process on the database.
     return this.#lock.run(slug, () => this.#db.transaction(`page ${slug}`, async (tx) => {
@@ -120,6 +129,10 @@ class PostgresSiteStore implements SiteStore {
         'INSERT INTO wikifarm_sitemap (site, slug, entry) VALUES ($1, $2, $3) ' +
         'ON CONFLICT (site, slug) DO UPDATE SET entry = EXCLUDED.entry',
         [slug, JSON.stringify(sitemapEntry(slug, stored.page))], tx)
+      const notice: Notice = { k: 'page', n: this.#db.nodeId, s: this.#site, p: slug }
+      if (current === null) notice.c = true
+      if (options.action) notice.a = options.action
+      await this.#notify(tx, notice)
       return stored
     }))
   }
@@ -145,6 +158,7 @@ class PostgresSiteStore implements SiteStore {
       await this.#query(`sitemap entry of ${slug}`, 'DELETE FROM wikifarm_sitemap WHERE site = $1 AND slug = $2',
         [slug], tx)
       await this.#recycle(tx, slug, body)
+      await this.#notify(tx, { k: 'delete', n: this.#db.nodeId, s: this.#site, p: slug })
       return parsePage(body, `page ${slug}`)
     }))
   }
@@ -189,13 +203,29 @@ class PostgresSiteStore implements SiteStore {
       await this.#query(`status/${name}`,
         'INSERT INTO wikifarm_status (site, name, data) VALUES ($1, $2, $3) ' +
         'ON CONFLICT (site, name) DO UPDATE SET data = EXCLUDED.data, updated_at = now()', [name, bytes], tx)
+      await this.#notify(tx, { k: 'status', n: this.#db.nodeId, s: this.#site, f: name })
+    }))
+  }
+
+  createStatus(name: string, data: string | Uint8Array): Promise<boolean> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)
+    return this.#lock.run(`status/${name}`, () => this.#db.transaction(`status/${name}`, async (tx) => {
+      await this.#touchSite(tx)
+      // The primary key (site, name) decides between nodes: one insert wins, the others touch nothing.
+      const { rows } = await this.#query(`status/${name}`,
+        'INSERT INTO wikifarm_status (site, name, data) VALUES ($1, $2, $3) ' +
+        'ON CONFLICT (site, name) DO NOTHING RETURNING name', [name, bytes], tx)
+      if (rows.length === 0) return false
+      await this.#notify(tx, { k: 'status', n: this.#db.nodeId, s: this.#site, f: name })
+      return true
     }))
   }
 
   removeStatus(name: string): Promise<void> {
-    return this.#lock.run(`status/${name}`, async () => {
-      await this.#query(`status/${name}`, 'DELETE FROM wikifarm_status WHERE site = $1 AND name = $2', [name])
-    })
+    return this.#lock.run(`status/${name}`, () => this.#db.transaction(`status/${name}`, async (tx) => {
+      await this.#query(`status/${name}`, 'DELETE FROM wikifarm_status WHERE site = $1 AND name = $2', [name], tx)
+      await this.#notify(tx, { k: 'status', n: this.#db.nodeId, s: this.#site, f: name })
+    }))
   }
 
   async statStatus(name: string): Promise<number | null> {
@@ -234,11 +264,17 @@ export class PostgresPageStore implements PageStore {
   readonly #pool: pg.Pool
   /** The URL with its password replaced: what messages may show. */
   readonly where: string
+  /** The URL itself (with its password): never shown, only connected to. */
+  readonly #url: string
+  /** This process's id in the notices its writes send; a node skips its own. */
+  readonly nodeId: string
   #closed: Promise<void> | null = null
 
-  private constructor(pool: pg.Pool, where: string) {
+  private constructor(pool: pg.Pool, url: string, nodeId: string) {
     this.#pool = pool
-    this.where = where
+    this.#url = url
+    this.where = redactStoreUrl(url)
+    this.nodeId = nodeId
   }
 
   /** Connects, then creates or migrates the schema; fails with a coded error naming no secret. */
@@ -252,7 +288,7 @@ export class PostgresPageStore implements PageStore {
     // An idle connection that breaks (the server restarts) must not end the process; the pool
     // drops it and the next query opens a new one.
     pool.on('error', (err) => options.onIdleError?.(err))
-    const store = new PostgresPageStore(pool, redactStoreUrl(url))
+    const store = new PostgresPageStore(pool, url, options.nodeId ?? newNodeId())
     try {
       await store.migrate()
     } catch (err) {
@@ -319,6 +355,27 @@ export class PostgresPageStore implements PageStore {
       }
       return ran
     })
+  }
+
+  /** A connection of its own, outside the pool: a node's LISTEN connection (core/cluster/). */
+  newClient(): pg.Client {
+    return new pg.Client({ connectionString: this.#url, application_name: 'wikifarm-listen' })
+  }
+
+  /** Sends a notice on its own (a node's freshness barrier). */
+  async notice(notice: Notice): Promise<void> {
+    const payload = encodeNotice(notice)
+    if (payload !== null) await this.query('notice', 'SELECT pg_notify($1, $2)', [NOTICE_CHANNEL, payload])
+  }
+
+  /** Whether the database answers now (health checks): one trivial statement. */
+  async ping(): Promise<boolean> {
+    try {
+      await this.query('ping', 'SELECT 1', [])
+      return true
+    } catch {
+      return false
+    }
   }
 
   site(where: SiteLocation): PostgresSiteStore {

@@ -81,6 +81,8 @@ export class SiteIndexes {
   }
 
   async json(site: Site): Promise<string> {
+    // Another node's edits reach the index as events: wait for those committed before now.
+    await site.fresh()
     let entry = this.#sites.get(site.name)
     if (!entry) {
       entry = { index: build(site), json: null }

@@ -15,6 +15,7 @@ import type { EventBus } from './events.js'
 import type { DefaultPages } from './default-pages.js'
 import { ERR_ALREADY_CLAIMED, ERR_PAGE_NOT_FOUND } from '../errors.js'
 import { StoreError } from './store-error.js'
+import { actionNote } from './store-notices.js'
 import { stripWww } from '../http/site-router.js'
 
 /**
@@ -49,37 +50,64 @@ export class Site {
   lastUsed = Date.now()
   #sitemap: Promise<SiteMap> | null = null
   #owner: Promise<Owner | null> | null = null
-  #claims: Promise<unknown> = Promise.resolve()
+  // The queues of claims and logouts, the sweep of leftovers: made on first need, since most
+  // open sites are only ever read and memory follows open sites.
+  #claims: Promise<unknown> | null = null
   #epoch: Promise<number> | null = null
-  #logouts: Promise<unknown> = Promise.resolve()
+  #logouts: Promise<unknown> | null = null
+  #opened: Promise<string[]> | null = null
   readonly #events: EventBus
   readonly #defaults: DefaultPages
   readonly #limits: PageLimits
+  /**
+   * On a store other nodes write too: resolves once every change committed before the call has
+   * reached this node (core/cluster/), so what this site keeps in memory is never older than a
+   * commit that came before the request. Null on a store only this process writes.
+   */
+  readonly #sync: (() => Promise<void>) | null
 
   constructor(name: string, root: string, store: SiteStore, events: EventBus, defaults: DefaultPages,
-    limits: PageLimits) {
+    limits: PageLimits, sync: (() => Promise<void>) | null = null) {
+    this.#sync = sync
     this.name = name
     this.root = root
     this.store = store
     this.#events = events
     this.#defaults = defaults
     this.#limits = limits
-    this.opened = store.removeLeftovers().catch(() => [])
   }
 
   /**
-   * What opening the site does on disk before its sitemap is read or any page written
-   * through it: removing the temp files of writes a kill interrupted. Best effort: a
-   * leftover that cannot be removed costs disk space, never a page.
+   * What opening the site does on disk before its sitemap is read or anything written through
+   * it: removing the temp files of writes a kill interrupted. Started on the first of those,
+   * not on the first read: a read never sees a temp file (they are hidden names no slug
+   * matches), so a site that is only read costs no directory scan. Best effort: a leftover that
+   * cannot be removed costs disk space, never a page.
    */
-  readonly opened: Promise<string[]>
+  get opened(): Promise<string[]> {
+    return this.#opened ??= this.store.removeLeftovers().catch(() => [])
+  }
+
+  /** Resolves once every change committed before the call has reached this node (see #sync). */
+  async fresh(): Promise<void> {
+    if (this.#sync) await this.#sync()
+  }
 
   sitemap(): Promise<SiteMap> {
-    this.#sitemap ??= this.opened.then(() => SiteMap.open(this.store)).catch((err: unknown) => {
-      this.#sitemap = null
+    return this.#sync ? this.#sync().then(() => this.#sitemapNow()) : this.#sitemapNow()
+  }
+
+  #sitemapNow(): Promise<SiteMap> {
+    if (this.#sitemap) return this.#sitemap
+    const reading: Promise<SiteMap> = this.opened.then(() => SiteMap.open(this.store)).then((map) => {
+      if (this.#sitemap === reading) this.#sitemapOf = map
+      return map
+    }, (err: unknown) => {
+      if (this.#sitemap === reading) this.#sitemap = null
       throw err
     })
-    return this.#sitemap
+    this.#sitemap = reading
+    return reading
   }
 
   /** A stored page, else the farm's default page of that slug, else null. */
@@ -107,9 +135,9 @@ export class Site {
         const bound = base === current && currentJson !== null
           ? Buffer.byteLength(currentJson) + 2 * actionBytes + 512 : Infinity
         return bound <= this.#limits.pageBytes ? next : fitPage(next, this.#limits)
-      }, { backup: forked !== null })
+      }, { backup: forked !== null, action: actionNote(action) })
     } finally {
-      sitemap.endWrite(slug, stored?.page)
+      this.#endWrite(sitemap, slug, stored?.page)
     }
     if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
     if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
@@ -131,9 +159,9 @@ export class Site {
       stored = await this.store.updatePage(slug, (current) => {
         created = current === null
         return structuredClone(page)
-      })
+      }, { action: { type: 'fork' } })
     } finally {
-      sitemap.endWrite(slug, stored?.page)
+      this.#endWrite(sitemap, slug, stored?.page)
     }
     if (!stored) throw new ERR_PAGE_NOT_FOUND(slug)
     if (created && sitemap.size === 1) this.#events.emit('site.created', { site: this.name })
@@ -149,7 +177,7 @@ export class Site {
     try {
       page = await this.store.recyclePage(slug)
     } finally {
-      sitemap.endWrite(slug, page ? null : undefined)
+      this.#endWrite(sitemap, slug, page ? null : undefined)
     }
     if (page) {
       this.#events.emit('page.deleted', { site: this.name, slug })
@@ -157,7 +185,41 @@ export class Site {
     return page
   }
 
+  /**
+   * Ends a write on the sitemap it began on. When another node's change made this site forget
+   * its sitemap meanwhile, the one read since may predate this write: it is forgotten too.
+   */
+  #endWrite(sitemap: SiteMap, slug: string, page: Page | null | undefined): void {
+    sitemap.endWrite(slug, page)
+    if (page !== undefined && this.#sitemapOf !== sitemap) this.#sitemap = null
+  }
+
+  /** The sitemap the site holds now, if it has finished reading one. */
+  #sitemapOf: SiteMap | null = null
+
+  /**
+   * Another node changed this site (or this node may have missed changes): what is kept in
+   * memory is dropped and read again from the store when next asked for. `what` narrows it.
+   */
+  forget(what: 'all' | 'sitemap' | 'owner' | 'sessions' = 'all'): void {
+    if (what === 'all' || what === 'sitemap') {
+      this.#sitemap = null
+      this.#sitemapOf = null
+    }
+    if (what === 'all' || what === 'owner') this.#owner = null
+    if (what === 'all' || what === 'sessions') this.#epoch = null
+  }
+
   owner(): Promise<Owner | null> {
+    return this.#sync ? this.#sync().then(() => this.#ownerNow()) : this.#ownerNow()
+  }
+
+  /** The owner record as this node keeps it, read if need be, without waiting for other nodes' changes. */
+  ownerAsKept(): Promise<Owner | null> {
+    return this.#ownerNow()
+  }
+
+  #ownerNow(): Promise<Owner | null> {
     this.#owner ??= this.store.readStatus('owner.json').then((data) => {
       if (!data) return null
       const value: unknown = secureJson.parse(data.toString('utf8'), undefined, {
@@ -182,7 +244,7 @@ export class Site {
   claim(name: string, secret: string): Promise<void> {
     // One claim at a time, so a second claimant sees the first one's owner and is refused
     // instead of overwriting owner.json with a secret the first claimant never learns.
-    const result = this.#claims.then(() => this.#claimNow(name, secret))
+    const result = (this.#claims ?? this.opened).then(() => this.#claimNow(name, secret))
     this.#claims = result.catch(() => undefined)
     return result
   }
@@ -190,10 +252,16 @@ export class Site {
   async #claimNow(name: string, secret: string): Promise<void> {
     if (await this.owner()) throw new ERR_ALREADY_CLAIMED()
     const owner: Owner = { name, friend: { secret } }
-    const claimed = this.store.writeStatus('owner.json', JSON.stringify(owner, null, 2)).then(() => owner)
+    // Created, never replaced: another node of the farm may be claiming the same site now, and
+    // only one claimant may ever be told a secret that works.
+    const claimed = this.store.createStatus('owner.json', JSON.stringify(owner, null, 2))
+      .then((created) => created ? owner : null)
     this.#owner = claimed
     try {
-      await claimed
+      if (!await claimed) {
+        this.#owner = null
+        throw new ERR_ALREADY_CLAIMED()
+      }
     } catch (err) {
       // A failed write leaves the site unclaimed, not stuck on the rejected promise.
       if (this.#owner === claimed) this.#owner = null
@@ -207,6 +275,10 @@ export class Site {
    * once the epoch has moved on. 0 until the first logout.
    */
   sessionEpoch(): Promise<number> {
+    return this.#sync ? this.#sync().then(() => this.#epochNow()) : this.#epochNow()
+  }
+
+  #epochNow(): Promise<number> {
     this.#epoch ??= this.store.readStatus(SESSIONS_FILE).then((data) => {
       if (!data) return 0
       let value: unknown
@@ -230,7 +302,7 @@ export class Site {
 
   /** Ends every login to this site, on every browser: the epoch moves on, durably, before this resolves. */
   endSessions(): Promise<number> {
-    const result = this.#logouts.then(async () => {
+    const result = (this.#logouts ?? this.opened).then(async () => {
       const next = (await this.sessionEpoch()) + 1
       const record = { epoch: next, ended: new Date().toISOString() }
       await this.store.writeStatus(SESSIONS_FILE, JSON.stringify(record, null, 2))
@@ -267,6 +339,8 @@ export class SiteRegistry {
   #sweeper: NodeJS.Timeout | null = null
   /** Whether something other than requests keeps a site busy (open websocket connections). */
   inUse: (site: string) => boolean = () => false
+  /** On a store other nodes write too, the cluster's freshness barrier (see Site); set before any site opens. */
+  sync: (() => Promise<void>) | null = null
 
   constructor(rules: SiteRules, store: PageStore, events: EventBus, defaults: DefaultPages) {
     this.rules = rules
@@ -319,12 +393,18 @@ export class SiteRegistry {
     if (!site) {
       const root = this.folderFor(name)
       if (!root) throw new StoreError(`site ${name} resolves outside the data folder`)
-      site = new Site(name, root, this.#store.site({ name, root }), this.events, this.#defaults, this.rules.limits)
+      site = new Site(name, root, this.#store.site({ name, root }), this.events, this.#defaults, this.rules.limits,
+        this.sync)
       this.#open.set(name, site)
       this.events.emit('site.opened', { site: name })
     }
     site.lastUsed = Date.now()
     return site
+  }
+
+  /** The open site of that name, without opening it. */
+  opened(name: string): Site | undefined {
+    return this.#open.get(name)
   }
 
   async evictIdle(now = Date.now()): Promise<number> {

@@ -5,7 +5,7 @@ import { createHmac } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Site, SiteRegistry } from '../pages/sites.js'
 import type { Action } from '../../schemas/action.js'
-import type { Identity, JsonValue, PluginLogger, SiteHandle } from '../plugin-api.js'
+import type { Identity, JsonValue, PluginLogger, SessionInfo, SiteHandle } from '../plugin-api.js'
 import { validateAction } from '../pages/page-actions.js'
 import { ERR_BAD_SLUG, ERR_VALIDATION } from '../errors.js'
 import { isItemId, isSlug } from '../../schemas/page.js'
@@ -48,6 +48,12 @@ export function siteHandle(sites: SiteRegistry, name: string, push: Publisher, p
   })
 }
 
+/**
+ * A session's label without using the session (no cookie for a fresh one), for the isolation
+ * host: it sends the label with the request, and reads `id` (using it) only if the plugin did.
+ */
+export const sessionPeeks = new WeakMap<SessionInfo, () => string>()
+
 /** An opaque label for a visitor on one site: stable, unlinkable across sites and plugins. */
 export function sessionLabel(key: Buffer, sessionId: string, site: string, plugin: string): string {
   return createHmac('sha256', key).update(`${plugin}\0${site}\0${sessionId}`).digest('base64url').slice(0, 22)
@@ -84,6 +90,32 @@ export function readIdentity(query: Record<string, unknown>, headers: Record<str
 export function pluginQuery(query: Record<string, unknown>): Record<string, unknown> {
   const { page: _page, item: _item, lineup: _lineup, ...rest } = query
   return rest
+}
+
+/**
+ * A PluginLogger for the kernel's own long-lived objects (a push connection): its pino child
+ * and the pluginLogger over it are made the first time it logs, and until then it is one small
+ * object with its methods on the prototype. Not handed to plugins, whose code may take the
+ * methods off the object.
+ */
+export class LazyPluginLogger implements PluginLogger {
+  readonly #parent: FastifyBaseLogger
+  readonly #bindings: Record<string, unknown>
+  #log: PluginLogger | null = null
+
+  constructor(parent: FastifyBaseLogger, bindings: Record<string, unknown>) {
+    this.#parent = parent
+    this.#bindings = bindings
+  }
+
+  get #logger(): PluginLogger {
+    return this.#log ??= pluginLogger(this.#parent.child(this.#bindings))
+  }
+
+  debug(message: string, data?: Record<string, unknown>): void { this.#logger.debug(message, data) }
+  info(message: string, data?: Record<string, unknown>): void { this.#logger.info(message, data) }
+  warn(message: string, data?: Record<string, unknown>): void { this.#logger.warn(message, data) }
+  error(message: string, data?: Record<string, unknown>): void { this.#logger.error(message, data) }
 }
 
 export function pluginLogger(log: FastifyBaseLogger): PluginLogger {

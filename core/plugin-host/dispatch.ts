@@ -13,9 +13,10 @@ import {
 } from '../plugin-api.js'
 import { isPluginHttpError, isPluginReply, isPluginUnavailable } from './contract.js'
 import { findRoute, findSocket, type PluginRecord, type RouteValidators } from './registry.js'
-import { pluginLogger, pluginQuery, readIdentity, sessionLabel, siteHandle } from './context.js'
+import { pluginLogger, pluginQuery, readIdentity, sessionLabel, sessionPeeks, siteHandle } from './context.js'
 import { SocketConnection, closeReason, type SocketHub } from '../sockets/socket-hub.js'
 import { CLOSE } from '../sockets/close-codes.js'
+import { releaseUpgradeRequest } from '../sockets/websocket-errors.js'
 import type { Guards } from '../http/request-context.js'
 import type { EventBus } from '../pages/events.js'
 import type { SiteRegistry } from '../pages/sites.js'
@@ -107,14 +108,17 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
   // HMAC, no session id (so no cookie) and no child logger.
   async function session(request: FastifyRequest): Promise<SessionInfo> {
     let label: string | undefined
-    return Object.freeze({
+    const labelOf = (id: string): string => sessionLabel(labelKey, id, request.site.name, record.name)
+    const info: SessionInfo = Object.freeze({
       get id() {
-        label ??= sessionLabel(labelKey, request.session.id, request.site.name, record.name)
+        label ??= labelOf(request.session.id)
         return label
       },
       isOwner: await guards.isOwner(request),
       isAdmin: guards.isAdmin(request),
     })
+    sessionPeeks.set(info, () => label ?? labelOf(request.session.peekId?.() ?? request.session.id))
+    return info
   }
 
   // Synchronous: a websocket handler must wire its listeners before the first frame can arrive.
@@ -232,6 +236,8 @@ export async function pluginScope(scope: FastifyInstance, opts: DispatchOptions)
       opts.forwarder.socket(ws, request, request.pluginForwardTo)
       return
     }
+    // An open plugin socket keeps none of its upgrade's HTTP objects (a few KiB each).
+    releaseUpgradeRequest(ws, request)
     const live = record.live
     if (record.state !== 'running' || !live) {
       ws.close(CLOSE.TRY_AGAIN_LATER, closeReason(`${record.name} unavailable: ${record.reason ?? record.state}`))

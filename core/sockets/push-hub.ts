@@ -10,8 +10,9 @@ import { randomBytes } from 'node:crypto'
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { Envelope, Identity, JsonValue, SessionInfo } from '../plugin-api.js'
-import { pluginLogger, readIdentity, sessionLabel, siteHandle } from '../plugin-host/context.js'
+import { LazyPluginLogger, readIdentity, sessionLabel, siteHandle } from '../plugin-host/context.js'
 import { SocketConnection, type SocketHub } from './socket-hub.js'
+import { releaseUpgradeRequest } from './websocket-errors.js'
 import type { Guards } from '../http/request-context.js'
 import type { SiteRegistry } from '../pages/sites.js'
 import { ERR_VALIDATION } from '../errors.js'
@@ -200,23 +201,29 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     conn.send(envelope)
   }
 
+  // One site handle per site, shared by its push connections while any is open (a push
+  // connection never acts on its site; the handle is there because every connection has one).
+  const handles = new SharedHandles((site) => siteHandle(sites, site, push, PUSH_CONNECTION_PLUGIN))
+
   function websocket(ws: WebSocket, request: FastifyRequest): void {
+    releaseUpgradeRequest(ws, request)
     const site = request.site.name
     const context = request.pushContext
     if (!context) throw new Error('push context not resolved')
     const conn = new SocketConnection(ws, {
       id: randomBytes(8).toString('hex'),
       plugin: PUSH_CONNECTION_PLUGIN,
-      site: siteHandle(sites, site, push, PUSH_CONNECTION_PLUGIN),
+      site: handles.take(site),
       session: context.session,
       identity: context.identity,
-      log: pluginLogger(request.log.child({ plugin: PUSH_CONNECTION_PLUGIN, site })),
+      // A logger that makes its pino child only if the connection ever logs (most never do).
+      log: new LazyPluginLogger(request.log, { plugin: PUSH_CONNECTION_PLUGIN, site }),
       codec: 'json',
       validator,
     }, hub.limits)
     hub.add(conn)
     conn.attach({
-      onOpen: () => {},
+      onOpen: nothing,
       onMessage: (raw) => {
         const message = raw as PushMessage
         const key = message.data.key
@@ -241,8 +248,9 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
       onDisconnect: () => {
         push.removeConnection(conn)
         hub.remove(conn)
+        handles.release(site)
       },
-      onClose: () => {},
+      onClose: nothing,
     })
   }
 
@@ -253,9 +261,13 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     preHandler: async (request) => {
       const identity = readIdentity(request.query as Record<string, unknown>, request.headers)
       let label: string | undefined
+      // What the label needs, not the request: a connection lives for hours and must not
+      // keep the upgrade request (its headers, its socket's parser state) alive with it.
+      const visitor = request.session
+      const siteName = request.site.name
       const session: SessionInfo = Object.freeze({
         get id() {
-          label ??= sessionLabel(labelKey, request.session.id, request.site.name, PUSH_CONNECTION_PLUGIN)
+          label ??= sessionLabel(labelKey, visitor.id, siteName, PUSH_CONNECTION_PLUGIN)
           return label
         },
         isOwner: await guards.isOwner(request),
@@ -268,4 +280,27 @@ export async function pushRoutes(app: FastifyInstance, opts: PushRouteOptions): 
     },
     wsHandler: websocket,
   })
+}
+
+const nothing = (): void => {}
+
+/** Values made once per key and kept while anyone holds them. */
+class SharedHandles<T> {
+  readonly #held = new Map<string, { value: T; holders: number }>()
+  constructor(readonly make: (key: string) => T) {}
+
+  take(key: string): T {
+    let entry = this.#held.get(key)
+    if (!entry) {
+      entry = { value: this.make(key), holders: 0 }
+      this.#held.set(key, entry)
+    }
+    entry.holders++
+    return entry.value
+  }
+
+  release(key: string): void {
+    const entry = this.#held.get(key)
+    if (entry && --entry.holders === 0) this.#held.delete(key)
+  }
 }

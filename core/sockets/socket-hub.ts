@@ -17,6 +17,7 @@ import {
 import { deadline } from '../deadline.js'
 import { validationMessage } from '../../schemas/validation.js'
 import { CLOSE, assertSendableCloseCode } from './close-codes.js'
+import { HANDLER_FAILED, errorMessage } from './error-message.js'
 
 export interface SocketLimits {
   /** Largest incoming frame, bytes (ws closes with 1009 beyond it). */
@@ -68,6 +69,9 @@ export function closeReason(reason: string): string {
   return text
 }
 
+/** A settled promise: the start of every connection's handler queue, and an ended one's `finished`. */
+const IDLE: Promise<void> = Promise.resolve()
+
 export class SocketConnection implements Connection<unknown> {
   readonly id: string
   readonly plugin: string
@@ -86,11 +90,13 @@ export class SocketConnection implements Connection<unknown> {
   readonly #limits: SocketLimits
   readonly #validator: ReturnType<typeof Compile> | null
   #invalidFrames = 0
-  #queue: Promise<void> = Promise.resolve()
+  // Per-connection state is made on first need: an idle connection holds only its fields
+  // (docs/benchmarks.md, idle websockets).
+  #queue: Promise<void> = IDLE
   #closed = false
-  #finish: () => void = () => {}
-  /** Resolves once the socket has closed and the plugin's close handler has run. */
-  readonly finished: Promise<void> = new Promise((resolve) => { this.#finish = resolve })
+  #ended = false
+  #finished: Promise<void> | null = null
+  #finish: (() => void) | null = null
 
   constructor(ws: WebSocket, init: ConnectionInit, limits: SocketLimits) {
     this.#ws = ws
@@ -104,6 +110,12 @@ export class SocketConnection implements Connection<unknown> {
     this.codec = init.codec
     this.#validator = init.validator
     this.protocol = ws.protocol === SUBPROTOCOL_V1 ? SUBPROTOCOL_V1 : null
+  }
+
+  /** Resolves once the socket has closed and the plugin's close handler has run. */
+  get finished(): Promise<void> {
+    this.#finished ??= this.#ended ? IDLE : new Promise((resolve) => { this.#finish = resolve })
+    return this.#finished
   }
 
   get closed(): boolean {
@@ -175,7 +187,7 @@ export class SocketConnection implements Connection<unknown> {
         return hooks.onMessage(message)
       }).catch((err: unknown) => {
         this.log.error('message handler failed', { err: String(err) })
-        this.#sendError(id, 'WIKIFARM_ERR_PLUGIN_FAILED', 'the plugin failed to handle this message')
+        this.#sendError(id, HANDLER_FAILED.code, HANDLER_FAILED.error)
       })
     })
     this.#ws.on('close', (code: number, reason: Buffer) => {
@@ -188,7 +200,10 @@ export class SocketConnection implements Connection<unknown> {
       }
       this.#queue = this.#queue.then(() => hooks.onClose(code, reason.toString('utf8'))).catch((err: unknown) => {
         this.log.error('close handler failed', { err: String(err) })
-      }).then(() => this.#finish())
+      }).then(() => {
+        this.#ended = true
+        this.#finish?.()
+      })
     })
   }
 
@@ -231,15 +246,9 @@ export class SocketConnection implements Connection<unknown> {
   }
 
   #sendError(id: string | undefined, code: string, error: string): void {
-    // A text socket has no envelope: its clients get one line they can tell apart.
-    if (this.codec === 'text') {
-      this.send(`error ${code}: ${error}`)
-      return
-    }
-    const envelope: Envelope = { type: 'error', data: { error, code } }
-    if (id !== undefined) envelope.id = id
-    this.send(envelope)
+    this.send(errorMessage(this.codec, id, code, error))
   }
+
 }
 
 /** True when `promise` settles within `ms`. */

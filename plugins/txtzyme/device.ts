@@ -55,7 +55,8 @@ export interface DeviceOptions {
   /**
    * An empty line is written this often while the port is open: the firmware ignores empty
    * lines (they queue behind a running line), and a write is what reveals a vanished tty
-   * (serialport reports no hangup on reads of a pty).
+   * (serialport reports no hangup on reads of a pty). It counts in the pipelining window
+   * (LineQueue.heartbeat).
    */
   heartbeatMs: number
 }
@@ -147,7 +148,8 @@ export class TxtzymeDevice {
   }
 
   private tick(): void {
-    if (this.state === 'ready' && this.port?.isOpen) this.port.write('\n')
+    // Through the queue: behind a running line, the empty line takes room in the device's input buffer.
+    if (this.state === 'ready' && this.port?.isOpen) this.queue.heartbeat()
     const age = this.queue.currentAge()
     if (this.state === 'ready' && age !== null && age > this.options.stallMs) {
       this.lose(`no end of output for ${age} ms: the device is reopened and resynced`)

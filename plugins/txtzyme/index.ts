@@ -15,7 +15,7 @@ import { TxtzymeDevice, discover, type DeviceStatus } from './device.js'
 import { MAX_LINE, validateLine } from './line.js'
 import { CodedError } from './coded-error.js'
 import { haveSocat, openPtyPair, serveSimulator } from './pty.js'
-import { LineQueue, type LineRecord, type Origin } from './queue.js'
+import { LineQueue, WINDOW_BYTES, WINDOW_LINES, type LineRecord, type Origin } from './queue.js'
 
 const Options = Type.Object({
   /** The tty to open; discovery (16C0:047A, then /dev/ttyACM*) when absent. */
@@ -33,6 +33,9 @@ const Options = Type.Object({
   stallMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 120_000 }),
   /** Output kept for one line; past it the requester gets TXTZYME_OUTPUT_TOO_LARGE. */
   maxOutputBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+  /** Pipelining: bytes sent ahead of the running line, and lines on the wire (1: one at a time). */
+  windowBytes: Type.Integer({ minimum: 0, maximum: 65_536, default: WINDOW_BYTES }),
+  windowLines: Type.Integer({ minimum: 1, maximum: 64, default: WINDOW_LINES }),
   /** Let every visitor (not only site owners) drive the hardware and observe. */
   openToVisitors: Type.Boolean({ default: false }),
   /**
@@ -75,7 +78,7 @@ function statusOf(code: string): number {
     case 'TXTZYME_TIMEOUT': return 504
     case 'TXTZYME_NOT_READY': case 'TXTZYME_DEVICE_LOST': case 'TXTZYME_CLOSED': return 503
     case 'TXTZYME_CANCELLED': return 409
-    case 'TXTZYME_OUTPUT_TOO_LARGE': return 502
+    case 'TXTZYME_OUTPUT_TOO_LARGE': case 'TXTZYME_LINE_LOST': return 502
     default: return 400
   }
 }
@@ -147,7 +150,7 @@ export default definePlugin({
     let device: TxtzymeDevice | null = null
     const queue = new LineQueue({
       perSession: options.perSessionCap, global: options.globalCap, timeoutMs: options.timeoutMs,
-      maxOutputBytes: options.maxOutputBytes,
+      maxOutputBytes: options.maxOutputBytes, windowBytes: options.windowBytes, windowLines: options.windowLines,
       write: (text) => device?.write(text),
     })
     device = new TxtzymeDevice(queue, {
@@ -179,6 +182,8 @@ export default definePlugin({
     const observers = new Map<Connection<Envelope>, () => void>()
     const status = (): DeviceStatus & {
       queued: number
+      inFlight: number
+      busyMs: number
       sent: number
       completed: number
       maxLine: number
@@ -187,6 +192,8 @@ export default definePlugin({
     } => ({
       ...dev.status(),
       queued: queue.queued,
+      inFlight: queue.inFlight,
+      busyMs: Math.round(queue.busyMs()),
       sent: queue.sent,
       completed: queue.completed,
       maxLine: MAX_LINE,

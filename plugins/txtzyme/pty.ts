@@ -82,6 +82,20 @@ export async function openPtyPair(devicePath: string, simulatorPath: string, tim
   }
 }
 
+/**
+ * Bytes the simulator may have handed to the tty before it counts the host as not reading. The
+ * device's own bound is OUTPUT_BUFFER (128), but a pty write completes asynchronously and the
+ * simulator waits for room by polling, so the bound is large enough that the pty never runs
+ * dry between two polls on a loaded machine (an 18 MB output must still flow at the pty's speed).
+ */
+export const UNREAD_OUTPUT = 1024 * 1024
+/**
+ * And how long the tty may take nothing before output is dropped: the firmware's 25 ms is
+ * device time; a host process on a loaded machine can pause longer (a GC, no CPU) and still be
+ * reading, and only one that has stopped should lose output here.
+ */
+export const UNREAD_TIMEOUT_MS = 500
+
 export interface ServedSimulator {
   simulator: TxtzymeSimulator
   port: SerialPort
@@ -89,12 +103,29 @@ export interface ServedSimulator {
 }
 
 /** Opens `path` with serialport and runs a simulator on it: what the host writes, it runs. */
-export async function serveSimulator(path: string, options: { speed?: number } = {}): Promise<ServedSimulator> {
+export async function serveSimulator(
+  path: string,
+  options: { speed?: number; inputBuffer?: number; outputBuffer?: number; dropUnread?: boolean } = {},
+): Promise<ServedSimulator> {
   const port = new SerialPort({ path, baudRate: 9600, autoOpen: false })
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())))
+  // Output the tty has not taken yet: it grows once the pty pair's buffers are full because
+  // the host does not read, and then (with dropUnread) the simulator drops output as the firmware does.
+  let unread = 0
   const simulator = new TxtzymeSimulator({
     speed: options.speed ?? 1,
-    output: (text) => { if (port.isOpen) port.write(text) },
+    ...(options.inputBuffer !== undefined ? { inputBuffer: options.inputBuffer } : {}),
+    outputBuffer: options.outputBuffer ?? UNREAD_OUTPUT,
+    transmitTimeoutMs: UNREAD_TIMEOUT_MS,
+    // Opt-in: a test host in the same process on a loaded machine can stall past any bound
+    // while still reading (the 18 MB output test did); the tests that model a host that stops
+    // reading turn it on.
+    ...(options.dropUnread ? { unread: () => unread } : {}),
+    output: (text) => {
+      if (!port.isOpen) return
+      unread += text.length
+      port.write(text, () => { unread -= text.length })
+    },
   })
   port.on('data', (chunk: Buffer) => simulator.input(chunk))
   port.on('error', () => {})

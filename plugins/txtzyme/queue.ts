@@ -1,8 +1,10 @@
-// The line queue in front of the one device: one line on the wire at a time, round-robin between
-// sessions, capped per session and overall. Each line goes out with a sentinel `_<nonce>_`
-// appended; what the device prints up to the line `<nonce>` is that line's output, answered to
-// its requester only (observers get every line, labelled). A timeout answers the requester but
-// the device stays blocked until the sentinel comes back, so later replies stay in step.
+// The line queue in front of the one device: round-robin between sessions, capped per session and
+// overall. Each line goes out with a sentinel `_<nonce>_` appended; what the device prints up to
+// the line `<nonce>` is that line's output, answered to its requester only (observers get every
+// line, labelled). Lines are pipelined: the host sends ahead of the sentinels, up to a window that
+// the firmware's input buffer holds without loss (WINDOW_BYTES, WINDOW_LINES; docs/txtzyme.md), so
+// the device never waits for the round trip. A timeout answers its requester only, and nothing more
+// is sent until that line's sentinel is back, so later replies stay in step.
 import { CodedError } from './coded-error.js'
 import { randomBytes } from 'node:crypto'
 
@@ -15,6 +17,7 @@ export type TxtzymeErrorCode =
   | 'TXTZYME_CLOSED'
   | 'TXTZYME_NOT_READY'
   | 'TXTZYME_OUTPUT_TOO_LARGE'
+  | 'TXTZYME_LINE_LOST'
 
 export class TxtzymeError extends CodedError<TxtzymeErrorCode> {}
 
@@ -54,7 +57,31 @@ export interface QueueOptions {
    * TXTZYME_OUTPUT_TOO_LARGE when the sentinel comes, so memory stays bounded and replies in step.
    */
   maxOutputBytes?: number
+  /**
+   * Bytes the host may have written beyond the line the device is running (lines sent ahead and
+   * heartbeats): what the firmware's input buffer must hold while a line runs (WINDOW_BYTES).
+   */
+  windowBytes?: number
+  /** Lines on the wire at once, the running one included (WINDOW_LINES; 1 = no pipelining). */
+  windowLines?: number
 }
+
+/**
+ * The window, from the firmware (docs/txtzyme.md, "Pipelining"): while parse() runs a line, what
+ * the host sends next waits in the USB OUT endpoint's buffer, CDC_RX_SIZE x 2 banks in PJRC's
+ * usb_serial.c that Txtzyme builds with: 2 x 64 = 128 bytes on the ATmega32U4 (Teensy 2.0) and
+ * AT90USB646/1286, 2 x 32 = 64 on the AT90USB162 (Teensy 1.0), and 64 in an Arduino's serial
+ * ring (Arduinozyme, no flow control). USB NAKs hold more back on a Teensy, but a serial bridge
+ * drops it, so the window is the smallest of these: 64 bytes beyond the running line.
+ */
+export const WINDOW_BYTES = 64
+/**
+ * Lines on the wire at once, the running one included. 64 bytes hold 2 to 4 short lines (a line on
+ * the wire is its text, `_`, an 11-16 character nonce and `_\n`); the cap bounds how many lines one
+ * fault (an unplug, a hang) fails beyond the running one, and how many lines already committed a
+ * newly arriving session waits behind.
+ */
+export const WINDOW_LINES = 4
 
 interface Entry {
   key: string
@@ -75,8 +102,17 @@ interface InFlight {
   lines: string[]
   bytes: number
   overflow: boolean
-  sentAt: number
+  /** When the device started it, as far as the host knows: sent to an idle device, or the line before ended. */
+  startedAt: number
   timer: NodeJS.Timeout | null
+  /** Bytes on the wire: the line, its sentinel and the line end. */
+  wire: number
+  /** Heartbeat bytes written after it (they wait in the device's input buffer too). */
+  trailing: number
+  /** Its timeout passed: nothing more is sent until its sentinel is back (the device may be wedged). */
+  overdue: boolean
+  /** A resync after lost input (no requester, no observers); nothing is sent behind it. */
+  internal?: boolean
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
@@ -92,27 +128,50 @@ export function defaultNonce(): string {
 export class LineQueue {
   private readonly options: QueueOptions
   private readonly nonce: () => string
+  private readonly windowBytes: number
+  private readonly windowLines: number
   /** Waiting lines per session key, and the round-robin order of keys with waiting lines. */
   private readonly waiting = new Map<string, Entry[]>()
   private order: string[] = []
   private total = 0
-  private current: InFlight | null = null
+  /** Lines on the wire, oldest (the one the device runs) first. */
+  private flight: InFlight[] = []
   private open = false
   private readonly listeners = new Set<(record: LineRecord) => void>()
+  /** Milliseconds with at least one line on the wire, and since when the current stretch runs. */
+  private busyTotal = 0
+  private busySince: number | null = null
   /** Device lines that arrived while no line was on the device (garbage, late echoes). */
   stray = 0
   sent = 0
   completed = 0
+  /** Lines whose sentinel never came while a later one's did: the device lost input. */
+  lost = 0
 
   constructor(options: QueueOptions) {
     this.options = options
     this.nonce = options.nonce ?? defaultNonce
+    this.windowBytes = options.windowBytes ?? WINDOW_BYTES
+    this.windowLines = Math.max(1, options.windowLines ?? WINDOW_LINES)
   }
 
-  get queued(): number { return this.total }
-  get busy(): boolean { return this.current !== null }
+  /** Lines waiting for the device: in the queue, or sent ahead of the running one. */
+  get queued(): number { return this.total + this.ahead() }
+  get busy(): boolean { return this.flight.length > 0 }
+  /** Lines on the wire now (sent, sentinel not back). */
+  get inFlight(): number { return this.flight.length }
   /** Milliseconds the line on the device has been running, or null. */
-  currentAge(): number | null { return this.current ? Date.now() - this.current.sentAt : null }
+  currentAge(): number | null {
+    const head = this.flight[0]
+    return head ? Date.now() - head.startedAt : null
+  }
+  /**
+   * Milliseconds so far with at least one line on the wire: an upper bound of the device's busy
+   * time (it includes the last line's trip back), the figure the bench reports as a share of wall time.
+   */
+  busyMs(): number {
+    return this.busyTotal + (this.busySince === null ? 0 : performance.now() - this.busySince)
+  }
 
   /** Every completed line, labelled: for observers. Returns the unsubscribe function. */
   onLine(listener: (record: LineRecord) => void): () => void {
@@ -123,7 +182,8 @@ export class LineQueue {
   /** Queues a validated line for a session; resolves to its output lines. */
   submit(key: string, origin: Origin, line: string, timeoutMs?: number, tag?: string): Promise<string[]> {
     const mine = this.waiting.get(key)
-    if ((mine?.length ?? 0) >= this.options.perSession) {
+    // Lines sent ahead still wait for the device: they count against the caps as before pipelining.
+    if ((mine?.length ?? 0) + this.ahead(key) >= this.options.perSession) {
       return Promise.reject(
         new TxtzymeError(
           'TXTZYME_SESSION_QUEUE_FULL',
@@ -132,7 +192,7 @@ export class LineQueue {
         ),
       )
     }
-    if (this.total >= this.options.global) {
+    if (this.total + this.ahead() >= this.options.global) {
       return Promise.reject(new TxtzymeError('TXTZYME_QUEUE_FULL',
         `the device has ${this.options.global} lines waiting from all clients: try again shortly`))
     }
@@ -157,21 +217,41 @@ export class LineQueue {
     if (open) this.pump()
   }
 
+  /**
+   * Writes an empty line: the device layer's heartbeat, whose write is what reveals a vanished
+   * tty, so it is never skipped. An idle device reads it at once; behind a running line it waits
+   * in the input buffer, so it counts in the window and holds back lines sent ahead. Beyond the
+   * buffer a board without flow control drops it, which loses nothing: it is an empty line.
+   */
+  heartbeat(): void {
+    const last = this.flight[this.flight.length - 1]
+    if (last) last.trailing++
+    this.options.write('\n')
+  }
+
   /** A line the device printed, without its line ending. */
   deviceLine(text: string): void {
-    const current = this.current
-    if (!current) {
+    const head = this.flight[0]
+    if (!head) {
       this.stray++
       return
     }
-    if (text.endsWith(current.nonce)) {
+    if (text.endsWith(head.nonce)) {
       // Output without a line ending just before the sentinel still belongs to this line.
-      const before = text.slice(0, text.length - current.nonce.length)
-      if (before.length > 0) this.keep(current, before)
-      this.finish(current)
+      const before = text.slice(0, text.length - head.nonce.length)
+      if (before.length > 0) this.keep(head, before)
+      this.finish()
       return
     }
-    this.keep(current, text)
+    // A later line's sentinel before the head's: the device lost input (its buffer overflowed, or
+    // bytes were dropped on the way). The lines up to it cannot be told apart any more.
+    for (let i = 1; i < this.flight.length; i++) {
+      if (text.endsWith((this.flight[i] as InFlight).nonce)) {
+        this.outOfStep()
+        return
+      }
+    }
+    this.keep(head, text)
   }
 
   private keep(current: InFlight, text: string): void {
@@ -186,13 +266,14 @@ export class LineQueue {
 
   /**
    * Drops a session's waiting lines, or only those tagged `tag` (one connection of the session
-   * went away); the line already on the device runs out and its output goes to observers only.
+   * went away); its lines already on the wire run out and their output goes to observers only.
    */
   cancel(key: string, tag?: string): void {
+    const matches = (e: Entry): boolean => e.key === key && (tag === undefined || e.tag === tag)
     const mine = this.waiting.get(key)
     if (mine) {
-      const dropped = mine.filter((e) => tag === undefined || e.tag === tag)
-      const kept = mine.filter((e) => !(tag === undefined || e.tag === tag))
+      const dropped = mine.filter(matches)
+      const kept = mine.filter((e) => !matches(e))
       if (kept.length > 0) this.waiting.set(key, kept)
       else {
         this.waiting.delete(key)
@@ -201,20 +282,14 @@ export class LineQueue {
       this.total -= dropped.length
       for (const entry of dropped) this.answer(entry, new TxtzymeError('TXTZYME_CANCELLED', 'the client went away'))
     }
-    const current = this.current
-    if (current && current.entry.key === key && (tag === undefined || current.entry.tag === tag)) {
-      this.answer(current.entry, new TxtzymeError('TXTZYME_CANCELLED', 'the client went away'))
+    for (const f of this.flight) {
+      if (matches(f.entry)) this.answer(f.entry, new TxtzymeError('TXTZYME_CANCELLED', 'the client went away'))
     }
   }
 
-  /** Fails the line on the device and every waiting line (device lost, plugin closing). */
+  /** Fails the lines on the wire and every waiting line (device lost, plugin closing). */
   failAll(error: TxtzymeError): void {
-    const current = this.current
-    this.current = null
-    if (current) {
-      if (current.timer) clearTimeout(current.timer)
-      this.answer(current.entry, error)
-    }
+    this.failInFlight(error)
     const all = [...this.waiting.values()].flat()
     this.waiting.clear()
     this.order = []
@@ -222,13 +297,15 @@ export class LineQueue {
     for (const entry of all) this.answer(entry, error)
   }
 
-  /** Fails only the line on the device (its sentinel will never come: the device was reset). */
-  failCurrent(error: TxtzymeError): void {
-    const current = this.current
-    if (!current) return
-    this.current = null
-    if (current.timer) clearTimeout(current.timer)
-    this.answer(current.entry, error)
+  /** Fails exactly the lines on the wire (their sentinels will never come: the device was reset). */
+  failInFlight(error: TxtzymeError): void {
+    const flight = this.flight
+    this.flight = []
+    this.idle()
+    for (const f of flight) {
+      if (f.timer) clearTimeout(f.timer)
+      this.answer(f.entry, error)
+    }
   }
 
   private answer(entry: Entry, result: string[] | TxtzymeError): void {
@@ -238,11 +315,40 @@ export class LineQueue {
     else entry.resolve(result)
   }
 
-  private finish(current: InFlight): void {
-    this.current = null
+  /** Lines sent ahead of the running one (of one session, or of all): they wait on the device. */
+  private ahead(key?: string): number {
+    let n = 0
+    for (let i = 1; i < this.flight.length; i++) if (key === undefined || this.flight[i]?.entry.key === key) n++
+    return n
+  }
+
+  /** Bytes waiting in the device's input buffer, at worst: all but the running line, and heartbeats. */
+  private buffered(): number {
+    let bytes = 0
+    for (let i = 0; i < this.flight.length; i++) {
+      const f = this.flight[i] as InFlight
+      bytes += (i === 0 ? 0 : f.wire) + f.trailing
+    }
+    return bytes
+  }
+
+  private idle(): void {
+    if (this.busySince !== null && this.flight.length === 0) {
+      this.busyTotal += performance.now() - this.busySince
+      this.busySince = null
+    }
+  }
+
+  /** The head's sentinel came: answer it, start the next line's clock, send more. */
+  private finish(): void {
+    const current = this.flight.shift() as InFlight
     if (current.timer) clearTimeout(current.timer)
+    if (current.internal) {
+      if (this.flight.length === 0) this.idle()
+      this.pump()
+      return
+    }
     this.completed++
-    const timedOut = current.entry.timedOut
     const max = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES
     this.answer(
       current.entry,
@@ -253,39 +359,107 @@ export class LineQueue {
           )
         : current.lines,
     )
+    this.record(current)
+    const next = this.flight[0]
+    if (next) this.start(next)
+    else this.idle()
+    this.pump()
+  }
+
+  /**
+   * A later sentinel came first: the device lost input. Every line on the wire fails with
+   * TXTZYME_LINE_LOST (those before it were lost, it and those after may have run merged with
+   * what was left of them), then a resync: a line end (the device may hold part of a line) and a
+   * sentinel nobody asked for; what the device prints up to it is dropped, and nothing more is
+   * sent until it is back.
+   */
+  private outOfStep(): void {
+    const gone = this.flight
+    this.flight = []
+    for (const f of gone) {
+      if (f.timer) clearTimeout(f.timer)
+      if (f.internal) continue
+      this.lost++
+      this.answer(f.entry, new TxtzymeError('TXTZYME_LINE_LOST',
+        'the device lost input while this line was on the wire (it or one sent with it did not arrive whole): ' +
+          'run it again'))
+    }
+    const nonce = this.nonce()
+    const entry: Entry = {
+      key: '', origin: { site: '', label: '' }, line: '', timeoutMs: this.options.timeoutMs,
+      resolve: () => {}, reject: () => {}, answered: true, timedOut: false, tag: undefined,
+    }
+    const resync: InFlight = {
+      entry, nonce, lines: [], bytes: 0, overflow: false, startedAt: Date.now(), timer: null, wire: 0, trailing: 0,
+      overdue: false, internal: true,
+    }
+    this.flight.push(resync)
+    this.start(resync)
+    this.options.write(`\n_${nonce}_\n`)
+  }
+
+  private record(current: InFlight): void {
     const record: LineRecord = {
       origin: current.entry.origin,
       line: current.entry.line,
       lines: current.lines,
-      timedOut,
-      ms: Date.now() - current.sentAt,
+      timedOut: current.entry.timedOut,
+      ms: Date.now() - current.startedAt,
       truncated: current.overflow,
     }
     for (const listener of this.listeners) {
       try { listener(record) } catch { /* an observer's failure is its own */ }
     }
-    this.pump()
   }
 
-  private pump(): void {
-    if (!this.open || this.current) return
-    const key = this.order.shift()
-    if (key === undefined) return
-    const mine = this.waiting.get(key) as Entry[]
-    const entry = mine.shift() as Entry
-    this.total--
-    if (mine.length > 0) this.order.push(key)
-    else this.waiting.delete(key)
-    const nonce = this.nonce()
-    const current: InFlight = { entry, nonce, lines: [], bytes: 0, overflow: false, sentAt: Date.now(), timer: null }
+  /**
+   * The line reaches the device: its timeout counts from now, as it did when one line was on the
+   * wire at a time, so a line sent ahead behind a slow one does not time out for the slow one.
+   */
+  private start(current: InFlight): void {
+    current.startedAt = Date.now()
+    const entry = current.entry
     current.timer = setTimeout(() => {
       current.timer = null
+      current.overdue = true
       entry.timedOut = !entry.answered
       this.answer(entry, new TxtzymeError('TXTZYME_TIMEOUT',
         `no end of output within ${entry.timeoutMs} ms; the device finishes the line before the next one is sent`))
     }, entry.timeoutMs)
-    this.current = current
-    this.sent++
-    this.options.write(`${entry.line}_${nonce}_\n`)
+  }
+
+  /** Sends waiting lines, round-robin, while the window has room for the next one. */
+  private pump(): void {
+    if (!this.open || this.flight.some((f) => f.overdue || f.internal)) return
+    let text = ''
+    let buffered = this.buffered()
+    while (this.flight.length < this.windowLines) {
+      const key = this.order[0]
+      if (key === undefined) break
+      const mine = this.waiting.get(key) as Entry[]
+      const entry = mine[0] as Entry
+      const nonce = this.nonce()
+      const wire = entry.line.length + nonce.length + 3
+      // An idle device reads a line of any length; behind a running line it must fit the buffer.
+      if (this.flight.length > 0 && buffered + wire > this.windowBytes) break
+      this.order.shift()
+      mine.shift()
+      this.total--
+      if (mine.length > 0) this.order.push(key)
+      else this.waiting.delete(key)
+      const current: InFlight = {
+        entry, nonce, lines: [], bytes: 0, overflow: false, startedAt: Date.now(), timer: null, wire, trailing: 0,
+        overdue: false,
+      }
+      if (this.flight.length === 0) {
+        this.start(current)
+        if (this.busySince === null) this.busySince = performance.now()
+      } else buffered += wire
+      this.flight.push(current)
+      this.sent++
+      text += `${entry.line}_${nonce}_\n`
+    }
+    // One write for the lines sent together: fewer system calls, the same bytes.
+    if (text) this.options.write(text)
   }
 }

@@ -44,6 +44,11 @@ async function shutdown(): Promise<void> {
   await pair?.close()
   process.exit(0)
 }
+// The bench asks for the device's own figures (busy time, bytes lost) with SIGUSR2: one JSON line.
+process.on('SIGUSR2', () => {
+  const { linesRun, busyMs, inputDropped, outputDropped } = served.simulator
+  console.log(JSON.stringify({ linesRun, busyMs, inputDropped, outputDropped }))
+})
 process.on('SIGTERM', () => { void shutdown() })
 process.on('SIGINT', () => { void shutdown() })
 served.port.on('close', () => { void shutdown() })

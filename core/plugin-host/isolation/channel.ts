@@ -70,6 +70,19 @@ export interface DescriptionData {
   placement?: Placement
 }
 
+/**
+ * Frames of one connection the kernel sends ahead of their acknowledgement: enough to keep a
+ * pipelining client's frames flowing without a round trip each, few enough that a flooding
+ * client queues at most this many (each at most the socket's maxPayload) in the plugin.
+ */
+export const WS_WINDOW = 32
+
+/**
+ * Messages cross in batches: what one side produces in one tick is posted (or written) once,
+ * as an array. A single message may also cross on its own.
+ */
+export type Batch<M> = M | M[]
+
 /** Kernel → plugin. `id` numbers a call the plugin answers with a `result`. */
 export type KernelMessage =
   /**
@@ -95,7 +108,12 @@ export type KernelMessage =
       ctx: ContextData
     }
   | { t: 'ws-open'; id: number; socket: number; conn: string; protocol: string | null; ctx: ContextData }
-  | { t: 'ws-message'; id: number; conn: string; message: unknown }
+  /**
+   * A frame for a connection, not answered one by one: the plugin handles a connection's frames
+   * in order and acknowledges them in bulk (`ws-done`, `ws-failed`); the kernel keeps at most
+   * WS_WINDOW of them unacknowledged per connection.
+   */
+  | { t: 'ws-message'; conn: string; message: unknown }
   | { t: 'ws-close'; id: number; conn: string; code: number; reason: string }
   | { t: 'event'; name: string; payload: unknown }
   | { t: 'close'; id: number }
@@ -110,10 +128,16 @@ export type PluginMessage =
   | { t: 'describe-failed'; error: ErrorData }
   | { t: 'ready'; instance: InstanceInfo }
   | { t: 'launch-failed'; error: ErrorData }
-  | { t: 'result'; id: number; ok: true; value?: RestResult }
-  | { t: 'result'; id: number; ok: false; error: ErrorData }
+  /** `session`: the handler read `ctx.session.id`, so the kernel uses the session (its cookie). */
+  | { t: 'result'; id: number; ok: true; value?: RestResult; session?: true }
+  | { t: 'result'; id: number; ok: false; error: ErrorData; session?: true }
   | { t: 'call'; id: number; op: CallOp; site?: string; args: unknown[] }
-  | { t: 'send'; conn: string; message: unknown }
+  /** A frame for the plugin's client, already encoded by the socket's codec on the plugin's side. */
+  | { t: 'send'; conn: string; frame: string }
+  /** `n` frames of a connection handled. */
+  | { t: 'ws-done'; conn: string; n: number }
+  /** One frame of a connection whose handler failed; `id` is its envelope's, to answer. */
+  | { t: 'ws-failed'; conn: string; id?: string; message: string }
   | { t: 'close-conn'; conn: string; code: number; reason: string }
   | {
       t: 'log'
@@ -178,7 +202,15 @@ export function pluginMessageProblem(message: unknown): string | null {
       if (message.site !== undefined && !isShortString(message.site, 300)) return 'call with a malformed site'
       return Array.isArray(message.args) && message.args.length <= 4 ? null : 'call with malformed arguments'
     case 'send':
-      return isShortString(message.conn, 64) ? null : 'send without a connection id'
+      return isShortString(message.conn, 64) && typeof message.frame === 'string'
+        ? null : 'send without a connection id and a frame'
+    case 'ws-done':
+      return isShortString(message.conn, 64) && Number.isSafeInteger(message.n) && (message.n as number) > 0 &&
+        (message.n as number) <= WS_WINDOW ? null : 'ws-done without a connection id and a count'
+    case 'ws-failed':
+      return isShortString(message.conn, 64) && typeof message.message === 'string' &&
+        (message.id === undefined || isShortString(message.id, 200))
+        ? null : 'ws-failed without a connection id and a message'
     case 'close-conn':
       return isShortString(message.conn, 64) && Number.isInteger(message.code) && typeof message.reason === 'string'
         ? null : 'close-conn without a connection id, code and reason'

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { Socket } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import {
   PluginHttpError, PluginUnavailable, reply,
@@ -21,12 +22,16 @@ import {
 } from '../../plugin-api.js'
 import type { AnyRouteDeclaration } from '../contract.js'
 import {
-  pluginMessageProblem, type ContextData, type ErrorData, type InstanceInfo, type IsolationMode, type KernelMessage,
+  WS_WINDOW, pluginMessageProblem, type ContextData, type ErrorData, type InstanceInfo, type IsolationMode,
+  type KernelMessage,
   type PluginMessage, type RestResult,
 } from './channel.js'
+import { FrameError, FrameReader, encodeFrame } from './frames.js'
+import { sessionPeeks } from '../context.js'
 import { PACKAGE_ROOT, nodeModulesFolders } from '../../package-info.js'
 import type { Action } from '../../../schemas/action.js'
 import { isSendableCloseCode } from '../../sockets/close-codes.js'
+import { HANDLER_FAILED, errorMessage } from '../../sockets/error-message.js'
 
 export interface IsolationLimits {
   /** V8 old-generation heap limit of the plugin, MiB. */
@@ -93,10 +98,28 @@ export interface HostOptions {
   onExit(reason: string): void
 }
 
+/**
+ * A connection of the plugin as the kernel keeps it: its frames sent and not yet acknowledged,
+ * and the frame waiting for room in the window (the socket hub sends one frame at a time).
+ */
+interface Link {
+  conn: Connection<unknown>
+  codec: 'text' | 'json'
+  inFlight: number
+  waiting: { resolve(): void; reject(err: Error): void; timer: NodeJS.Timeout } | null
+}
+
+/** A connection that takes frames already encoded (the kernel's SocketConnection does). */
+function sendsFrames(conn: object): conn is { sendFrame(frame: string): boolean } {
+  return typeof (conn as { sendFrame?: unknown }).sendFrame === 'function'
+}
+
 interface Pending {
   resolve(value: RestResult | undefined): void
   reject(err: Error): void
   timer: NodeJS.Timeout
+  /** The plugin read the session's id while answering. */
+  sessionRead?: () => void
 }
 
 /** Fails with the plugin's own error kinds, rebuilt on this side. */
@@ -106,14 +129,20 @@ function fromErrorData(error: ErrorData): Error {
   return new Error(error.message)
 }
 
-function sessionData(ctx: { session: RequestContext['session'] }): ContextData['session'] {
-  return { id: ctx.session.id, isOwner: ctx.session.isOwner, isAdmin: ctx.session.isAdmin }
+/**
+ * The session as it crosses. A request's label is peeked: a fresh session sends no cookie unless
+ * the plugin reads the id (its result says so), as in-process. A connection's is read: its
+ * upgrade is answered already, there is no cookie left to send.
+ */
+function sessionData(session: RequestContext['session'], peek: boolean): ContextData['session'] {
+  const id = (peek ? sessionPeeks.get(session)?.() : undefined) ?? session.id
+  return { id, isOwner: session.isOwner, isAdmin: session.isAdmin }
 }
 
-function contextData(ctx: RequestContext): ContextData {
+function contextData(ctx: RequestContext, peek = false): ContextData {
   return {
     site: ctx.site.name,
-    session: sessionData(ctx),
+    session: sessionData(ctx.session, peek),
     identity: { page: ctx.identity.page, item: ctx.identity.item, lineup: [...ctx.identity.lineup] },
   }
 }
@@ -185,11 +214,15 @@ export class PluginHost {
   readonly #limits: IsolationLimits
   #worker: Worker | null = null
   #child: ChildProcess | null = null
+  /** A `process` plugin's channel: the socket pair on its fd 3, carrying frames (frames.ts). */
+  #channel: Socket | null = null
   #nextId = 1
   readonly #pending = new Map<number, Pending>()
   /** Calls the plugin made to the kernel that have not been answered yet. */
   #callsInFlight = 0
-  readonly #connections = new Map<string, Connection<unknown>>()
+  readonly #connections = new Map<string, Link>()
+  /** Messages posted in this tick, sent together at its end. */
+  #outbox: KernelMessage[] = []
   /** Sites the plugin has been handed (by a request, a connection, an event or kernel.site()). */
   readonly #sites = new Set<string>()
   #described: ((definition: unknown) => void) | null = null
@@ -310,8 +343,9 @@ export class PluginHost {
     const child = spawn(ENV_COMMAND, ['-u', 'NODE_OPTIONS', process.execPath, ...execArgv, SANDBOX], {
       env: childEnv(),
       cwd: pluginDir ?? COMPILED_ROOT,
-      serialization: 'advanced',
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // fd 3: the channel, a socket pair carrying length-prefixed frames (frames.ts), not Node's
+      // IPC, whose reader buffers whatever length the child claims.
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       // A plugin granted native addons drives hardware (a device node the farm's user may open)
       // and runs native code no sandbox holds: it keeps the farm's user, as documented.
       ...(this.#options.allowAddons ? {} : pluginUser()),
@@ -319,7 +353,23 @@ export class PluginHost {
     this.#child = child
     this.#watchResidentMemory(child)
     this.#pipeOutput(child.stdout, child.stderr)
-    child.on('message', (message: unknown) => this.#receive(message))
+    const channel = child.stdio[3] as Socket
+    this.#channel = channel
+    const reader = new FrameReader()
+    channel.on('data', (chunk: Buffer) => {
+      if (this.#dead) return
+      let batches: unknown[]
+      try {
+        batches = reader.push(chunk)
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err
+        this.kill(`protocol violation: ${err.message}`)
+        return
+      }
+      for (const batch of batches) this.#receive(batch)
+    })
+    // A child gone takes its end of the channel with it: its exit is reported, not this.
+    channel.on('error', () => {})
     child.on('error', (err) => { this.#fatal ??= `could not run: ${err.message}` })
     child.on('exit', (code, signal) => {
       const oom = /heap out of memory|Reached heap limit/i.test(this.#stderr.text)
@@ -396,10 +446,46 @@ export class PluginHost {
     this.#heartbeat.unref()
   }
 
+  /** Queues a message; what is queued in one tick crosses as one batch, at the tick's end. */
   #post(message: KernelMessage): void {
     if (this.#dead) return
-    if (this.#worker) this.#worker.postMessage(message)
-    else if (this.#child?.connected) this.#child.send(message)
+    if (this.#outbox.push(message) === 1) setImmediate(this.#flush)
+  }
+
+  readonly #flush = (): void => {
+    const batch = this.#outbox
+    this.#outbox = []
+    if (this.#dead || batch.length === 0) return
+    try {
+      this.#write(batch.length === 1 ? batch[0] as KernelMessage : batch)
+    } catch {
+      // One message that cannot be cloned must not take the others with it: each alone, and
+      // the one that fails fails its call.
+      for (const message of batch) {
+        try {
+          this.#write(message)
+        } catch (err) {
+          this.#unsent(message, err as Error)
+        }
+      }
+    }
+  }
+
+  #write(batch: KernelMessage | KernelMessage[]): void {
+    if (this.#worker) this.#worker.postMessage(batch)
+    else if (this.#channel?.writable) this.#channel.write(encodeFrame(batch))
+  }
+
+  #unsent(message: KernelMessage, err: Error): void {
+    const id = 'id' in message && message.t !== 'answer' ? message.id : undefined
+    const pending = id === undefined ? undefined : this.#pending.get(id)
+    if (pending && id !== undefined) {
+      this.#pending.delete(id)
+      clearTimeout(pending.timer)
+      pending.reject(new Error(`the request cannot cross the isolation boundary: ${err.message}`))
+    } else {
+      this.#options.log.error('a message could not cross to the plugin', { type: message.t, err: err.message })
+    }
   }
 
   #violation(problem: string): void {
@@ -417,6 +503,14 @@ export class PluginHost {
   }
 
   #receive(raw: unknown): void {
+    if (Array.isArray(raw)) {
+      for (const message of raw) this.#receiveOne(message)
+    } else {
+      this.#receiveOne(raw)
+    }
+  }
+
+  #receiveOne(raw: unknown): void {
     if (this.#dead) return
     this.#rollWindow()
     if (++this.#messages > this.#limits.maxMessagesPerSecond) {
@@ -464,6 +558,7 @@ export class PluginHost {
         if (!pending) return this.#violation(`result for call ${message.id}, which is not waiting for one`)
         this.#pending.delete(message.id)
         clearTimeout(pending.timer)
+        if (message.session === true) pending.sessionRead?.()
         if (message.ok) pending.resolve(message.value)
         else pending.reject(fromErrorData(message.error))
         return
@@ -472,14 +567,30 @@ export class PluginHost {
         this.#call(message)
         return
       case 'send': {
-        const conn = this.#connections.get(message.conn)
+        const link = this.#connections.get(message.conn)
         // Sends after a close cross with the close: dropped, not a violation.
-        if (conn) conn.send(message.message)
+        if (!link) return
+        // Encoded by the codec on the plugin's side; a plugin could put anything in a frame, but
+        // only for its own client, which it can send anything anyway.
+        if (sendsFrames(link.conn)) link.conn.sendFrame(message.frame)
+        else link.conn.send(link.codec === 'json' ? JSON.parse(message.frame) : message.frame)
+        return
+      }
+      case 'ws-done':
+        this.#acknowledged(message.conn, message.n)
+        return
+      case 'ws-failed': {
+        const link = this.#connections.get(message.conn)
+        if (!link) return
+        this.#acknowledged(message.conn, 1)
+        // As the socket hub answers a failed in-process handler.
+        link.conn.log.error('message handler failed', { err: message.message.slice(0, 2000) })
+        link.conn.send(errorMessage(link.codec, message.id, HANDLER_FAILED.code, HANDLER_FAILED.error))
         return
       }
       case 'close-conn': {
         if (!isSendableCloseCode(message.code)) return this.#violation(`close code ${message.code} cannot be sent`)
-        this.#connections.get(message.conn)?.close(message.code, message.reason.slice(0, 200))
+        this.#connections.get(message.conn)?.conn.close(message.code, message.reason.slice(0, 200))
         return
       }
       case 'log': {
@@ -568,8 +679,40 @@ export class PluginHost {
     }
   }
 
+  /** The plugin has handled `n` frames of a connection: room for as many in its window. */
+  #acknowledged(connId: string, n: number): void {
+    const link = this.#connections.get(connId)
+    if (!link) return
+    link.inFlight = Math.max(0, link.inFlight - n)
+    const waiting = link.waiting
+    if (waiting && link.inFlight < WS_WINDOW) {
+      link.waiting = null
+      clearTimeout(waiting.timer)
+      waiting.resolve()
+    }
+  }
+
+  /**
+   * Sends a frame of a connection without waiting for the plugin to handle it; waits only when
+   * the connection's window is full, and fails as a call does when the plugin never makes room.
+   */
+  #frame(link: Link, message: unknown): Promise<void> | undefined {
+    if (this.#dead)
+      return Promise.reject(new PluginUnavailable(`${this.name} is not running: ${this.#fatal ?? 'it stopped'}`))
+    this.#post({ t: 'ws-message', conn: link.conn.id, message })
+    if (++link.inFlight < WS_WINDOW) return undefined
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        link.waiting = null
+        reject(new Error(`${this.name} did not answer within ${this.#limits.callTimeoutMs} ms`))
+      }, this.#limits.callTimeoutMs)
+      timer.unref()
+      link.waiting = { resolve, reject, timer }
+    })
+  }
+
   /** Sends a call the plugin must answer; fails when it dies, times out or too many wait. */
-  #request(build: (id: number) => KernelMessage): Promise<RestResult | undefined> {
+  #request(build: (id: number) => KernelMessage, sessionRead?: () => void): Promise<RestResult | undefined> {
     if (this.#dead)
       return Promise.reject(new PluginUnavailable(`${this.name} is not running: ${this.#fatal ?? 'it stopped'}`))
     if (this.#pending.size >= this.#limits.maxInFlight) {
@@ -584,7 +727,7 @@ export class PluginHost {
         reject(new Error(`${this.name} did not answer within ${this.#limits.callTimeoutMs} ms`))
       }, this.#limits.callTimeoutMs)
       timer.unref()
-      this.#pending.set(id, { resolve, reject, timer })
+      this.#pending.set(id, sessionRead ? { resolve, reject, timer, sessionRead } : { resolve, reject, timer })
       try {
         this.#post(build(id))
       } catch (err) {
@@ -608,8 +751,8 @@ export class PluginHost {
             method: request.method, path: request.path, params: request.params, query: request.query,
             body: request.body, headers: { ...request.headers },
           },
-          ctx: contextData(ctx),
-        }))
+          ctx: contextData(ctx, true),
+        }), () => { void ctx.session.id })
         if (result?.kind === 'reply')
           return reply({ status: result.status, headers: result.headers, body: result.body })
         return result?.value
@@ -622,7 +765,7 @@ export class PluginHost {
       ...(socket.codec === 'json' ? { message: socket.message } : {}),
       onConnect: async (conn: Connection<unknown>) => {
         this.#sites.add(conn.site.name)
-        this.#connections.set(conn.id, conn)
+        this.#connections.set(conn.id, { conn, codec: socket.codec, inFlight: 0, waiting: null })
         await this.#request((id) => ({
           t: 'ws-open',
           id,
@@ -632,11 +775,19 @@ export class PluginHost {
           ctx: contextData(conn),
         }))
       },
-      onMessage: async (conn: Connection<unknown>, message: unknown) => {
-        await this.#request((id) => ({ t: 'ws-message', id, conn: conn.id, message }))
+      onMessage: (conn: Connection<unknown>, message: unknown) => {
+        const link = this.#connections.get(conn.id)
+        if (link) return this.#frame(link, message)
+        // Gone with its plugin, which has no handler left to run.
+        return Promise.reject(new PluginUnavailable(`${this.name} is not running: ${this.#fatal ?? 'it stopped'}`))
       },
       onClose: async (conn: Connection<unknown>, code: number, reason: string) => {
+        const link = this.#connections.get(conn.id)
         this.#connections.delete(conn.id)
+        if (link?.waiting) {
+          clearTimeout(link.waiting.timer)
+          link.waiting.resolve()
+        }
         // A dead plugin has no close handler left to run.
         if (this.#dead) return
         await this.#request((id) => ({ t: 'ws-close', id, conn: conn.id, code, reason }))
@@ -708,7 +859,13 @@ export class PluginHost {
     this.#launchFailed?.(new Error(`the plugin exited before it launched: ${reason}`))
     this.#ready = null
     this.#launchFailed = null
+    for (const link of this.#connections.values()) {
+      if (!link.waiting) continue
+      clearTimeout(link.waiting.timer)
+      link.waiting.reject(new PluginUnavailable(`${this.name} stopped: ${reason}`))
+    }
     this.#connections.clear()
+    this.#outbox = []
     if (!this.#stopping) this.#options.onExit(reason)
   }
 }

@@ -6,6 +6,7 @@
 // guard (guard.ts) and a memory watchdog, then imports the plugin's own compiled module (its
 // top-level code runs here, never in the farm's thread) and sends back its definition; on
 // `launch` it launches it. No loader and no bundle: plain JavaScript from dist/.
+import { Socket } from 'node:net'
 import { parentPort } from 'node:worker_threads'
 import {
   PluginHttpError, PluginUnavailable, SUBPROTOCOL_V1, type Connection, type EventContext, type KernelHandle,
@@ -15,9 +16,11 @@ import {
   isDefinedPlugin, isPluginHttpError, isPluginReply, isPluginUnavailable, type AnyRouteDeclaration, type DefinedPlugin,
 } from '../contract.js'
 import {
-  errorData, type CallOp, type ContextData, type DescriptionData, type ErrorData, type KernelMessage,
+  WS_WINDOW, errorData, type Batch, type CallOp, type ContextData, type DescriptionData, type ErrorData,
+  type KernelMessage,
   type PluginMessage, type RestResult,
 } from './channel.js'
+import { FrameReader, encodeFrame } from './frames.js'
 import { installGuard } from './guard.js'
 import { CLOSE, assertSendableCloseCode } from '../../sockets/close-codes.js'
 
@@ -27,8 +30,10 @@ const MEMORY_CHECK_MS = 100
 const EXIT_OUT_OF_MEMORY = 71
 
 interface Port {
-  post(message: PluginMessage): void
-  listen(handler: (message: KernelMessage) => void): void
+  post(message: Batch<PluginMessage>): void
+  listen(handler: (message: Batch<KernelMessage>) => void): void
+  /** Calls `exit` when the kernel's end of the channel is gone (a child's; a worker ends with the farm). */
+  onClose?(exit: () => void): void
 }
 
 function workerPort(): Port | null {
@@ -38,9 +43,26 @@ function workerPort(): Port | null {
 }
 
 function processPort(): Port | null {
-  const send = process.send?.bind(process)
-  if (!send) return null
-  return { post: (m) => { send(m) }, listen: (h) => process.on('message', (m) => h(m as KernelMessage)) }
+  // fd 3 is the kernel's socket pair (host.ts): frames both ways (frames.ts).
+  let channel: Socket
+  try {
+    channel = new Socket({ fd: 3, readable: true, writable: true })
+  } catch {
+    return null
+  }
+  const reader = new FrameReader()
+  return {
+    post: (m) => { channel.write(encodeFrame(m)) },
+    listen: (h) => channel.on('data', (chunk: Buffer) => {
+      for (const batch of reader.push(chunk)) h(batch as Batch<KernelMessage>)
+    }),
+    // The kernel gone means this plugin has no one to serve.
+    onClose: (exit) => {
+      channel.on('end', exit)
+      channel.on('close', exit)
+      channel.on('error', exit)
+    },
+  }
 }
 
 function asError(error: ErrorData): Error {
@@ -55,40 +77,80 @@ function toErrorData(err: unknown): ErrorData {
 
 /** Serves the kernel on this side of the boundary; the plugin is imported on `launch`. */
 function startSandbox(): void {
-  const found = workerPort() ?? processPort()
+  const found = parentPort ? workerPort() : processPort()
   if (!found) throw new Error('the plugin sandbox runs only in a worker thread or a child process with IPC')
   const port: Port = found
   const isProcess = !parentPort
   // Taken before any plugin code runs: a plugin that replaces process.exit cannot keep itself alive.
   const exit = process.exit.bind(process)
+  // What this side produces in one tick crosses as one batch at the tick's end: one post (one
+  // wake-up of the kernel's thread, one write) for a burst of results, frames and acknowledgements.
+  let outbox: PluginMessage[] = []
+  /** Frames handled per connection since the last batch, acknowledged in it as one message each. */
+  const handled = new Map<string, number>()
   const post = (message: PluginMessage): void => {
+    if (outbox.push(message) === 1 && handled.size === 0) setImmediate(flush)
+  }
+  const acknowledge = (conn: string): void => {
+    const n = (handled.get(conn) ?? 0) + 1
+    if (handled.size === 0 && outbox.length === 0) setImmediate(flush)
+    handled.set(conn, n)
+    // The kernel sends no more than WS_WINDOW unacknowledged; never more in one count.
+    if (n >= WS_WINDOW) {
+      handled.delete(conn)
+      outbox.push({ t: 'ws-done', conn, n })
+    }
+  }
+  function flush(): void {
+    for (const [conn, n] of handled) outbox.push({ t: 'ws-done', conn, n })
+    handled.clear()
+    const batch = outbox
+    outbox = []
+    if (batch.length === 0) return
+    try {
+      port.post(batch.length === 1 ? batch[0] as PluginMessage : batch)
+    } catch {
+      for (const message of batch) postAlone(message)
+    }
+  }
+  /** A message the batch could not carry (a value that cannot be cloned): alone, or its failure. */
+  function postAlone(message: PluginMessage): void {
     try {
       port.post(message)
     } catch (err) {
       // A value that cannot be cloned (a function, a class instance with private state) is the
       // plugin's mistake: answer the call with an error rather than leaving it unanswered.
-      if ((message.t === 'result') && message.ok) {
+      const why = (err as Error).message
+      if (message.t === 'result' && message.ok) {
         port.post({
-          t: 'result',
-          id: message.id,
-          ok: false,
-          error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${(err as Error).message}` },
+          t: 'result', id: message.id, ok: false,
+          error: { kind: 'error', message: `the reply cannot cross the isolation boundary: ${why}` },
         })
-      } else if (message.t === 'send') {
-        throw new TypeError(`the message cannot cross the isolation boundary: ${(err as Error).message}`, {
-          cause: err,
-        })
+      } else if (message.t === 'call') {
+        const pending = calls.get(message.id)
+        calls.delete(message.id)
+        pending?.reject(new TypeError(`the arguments cannot cross the isolation boundary: ${why}`, { cause: err }))
+      } else if (message.t === 'log') {
+        port.post({ ...message, data: { data: String(message.data) } })
       } else {
-        throw err
+        process.stderr.write(`a ${message.t} message cannot cross the isolation boundary: ${why}\n`)
       }
     }
+  }
+  /**
+   * Sends now, for a message that must leave before the process may end: its death, and the
+   * steps of its start (a plugin whose import left a rejected promise behind dies of it soon).
+   */
+  const postNow = (message: PluginMessage): void => {
+    post(message)
+    flush()
   }
 
   if (isProcess) {
     // Node would print the error and exit; the kernel wants the reason first.
     const fatal = (err: unknown): void => {
       try {
-        post({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` })
+        postNow({ t: 'fatal', reason: `uncaught exception: ${err instanceof Error ? err.message : String(err)}` })
       } catch {
         /* exiting anyway */
       }
@@ -97,8 +159,7 @@ function startSandbox(): void {
     }
     process.on('uncaughtException', fatal)
     process.on('unhandledRejection', fatal)
-    // The kernel gone means this plugin has no one to serve.
-    process.on('disconnect', () => exit(0))
+    port.onClose?.(() => exit(0))
   }
 
   let nextCall = 1
@@ -109,14 +170,7 @@ function startSandbox(): void {
       calls.set(id, { resolve, reject })
       const message: PluginMessage =
         site === undefined ? { t: 'call', id, op, args } : { t: 'call', id, op, site, args }
-      try {
-        port.post(message)
-      } catch (err) {
-        calls.delete(id)
-        reject(new TypeError(`the arguments cannot cross the isolation boundary: ${(err as Error).message}`, {
-          cause: err,
-        }))
-      }
+      post(message)
     })
   }
 
@@ -128,7 +182,7 @@ function startSandbox(): void {
         try { entry.data = structuredClone(data) } catch { entry.data = { data: String(data) } }
       }
       if (site !== undefined) entry.site = site
-      try { port.post(entry) } catch { /* a log line is never worth a crash */ }
+      post(entry)
     }
     return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') }
   }
@@ -152,10 +206,21 @@ function startSandbox(): void {
     return handle
   }
 
-  function context(data: ContextData): RequestContext {
+  /** `sessionRead` hears the handler read `session.id`: the kernel then uses the session, as in-process. */
+  function context(data: ContextData, sessionRead?: () => void): RequestContext {
+    const session = data.session
     return Object.freeze({
       site: siteHandle(data.site),
-      session: Object.freeze({ ...data.session }),
+      session: sessionRead
+        ? Object.freeze({
+          get id() {
+            sessionRead()
+            return session.id
+          },
+          isOwner: session.isOwner,
+          isAdmin: session.isAdmin,
+        })
+        : Object.freeze({ ...session }),
       identity: Object.freeze({
         page: data.identity.page,
         item: data.identity.item,
@@ -172,10 +237,15 @@ function startSandbox(): void {
     readonly session: RequestContext['session']
     readonly identity: RequestContext['identity']
     readonly log: PluginLogger
+    readonly #codec: 'text' | 'json'
     #closed = false
+    /** Frames (and the close) waiting for the one being handled: a connection's run in order. */
+    readonly #backlog: (() => unknown)[] = []
+    #busy = false
 
-    constructor(id: string, protocol: string | null, ctx: RequestContext) {
+    constructor(id: string, protocol: string | null, ctx: RequestContext, codec: 'text' | 'json') {
       this.id = id
+      this.#codec = codec
       this.protocol = protocol === SUBPROTOCOL_V1 ? SUBPROTOCOL_V1 : null
       this.site = ctx.site
       this.session = ctx.session
@@ -195,8 +265,46 @@ function startSandbox(): void {
     // reading (and closes it with 1013), which this side learns when the close arrives.
     send(message: unknown): boolean {
       if (this.#closed) return false
-      post({ t: 'send', conn: this.id, message })
+      // Encoded here, as the kernel would in-process (a value JSON cannot hold throws here too):
+      // the kernel's thread only writes the frame.
+      const frame = this.#codec === 'json' ? JSON.stringify(message) as string | undefined : String(message)
+      if (frame === undefined) throw new TypeError('a json socket message must be a JSON value')
+      post({ t: 'send', conn: this.id, frame })
       return true
+    }
+
+    /**
+     * Runs `work` after the connection's earlier work has finished, then `done` with its
+     * outcome. A handler that returns at once runs at once: no promise, no microtask.
+     */
+    run(work: () => unknown, done: (err: unknown) => void): void {
+      const step = (): void => {
+        this.#busy = true
+        let result: unknown
+        try {
+          result = work()
+        } catch (err) {
+          this.#next(done, err)
+          return
+        }
+        if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(
+            () => this.#next(done, undefined),
+            (err: unknown) => this.#next(done, err ?? new Error(String(err))),
+          )
+        } else {
+          this.#next(done, undefined)
+        }
+      }
+      if (this.#busy) this.#backlog.push(step)
+      else step()
+    }
+
+    #next(done: (err: unknown) => void, err: unknown): void {
+      this.#busy = false
+      done(err)
+      const step = this.#backlog.shift()
+      if (step) step()
     }
 
     close(code: number = CLOSE.NORMAL, reason = ''): void {
@@ -213,10 +321,20 @@ function startSandbox(): void {
   let sockets: SocketDeclaration[] = []
   const connections = new Map<string, { conn: RemoteConnection; socket: SocketDeclaration }>()
 
-  function answer(id: number, run: () => Promise<RestResult | undefined>): void {
+  function answer(id: number, run: () => Promise<RestResult | undefined>, sessionRead?: () => boolean): void {
     Promise.resolve().then(run).then(
-      (value) => post(value === undefined ? { t: 'result', id, ok: true } : { t: 'result', id, ok: true, value }),
-      (err: unknown) => post({ t: 'result', id, ok: false, error: toErrorData(err) }),
+      (value) => {
+        const result: PluginMessage = value === undefined
+          ? { t: 'result', id, ok: true }
+          : { t: 'result', id, ok: true, value }
+        if (sessionRead?.()) result.session = true
+        post(result)
+      },
+      (err: unknown) => {
+        const result: PluginMessage = { t: 'result', id, ok: false, error: toErrorData(err) }
+        if (sessionRead?.()) result.session = true
+        post(result)
+      },
     )
   }
 
@@ -237,7 +355,7 @@ function startSandbox(): void {
       clearInterval(timer)
       try {
         const mb = Math.round(held / 1048576)
-        post({ t: 'fatal', reason: `out of memory: ${mb} MiB held (heap and Buffers), limit ${limitMb} MiB` })
+        postNow({ t: 'fatal', reason: `out of memory: ${mb} MiB held (heap and Buffers), limit ${limitMb} MiB` })
       } finally {
         exit(EXIT_OUT_OF_MEMORY)
       }
@@ -260,7 +378,7 @@ function startSandbox(): void {
       ...(loaded.isolationModes !== undefined ? { isolationModes: [...loaded.isolationModes] } : {}),
       ...(loaded.placement !== undefined ? { placement: loaded.placement } : {}),
     }
-    post({ t: 'definition', definition })
+    postNow({ t: 'definition', definition })
   }
 
   async function launch(message: Extract<KernelMessage, { t: 'launch' }>): Promise<void> {
@@ -283,7 +401,7 @@ function startSandbox(): void {
     const events = Object.entries(instance.events ?? {})
       .filter(([, fn]) => typeof fn === 'function')
       .map(([name]) => name)
-    post({
+    postNow({
       t: 'ready',
       instance: {
         routes: routes.map((r) => ({
@@ -305,10 +423,10 @@ function startSandbox(): void {
   function handle(message: KernelMessage): void {
     switch (message.t) {
       case 'describe':
-        describe(message).catch((err: unknown) => post({ t: 'describe-failed', error: toErrorData(err) }))
+        describe(message).catch((err: unknown) => postNow({ t: 'describe-failed', error: toErrorData(err) }))
         return
       case 'launch':
-        launch(message).catch((err: unknown) => post({ t: 'launch-failed', error: toErrorData(err) }))
+        launch(message).catch((err: unknown) => postNow({ t: 'launch-failed', error: toErrorData(err) }))
         return
       case 'ping':
         post({ t: 'pong', seq: message.seq })
@@ -321,43 +439,68 @@ function startSandbox(): void {
         else pending.reject(asError(message.error))
         return
       }
-      case 'rest':
+      case 'rest': {
+        let sessionRead = false
+        const ctx = context(message.ctx, () => { sessionRead = true })
         answer(message.id, async () => {
           const route = routes[message.route]
           if (!route) throw new Error(`no route ${message.route}`)
-          const result = await route.handler(Object.freeze({ ...message.request }) as never, context(message.ctx))
+          const result = await route.handler(Object.freeze({ ...message.request }) as never, ctx)
           if (isPluginReply(result))
             return { kind: 'reply', status: result.status, headers: { ...result.headers }, body: result.body }
           return { kind: 'json', value: result }
-        })
+        }, () => sessionRead)
         return
+      }
       case 'ws-open':
         answer(message.id, async () => {
           const socket = sockets[message.socket]
           if (!socket) throw new Error(`no socket ${message.socket}`)
-          const conn = new RemoteConnection(message.conn, message.protocol, context(message.ctx))
+          const conn = new RemoteConnection(message.conn, message.protocol, context(message.ctx), socket.codec)
           connections.set(conn.id, { conn, socket })
           await socket.onConnect?.(conn as never)
           return undefined
         })
         return
-      case 'ws-message':
-        answer(message.id, async () => {
-          const entry = connections.get(message.conn)
-          if (entry) await entry.socket.onMessage?.(entry.conn as never, message.message as never)
-          return undefined
+      case 'ws-message': {
+        const entry = connections.get(message.conn)
+        if (!entry) {
+          acknowledge(message.conn)
+          return
+        }
+        const { conn, socket } = entry
+        conn.run(() => socket.onMessage?.(conn as never, message.message as never), (err) => {
+          if (err === undefined) {
+            acknowledge(conn.id)
+            return
+          }
+          const rawId = (message.message as { id?: unknown } | null)?.id
+          const id = typeof rawId === 'string' ? rawId : undefined
+          const why = err instanceof Error ? err.message : String(err)
+          post(id === undefined
+            ? { t: 'ws-failed', conn: conn.id, message: why }
+            : { t: 'ws-failed', conn: conn.id, id, message: why })
         })
         return
-      case 'ws-close':
-        answer(message.id, async () => {
-          const entry = connections.get(message.conn)
-          if (!entry) return undefined
-          connections.delete(message.conn)
+      }
+      case 'ws-close': {
+        const entry = connections.get(message.conn)
+        if (!entry) {
+          post({ t: 'result', id: message.id, ok: true })
+          return
+        }
+        connections.delete(message.conn)
+        // After the frames before it, as in-process.
+        entry.conn.run(() => {
           entry.conn.markClosed()
-          await entry.socket.onClose?.(entry.conn as never, message.code, message.reason)
-          return undefined
+          return entry.socket.onClose?.(entry.conn as never, message.code, message.reason)
+        }, (err) => {
+          post(err === undefined
+            ? { t: 'result', id: message.id, ok: true }
+            : { t: 'result', id: message.id, ok: false, error: toErrorData(err) })
         })
         return
+      }
       case 'event': {
         const listener = (
           instance?.events as Record<string, ((e: unknown, ctx: EventContext) => unknown) | undefined> | undefined
@@ -382,7 +525,10 @@ function startSandbox(): void {
     }
   }
 
-  port.listen(handle)
+  port.listen((batch) => {
+    if (Array.isArray(batch)) for (const message of batch) handle(message)
+    else handle(batch)
+  })
 }
 
 startSandbox()
