@@ -323,6 +323,7 @@ export async function createKernel(config: FarmConfig, options: KernelOptions = 
     launchTimeoutMs: config.pluginLaunchTimeoutMs,
     isolation: config.legacyIsolation,
     handlerTimeoutMs: config.pluginHandlerTimeoutMs,
+    heartbeatDeadlineMs: config.pluginHeartbeatTimeoutMs,
     log: pluginLogger(app.log.child({ legacy: true })),
     address: () => (app.server.listening ? app.server.address() : null),
   }, legacyGrants(config.plugins, new Set(legacyPackages.map((p) => p.name).filter((n) => !builtins.has(n)))))

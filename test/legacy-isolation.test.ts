@@ -85,6 +85,18 @@ t.test('the child dying fails its requests in flight, is restarted, and the farm
   t.not(after?.child?.pid, pid, 'a new child')
 })
 
+t.test('a child blocked by a busy loop is killed at the heartbeat deadline and restarted', async (t) => {
+  const config = { farm: true, admin: ADMIN_SECRET, pluginHeartbeatTimeoutMs: 500, pluginHandlerTimeoutMs: 5000 }
+  const farm = await startFarm(t, config, undefined, { legacyNodeModules: [PACKAGES] })
+  const port = await listenLocal(farm)
+  const spun = await http(port, 'GET', '/plugin/probe/spin', A)
+  t.equal(spun.status, 503, 'the request that blocked it fails, coded')
+  t.equal((await http(port, 'GET', '/welcome-visitors.json', A)).status, 200, 'the farm was never blocked')
+  await eventually(async () => (await http(port, 'GET', '/plugin/probe/argv', A)).status === 200, 10_000,
+    'the restarted child serves')
+  t.match(await legacyStatus(t, farm, 'probe'), { child: { restarts: 1, lastExit: 'killed by SIGKILL' } })
+})
+
 // Last: in the farm's thread, the fence loads node:domain in this process.
 t.test('legacyIsolation "none": the plugins run in the farm\'s thread, as before', async (t) => {
   const config = { farm: true, admin: ADMIN_SECRET, legacyIsolation: 'none' as const }

@@ -40,6 +40,8 @@ export interface LegacyChildOptions {
   builtins: string[]
   launchTimeoutMs: number
   handlerTimeoutMs: number
+  /** No answer to a ping for this long: the child's event loop is blocked (a plugin's busy loop); it is killed. */
+  heartbeatDeadlineMs?: number
   maxInstances?: number
   log: PluginLogger
 }
@@ -81,6 +83,8 @@ export class LegacyChild {
   #closing = false
   #restartTimer: NodeJS.Timeout | null = null
   #folder: string | null = null
+  #heartbeat: NodeJS.Timeout | null = null
+  #lastPong = 0
   #ready: Promise<void> = Promise.resolve()
   #nextId = 1
   readonly #statusCalls = new Map<number, (statuses: LegacyStatus[]) => void>()
@@ -148,7 +152,10 @@ export class LegacyChild {
           this.#socket = message.socket
           this.#statuses = message.statuses
           this.#state = 'running'
+          this.#watch(child)
           resolve()
+        } else if (message.t === 'pong') {
+          this.#lastPong = Date.now()
         } else {
           this.#receive(message)
         }
@@ -173,8 +180,28 @@ export class LegacyChild {
     return ready
   }
 
+  /** Pings the child; one that does not answer within the deadline is blocked, and killed (then restarted). */
+  #watch(child: ChildProcess): void {
+    const deadline = this.#options.heartbeatDeadlineMs ?? 5000
+    this.#lastPong = Date.now()
+    let seq = 0
+    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    this.#heartbeat = setInterval(() => {
+      if (this.#child !== child) return
+      if (Date.now() - this.#lastPong > deadline) {
+        this.#options.log.error('legacy child blocked: no heartbeat answer; killing it', { deadlineMs: deadline })
+        child.kill('SIGKILL')
+        return
+      }
+      this.#post({ t: 'ping', seq: ++seq })
+    }, Math.max(50, Math.min(1000, Math.floor(deadline / 4))))
+    this.#heartbeat.unref()
+  }
+
   #exited(child: ChildProcess, how: string): void {
     if (this.#child !== child) return
+    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    this.#heartbeat = null
     this.#child = null
     this.#socket = null
     for (const call of this.#inFlight) call.fail(`the legacy child ${how}`)

@@ -168,6 +168,8 @@ process.on('message', (raw: FarmToChild) => {
       log.error('legacy child could not start', { reason: String((err as Error)?.message ?? err) })
       process.exit(1)
     })
+  } else if (raw.t === 'ping') {
+    send({ t: 'pong', seq: raw.seq })
   } else if (raw.t === 'page-result') {
     const call = calls.get(raw.id)
     if (!call) return

@@ -44,10 +44,12 @@ export type FarmToChild =
   | StartMessage
   | { t: 'status'; id: number }
   | { t: 'max-instances'; limit: number }
+  | { t: 'ping'; seq: number }
   | { t: 'page-result'; id: number; value?: unknown; error?: string }
 
 export type ChildToFarm =
   | { t: 'hello' }
+  | { t: 'pong'; seq: number }
   | { t: 'ready'; socket: string; statuses: LegacyStatus[] }
   | { t: 'status'; id: number; statuses: LegacyStatus[] }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; data: Record<string, unknown> }

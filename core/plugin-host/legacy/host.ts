@@ -110,6 +110,8 @@ export interface LegacyHostOptions {
   isolation?: LegacyIsolation
   /** The legacy child's handler deadline (isolation 'process'). */
   handlerTimeoutMs?: number
+  /** How long the legacy child may leave a ping unanswered before it is killed and restarted. */
+  heartbeatDeadlineMs?: number
 }
 
 /** Per-site instances kept per plugin by default: each holds its module state and Express app. */
@@ -279,6 +281,8 @@ export class LegacyPlugins {
         grants: Object.fromEntries(this.#plugins.map((p) => [p.name, p.grant])),
         builtins: [...this.#options.builtins], launchTimeoutMs: this.#options.launchTimeoutMs,
         handlerTimeoutMs: this.#options.handlerTimeoutMs ?? 30_000, maxInstances: this.#maxInstances,
+        ...(this.#options.heartbeatDeadlineMs !== undefined
+          ? { heartbeatDeadlineMs: this.#options.heartbeatDeadlineMs } : {}),
         log: this.#options.log,
       })
       for (const plugin of this.#plugins) if (plugin.state === 'stopped') plugin.state = 'running'
