@@ -7,7 +7,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { SESSION_COOKIE, SessionKeeper } from '../core/http/sessions.js'
+import { FreshSession, SESSION_COOKIE, SessionKeeper } from '../core/http/sessions.js'
 import { SESSIONS_FILE } from '../core/pages/sites.js'
 import { parseCli } from '../core/boot/cli.js'
 import {
@@ -249,4 +249,12 @@ t.test('a session epoch file that is not an epoch: no login is honoured, nothing
   t.equal(await stat(join(farm.data, HOST, 'pages', 'not-written')).catch(() => null), null, 'no page written')
   const read = await again.app.inject({ url: '/welcome-visitors.json', headers: { host: HOST } })
   t.equal(read.statusCode, 200, 'visitors still read the site')
+})
+
+t.test('visitor ids: 128 random bits each, never repeated across refills of the random pool', async (t) => {
+  const ids = Array.from({ length: 2000 }, () => new FreshSession().id)
+  t.equal(new Set(ids).size, ids.length, '2,000 ids (several pool refills), all distinct')
+  t.ok(ids.every((id) => /^[A-Za-z0-9_-]{22}$/.test(id)), 'each 16 bytes as base64url')
+  const fresh = new FreshSession()
+  t.equal(fresh.peekId(), fresh.id, 'a session keeps the id it was given')
 })
