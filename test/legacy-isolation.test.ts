@@ -43,13 +43,15 @@ t.test('the plugins run in a child process; the farm\'s process never loads node
   t.match(html.body, `legacy child, pid ${String(probe?.child?.pid)}`, 'the status page shows the child')
 })
 
-t.test('the child writes only inside the farm\'s data', async (t) => {
+t.test('the child writes only inside the farm\'s data, and signals nothing', async (t) => {
   const farm = await startFarm(t, { farm: true }, undefined, { legacyNodeModules: [PACKAGES] })
   const port = await listenLocal(farm)
   const outside = join(farm.data, '..', 'outside-the-farm.txt')
   const response = await http(port, 'POST', '/plugin/probe/write-outside', A)
   t.same([response.status, response.body], [403, 'ERR_ACCESS_DENIED'], 'the permission model refuses it')
   t.notOk(existsSync(outside))
+  const kill = await http(port, 'POST', '/plugin/probe/kill-parent', A)
+  t.same([kill.status, kill.body], [403, 'ERR_ACCESS_DENIED'], 'process.kill is sealed in the child')
 })
 
 t.test('a visitor cannot claim the facts the farm tells the child', async (t) => {

@@ -14,6 +14,7 @@ import {
   FACTS_HEADER, type ChildToFarm, type FarmToChild, type ForwardedFacts, type PageOp, type StartMessage,
 } from './child-protocol.js'
 import { LegacyPlugins } from './host.js'
+import { installGuard } from '../isolation/guard.js'
 import type { LegacyRequestFacts, LegacySite } from './scope.js'
 import { sendCoded, type Coded } from './coded.js'
 import { runningInstance, serveHttp, serveUpgrade, type ServeLog } from './serve.js'
@@ -97,6 +98,10 @@ function refuseUpgrade(socket: Duplex, error: Coded): void {
 }
 
 async function start(message: StartMessage): Promise<void> {
+  // The seals of `process` plugins (isolation/guard.ts) before any plugin loads: no signal to the
+  // farm (process.kill(process.ppid)), no inspector on it. Native addons stay loadable, as they
+  // are for the farm's own legacy plugins in its thread.
+  installGuard('process', true)
   const token = Buffer.from(message.token)
   const legacy = new LegacyPlugins({
     config: message.config,
