@@ -4,6 +4,8 @@
 // admitted request over a unix socket in a private folder, with what it decided (site, owner,
 // administrator, friend token) in a header signed by the spawn's token; the plugin's page reads
 // and writes go back to the farm over IPC, into the site's store.
+import { rmSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { timingSafeEqual } from 'node:crypto'
@@ -160,6 +162,7 @@ async function start(message: StartMessage): Promise<void> {
   server.keepAliveTimeout = 60_000
   const socket = message.socket
   await new Promise<void>((resolve) => server.listen(socket, resolve))
+  folder = dirname(socket)
   process.on('message', (raw: FarmToChild) => {
     if (raw.t === 'max-instances') legacy.setMaxInstances(raw.limit)
     else if (raw.t === 'status') send({ t: 'status', id: raw.id, statuses: legacy.statuses() })
@@ -186,5 +189,11 @@ process.on('message', (raw: FarmToChild) => {
 })
 // Messages sent before this listener exists are lost: the farm sends `start` on this.
 send({ t: 'hello' })
-// The farm went away: nothing is left to serve.
-process.on('disconnect', () => process.exit(0))
+/** The socket's folder, once listening: the farm removes it at close, this child if the farm was killed. */
+let folder: string | null = null
+
+// The farm went away (killed, it could not clean up): nothing is left to serve.
+process.on('disconnect', () => {
+  if (folder) rmSync(folder, { recursive: true, force: true })
+  process.exit(0)
+})
