@@ -97,6 +97,15 @@ function previousSections(): Map<string, string> {
   return found
 }
 
+/**
+ * The doc's history: the figures of earlier runs beside the goals they were measured against,
+ * written by hand between its markers and kept by every run (a run rewrites only its parts).
+ */
+function previousHistory(): string {
+  if (!existsSync(docFile)) return ''
+  return /<!-- history -->\n[\s\S]*?<!-- \/history -->\n/.exec(readFileSync(docFile, 'utf8'))?.[0] ?? ''
+}
+
 function headlinesOf(section: string): Headline[] {
   const json = /<!-- headlines (.*) -->/.exec(section)?.[1]
   return json ? JSON.parse(json) as Headline[] : []
@@ -105,6 +114,7 @@ function headlinesOf(section: string): Headline[] {
 function writeDoc(sections: Map<string, string>, seconds: number): void {
   const ordered = ORDER.filter((p) => sections.has(p)).map((p) => sections.get(p) as string)
   const headlines = ordered.flatMap(headlinesOf)
+  const history = previousHistory()
   writeFileSync(chartFile, ratioChart(headlines, 'wikifarm against its baselines (right of 1× = wikifarm better)'))
   writeFileSync(docFile, `# Benchmarks
 
@@ -133,7 +143,7 @@ ${header}: parts ${chosen.join(', ')} in ${seconds} s.
 Every bar is oriented so that right of 1× means wikifarm does better: throughput is
 wikifarm ÷ baseline; memory, latency and launches are baseline ÷ wikifarm.
 
-${ordered.join('\n\n')}
+${history}${ordered.join('\n\n')}
 `)
 }
 
