@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import EventEmitter from 'node:events'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { claim, http, listenLocal, startFarm, type TestFarm } from './fixtures/test-farm.js'
+import { INSTALLED_LEGACY, claim, http, listenLocal, startFarm, type TestFarm } from './fixtures/test-farm.js'
 import { ADMIN_SECRET, adminLogin } from './fixtures/admin.js'
 import { eventually, openWs } from './fixtures/ws-client.js'
 import type { LegacyStatus } from '../core/plugin-host/legacy/host.js'
@@ -41,6 +41,17 @@ t.test('the plugins run in a child process; the farm\'s process never loads node
     url: '/system/status.html', headers: { host: A, cookie: await adminLogin(t, farm, A) },
   })
   t.match(html.body, `legacy child, pid ${String(probe?.child?.pid)}`, 'the status page shows the child')
+})
+
+t.test('a fresh farm, its data folder not made yet, starts the real assets and image plugins', async (t) => {
+  // The permission model grants writes under the data folder, not the making of it; multer makes
+  // the upload folders when assets and image start. Found by hand: `npm start` on a fresh clone.
+  const data = join(t.testdir(), 'not-made-yet')
+  const farm = await startFarm(t, { farm: true, admin: ADMIN_SECRET }, data, { legacyNodeModules: INSTALLED_LEGACY })
+  for (const name of ['assets', 'image']) {
+    t.match(await legacyStatus(t, farm, name), { state: 'running', isolation: 'process' }, `${name} runs`)
+  }
+  t.ok(existsSync(data), 'the data folder was made for them')
 })
 
 t.test('the child writes only inside the farm\'s data, and signals nothing', async (t) => {

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -126,6 +126,14 @@ export class LegacyChild {
     // --require a test runner's spawn hook would add.
     // A folder only the farm's user can enter, for the child's socket: no other local user reaches it.
     this.#removeFolder()
+    // The data folder exists before the child starts: the permission model grants writes under
+    // it, not the making of it, and a fresh farm makes it only on its first write, so plugins
+    // that make their folders at start (assets and image, through multer) were refused.
+    try {
+      mkdirSync(this.#options.config.data, { recursive: true })
+    } catch (err) {
+      this.#options.log.warn('cannot make the data folder for the legacy plugins', { err: String(err) })
+    }
     this.#folder = mkdtempSync(join(tmpdir(), 'wikifarm-legacy-'))
     const folder = this.#folder
     const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath,
