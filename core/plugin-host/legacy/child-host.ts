@@ -14,12 +14,10 @@ import { fileURLToPath } from 'node:url'
 import { ERR_PLUGIN_UNAVAILABLE } from '../../errors.js'
 import type { PluginLogger } from '../../plugin-api.js'
 import { PageValidator, isSlug } from '../../../schemas/page.js'
-import type { LegacyConfig } from './argv.js'
 import {
-  FACTS_HEADER, type ChildToFarm, type FarmToChild, type ForwardedFacts, type StartMessage,
+  FACTS_HEADER, type ChildToFarm, type FarmToChild, type ForwardedFacts, type LegacyChildSettings, type StartMessage,
 } from './child-protocol.js'
-import type { LegacyChildStatus, LegacyGrant, LegacyStatus } from './types.js'
-import type { LegacyPackage } from './packages.js'
+import type { LegacyChildStatus, LegacyStatus } from './types.js'
 import type { LegacySite } from './scope.js'
 import { sendCoded } from './coded.js'
 
@@ -33,13 +31,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'up
 /** Sites the child may reach pages of: those it was forwarded a request for, most recent kept. */
 const MAX_SITES = 4096
 
-export interface LegacyChildOptions {
-  config: LegacyConfig
-  packages: LegacyPackage[]
-  grants: Record<string, LegacyGrant>
-  builtins: string[]
-  launchTimeoutMs: number
-  handlerTimeoutMs: number
+export interface LegacyChildOptions extends LegacyChildSettings {
   /** No answer to a ping for this long: the child's event loop is blocked (a plugin's busy loop); it is killed. */
   heartbeatDeadlineMs?: number
   maxInstances?: number

@@ -21,17 +21,21 @@ export interface ForwardedFacts {
   friend: string | null
 }
 
-export interface StartMessage {
-  t: 'start'
-  token: string
-  /** Where to listen: in a folder of the farm's, 0700. */
-  socket: string
+/** What the child needs to start the plugins: given to the farm's LegacyChild, passed on at spawn. */
+export interface LegacyChildSettings {
   config: LegacyConfig
   packages: LegacyPackage[]
   grants: Record<string, LegacyGrant>
   builtins: string[]
   launchTimeoutMs: number
   handlerTimeoutMs: number
+}
+
+export interface StartMessage extends LegacyChildSettings {
+  t: 'start'
+  token: string
+  /** Where to listen: in a folder of the farm's, 0700. */
+  socket: string
   maxInstances: number | null
 }
 
