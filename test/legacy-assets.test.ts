@@ -7,9 +7,13 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { INSTALLED_LEGACY, claim, http, listDir, listenLocal, snapshot, startFarm } from './fixtures/test-farm.js'
 import { multipart } from './fixtures/multipart.js'
+import { eventually } from './fixtures/ws-client.js'
 
 const A = 'a.example'
 const B = 'b.example'
+
+/** The plugin answers "success" before its rename has landed, as in the reference: wait for the file. */
+const landed = (path: string) => eventually(() => existsSync(path), 5000, `${path} to land`)
 
 t.test('assets: upload, list, index and delete by the owner; refusals; no crossing between sites', async (t) => {
   const farm = await startFarm(t, { farm: true }, undefined, { legacyNodeModules: INSTALLED_LEGACY })
@@ -27,6 +31,7 @@ t.test('assets: upload, list, index and delete by the owner; refusals; no crossi
     JSON.parse((await http(port, 'GET', `/plugin/assets/list?assets=${folder}`, host)).body) as { files?: string[] }
 
   t.equal((await upload(A, a.cookie, 'notes.txt')).body, 'success')
+  await landed(join(farm.data, A, 'assets', 'docs', 'notes.txt'))
   t.equal(readFileSync(join(farm.data, A, 'assets', 'docs', 'notes.txt'), 'utf8'), 'contents of notes.txt')
   t.same((await list(A)).files, ['notes.txt'])
   const index = JSON.parse((await http(port, 'GET', '/plugin/assets/index', A)).body)
@@ -44,6 +49,7 @@ t.test('assets: upload, list, index and delete by the owner; refusals; no crossi
 
   t.match(await list(B), { error: { code: 'ENOENT' } }, 'b.example has no docs folder: it does not see a.example\'s')
   t.equal((await upload(B, b.cookie, 'notes.txt')).body, 'success')
+  await landed(join(farm.data, B, 'assets', 'docs', 'notes.txt'))
   t.equal(readFileSync(join(farm.data, B, 'assets', 'docs', 'notes.txt'), 'utf8'), 'contents of notes.txt')
   t.same(JSON.parse((await http(port, 'GET', '/plugin/assets/index', B)).body), [{ file: '/docs/notes.txt', size: 21 }])
 
@@ -72,6 +78,8 @@ t.test('hostile names: a file ../../pages/x, a folder ../../b.example, land only
     const response = await send(filename, folder)
     t.equal(response.status, 200, `${filename} in ${JSON.stringify(folder)}: accepted, as the reference does`)
   }
+  // Every upload landed (under its base name) before anything is checked for being absent.
+  for (const file of ['docs/welcome-visitors', 'w', 'x', 'y', 'z']) await landed(join(farm.data, A, 'assets', file))
   t.notOk(existsSync(join(farm.data, A, 'pages', 'x')), 'not in the site\'s pages')
   t.notOk(existsSync(join(farm.data, 'pages')), 'not in the data folder')
   t.same(await snapshot(join(farm.data, B)), before, 'b.example unchanged')
