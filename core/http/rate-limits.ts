@@ -66,10 +66,10 @@ export class RateLimiter {
   }
 }
 
-/** Which limit a request counts against, if any. */
 /** Answered without a site or a session (core/routes/health-routes.ts). */
 export const HEALTH_PATH = '/system/health'
 
+/** Which limit a request counts against, if any. */
 export function limitedAs(request: FastifyRequest): Limited | null {
   if (request.method === 'GET' && (request.headers.upgrade ?? '').toLowerCase() === 'websocket') return 'upgrade'
   const route = request.routeOptions.url
